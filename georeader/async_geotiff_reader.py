@@ -1,0 +1,622 @@
+"""AsyncGeoTIFFReader: exact, async reads of (Cloud-Optimized) GeoTIFFs.
+
+A thin adapter over async-geotiff / async-tiff: they parse the header and fetch
+(and coalesce) tile byte ranges; we plan the tiles of a window, decode them
+(see `tile_decode` for why), apply masks and pad boundless windows. Layouts
+async-tiff gets wrong are detected at open by `layout_guard` and read through
+rasterio instead; nothing comes back silently wrong.
+
+A read is three steps, like async-geotiff's own: plan (pure: which tiles, which
+are sparse), one batched fetch per IFD, assemble (decode in a thread pool,
+copy into a preallocated array). Reads never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+from rasterio.windows import Window
+
+from georeader import layout_guard, tile_decode, window_utils
+from georeader.error_mapping import first_line, map_store_error
+from georeader.errors import (
+    GeoreaderError,
+    NoGeoreferenceError,
+    ReaderNotOpenedError,
+    TileDecodeError,
+    UnsupportedLayoutError,
+    WindowError,
+)
+from georeader.geotensor import GeoTensor
+from georeader.nodata import nodata_mask, same_value
+from georeader.rasterio_reader import RasterioReader, default_fill
+from georeader.store import Location, open_store, parse_location
+
+DEFAULT_PREFETCH = 32768
+_header_sizes: dict[str, int] = {}
+"""url -> bytes that hold the whole header, learnt at first open (prefetch hint)."""
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def decode_pool() -> ThreadPoolExecutor:
+    """Process-wide pool that decodes tiles (imagecodecs releases the GIL)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            workers = int(os.environ.get("GEOREADER_DECODE_THREADS", os.cpu_count() or 2))
+            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="georeader-decode"))
+        return _pool[1]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One resolution level of a file: full resolution (0) or an overview (1, 2, ...)."""
+
+    index: int
+    width: int
+    height: int
+    transform: Affine
+    data_ifd: Any
+    mask_ifd: Any | None
+    fmt: tile_decode.TileFormat | None
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        """(tile_height, tile_width)."""
+        assert self.fmt is not None  # only asked of native levels  # noqa: S101
+        return self.fmt.tile_height, self.fmt.tile_width
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (math.hypot(self.transform.a, self.transform.d), math.hypot(self.transform.b, self.transform.e))
+
+
+@dataclass
+class OpenedFile:
+    """Everything learnt from one header; shared by the readers of all its levels."""
+
+    location: Location
+    store: Any
+    key: str
+    geotiff: Any
+    levels: list[Level]
+    layout: layout_guard.Layout
+    crs: CRS | None
+    nodata: float | None
+    dtype: np.dtype
+    count: int
+    alpha_index: int | None
+    store_options: dict[str, Any]
+    _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] | None = None
+
+    def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:
+        """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
+        if self._rasterio is None:
+            self._rasterio = {}
+        if level not in self._rasterio:
+            reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
+            self._rasterio.setdefault(level, (threading.Lock(), reader))
+        return self._rasterio[level]
+
+
+async def open_file(
+    path_or_url: str | os.PathLike[str],
+    *,
+    store: Any = None,
+    prefetch: int | None = None,
+    **store_options: Any,
+) -> OpenedFile:
+    """Fetch and classify one header. The only function here that does header I/O."""
+    from async_geotiff import GeoTIFF
+
+    location = parse_location(path_or_url)
+    if store is None:
+        store, key = open_store(location.url, **store_options)
+    else:
+        key = location.key if location.is_local else location.key
+    url = location.url
+    hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+            geotiff = await GeoTIFF.open(key, store=store, prefetch=hint)
+    except ValueError as exc:
+        if "GeoTIFF keys" in str(exc):
+            raise NoGeoreferenceError(
+                f"{url}: the TIFF has no GeoTIFF keys (no CRS or transform); "
+                "georeference it first, e.g. with gdal_translate -a_srs/-a_ullr"
+            ) from exc
+        raise map_store_error(exc, url, "opening the header") from exc
+    except Exception as exc:
+        raise map_store_error(exc, url, "opening the header") from exc
+    header_size = _header_size(geotiff.tiff)
+    if header_size:
+        _header_sizes[url] = header_size
+    return _describe(location, store, key, geotiff, store_options)
+
+
+def _header_size(tiff: Any) -> int | None:
+    """Bytes before the first tile or strip: a prefetch that gets the header in one request.
+
+    Same rule as async-tiff's `header_byte_size`, which panics (aborting the
+    thread with a Rust backtrace) when an IFD has no offsets or only sparse ones.
+    """
+    starts = [
+        offset
+        for ifd in tiff.ifds
+        for offset in (ifd.tile_offsets or ifd.strip_offsets or [])
+        if offset > 0
+    ]
+    return min(starts) if starts else None
+
+
+def _describe(
+    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any]
+) -> OpenedFile:
+    url = location.url
+    try:
+        transform = geotiff.transform
+    except ValueError as exc:
+        raise NoGeoreferenceError(
+            f"{url}: no affine georeference ({first_line(exc)}); the file has GCPs or no "
+            "geotransform: warp it to a grid first (gdalwarp, rio warp)"
+        ) from exc
+    try:
+        crs = geotiff.crs
+    except Exception as exc:
+        raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
+    byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
+    verdicts: list[tuple[str, list[str]]] = []
+    levels: list[Level] = []
+    sources = [(geotiff, geotiff.ifd, geotiff.mask_ifd)] + [
+        (ovr, ovr.ifd, ovr.mask_ifd) for ovr in geotiff.overviews
+    ]
+    for index, (obj, ifd, mask_ifd) in enumerate(sources):
+        route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
+        if mask_ifd is not None and mask_ifd.tile_width is None:
+            route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
+        verdicts.append((route, reasons))
+        level_transform = transform if index == 0 else obj.transform
+        levels.append(
+            Level(index, int(ifd.image_width), int(ifd.image_height), level_transform, ifd, mask_ifd, fmt)
+        )
+    layout = layout_guard.combine(verdicts)
+    base_fmt = levels[0].fmt
+    if base_fmt is not None:
+        dtype = base_fmt.dtype
+    else:
+        with RasterioReader(url, **store_options) as ref:
+            dtype = ref.dtype
+    alpha = None
+    try:
+        alpha = geotiff._alpha_band_idx  # noqa: SLF001 - async-geotiff's colorinterp parsing
+    except Exception:  # noqa: BLE001 - several alpha bands: leave them unmasked
+        alpha = None
+    return OpenedFile(
+        location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
+        crs=crs, nodata=geotiff.nodata, dtype=dtype, count=int(geotiff.count), alpha_index=alpha,
+        store_options=store_options,
+    )
+
+
+def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float]) -> int:
+    """The coarsest level whose pixels are no larger than `resolution` (GDAL's rule)."""
+    target = min(resolution) if isinstance(resolution, tuple) else float(resolution)
+    best = 0
+    for level in levels:
+        if min(level.res) <= target * (1 + 1e-9):
+            best = level.index
+    return best
+
+
+class AsyncGeoTIFFReader:
+    """Async reader of one resolution level (and band subset) of a GeoTIFF.
+
+    `__init__` does no I/O; `await AsyncGeoTIFFReader.open(url)` (or
+    `await reader.open()`) fetches the header. Readers of other levels or band
+    subsets of an opened file share its header (`.overview(n)`, `.select_bands`).
+
+    Every read returns a GeoTensor in which invalid pixels (nodata, the internal
+    mask, alpha == 0) hold the fill value, and pixels outside the image are
+    filled too (boundless reads, like GDAL's).
+    """
+
+    def __init__(
+        self,
+        path_or_url: str | os.PathLike[str],
+        *,
+        store: Any = None,
+        overview_level: int = 0,
+        resolution: float | tuple[float, float] | None = None,
+        bands: Sequence[int] | None = None,
+        prefetch: int | None = None,
+        **store_options: Any,
+    ) -> None:
+        self.location = parse_location(path_or_url)
+        self._store = store
+        self._overview_level = overview_level
+        self._resolution = resolution
+        self._bands = tuple(bands) if bands is not None else None
+        self._prefetch = prefetch
+        self._store_options = store_options
+        self._file: OpenedFile | None = None
+        self._level: Level | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        path_or_url: str | os.PathLike[str],
+        *,
+        store: Any = None,
+        overview_level: int = 0,
+        resolution: float | tuple[float, float] | None = None,
+        bands: Sequence[int] | None = None,
+        prefetch: int | None = None,
+        **store_options: Any,
+    ) -> AsyncGeoTIFFReader:
+        reader = cls(
+            path_or_url, store=store, overview_level=overview_level, resolution=resolution,
+            bands=bands, prefetch=prefetch, **store_options,
+        )
+        await reader.open_()
+        return reader
+
+    async def open_(self) -> AsyncGeoTIFFReader:
+        """Fetch the header (idempotent)."""
+        if self._file is None:
+            opened = await open_file(
+                self.location.url, store=self._store, prefetch=self._prefetch, **self._store_options
+            )
+            self._attach(opened)
+        return self
+
+    def _attach(self, opened: OpenedFile) -> None:
+        level = self._overview_level
+        if self._resolution is not None:
+            level = choose_level(opened.levels, self._resolution)
+        if not 0 <= level < len(opened.levels):
+            raise WindowError(
+                f"{opened.location.url}: overview_level {level} does not exist; "
+                f"levels are 0 (full resolution) to {len(opened.levels) - 1}"
+            )
+        if self._bands is not None:
+            bad = [b for b in self._bands if not 1 <= b <= opened.count]
+            if bad or not self._bands:
+                raise WindowError(
+                    f"{opened.location.url}: bands {list(self._bands)} out of range 1..{opened.count} "
+                    "(bands are 1-based, like rasterio)"
+                )
+        self._file = opened
+        self._level = opened.levels[level]
+
+    @classmethod
+    def from_opened(
+        cls, opened: OpenedFile, *, overview_level: int = 0, bands: Sequence[int] | None = None,
+        resolution: float | tuple[float, float] | None = None,
+    ) -> AsyncGeoTIFFReader:
+        """A reader over an already fetched header (no I/O)."""
+        reader = cls(
+            opened.location.url, store=opened.store, overview_level=overview_level,
+            bands=bands, resolution=resolution, **opened.store_options,
+        )
+        reader._attach(opened)
+        return reader
+
+    def overview(self, level: int) -> AsyncGeoTIFFReader:
+        """Reader of another level of the same file, sharing its header."""
+        return AsyncGeoTIFFReader.from_opened(self._opened, overview_level=level, bands=self._bands)
+
+    def select_bands(self, bands: Sequence[int]) -> AsyncGeoTIFFReader:
+        """Reader of a band subset (1-based band numbers), sharing the header."""
+        return AsyncGeoTIFFReader.from_opened(
+            self._opened, overview_level=self.overview_level, bands=bands
+        )
+
+    # -- metadata (no I/O) --------------------------------------------------
+    @property
+    def _opened(self) -> OpenedFile:
+        if self._file is None:
+            raise ReaderNotOpenedError(
+                f"Reader not opened: call `await AsyncGeoTIFFReader.open({self.location.url!r})` "
+                "or `await reader.open_()` first"
+            )
+        return self._file
+
+    @property
+    def _lvl(self) -> Level:
+        self._opened  # noqa: B018 - raises when not opened
+        assert self._level is not None  # noqa: S101
+        return self._level
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    @property
+    def opened_file(self) -> OpenedFile:
+        return self._opened
+
+    @property
+    def layout(self) -> layout_guard.Layout:
+        return self._opened.layout
+
+    @property
+    def overview_level(self) -> int:
+        return self._lvl.index
+
+    @property
+    def overview_count(self) -> int:
+        return len(self._opened.levels) - 1
+
+    @property
+    def levels(self) -> list[Level]:
+        return self._opened.levels
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        return self._bands if self._bands is not None else tuple(range(1, self._opened.count + 1))
+
+    @property
+    def crs(self) -> CRS | None:
+        return self._opened.crs
+
+    @property
+    def transform(self) -> Affine:
+        return self._lvl.transform
+
+    @property
+    def width(self) -> int:
+        return self._lvl.width
+
+    @property
+    def height(self) -> int:
+        return self._lvl.height
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.count, self.height, self.width)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._opened.dtype
+
+    @property
+    def nodata(self) -> float | None:
+        return self._opened.nodata
+
+    @property
+    def fill_value_default(self) -> float | int:
+        return default_fill(self.nodata)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return self._lvl.res
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(rows, cols) of a tile; for striped files, (rows per strip, width)."""
+        fmt = self._lvl.fmt
+        if fmt is not None and fmt.tile_width:
+            return (fmt.tile_height, fmt.tile_width)
+        rows = self._lvl.data_ifd.rows_per_strip or self.height
+        return (min(int(rows), self.height), self.width)
+
+    @property
+    def header_byte_size(self) -> int | None:
+        return _header_sizes.get(self.url)
+
+    def __repr__(self) -> str:
+        if self._file is None:
+            return f"AsyncGeoTIFFReader({self.url!r}, not opened)"
+        return (
+            f"AsyncGeoTIFFReader({self.url!r}, level={self.overview_level}, shape={self.shape}, "
+            f"dtype={self.dtype}, {self.layout.route})"
+        )
+
+    # -- reads ------------------------------------------------------------
+    async def read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor:
+        """Read a whole-pixel window; parts outside the image take the fill value."""
+        window = window_utils.to_int_window(window)
+        opened, level = self._opened, self._lvl
+        fill = self.fill_value_default if fill_value is None else fill_value
+        inside = window_utils.clip_window(window, level.width, level.height)
+        if not boundless and inside != window:
+            raise WindowError(
+                f"{self.url}: window {window!r} reaches outside the image "
+                f"({level.height}x{level.width}); use boundless=True"
+            )
+        out = np.full((self.count, int(window.height), int(window.width)), fill, dtype=self.dtype)
+        if inside is not None:
+            try:
+                if opened.layout.route == layout_guard.NATIVE:
+                    values = await self._read_native(inside, fill)
+                else:
+                    values = await self._read_rasterio(inside, fill)
+            except GeoreaderError:
+                raise
+            except Exception as exc:
+                raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
+            r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
+            out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
+        transform = window_utils.window_transform(window, level.transform)
+        return GeoTensor(out, transform, self.crs, fill)
+
+    async def read_bounds(
+        self,
+        bounds: window_utils.Bounds,
+        *,
+        target_crs: Any = None,
+        boundless: bool = True,
+        fill_value: float | None = None,
+    ) -> GeoTensor:
+        """Read the whole pixels covering `bounds` (in the file's CRS; outer rounding)."""
+        if target_crs is not None:
+            raise NotImplementedError(
+                "read_bounds reads in the file's own CRS; to read onto another CRS or grid use "
+                "daskcog.mosaic([url], crs=..., bounds=..., resolution=...), which reprojects"
+            )
+        window = window_utils.window_from_bounds(bounds, self.transform)
+        return await self.read_window(window, boundless=boundless, fill_value=fill_value)
+
+    async def read_geoslice(
+        self, rows: slice, cols: slice, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor:
+        """Read `[rows, cols]` given as pixel slices (step 1)."""
+        r0, r1 = rows.start or 0, self.height if rows.stop is None else rows.stop
+        c0, c1 = cols.start or 0, self.width if cols.stop is None else cols.stop
+        if (rows.step or 1) != 1 or (cols.step or 1) != 1:
+            raise WindowError("read_geoslice takes step-1 slices; subsample with an overview")
+        return await self.read_window(
+            Window(c0, r0, c1 - c0, r1 - r0), boundless=boundless, fill_value=fill_value
+        )
+
+    async def load(self, *, fill_value: float | None = None) -> GeoTensor:
+        """Read the whole level."""
+        return await self.read_window(Window(0, 0, self.width, self.height), fill_value=fill_value)
+
+    async def _read_rasterio(self, inside: Window, fill: float) -> np.ndarray:
+        lock, reader = await asyncio.to_thread(self._opened.rasterio_level, self.overview_level)
+
+        def read() -> np.ndarray:
+            with lock:
+                reader.bands = list(self.bands)
+                return reader.read_window(inside, fill_value=fill).values
+
+        return await asyncio.to_thread(read)
+
+    async def _read_native(self, inside: Window, fill: float) -> np.ndarray:
+        opened, level = self._opened, self._lvl
+        fmt = level.fmt
+        assert fmt is not None  # noqa: S101 - native levels always have one
+        th, tw = fmt.tile_height, fmt.tile_width
+        nx = math.ceil(level.width / tw)
+        ntiles = nx * math.ceil(level.height / th)
+        tiles = list(window_utils.iter_tiles(inside, tw, th))
+        counts = level.data_ifd.tile_byte_counts or []
+
+        def is_sparse(tx: int, ty: int) -> bool:
+            index = ty * nx + tx
+            per_band = [counts[index + b * ntiles] for b in range(fmt.samples)] if fmt.planar == 2 else [counts[index]]
+            if 0 in per_band and any(per_band):
+                raise UnsupportedLayoutError(
+                    f"{self.url}: tile ({tx}, {ty}) is sparse in some bands only; "
+                    "rewrite the file as a COG (rio cogeo create)"
+                )
+            return not any(per_band)
+
+        present = [t for t in tiles if not is_sparse(*t)]
+        sparse = [t for t in tiles if t not in set(present)]
+        mask_present: list[tuple[int, int]] = []
+        if level.mask_ifd is not None:
+            mcounts = level.mask_ifd.tile_byte_counts or []
+            mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
+
+        fetches = [level.data_ifd.fetch_tiles(present) if present else _none()]
+        if level.mask_ifd is not None:
+            fetches.append(level.mask_ifd.fetch_tiles(mask_present) if mask_present else _none())
+        fetched = await asyncio.gather(*fetches)
+        data_tiles = fetched[0] or []
+
+        out = np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
+        sparse_fill = 0 if opened.nodata is None else opened.nodata
+        for tx, ty in sparse:
+            _place(out, None, tx, ty, tw, th, inside, sparse_fill)
+
+        if fmt.decoder == "imagecodecs":
+            loop = asyncio.get_running_loop()
+            pool = decode_pool()
+
+            def decode_into(raw: Any, tx: int, ty: int) -> None:
+                array = tile_decode.decode_tile(fmt, raw)
+                _place(out, array, tx, ty, tw, th, inside)
+
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, decode_into, t.compressed_bytes, tx, ty)
+                    for t, (tx, ty) in zip(data_tiles, present, strict=True)
+                )
+            )
+        else:
+            # a Tile object is consumed by decode(): read nothing from it afterwards
+            arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+            for (tx, ty), array in zip(present, arrays, strict=True):
+                _place(out, tile_decode.rust_array_to_bands(array, fmt.planar), tx, ty, tw, th, inside)
+
+        valid = None
+        if level.mask_ifd is not None:
+            valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
+            mask_tiles = fetched[1] or []
+            masks = await asyncio.gather(*(t.decode() for t in mask_tiles))
+            for (tx, ty), mask in zip(mask_present, masks, strict=True):
+                _place(valid[np.newaxis], np.asarray(mask).reshape(1, th, tw) != 0, tx, ty, tw, th, inside)
+        return _apply_validity(out, valid, opened, self.bands, fill)
+
+
+async def _none() -> None:
+    return None
+
+
+def _fmt_window(w: Window) -> str:
+    return f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, width={int(w.width)}, height={int(w.height)})"
+
+
+def _place(
+    out: np.ndarray, tile: np.ndarray | None, tx: int, ty: int, tw: int, th: int, inside: Window,
+    fill: float = 0,
+) -> None:
+    """Copy the part of tile (tx, ty) that overlaps `inside` into `out` (or fill it)."""
+    overlap = window_utils.intersect(Window(tx * tw, ty * th, tw, th), inside)
+    if overlap is None:
+        return
+    r0, c0 = int(overlap.row_off), int(overlap.col_off)
+    h, w = int(overlap.height), int(overlap.width)
+    dst = out[:, r0 - int(inside.row_off) : r0 - int(inside.row_off) + h, c0 - int(inside.col_off) : c0 - int(inside.col_off) + w]
+    if tile is None:
+        dst[...] = fill
+        return
+    if tile.shape[1] < (r0 - ty * th) + h or tile.shape[2] < (c0 - tx * tw) + w:
+        raise TileDecodeError(f"tile ({tx}, {ty}) decoded to shape {tile.shape}, smaller than its grid cell")
+    dst[...] = tile[: out.shape[0], r0 - ty * th : r0 - ty * th + h, c0 - tx * tw : c0 - tx * tw + w]
+
+
+def _apply_validity(
+    data: np.ndarray, valid: np.ndarray | None, opened: OpenedFile, bands: Sequence[int], fill: float
+) -> np.ndarray:
+    """Invalid pixels -> fill (mask, alpha == 0 for the other bands, nodata), then band subset."""
+    if valid is not None:
+        data[:, ~valid] = fill
+    elif opened.alpha_index is not None:
+        alpha = data[opened.alpha_index]
+        invalid = alpha == 0
+        if invalid.any():
+            others = [i for i in range(data.shape[0]) if i != opened.alpha_index]
+            for i in others:
+                data[i][invalid] = fill
+    invalid = nodata_mask(data, opened.nodata)
+    if invalid is not None and (np.issubdtype(data.dtype, np.floating) or not same_value(fill, opened.nodata)):
+        data[invalid] = fill
+    index = [b - 1 for b in bands]
+    return data if index == list(range(data.shape[0])) else data[index]

@@ -1,0 +1,53 @@
+"""One error tree for georeader (and daskcog, whose errors derive from it).
+
+Every class also subclasses the built-in a caller would naturally catch
+(`FileNotFoundError`, `PermissionError`, `ValueError`, ...), so code written
+against rasterio-style exceptions keeps working, while `except GeoreaderError`
+catches everything this package raises on purpose.
+"""
+
+from __future__ import annotations
+
+
+class GeoreaderError(Exception):
+    """Base class of every error raised on purpose by georeader and daskcog."""
+
+
+class ReaderNotOpenedError(GeoreaderError, RuntimeError):
+    """A reader's metadata or data was used before `await reader.open(...)`."""
+
+
+class ObjectNotFoundError(GeoreaderError, FileNotFoundError):
+    """The object (file, key, URL) does not exist."""
+
+
+class AccessDeniedError(GeoreaderError, PermissionError):
+    """The store refused access (HTTP 401/403, missing or wrong credentials)."""
+
+
+class StoreReadError(GeoreaderError, OSError):
+    """A read from the store failed for another reason (network, 5xx, truncated body)."""
+
+
+class NotATiffError(GeoreaderError, ValueError):
+    """The object is not a TIFF file (bad magic bytes or unreadable header)."""
+
+
+class NoGeoreferenceError(GeoreaderError, ValueError):
+    """The TIFF has no usable affine georeference (no GeoKeys, or GCPs only)."""
+
+
+class UnsupportedLayoutError(GeoreaderError, ValueError):
+    """The file's internal layout cannot be read exactly by any route we have."""
+
+
+class TileDecodeError(GeoreaderError, ValueError):
+    """A tile's bytes could not be decoded (corrupt data or an unexpected size)."""
+
+
+class InvalidURLError(GeoreaderError, ValueError):
+    """A path or URL cannot be turned into a store (unknown scheme, no object name)."""
+
+
+class WindowError(GeoreaderError, ValueError):
+    """A window, bounds or band selection is malformed or outside what is allowed."""

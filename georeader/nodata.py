@@ -1,0 +1,39 @@
+"""Which pixels are nodata, by GDAL's rule (so reads match rasterio's masks).
+
+GDAL compares floating-point pixels with the nodata value approximately
+(`ARE_REAL_EQUAL`: |a - b| < 2 * FLT_EPSILON * |a + b|), so a float64 pixel of
+-1.2676506002282294e+30 is nodata when the tag says -1.2676506e+30 (seen in a
+real file). A NaN nodata value matches NaN pixels. Integers compare exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_EPS = float(np.finfo(np.float32).eps)
+
+
+def nodata_mask(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Boolean array, True where a pixel is nodata; None when nothing can be."""
+    if nodata is None:
+        return None
+    if np.issubdtype(values.dtype, np.floating):
+        if math.isnan(nodata):
+            return np.isnan(values)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (values == nodata) | (
+                np.abs(values - nodata) < _EPS * np.abs(values + nodata) * 2
+            )
+    info = np.iinfo(values.dtype)
+    if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+        return None
+    return values == int(nodata)
+
+
+def same_value(a: float | int, b: float | int | None) -> bool:
+    """Equality that treats NaN as equal to NaN."""
+    if b is None:
+        return False
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))

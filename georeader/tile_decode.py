@@ -1,0 +1,135 @@
+"""Decode one TIFF tile's compressed bytes into a (bands, rows, cols) array.
+
+Why we decode lossless codecs ourselves instead of calling async-tiff's
+`tile.decode()`:
+
+* speed: imagecodecs (libdeflate, C zstd/lzma) releases the GIL, so a thread
+  pool decodes tiles in parallel. Measured on an 8192x8192 uint16 DEFLATE COG
+  (256 tiles of 512x512, 2 cores): async-tiff's rayon decode 0.31 s, imagecodecs
+  in 2 threads 0.13 s, GDAL with 2 threads 0.17 s.
+* exactness: async-tiff undoes the horizontal/floating predictor across the
+  bands of band-interleaved (planar) tiles and returns wrong pixels without an
+  error; here every band of a planar tile is decoded and un-predicted alone.
+
+The codec, predictor and byte-order steps are imagecodecs' functions; this
+module only chooses which to call and reshapes. JPEG in YCbCr, WebP and LERC
+stay with async-tiff's Rust decoders (exact for WebP/LERC; YCbCr JPEG differs
+from libjpeg by a few DN whoever decodes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
+
+import imagecodecs
+import numpy as np
+
+from georeader.errors import TileDecodeError
+
+# TIFF tag values (TIFF 6.0 and registered extensions)
+NONE, LZW, JPEG, DEFLATE, ADOBE_DEFLATE, PACKBITS = 1, 5, 7, 8, 32946, 32773
+LZMA, ZSTD, WEBP, LERC = 34925, 50000, 50001, 34887
+YCBCR = 6
+CHUNKY, PLANAR = 1, 2
+
+_BYTE_CODECS: dict[int, Callable[..., bytes]] = {
+    LZW: imagecodecs.lzw_decode,
+    DEFLATE: imagecodecs.deflate_decode,
+    ADOBE_DEFLATE: imagecodecs.deflate_decode,
+    ZSTD: imagecodecs.zstd_decode,
+    LZMA: imagecodecs.lzma_decode,
+    PACKBITS: imagecodecs.packbits_decode,
+}
+RUST_CODECS = frozenset({JPEG, WEBP, LERC})
+"""Codecs async-tiff decodes (in Rust) for us; the rest go through imagecodecs."""
+COMPRESSION_NAMES = {
+    NONE: "none", LZW: "lzw", JPEG: "jpeg", DEFLATE: "deflate", ADOBE_DEFLATE: "deflate",
+    PACKBITS: "packbits", LZMA: "lzma", ZSTD: "zstd", WEBP: "webp", LERC: "lerc",
+}
+
+
+@dataclass(frozen=True)
+class TileFormat:
+    """Everything needed to decode any tile of one IFD (computed once at open)."""
+
+    compression: int
+    predictor: int
+    planar: int
+    samples: int
+    dtype: np.dtype
+    """Native-order dtype of the decoded pixels."""
+    byteorder: str
+    """'<' or '>': byte order of uncompressed samples in the file."""
+    tile_width: int
+    tile_height: int
+    photometric: int
+    jpeg_tables: bytes | None = None
+
+    @property
+    def decoder(self) -> str:
+        """'imagecodecs' or 'async-tiff': who decodes this IFD's tiles."""
+        if self.compression == JPEG and self.photometric != YCBCR:
+            return "imagecodecs"
+        return "async-tiff" if self.compression in RUST_CODECS else "imagecodecs"
+
+    @property
+    def supported(self) -> bool:
+        return self.compression in _BYTE_CODECS or self.compression in (NONE, JPEG, WEBP, LERC)
+
+
+def _file_dtype(fmt: TileFormat) -> np.dtype:
+    return fmt.dtype.newbyteorder(fmt.byteorder) if fmt.dtype.itemsize > 1 else fmt.dtype
+
+
+def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
+    """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s)."""
+    shape = (fmt.tile_height, fmt.tile_width, samples)
+    file_dtype = _file_dtype(fmt)
+    nbytes = int(np.prod(shape)) * file_dtype.itemsize
+    codec = _BYTE_CODECS.get(fmt.compression)
+    data = raw if fmt.compression == NONE else codec(raw, out=nbytes)  # type: ignore[misc]
+    if len(data) < nbytes:
+        # Edge strips may be short; tiles never are.
+        raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {nbytes}")
+    arr = np.frombuffer(data, dtype=file_dtype, count=int(np.prod(shape))).reshape(shape)
+    if fmt.predictor == 2:
+        arr = imagecodecs.delta_decode(arr.astype(fmt.dtype), axis=-2)
+    elif fmt.predictor == 3:
+        arr = imagecodecs.floatpred_decode(arr.copy(), axis=-2)
+    return arr.astype(fmt.dtype, copy=False)
+
+
+def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer]) -> np.ndarray:
+    """Decode a tile with imagecodecs -> array (bands, tile_height, tile_width).
+
+    Runs in a worker thread: every imagecodecs call here releases the GIL.
+    """
+    try:
+        if fmt.compression == JPEG:
+            parts = raw if isinstance(raw, list) else [raw]
+            images = [
+                imagecodecs.jpeg8_decode(part, tables=fmt.jpeg_tables) for part in parts
+            ]
+            arr = np.concatenate([i.reshape(i.shape[0], i.shape[1], -1) for i in images], axis=2)
+            return np.moveaxis(arr, -1, 0)
+        if fmt.planar == PLANAR:
+            if not isinstance(raw, list) or len(raw) != fmt.samples:
+                raise TileDecodeError("planar tile without one byte stream per band")
+            bands = [_decode_samples(fmt, part, 1)[:, :, 0] for part in raw]
+            return np.stack(bands)
+        return np.moveaxis(_decode_samples(fmt, raw, fmt.samples), -1, 0)  # type: ignore[arg-type]
+    except TileDecodeError:
+        raise
+    except Exception as exc:  # imagecodecs raises its own *Error types per codec
+        name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
+        raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
+
+
+def rust_array_to_bands(array: Any, planar: int) -> np.ndarray:
+    """async-tiff's decoded Array -> (bands, h, w) numpy view."""
+    arr = np.asarray(array)
+    return arr if planar == PLANAR else np.moveaxis(arr, -1, 0)
