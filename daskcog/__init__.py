@@ -1,0 +1,7 @@
+"""daskcog: Cloud-Optimized GeoTIFFs as Dask arrays, read asynchronously from any object store."""
+
+from daskcog.geoarray import GeoArray
+from daskcog.read_graph import ReadSpec, open
+from daskcog.reader_cache import cache_clear, cache_info
+
+__all__ = ["GeoArray", "ReadSpec", "cache_clear", "cache_info", "open"]

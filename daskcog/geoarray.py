@@ -1,0 +1,212 @@
+"""GeoArray: a lazy (band, y, x) dask array with its grid (transform, CRS) and fill value.
+
+What `daskcog.open`, `mosaic` and `stack` return. Slicing by window or bounds
+stays lazy and keeps the transform right; `.compute()` gives a GeoTensor;
+`.to_xarray()` a DataArray that rioxarray understands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+from rasterio.windows import Window
+
+from georeader import window_utils
+from georeader.geotensor import GeoTensor, norm_crs
+
+
+class GeoArray:
+    """A dask array on a georeferenced grid."""
+
+    def __init__(
+        self,
+        data: da.Array,
+        *,
+        transform: Affine,
+        crs: Any,
+        fill_value_default: float | int,
+        nodata: float | None = None,
+        source: Any = None,
+        chunk_request: Any = "auto",
+        base_transform: Affine | None = None,
+        band_names: tuple[Any, ...] | None = None,
+    ) -> None:
+        if data.ndim != 3:
+            raise ValueError(f"GeoArray data must be (band, y, x), got {data.ndim} dimensions")
+        self.data = data
+        self.transform = transform
+        self.crs: CRS | None = norm_crs(crs)
+        self.fill_value_default = fill_value_default
+        self.nodata = nodata
+        self._source = source
+        self._chunk_request = chunk_request
+        self._base_transform = base_transform
+        self.band_names = band_names
+
+    # -- metadata ---------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def chunks(self) -> tuple[tuple[int, ...], ...]:
+        return self.data.chunks
+
+    @property
+    def count(self) -> int:
+        return self.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.shape[2]
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
+
+    @property
+    def bands(self) -> tuple[Any, ...]:
+        if self.band_names is not None:
+            return self.band_names
+        spec = self._source
+        return tuple(getattr(spec, "bands", range(1, self.count + 1)))
+
+    def __repr__(self) -> str:
+        crs = self.crs.to_string() if self.crs is not None else None
+        return (
+            f"GeoArray(shape={self.shape}, dtype={self.dtype}, crs={crs!r}, res={self.res}, "
+            f"chunks={tuple(len(c) for c in self.chunks)} blocks, fill={self.fill_value_default})"
+        )
+
+    def _with(self, data: da.Array, transform: Affine, **changes: Any) -> GeoArray:
+        kwargs: dict[str, Any] = dict(
+            transform=transform, crs=self.crs, fill_value_default=self.fill_value_default,
+            nodata=self.nodata, band_names=self.band_names,
+        )
+        kwargs.update(changes)
+        return GeoArray(data, **kwargs)
+
+    # -- lazy slicing -------------------------------------------------------
+    def isel_window(self, window: Window) -> GeoArray:
+        """Lazy whole-pixel window; parts outside the array take the fill value."""
+        window = window_utils.to_int_window(window)
+        spec = self._source
+        if spec is not None and hasattr(spec, "window"):
+            from daskcog.read_graph import from_spec, sub_spec
+
+            return from_spec(
+                sub_spec(spec, window), self._chunk_request,
+                transform=self._base_transform, crs=self.crs, nodata=self.nodata,
+            )
+        inside = window_utils.clip_window(window, self.width, self.height)
+        transform = window_utils.window_transform(window, self.transform)
+        if inside is None:
+            data = da.full(
+                (self.count, int(window.height), int(window.width)), self.fill_value_default,
+                dtype=self.dtype,
+            )
+            return self._with(data, transform)
+        r0, c0 = int(inside.row_off), int(inside.col_off)
+        data = self.data[:, r0 : r0 + int(inside.height), c0 : c0 + int(inside.width)]
+        pad_top, pad_left = r0 - int(window.row_off), c0 - int(window.col_off)
+        pad_bottom = int(window.height) - int(inside.height) - pad_top
+        pad_right = int(window.width) - int(inside.width) - pad_left
+        if pad_top or pad_left or pad_bottom or pad_right:
+            data = da.pad(
+                data, ((0, 0), (pad_top, pad_bottom), (pad_left, pad_right)),
+                mode="constant", constant_values=self.fill_value_default,
+            )
+        return self._with(data, transform)
+
+    def sel_bounds(self, bounds: window_utils.Bounds) -> GeoArray:
+        """Lazy read of the whole pixels covering `bounds` (outer rounding), boundless."""
+        return self.isel_window(window_utils.window_from_bounds(bounds, self.transform))
+
+    def sel_bands(self, bands: list[int]) -> GeoArray:
+        """Keep bands by their 1-based position in this array."""
+        index = [b - 1 for b in bands]
+        names = tuple(self.bands[i] for i in index)
+        return self._with(self.data[index], self.transform, band_names=names)
+
+    def __getitem__(self, key: Any) -> GeoArray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        band_key, row_key, col_key = key
+        if not isinstance(row_key, slice) or not isinstance(col_key, slice):
+            raise window_utils.WindowError("rows and cols must be slices")
+        if (row_key.step or 1) != 1 or (col_key.step or 1) != 1:
+            raise window_utils.WindowError("use step-1 slices; choose an overview to subsample")
+        r0, r1, _ = row_key.indices(self.height)
+        c0, c1, _ = col_key.indices(self.width)
+        out = self.isel_window(Window(c0, r0, c1 - c0, r1 - r0))
+        if band_key != slice(None):
+            positions = list(range(self.count))[band_key] if isinstance(band_key, slice) else (
+                [band_key] if isinstance(band_key, int) else list(band_key))
+            out = out.sel_bands([p + 1 for p in positions])
+        return out
+
+    # -- results ------------------------------------------------------------
+    def compute(self, **kwargs: Any) -> GeoTensor:
+        """Compute into memory (kwargs go to `dask.compute`, e.g. scheduler=...)."""
+        values = self.data.compute(**kwargs)
+        return GeoTensor(np.asarray(values), self.transform, self.crs, self.fill_value_default)
+
+    load = compute
+
+    def persist(self, **kwargs: Any) -> GeoArray:
+        return self._with(self.data.persist(**kwargs), self.transform)
+
+    def valid_mask(self) -> da.Array:
+        """Lazy boolean (band, y, x): True where a pixel is not the fill value."""
+        fill = self.fill_value_default
+        if isinstance(fill, float) and np.isnan(fill):
+            return ~da.isnan(self.data)
+        return self.data != fill
+
+    def to_xarray(self, name: str | None = None) -> Any:
+        """A dask-backed xarray.DataArray (band, y, x) with pixel-centre coordinates.
+
+        CRS and transform sit on a `spatial_ref` coordinate the way rioxarray
+        writes them, so `.rio.crs`, `.rio.transform()` and `.rio.nodata` work.
+        """
+        import xarray as xr
+
+        t = self.transform
+        if t.b != 0 or t.d != 0:
+            raise ValueError("rotated grids have no 1-D x/y coordinates")
+        xs = t.c + (np.arange(self.width) + 0.5) * t.a
+        ys = t.f + (np.arange(self.height) + 0.5) * t.e
+        spatial_ref = xr.DataArray(0)
+        if self.crs is not None:
+            wkt = self.crs.to_wkt()
+            spatial_ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt)
+        spatial_ref.attrs["GeoTransform"] = " ".join(str(v) for v in t.to_gdal())
+        attrs: dict[str, Any] = {}
+        if self.nodata is not None or self.fill_value_default is not None:
+            attrs["_FillValue"] = self.nodata if self.nodata is not None else self.fill_value_default
+        out = xr.DataArray(
+            self.data,
+            dims=("band", "y", "x"),
+            coords={"band": list(self.bands), "y": ys, "x": xs, "spatial_ref": spatial_ref},
+            attrs=attrs,
+            name=name,
+        )
+        out.encoding["grid_mapping"] = "spatial_ref"
+        return out

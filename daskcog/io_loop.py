@@ -1,0 +1,70 @@
+"""One background asyncio event loop per process, for sync Dask tasks to run coroutines on.
+
+Why not async tasks: Dask's local schedulers (threads, sync, processes) never
+await a coroutine task, and array graph fusion wraps tasks into sync code, so a
+chunk task must be a plain function on every scheduler. It submits its coroutine
+here with `run_coroutine_threadsafe(...).result()`: measured as fast as native
+async tasks on distributed (../shared/notes/dependencies.md). On a distributed
+worker the worker's own loop can be used instead (`loop="worker"`).
+
+The loop thread is restarted after a fork (pid check) and is a daemon, so it
+never keeps a process alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+LoopChoice = Literal["io-thread", "worker"]
+
+_lock = threading.Lock()
+_state: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
+
+
+def io_loop() -> asyncio.AbstractEventLoop:
+    """This process's I/O loop, started on first use."""
+    global _state
+    with _lock:
+        if _state is None or _state[0] != os.getpid() or not _state[2].is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="daskcog-io-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _state = (os.getpid(), loop, thread)
+        return _state[1]
+
+
+def _worker_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().loop.asyncio_loop
+    except (ImportError, ValueError, AttributeError):
+        return None  # not inside a distributed worker task
+
+
+def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
+    """Run a coroutine on the chosen loop from a sync (worker) thread and return its result."""
+    target = _worker_loop() if loop == "worker" else None
+    if target is None:
+        target = io_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is target:
+        coro.close()
+        raise RuntimeError("run_sync called from the loop it would block; await the coroutine instead")
+    return asyncio.run_coroutine_threadsafe(coro, target).result()

@@ -1,0 +1,181 @@
+"""daskcog.open: a COG's tile grid as a dask array.
+
+Graph strategy (read top to bottom: entry point, then the task functions in the
+order they run):
+
+* The client fetches the header once (through this process's reader cache) to
+  learn shape, dtype, tiling and georeference.
+* The graph is `da.from_array` over `BlockReader`, a light array-like that
+  holds only a `ReadSpec` of plain values (URL, store options, level, bands,
+  window). Dask builds that as one blockwise layer: constant time and memory
+  whatever the chunk count, and deterministic keys from the spec's token.
+* Each chunk task is a plain sync function (`BlockReader.__getitem__`), so it
+  works on every scheduler and survives graph fusion. It submits the async
+  `read_window` to an event loop of the process that runs it (`io_loop`) and
+  gets the reader from the per-process `reader_cache`, so each worker fetches a
+  header once, not once per chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from rasterio.windows import Window
+
+from daskcog import chunking
+from daskcog.geoarray import GeoArray
+from daskcog.io_loop import LoopChoice, run_sync
+from daskcog.reader_cache import CACHE
+from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+from georeader.errors import WindowError
+from georeader.store import parse_location
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """Everything a chunk task needs, as plain picklable values (no reader, no store)."""
+
+    url: str
+    store_options: tuple[tuple[str, Any], ...]
+    overview_level: int
+    bands: tuple[int, ...]
+    window: tuple[int, int, int, int]
+    """(col_off, row_off, width, height) in the level's pixels; may reach outside (boundless)."""
+    dtype: str
+    fill_value: float | int
+    tile: tuple[int, int]
+    loop: LoopChoice = "io-thread"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.store_options)
+
+
+def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / rioxarray.open_rasterio
+    url: str | os.PathLike[str],
+    *,
+    chunks: Any = "auto",
+    overview_level: int = 0,
+    resolution: float | tuple[float, float] | None = None,
+    bands: Sequence[int] | None = None,
+    fill_value: float | None = None,
+    loop: LoopChoice = "io-thread",
+    store: Any = None,
+    **store_options: Any,
+) -> GeoArray:
+    """Open a COG lazily: a GeoArray whose `.data` chunks follow the file's tile grid.
+
+    Args:
+        url: local path, file://, s3://, gs://, az://, http(s):// or memory:// URL.
+        chunks: "auto", an int, a (band, y, x) tuple or a dict; rounded to tile multiples.
+        overview_level: 0 for full resolution, 1.. for the overviews (finest first).
+        resolution: pick the coarsest level whose pixels are no larger than this.
+        bands: 1-based band numbers to keep (default: all).
+        fill_value: value of invalid and outside pixels (default: nodata, else 0).
+        loop: "io-thread" (default) runs reads on a per-process I/O loop; "worker"
+            uses the distributed worker's own loop when there is one.
+        store: not supported in graphs (stores can hold credentials); give the
+            store's options as keyword arguments instead.
+        **store_options: obstore options (region, endpoint, client_options, ...).
+    """
+    if store is not None:
+        raise TypeError(
+            "daskcog.open does not put live store objects into task graphs; pass the URL and "
+            "obstore options (e.g. region=..., endpoint=..., client_options=...) instead"
+        )
+    location = parse_location(url)
+    options = tuple(sorted(store_options.items()))
+    opened = run_sync(CACHE.opened(location.url, dict(options)))
+    reader = AsyncGeoTIFFReader.from_opened(
+        opened, overview_level=overview_level, bands=bands, resolution=resolution
+    )
+    spec = ReadSpec(
+        url=location.url,
+        store_options=options,
+        overview_level=reader.overview_level,
+        bands=tuple(reader.bands),
+        window=(0, 0, reader.width, reader.height),
+        dtype=str(reader.dtype),
+        fill_value=reader.fill_value_default if fill_value is None else fill_value,
+        tile=reader.block_shape,
+        loop=loop,
+    )
+    return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
+
+
+def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: float | None) -> GeoArray:
+    """The GeoArray for a ReadSpec: one blockwise layer, keys from the spec's token."""
+    col_off, row_off, width, height = spec.window
+    dtype = np.dtype(spec.dtype)
+    normalised = chunking.tile_chunks(
+        chunks, window=spec.window, count=len(spec.bands), tile=spec.tile, itemsize=dtype.itemsize
+    )
+    name = f"daskcog-read-{tokenize(spec, normalised)}"
+    data = da.from_array(
+        BlockReader(spec),
+        chunks=normalised,
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+    from georeader.window_utils import window_transform
+
+    return GeoArray(
+        data,
+        transform=window_transform(Window(col_off, row_off, width, height), transform),
+        crs=crs,
+        fill_value_default=spec.fill_value,
+        nodata=nodata,
+        source=spec,
+        chunk_request=chunks,
+        base_transform=transform,
+    )
+
+
+class BlockReader:
+    """Array-like that `da.from_array` slices, one slice per chunk task."""
+
+    def __init__(self, spec: ReadSpec) -> None:
+        self.spec = spec
+        self.shape = (len(spec.bands), spec.window[3], spec.window[2])
+        self.dtype = np.dtype(spec.dtype)
+        self.ndim = 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        band_slice, row_slice, col_slice = key
+        spec = self.spec
+        b0, b1, _ = band_slice.indices(self.shape[0])
+        r0, r1, _ = row_slice.indices(self.shape[1])
+        c0, c1, _ = col_slice.indices(self.shape[2])
+        if r1 <= r0 or c1 <= c0 or b1 <= b0:
+            return np.empty((max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0)), self.dtype)
+        window = Window(spec.window[0] + c0, spec.window[1] + r0, c1 - c0, r1 - r0)
+        return run_sync(read_block(spec, spec.bands[b0:b1], window), spec.loop)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BlockReader, (self.spec,))
+
+
+async def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np.ndarray:
+    """The chunk task's coroutine: a cached reader, one window read."""
+    reader = await CACHE.reader(
+        spec.url, spec.options, overview_level=spec.overview_level, bands=bands
+    )
+    tensor = await reader.read_window(window, fill_value=spec.fill_value)
+    return tensor.values
+
+
+def sub_spec(spec: ReadSpec, window: Window) -> ReadSpec:
+    """The spec of a sub-window (in the current window's pixel coordinates)."""
+    if window.width <= 0 or window.height <= 0:
+        raise WindowError(f"empty window {window!r}")
+    col_off, row_off = spec.window[0] + int(window.col_off), spec.window[1] + int(window.row_off)
+    return replace(spec, window=(col_off, row_off, int(window.width), int(window.height)))

@@ -1,0 +1,138 @@
+"""Per-process cache of opened COG headers, so each worker fetches a header once.
+
+Contract:
+* keyed by (URL, store options); LRU-bounded (`DASKCOG_READER_CACHE_SIZE`, 256);
+* concurrent opens of one key share a single in-flight open (without this, the
+  first wave of tasks opens a header up to `nthreads` times per worker);
+* failures are not cached (the next task retries the open);
+* every overview level and band subset reuses the base file's header;
+* after a fork (pid change) the cache starts empty: obstore I/O inherited
+  across fork hangs;
+* `cache_info()` tells opens, hits, joins of in-flight opens, evictions, size.
+
+In-flight opens are `concurrent.futures.Future`s, so tasks on different event
+loops (the I/O thread, a distributed worker's loop) can share them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile, open_file
+
+
+@dataclass
+class CacheInfo:
+    opens: int = 0
+    """Headers fetched (successful or not)."""
+    hits: int = 0
+    joins: int = 0
+    """Requests that waited for another task's in-flight open."""
+    failures: int = 0
+    evictions: int = 0
+    size: int = 0
+    maxsize: int = 0
+    pid: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
+    return (url, json.dumps(store_options, sort_keys=True, default=repr))
+
+
+class ReaderCache:
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._done: OrderedDict[tuple[str, str], OpenedFile] = OrderedDict()
+        self._inflight: dict[tuple[str, str], Future[OpenedFile]] = {}
+        self._info = CacheInfo(maxsize=self.maxsize, pid=self._pid)
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+
+    async def opened(self, url: str, store_options: dict[str, Any]) -> OpenedFile:
+        """The opened header of `url`, fetching it at most once at a time per process."""
+        key = _key(url, store_options)
+        with self._lock:
+            self._check_pid()
+            hit = self._done.get(key)
+            if hit is not None:
+                self._done.move_to_end(key)
+                self._info.hits += 1
+                return hit
+            pending = self._inflight.get(key)
+            if pending is None:
+                owner = True
+                pending = self._inflight[key] = Future()
+                self._info.opens += 1
+            else:
+                owner = False
+                self._info.joins += 1
+        if not owner:
+            return await asyncio.wrap_future(pending)
+        try:
+            opened = await open_file(url, **store_options)
+        except BaseException as exc:
+            with self._lock:
+                self._info.failures += 1
+                self._inflight.pop(key, None)
+            pending.set_exception(exc)
+            pending.exception()  # mark retrieved: joiners re-raise it themselves
+            raise
+        with self._lock:
+            self._inflight.pop(key, None)
+            self._done[key] = opened
+            while len(self._done) > self.maxsize:
+                self._done.popitem(last=False)
+                self._info.evictions += 1
+        pending.set_result(opened)
+        return opened
+
+    async def reader(
+        self,
+        url: str,
+        store_options: dict[str, Any],
+        *,
+        overview_level: int = 0,
+        bands: Sequence[int] | None = None,
+    ) -> AsyncGeoTIFFReader:
+        opened = await self.opened(url, store_options)
+        return AsyncGeoTIFFReader.from_opened(opened, overview_level=overview_level, bands=bands)
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            self._check_pid()
+            self._info.size = len(self._done)
+            return CacheInfo(**asdict(self._info))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reset()
+
+
+CACHE = ReaderCache(int(os.environ.get("DASKCOG_READER_CACHE_SIZE", "256")))
+
+
+def cache_info() -> CacheInfo:
+    """This process's reader-cache counters."""
+    return CACHE.info()
+
+
+def cache_clear() -> None:
+    CACHE.clear()
