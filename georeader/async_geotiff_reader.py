@@ -41,6 +41,7 @@ from georeader.errors import (
 from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
 from georeader.rasterio_reader import RasterioReader, default_fill
+from georeader.retry import RetryPolicy, retrying
 from georeader.store import Location, open_store, parse_location
 
 DEFAULT_PREFETCH = 32768
@@ -117,6 +118,7 @@ async def open_file(
     *,
     store: Any = None,
     prefetch: int | None = None,
+    retry: RetryPolicy | None = None,
     **store_options: Any,
 ) -> OpenedFile:
     """Fetch and classify one header. The only function here that does header I/O."""
@@ -129,19 +131,23 @@ async def open_file(
         key = location.key if location.is_local else location.key
     url = location.url
     hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
-            geotiff = await GeoTIFF.open(key, store=store, prefetch=hint)
-    except ValueError as exc:
-        if "GeoTIFF keys" in str(exc):
-            raise NoGeoreferenceError(
-                f"{url}: the TIFF has no GeoTIFF keys (no CRS or transform); "
-                "georeference it first, e.g. with gdal_translate -a_srs/-a_ullr"
-            ) from exc
-        raise map_store_error(exc, url, "opening the header") from exc
-    except Exception as exc:
-        raise map_store_error(exc, url, "opening the header") from exc
+
+    async def attempt() -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+                return await GeoTIFF.open(key, store=store, prefetch=hint)
+        except ValueError as exc:
+            if "GeoTIFF keys" in str(exc):
+                raise NoGeoreferenceError(
+                    f"{url}: the TIFF has no GeoTIFF keys (no CRS or transform); "
+                    "georeference it first, e.g. with gdal_translate -a_srs/-a_ullr"
+                ) from exc
+            raise map_store_error(exc, url, "opening the header") from exc
+        except Exception as exc:
+            raise map_store_error(exc, url, "opening the header") from exc
+
+    geotiff = await retrying(attempt, retry or AsyncGeoTIFFReader.retry)
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
@@ -178,6 +184,9 @@ def _describe(
         crs = geotiff.crs
     except Exception as exc:
         raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
+    if _ellipsoid_overridden(geotiff.ifd.geo_key_directory):
+        with RasterioReader(url, **store_options) as ref:
+            crs = ref.crs
     byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
     verdicts: list[tuple[str, list[str]]] = []
     levels: list[Level] = []
@@ -200,16 +209,51 @@ def _describe(
     else:
         with RasterioReader(url, **store_options) as ref:
             dtype = ref.dtype
-    alpha = None
-    try:
-        alpha = geotiff._alpha_band_idx  # noqa: SLF001 - async-geotiff's colorinterp parsing
-    except Exception:  # noqa: BLE001 - several alpha bands: leave them unmasked
-        alpha = None
+    count = int(geotiff.count)
+    alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
     return OpenedFile(
         location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
-        crs=crs, nodata=geotiff.nodata, dtype=dtype, count=int(geotiff.count), alpha_index=alpha,
+        crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
         store_options=store_options,
     )
+
+
+def _ellipsoid_overridden(gkd: Any) -> bool:
+    """True when GeoKeys name an EPSG geographic CRS *and* give a different ellipsoid.
+
+    GDAL honours the explicit GeogSemiMajorAxis / GeogInvFlattening keys (seen in
+    a real file: "WGS 84" with a = 6378140); async-geotiff takes the EPSG code
+    and ignores them. Such (rare) files take their CRS from GDAL, the reference.
+    """
+    if gkd is None:
+        return False
+    code = gkd.geographic_type
+    if code in (None, 32767) or (gkd.model_type == 1 and gkd.projected_type not in (None, 32767)):
+        return False
+    given = (gkd.geog_semi_major_axis, gkd.geog_inv_flattening, gkd.geog_semi_minor_axis)
+    if all(v is None for v in given):
+        return False
+    try:
+        ellipsoid = CRS.from_epsg(code).ellipsoid
+    except Exception:  # noqa: BLE001 - unknown code: let GDAL decide
+        return True
+    expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
+    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in zip(given, expected))
+
+
+def _gdal_alpha_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:
+    """The band (0-based) that masks the others, by GDAL's rule, or None.
+
+    GDAL (`GDALRasterBand::GetMaskBand`) uses an alpha band as the mask only in
+    2-band (gray + alpha) and 4-band (RGBA) Byte/UInt16 datasets whose last band
+    is alpha (ExtraSamples associated or unassociated alpha), and only when no
+    nodata value is set. async-geotiff's colorinterp finds alpha only after RGB,
+    so gray + alpha files would come back unmasked.
+    """
+    if nodata is not None or count not in (2, 4) or dtype not in (np.uint8, np.uint16):
+        return None
+    extra = list(ifd.extra_samples or [])
+    return count - 1 if extra and int(extra[-1]) in (1, 2) else None
 
 
 def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float]) -> int:
@@ -232,7 +276,11 @@ class AsyncGeoTIFFReader:
     Every read returns a GeoTensor in which invalid pixels (nodata, the internal
     mask, alpha == 0) hold the fill value, and pixels outside the image are
     filled too (boundless reads, like GDAL's).
+
+    Transient read failures (see `georeader.retry`) are retried per `retry`.
     """
+
+    retry: RetryPolicy = RetryPolicy()
 
     def __init__(
         self,
@@ -448,19 +496,16 @@ class AsyncGeoTIFFReader:
                 f"{self.url}: window {window!r} reaches outside the image "
                 f"({level.height}x{level.width}); use boundless=True"
             )
-        out = np.full((self.count, int(window.height), int(window.width)), fill, dtype=self.dtype)
+        values = None
         if inside is not None:
-            try:
-                if opened.layout.route == layout_guard.NATIVE:
-                    values = await self._read_native(inside, fill)
-                else:
-                    values = await self._read_rasterio(inside, fill)
-            except GeoreaderError:
-                raise
-            except Exception as exc:
-                raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
-            r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
-            out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
+            values = await retrying(lambda: self._read_inside(inside, fill), self.retry)
+        if inside == window and values is not None:
+            out = values  # the common case: no padding, no second copy
+        else:
+            out = np.full((self.count, int(window.height), int(window.width)), fill, dtype=self.dtype)
+            if inside is not None:
+                r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
+                out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
         transform = window_utils.window_transform(window, level.transform)
         return GeoTensor(out, transform, self.crs, fill)
 
@@ -496,6 +541,17 @@ class AsyncGeoTIFFReader:
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
         """Read the whole level."""
         return await self.read_window(Window(0, 0, self.width, self.height), fill_value=fill_value)
+
+    async def _read_inside(self, inside: Window, fill: float) -> np.ndarray:
+        """One attempt at reading a window inside the image, errors mapped to typed ones."""
+        try:
+            if self._opened.layout.route == layout_guard.NATIVE:
+                return await self._read_native(inside, fill)
+            return await self._read_rasterio(inside, fill)
+        except GeoreaderError:
+            raise
+        except Exception as exc:
+            raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
 
     async def _read_rasterio(self, inside: Window, fill: float) -> np.ndarray:
         lock, reader = await asyncio.to_thread(self._opened.rasterio_level, self.overview_level)
@@ -550,7 +606,10 @@ class AsyncGeoTIFFReader:
             pool = decode_pool()
 
             def decode_into(raw: Any, tx: int, ty: int) -> None:
-                array = tile_decode.decode_tile(fmt, raw)
+                try:
+                    array = tile_decode.decode_tile(fmt, raw)
+                except TileDecodeError as exc:
+                    raise TileDecodeError(f"{self.url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
                 _place(out, array, tx, ty, tw, th, inside)
 
             await asyncio.gather(
@@ -561,7 +620,13 @@ class AsyncGeoTIFFReader:
             )
         else:
             # a Tile object is consumed by decode(): read nothing from it afterwards
-            arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+            try:
+                arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+            except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
+                name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
+                raise TileDecodeError(
+                    f"{self.url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
+                ) from exc
             for (tx, ty), array in zip(present, arrays, strict=True):
                 _place(out, tile_decode.rust_array_to_bands(array, fmt.planar), tx, ty, tw, th, inside)
 
@@ -605,9 +670,20 @@ def _place(
 def _apply_validity(
     data: np.ndarray, valid: np.ndarray | None, opened: OpenedFile, bands: Sequence[int], fill: float
 ) -> np.ndarray:
-    """Invalid pixels -> fill (mask, alpha == 0 for the other bands, nodata), then band subset."""
+    """Invalid pixels -> fill, then band subset.
+
+    One source of validity, in GDAL's order of precedence (what rasterio's
+    masked reads use): the internal mask, else nodata, else alpha == 0 (for the
+    other bands).
+    """
     if valid is not None:
         data[:, ~valid] = fill
+    elif opened.nodata is not None:
+        # integer nodata pixels already hold the fill value when fill == nodata: skip the scan
+        if np.issubdtype(data.dtype, np.floating) or not same_value(fill, opened.nodata):
+            invalid = nodata_mask(data, opened.nodata)
+            if invalid is not None:
+                data[invalid] = fill
     elif opened.alpha_index is not None:
         alpha = data[opened.alpha_index]
         invalid = alpha == 0
@@ -615,8 +691,5 @@ def _apply_validity(
             others = [i for i in range(data.shape[0]) if i != opened.alpha_index]
             for i in others:
                 data[i][invalid] = fill
-    invalid = nodata_mask(data, opened.nodata)
-    if invalid is not None and (np.issubdtype(data.dtype, np.floating) or not same_value(fill, opened.nodata)):
-        data[invalid] = fill
     index = [b - 1 for b in bands]
     return data if index == list(range(data.shape[0])) else data[index]

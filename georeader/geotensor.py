@@ -152,3 +152,21 @@ class GeoTensor:
             and self.transform.almost_equals(other.transform)
             and self.shape[1:] == other.shape[1:]
         )
+
+    # -- writing ------------------------------------------------------------
+    def to_raster(self, path: Any, **options: Any) -> Any:
+        """Write a tiled GeoTIFF (rasterio/GDAL); returns the path.
+
+        Options as `daskcog.write.write_raster`: compress ("deflate"), predictor,
+        blocksize, overviews, nodata (none unless given), `cog=True` for a COG.
+        """
+        from daskcog.write import write_raster
+
+        options.setdefault("cog", False)
+        return write_raster(self, path, **options)
+
+    def to_cog(self, path: Any, **options: Any) -> Any:
+        """Write a Cloud-Optimized GeoTIFF with overviews; returns the path."""
+        from daskcog.write import write_raster
+
+        return write_raster(self, path, cog=True, **options)

@@ -8,9 +8,10 @@ read is classified here, from header tags only (no pixel I/O):
 |------------------------------------------|--------------------------------------------|
 | tiled, none/deflate/lzw/zstd/lzma/packbits, any interleave or predictor | native: async-tiff fetch, imagecodecs decode (planar predictor done per band) |
 | tiled JPEG (not YCbCr), e.g. 4-band      | native, imagecodecs' libjpeg-turbo          |
-| tiled YCbCr JPEG, WebP, LERC (pixel interleaved) | native, async-tiff's Rust decoders (YCbCr JPEG: a few DN from GDAL) |
+| tiled LERC (+deflate/zstd), any interleave | native, imagecodecs, masks handled like libtiff (NaN / alpha) |
+| tiled YCbCr JPEG, WebP (pixel interleaved) | native, async-tiff's Rust decoders (YCbCr JPEG: a few DN from GDAL) |
 | sparse tiles (offset 0, byte count 0)    | native, filled with nodata (or 0) like GDAL |
-| striped, odd bit depths, other codecs, planar WebP/LERC/JPEG with a predictor | rasterio (GDAL) in a worker thread, through obstore ranged reads |
+| striped, odd bit depths, other codecs, planar WebP/JPEG with a predictor | rasterio (GDAL) in a worker thread, through obstore ranged reads |
 | no GeoKeys, GCPs only, rotated transform missing | refused: NoGeoreferenceError       |
 
 The verdict is a value (`Layout`) that `daskcog info` prints.
@@ -62,6 +63,8 @@ def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
     name = _DTYPES.get((formats.pop(), bits.pop()))
     if name is None:
         return None
+    lerc = list(ifd.lerc_parameters or [])
+    extra = list(ifd.extra_samples or [])
     return td.TileFormat(
         compression=int(ifd.compression),
         predictor=int(ifd.predictor or 1),
@@ -73,6 +76,8 @@ def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
         tile_height=int(ifd.tile_height or 0),
         photometric=int(ifd.photometric_interpretation),
         jpeg_tables=ifd.jpeg_tables,
+        lerc_add_compression=int(lerc[1]) if len(lerc) > 1 else 0,
+        alpha_last=bool(extra) and int(extra[-1]) == 2,
     )
 
 

@@ -105,6 +105,11 @@ def build_store(location: Location, **config: Any) -> Any:
         return LocalStore(urlsplit(location.base_url).path)
     from obstore.store import from_url
 
+    if "retry_config" not in config:
+        # obstore's default retries for up to 3 minutes; bound it like our own retries
+        from georeader.retry import RetryPolicy
+
+        config = {**config, "retry_config": RetryPolicy().store_retry_config()}
     return from_url(location.base_url, **config)
 
 

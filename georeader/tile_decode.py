@@ -11,10 +11,16 @@ Why we decode lossless codecs ourselves instead of calling async-tiff's
   bands of band-interleaved (planar) tiles and returns wrong pixels without an
   error; here every band of a planar tile is decoded and un-predicted alone.
 
+* LERC: async-tiff ignores the validity mask inside a LERC blob, so float
+  pixels GDAL (libtiff) returns as NaN come back as 0, and uint8 RGBA / gray +
+  alpha tiles whose alpha GDAL stored as the LERC mask fail to decode. Here
+  LERC follows libtiff's `LERCPreDecode`: masked float pixels -> NaN, the mask
+  -> the alpha sample (255 * mask).
+
 The codec, predictor and byte-order steps are imagecodecs' functions; this
-module only chooses which to call and reshapes. JPEG in YCbCr, WebP and LERC
-stay with async-tiff's Rust decoders (exact for WebP/LERC; YCbCr JPEG differs
-from libjpeg by a few DN whoever decodes it).
+module only chooses which to call and reshapes. JPEG in YCbCr and WebP stay
+with async-tiff's Rust decoders (exact for WebP; YCbCr JPEG differs from
+GDAL's libjpeg 9 by a few DN whoever decodes it).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ _BYTE_CODECS: dict[int, Callable[..., bytes]] = {
     LZMA: imagecodecs.lzma_decode,
     PACKBITS: imagecodecs.packbits_decode,
 }
-RUST_CODECS = frozenset({JPEG, WEBP, LERC})
+RUST_CODECS = frozenset({JPEG, WEBP})
 """Codecs async-tiff decodes (in Rust) for us; the rest go through imagecodecs."""
 COMPRESSION_NAMES = {
     NONE: "none", LZW: "lzw", JPEG: "jpeg", DEFLATE: "deflate", ADOBE_DEFLATE: "deflate",
@@ -68,6 +74,10 @@ class TileFormat:
     tile_height: int
     photometric: int
     jpeg_tables: bytes | None = None
+    lerc_add_compression: int = 0
+    """LercParameters' second value: 0 none, 1 deflate (zlib), 2 zstd, applied around the LERC blob."""
+    alpha_last: bool = False
+    """ExtraSamples marks the last sample as unassociated alpha (libtiff may keep it as the LERC mask)."""
 
     @property
     def decoder(self) -> str:
@@ -103,6 +113,40 @@ def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     return arr.astype(fmt.dtype, copy=False)
 
 
+def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
+    """Decode one LERC blob holding `samples` samples per pixel -> (h, w, s), like libtiff."""
+    data = bytes(raw)
+    if fmt.lerc_add_compression == 1:
+        data = imagecodecs.zlib_decode(data)
+    elif fmt.lerc_add_compression == 2:
+        data = imagecodecs.zstd_decode(data)
+    elif fmt.lerc_add_compression:
+        raise TileDecodeError(f"LERC additional compression {fmt.lerc_add_compression} is unknown")
+    values, masks = imagecodecs.lerc_decode(data, masks=True)
+    h, w = fmt.tile_height, fmt.tile_width
+    if values.ndim == 2:
+        values = values[:, :, np.newaxis]
+    elif values.shape[1:] == (h, w) and values.shape[:2] != (h, w):
+        # one LERC band per sample, each with its own mask (liblerc >= 3)
+        values = np.moveaxis(values, 0, -1)
+        masks = None if masks is None else np.moveaxis(np.asarray(masks), 0, -1)
+    if masks is not None and np.asarray(masks).ndim == 2:
+        masks = np.asarray(masks)[:, :, np.newaxis]
+    if fmt.dtype == np.uint8 and fmt.alpha_last and samples > 1 and values.shape[2] == samples - 1:
+        # libtiff stores an all-0/255 alpha sample as the LERC mask
+        alpha = np.full((h, w, 1), 255, np.uint8) if masks is None else (np.asarray(masks, bool) * 255).astype(np.uint8)
+        values = np.concatenate([values, alpha[:, :, :1]], axis=2)
+    elif masks is not None and values.dtype.kind == "f":
+        values = np.where(np.asarray(masks, bool), values, np.nan).astype(values.dtype)
+    if values.shape != (h, w, samples):
+        raise TileDecodeError(f"LERC tile decoded to shape {values.shape}, expected {(h, w, samples)}")
+    values = values.astype(fmt.dtype, copy=False)
+    if fmt.byteorder == ">" and values.dtype.itemsize > 1:
+        # libtiff byte-swaps big-endian samples before LERC-encoding them and after decoding
+        values = values.byteswap()
+    return values
+
+
 def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer]) -> np.ndarray:
     """Decode a tile with imagecodecs -> array (bands, tile_height, tile_width).
 
@@ -116,12 +160,13 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer]) -> np.ndarray:
             ]
             arr = np.concatenate([i.reshape(i.shape[0], i.shape[1], -1) for i in images], axis=2)
             return np.moveaxis(arr, -1, 0)
+        decode = _decode_lerc if fmt.compression == LERC else _decode_samples
         if fmt.planar == PLANAR:
             if not isinstance(raw, list) or len(raw) != fmt.samples:
                 raise TileDecodeError("planar tile without one byte stream per band")
-            bands = [_decode_samples(fmt, part, 1)[:, :, 0] for part in raw]
+            bands = [decode(fmt, part, 1)[:, :, 0] for part in raw]
             return np.stack(bands)
-        return np.moveaxis(_decode_samples(fmt, raw, fmt.samples), -1, 0)  # type: ignore[arg-type]
+        return np.moveaxis(decode(fmt, raw, fmt.samples), -1, 0)  # type: ignore[arg-type]
     except TileDecodeError:
         raise
     except Exception as exc:  # imagecodecs raises its own *Error types per codec
