@@ -170,6 +170,20 @@ class GeoArray:
 
     load = compute
 
+    @property
+    def failure_token(self) -> str | None:
+        """Key of this array's read failures in the failure report (read arrays only)."""
+        token = getattr(self._source, "token", None)
+        return token if isinstance(token, str) else None
+
+    def failures(self, client: Any = None) -> list[Any]:
+        """Reads of this array that failed under errors="nodata" (after a compute)."""
+        from daskcog.failures import failure_report
+
+        if self.failure_token is None:
+            return []
+        return failure_report(self.failure_token, client=client)
+
     def persist(self, **kwargs: Any) -> GeoArray:
         return self._with(self.data.persist(**kwargs), self.transform)
 
@@ -210,3 +224,25 @@ class GeoArray:
         )
         out.encoding["grid_mapping"] = "spatial_ref"
         return out
+
+    # -- writing ------------------------------------------------------------
+    def to_cog(self, path: Any, **options: Any) -> Any:
+        """Write a Cloud-Optimized GeoTIFF, computing chunk by chunk; returns the path.
+
+        Options (see `daskcog.write.write_raster`): compress ("deflate"), predictor
+        (2 for ints, 3 for floats), level, blocksize (512), overviews (True),
+        resampling ("nearest"), nodata (this array's), scheduler, progress.
+        """
+        from daskcog.write import write_raster
+
+        return write_raster(self, path, cog=True, **options)
+
+    def to_raster(self, path: Any, **options: Any) -> Any:
+        """Write a tiled GeoTIFF (no overviews unless `overviews=True`), chunk by chunk.
+
+        Same options as `to_cog`; `cog=True` gives a COG.
+        """
+        from daskcog.write import write_raster
+
+        options.setdefault("cog", False)
+        return write_raster(self, path, **options)

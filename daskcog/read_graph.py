@@ -28,12 +28,14 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from daskcog import chunking
+from daskcog import chunking, failures
+from daskcog import credentials as creds
 from daskcog.geoarray import GeoArray
 from daskcog.io_loop import LoopChoice, run_sync
 from daskcog.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader
-from georeader.errors import WindowError
+from georeader.errors import GeoreaderError, WindowError
+from georeader.retry import RetryPolicy
 from georeader.store import parse_location
 
 
@@ -51,10 +53,23 @@ class ReadSpec:
     fill_value: float | int
     tile: tuple[int, int]
     loop: LoopChoice = "io-thread"
+    errors: str = "raise"
+    """"raise": a failed chunk raises its typed error; "nodata": it is filled and recorded."""
+    retry: RetryPolicy = RetryPolicy()
+    credentials: str | None = None
+    """Name of a credential set registered in each worker process (never the secrets)."""
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.store_options)
+        """Store options with the named credentials resolved in this process."""
+        public = dict(self.store_options)
+        if self.credentials is None:
+            return public
+        return creds.merge(public, creds.resolve(self.credentials, self.url))
+
+    @property
+    def token(self) -> str:
+        return tokenize(self)
 
 
 def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / rioxarray.open_rasterio
@@ -66,6 +81,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     bands: Sequence[int] | None = None,
     fill_value: float | None = None,
     loop: LoopChoice = "io-thread",
+    errors: str = "raise",
+    retry: RetryPolicy | None = None,
+    credentials: str | None = None,
     store: Any = None,
     **store_options: Any,
 ) -> GeoArray:
@@ -80,6 +98,13 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         fill_value: value of invalid and outside pixels (default: nodata, else 0).
         loop: "io-thread" (default) runs reads on a per-process I/O loop; "worker"
             uses the distributed worker's own loop when there is one.
+        errors: "raise" (default): a failed chunk raises its typed error naming the URL
+            and window; "nodata": the chunk is filled with the fill value and recorded
+            (see `daskcog.failure_report`).
+        retry: how transient failures are retried (default `RetryPolicy()`).
+        credentials: name of credentials registered on the workers
+            (`daskcog.credentials.register_on_cluster`); secrets given as store options
+            are split off and registered under an anonymous name instead.
         store: not supported in graphs (stores can hold credentials); give the
             store's options as keyword arguments instead.
         **store_options: obstore options (region, endpoint, client_options, ...).
@@ -89,9 +114,13 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
             "daskcog.open does not put live store objects into task graphs; pass the URL and "
             "obstore options (e.g. region=..., endpoint=..., client_options=...) instead"
         )
+    if errors not in ("raise", "nodata"):
+        raise ValueError(f"errors must be 'raise' or 'nodata', not {errors!r}")
     location = parse_location(url)
-    options = tuple(sorted(store_options.items()))
-    opened = run_sync(CACHE.opened(location.url, dict(options)))
+    public, credential_name = creds.keep_out_of_graph(store_options, credentials)
+    options = tuple(sorted(public.items()))
+    full_options = creds.merge(public, creds.resolve(credential_name, location.url)) if credential_name else public
+    opened = run_sync(CACHE.opened(location.url, full_options))
     reader = AsyncGeoTIFFReader.from_opened(
         opened, overview_level=overview_level, bands=bands, resolution=resolution
     )
@@ -105,6 +134,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         fill_value=reader.fill_value_default if fill_value is None else fill_value,
         tile=reader.block_shape,
         loop=loop,
+        errors=errors,
+        retry=retry or RetryPolicy(),
+        credentials=credential_name,
     )
     return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
 
@@ -158,7 +190,17 @@ class BlockReader:
         if r1 <= r0 or c1 <= c0 or b1 <= b0:
             return np.empty((max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0)), self.dtype)
         window = Window(spec.window[0] + c0, spec.window[1] + r0, c1 - c0, r1 - r0)
-        return run_sync(read_block(spec, spec.bands[b0:b1], window), spec.loop)
+        try:
+            return run_sync(read_block(spec, spec.bands[b0:b1], window), spec.loop)
+        except GeoreaderError as exc:
+            where = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+            if spec.errors == "nodata":
+                failures.record(spec.token, spec.url, where, exc)
+                return np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
+            if "window" not in str(exc):
+                raise type(exc)(f"{exc} (chunk window col_off={where[0]}, row_off={where[1]}, "
+                                f"width={where[2]}, height={where[3]})") from exc
+            raise
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockReader, (self.spec,))
@@ -169,6 +211,7 @@ async def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np
     reader = await CACHE.reader(
         spec.url, spec.options, overview_level=spec.overview_level, bands=bands
     )
+    reader.retry = spec.retry
     tensor = await reader.read_window(window, fill_value=spec.fill_value)
     return tensor.values
 

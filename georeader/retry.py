@@ -3,10 +3,11 @@
 obstore already retries 5xx responses and connection errors inside one request
 (its `retry_config`); what it does not retry (a body cut short, a reset in the
 middle of a body, a 429 on some stores, a tile that then fails to decode because
-its bytes were short) reaches us as `StoreReadError` or `TileDecodeError`, and
-is retried here with exponential backoff and jitter, within a bounded total
+its bytes were short) reaches us as `StoreReadError`, and is retried here with exponential backoff and jitter, within a bounded total
 time. Permanent failures (not found, access denied, not a TIFF, no
-georeference, a bad window) fail at once.
+georeference, a bad window, a tile that does not decode: obstore checks
+Content-Length, so a short body is a read error, and corrupt bytes stay corrupt)
+fail at once.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
-from georeader.errors import StoreReadError, TileDecodeError
+from georeader.errors import StoreReadError
 
 T = TypeVar("T")
 
-TRANSIENT = (StoreReadError, TileDecodeError)
+TRANSIENT = (StoreReadError,)
 """Errors worth another attempt. Everything else is permanent."""
 
 
@@ -39,11 +41,19 @@ class RetryPolicy:
     """No retry starts after this many seconds since the first attempt."""
 
     def store_retry_config(self) -> dict:
-        """obstore's per-request retry settings, bounded by the same total time."""
+        """obstore's per-request retry settings, bounded by the same total time.
+
+        obstore wants `datetime.timedelta` durations (a float raises TypeError
+        "'float' object is not an instance of 'timedelta'" when the store is built).
+        """
         return {
             "max_retries": max(self.attempts - 1, 0),
-            "retry_timeout": self.total_seconds,
-            "backoff": {"init_backoff": self.backoff, "max_backoff": self.max_backoff, "base": 2.0},
+            "retry_timeout": timedelta(seconds=self.total_seconds),
+            "backoff": {
+                "init_backoff": timedelta(seconds=self.backoff),
+                "max_backoff": timedelta(seconds=self.max_backoff),
+                "base": 2.0,
+            },
         }
 
 
