@@ -15,6 +15,7 @@ above `WARN_CHUNKS` warns: Dask expands every chunk into tasks at compute time
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any
 
@@ -26,18 +27,29 @@ WARN_CHUNKS = 500_000
 _AXES = {"band": 0, "y": 1, "x": 2}
 
 
-def _round_to_tiles(size: int, tile: int, full: int) -> int:
-    if size is None or size == -1 or size >= full:
-        return max(full, 1)
+def _round_to_tiles(size: int | None, tile: int, full: int) -> int | None:
+    """Distance between chunk edges (a tile multiple), or None for one chunk over the axis.
+
+    None, -1 or a size covering the whole window (`full` pixels) give one chunk:
+    a step of `full` would put edges at multiples of the window length in the
+    image's grid, which splits a window that does not start at 0 at an
+    arbitrary, tile-misaligned row.
+    """
+    if size is None or size == -1:
+        return None
     if size <= 0:
         raise WindowError(f"chunk size must be positive or -1, got {size}")
+    if size >= full:
+        return None
     return max(tile, int(round(size / tile)) * tile)
 
 
-def _axis_chunks(start: int, stop: int, step: int) -> tuple[int, ...]:
+def _axis_chunks(start: int, stop: int, step: int | None) -> tuple[int, ...]:
     """Chunk lengths covering [start, stop) with edges at multiples of `step` (absolute grid)."""
     if stop <= start:
         return (0,)
+    if step is None:
+        return (stop - start,)
     edges = [start]
     edge = (start // step + 1) * step
     while edge < stop:
@@ -56,8 +68,8 @@ def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
                 raise WindowError(f"unknown chunk axis {key!r}; use band/y/x or 0/1/2")
             values[axis] = value
         return (values[0], values[1], values[2])
-    if isinstance(chunks, int):
-        return (None, chunks, chunks)
+    if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
+        return (None, int(chunks), int(chunks))
     if isinstance(chunks, tuple | list):
         if len(chunks) == 2:
             return (None, chunks[0], chunks[1])
@@ -82,16 +94,27 @@ def tile_chunks(
     tile_h, tile_w = tile
     band_c, y_c, x_c = _normalise(chunks)
     band_size = count if band_c in (None, -1, "auto") else int(band_c)
+    if band_size <= 0:
+        raise WindowError(f"band chunk size must be positive or -1, got {band_c!r}")
     if y_c == "auto" or x_c == "auto":
         side = math.sqrt(target_bytes / max(1, band_size * itemsize))
         auto_y = max(tile_h, int(side // tile_h) * tile_h)
         auto_x = max(tile_w, int(side // tile_w) * tile_w)
-        y_c = auto_y if y_c == "auto" else y_c
-        x_c = auto_x if x_c == "auto" else x_c
-        while math.ceil(height / y_c) * math.ceil(width / x_c) * math.ceil(count / band_size) > MAX_AUTO_CHUNKS:
-            y_c, x_c = y_c * 2, x_c * 2
-    y_step = _round_to_tiles(y_c, tile_h, height if row_off % tile_h == 0 else height + tile_h)
-    x_step = _round_to_tiles(x_c, tile_w, width if col_off % tile_w == 0 else width + tile_w)
+        grow_y, grow_x = y_c == "auto", x_c == "auto"
+        y_c = auto_y if grow_y else y_c
+        x_c = auto_x if grow_x else x_c
+
+        def blocks(size: Any, extent: int) -> int:
+            return 1 if size in (None, -1) or size <= 0 else math.ceil(extent / size)
+
+        # grow only the "auto" axes (a size the caller gave is kept), and only while they split
+        while blocks(y_c, height) * blocks(x_c, width) * math.ceil(count / band_size) > MAX_AUTO_CHUNKS:
+            grow_y, grow_x = grow_y and y_c < height, grow_x and x_c < width
+            if not (grow_y or grow_x):
+                break
+            y_c, x_c = (y_c * 2 if grow_y else y_c), (x_c * 2 if grow_x else x_c)
+    y_step = _round_to_tiles(y_c, tile_h, height)
+    x_step = _round_to_tiles(x_c, tile_w, width)
     bands = tuple(min(band_size, count - i) for i in range(0, count, max(1, band_size)))
     ys = _axis_chunks(row_off, row_off + height, y_step)
     xs = _axis_chunks(col_off, col_off + width, x_step)

@@ -1,0 +1,191 @@
+"""The per-process reader cache: shared in-flight opens, no cached failures, LRU, overviews, fork."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+import daskcog
+from daskcog.io_loop import run_sync
+from daskcog.reader_cache import CACHE, ReaderCache, _key
+from georeader.errors import GeoreaderError, ObjectNotFoundError
+
+
+def _uri(path: Path) -> str:
+    return Path(path).resolve().as_uri()
+
+
+def test_concurrent_opens_share_one_inflight_open(gen_paths) -> None:
+    url = _uri(gen_paths["multi-tile"])
+    cache = ReaderCache(maxsize=8)
+
+    async def many():
+        return await asyncio.gather(*(cache.reader(url, {}) for _ in range(20)))
+
+    readers = asyncio.run(many())
+    info = cache.info()
+    assert (info.opens, info.joins, info.hits, info.failures) == (1, 19, 0, 0)
+    assert info.size == 1
+    assert len({id(r.opened_file) for r in readers}) == 1
+
+
+def test_global_cache_on_the_io_loop(gen_paths) -> None:
+    url = _uri(gen_paths["odd-size-nodata"])
+    daskcog.cache_clear()
+
+    async def many():
+        return await asyncio.gather(*(CACHE.reader(url, {}) for _ in range(20)))
+
+    readers = run_sync(many())
+    info = daskcog.cache_info()
+    assert (info.opens, info.joins) == (1, 19)
+    assert info.pid == os.getpid()
+    assert {r.shape for r in readers} == {(1, 333, 191)}
+    run_sync(CACHE.reader(url, {}))
+    assert daskcog.cache_info().hits == 1
+
+
+def test_opens_from_many_threads_and_loops_share(gen_paths) -> None:
+    """Tasks on different event loops (I/O thread, worker loops) join the same open."""
+    url = _uri(gen_paths["mask"])
+    cache = ReaderCache()
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def task() -> None:
+        barrier.wait()
+        results.append(asyncio.run(cache.opened(url, {})))
+
+    threads = [threading.Thread(target=task) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    info = cache.info()
+    assert info.opens == 1
+    assert info.joins + info.hits == 7
+    assert len({id(r) for r in results}) == 1
+
+
+def test_failures_are_not_cached(tmp_path, gen_paths) -> None:
+    path = tmp_path / "appears-later.tif"
+    url = _uri(path)
+    cache = ReaderCache()
+
+    async def many():
+        return await asyncio.gather(
+            *(cache.reader(url, {}) for _ in range(5)), return_exceptions=True
+        )
+
+    errors = asyncio.run(many())
+    assert all(isinstance(e, ObjectNotFoundError) for e in errors), errors
+    assert all(url in str(e) for e in errors)
+    info = cache.info()
+    assert (info.opens, info.joins, info.failures, info.size) == (1, 4, 1, 0)
+
+    shutil.copy(gen_paths["multi-tile"], path)
+    reader = asyncio.run(cache.reader(url, {}))
+    assert reader.shape == (1, 217, 300)
+    info = cache.info()
+    assert (info.opens, info.failures, info.size) == (2, 1, 1)
+
+
+def test_lru_bound_evicts_least_recently_used(gen_paths) -> None:
+    a, b, c = (_uri(gen_paths[n]) for n in ("multi-tile", "odd-size-nodata", "mask"))
+    cache = ReaderCache(maxsize=2)
+
+    def get(url: str) -> None:
+        asyncio.run(cache.opened(url, {}))
+
+    get(a)
+    get(b)
+    get(a)  # hit: a becomes most recent
+    get(c)  # evicts b
+    info = cache.info()
+    assert (info.opens, info.hits, info.evictions, info.size, info.maxsize) == (3, 1, 1, 2, 2)
+    get(a)  # still cached
+    assert cache.info().hits == 2
+    get(b)  # evicted: opened again, evicts c
+    info = cache.info()
+    assert (info.opens, info.evictions, info.size) == (4, 2, 2)
+
+
+def test_store_options_are_part_of_the_key(gen_paths) -> None:
+    url = _uri(gen_paths["multi-tile"])
+    assert _key(url, {"a": 1, "b": {"c": 2}}) == _key(url, {"b": {"c": 2}, "a": 1})
+    assert _key(url, {}) != _key(url, {"region": "x"})
+    cache = ReaderCache()
+
+    async def both():
+        await cache.opened(url, {})
+        with pytest.raises(GeoreaderError, match="store options"):  # local files take none
+            await cache.opened(url, {"client_options": {"timeout": "30s"}})
+        await cache.opened(url, {})
+
+    asyncio.run(both())
+    info = cache.info()
+    assert (info.opens, info.hits, info.failures, info.size) == (2, 1, 1, 1)
+
+
+def test_overview_and_band_readers_reuse_the_header(gen_paths) -> None:
+    url = _uri(gen_paths["overviews-nan"])
+    cache = ReaderCache()
+
+    async def levels():
+        return [
+            await cache.reader(url, {}, overview_level=0),
+            await cache.reader(url, {}, overview_level=1),
+            await cache.reader(url, {}, overview_level=2),
+            await cache.reader(url, {}, overview_level=2, bands=[1]),
+        ]
+
+    readers = asyncio.run(levels())
+    info = cache.info()
+    assert (info.opens, info.hits) == (1, 3)
+    assert [r.shape for r in readers] == [(1, 217, 300), (1, 109, 150), (1, 55, 75), (1, 55, 75)]
+    assert len({id(r.opened_file) for r in readers}) == 1
+
+
+def test_pid_change_resets(gen_paths) -> None:
+    url = _uri(gen_paths["multi-tile"])
+    cache = ReaderCache()
+    asyncio.run(cache.opened(url, {}))
+    asyncio.run(cache.opened(url, {}))
+    assert (cache.info().opens, cache.info().hits) == (1, 1)
+    cache._pid = -1  # as if this process were a fork of another
+    info = cache.info()
+    assert (info.opens, info.hits, info.size, info.pid) == (0, 0, 0, os.getpid())
+    cache._pid = -1
+    asyncio.run(cache.opened(url, {}))  # the parent's headers are not reused
+    info = cache.info()
+    assert (info.opens, info.hits, info.size) == (1, 0, 1)
+
+
+def test_cache_clear_and_info_are_module_functions(gen_paths) -> None:
+    daskcog.open(gen_paths["multi-tile"])
+    assert daskcog.cache_info().size >= 1
+    daskcog.cache_clear()
+    info = daskcog.cache_info()
+    assert (info.size, info.opens, info.hits) == (0, 0, 0)
+    assert set(info.as_dict()) >= {
+        "opens",
+        "hits",
+        "joins",
+        "failures",
+        "evictions",
+        "size",
+        "maxsize",
+        "pid",
+    }
+
+
+def test_open_errors_are_georeader_errors(tmp_path) -> None:
+    before = daskcog.cache_info().failures
+    with pytest.raises(GeoreaderError, match="missing.tif"):
+        daskcog.open(tmp_path / "missing.tif")
+    assert daskcog.cache_info().failures == before + 1
