@@ -7,6 +7,7 @@ stays lazy and keeps the transform right; `.compute()` gives a GeoTensor;
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import dask.array as da
@@ -147,6 +148,13 @@ class GeoArray:
     def __getitem__(self, key: Any) -> GeoArray:
         if not isinstance(key, tuple):
             key = (key,)
+        if any(k is Ellipsis for k in key):
+            if sum(k is Ellipsis for k in key) > 1:
+                raise window_utils.WindowError("an index can only have a single ellipsis ('...')")
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1 :]
+        if len(key) > 3:
+            raise window_utils.WindowError(f"too many indices for a (band, y, x) array: {key!r}")
         key = key + (slice(None),) * (3 - len(key))
         band_key, row_key, col_key = key
         if not isinstance(row_key, slice) or not isinstance(col_key, slice):
@@ -156,10 +164,17 @@ class GeoArray:
         r0, r1, _ = row_key.indices(self.height)
         c0, c1, _ = col_key.indices(self.width)
         out = self.isel_window(Window(c0, r0, c1 - c0, r1 - r0))
-        if band_key != slice(None):
-            positions = list(range(self.count))[band_key] if isinstance(band_key, slice) else (
-                [band_key] if isinstance(band_key, int) else list(band_key))
-            out = out.sel_bands([p + 1 for p in positions])
+        if isinstance(band_key, slice):
+            if band_key == slice(None):
+                return out
+            positions = list(range(self.count))[band_key]
+        elif isinstance(band_key, numbers.Integral):
+            positions = [int(band_key)]
+        else:
+            positions = [int(p) for p in np.asarray(band_key).ravel()]
+        if any(not -self.count <= p < self.count for p in positions):
+            raise window_utils.WindowError(f"band index {band_key!r} out of range for {self.count} bands")
+        out = out.sel_bands([p % self.count + 1 for p in positions])
         return out
 
     # -- results ------------------------------------------------------------

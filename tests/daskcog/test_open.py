@@ -253,6 +253,10 @@ def test_chained_windows_and_band_subsets(gen_paths) -> None:
         ((2, slice(-20, None), slice(-30, None)), Window(100, 47, 30, 20), [3]),
         (([2, 0], slice(3, 9), slice(60, 70)), Window(60, 3, 10, 6), [3, 1]),
         ((slice(None), slice(0, 1000), slice(0, 1000)), Window(0, 0, 130, 67), None),
+        ((Ellipsis, slice(10, 20)), Window(10, 0, 10, 67), None),
+        ((np.int64(1), Ellipsis), Window(0, 0, 130, 67), [2]),
+        ((np.array([2, 0]), slice(1, 3)), Window(0, 1, 130, 2), [3, 1]),
+        ((-1, Ellipsis, slice(0, 5)), Window(0, 0, 5, 67), [3]),
     ],
 )
 def test_getitem(gen_paths, key, window, bands) -> None:
@@ -276,6 +280,32 @@ def test_getitem_refuses_steps_and_indices(gen_paths) -> None:
         g[:, 3, :]
     with pytest.raises(WindowError):
         g.isel_window(Window(0.5, 0, 10, 10))
+    with pytest.raises(WindowError, match="band index"):
+        g[3]
+    with pytest.raises(WindowError, match="too many"):
+        g[0, :, :, :]
+    with pytest.raises(WindowError, match="ellipsis"):
+        g[..., 0:2, ...]
+
+
+def test_valid_mask_with_nan_fill(gen_paths) -> None:
+    path = gen_paths["overviews-nan"]
+    g = daskcog.open(path, chunks=64)
+    values = RasterioReader(path).load().values
+    assert np.isnan(values).any()
+    np.testing.assert_array_equal(g.valid_mask().compute(), ~np.isnan(values))
+
+
+def test_open_and_compute_inside_a_running_event_loop(gen_paths) -> None:
+    """Notebooks run a loop in the main thread: open() and compute() must not need it."""
+    import asyncio
+
+    path = gen_paths["multi-tile"]
+
+    async def main():
+        return daskcog.open(path, chunks=64).compute().values
+
+    np.testing.assert_array_equal(asyncio.run(main()), RasterioReader(path).load().values)
 
 
 @pytest.mark.parametrize("case", ["multi-tile", "south-up-real"])

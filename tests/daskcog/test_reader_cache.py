@@ -189,3 +189,30 @@ def test_open_errors_are_georeader_errors(tmp_path) -> None:
     with pytest.raises(GeoreaderError, match="missing.tif"):
         daskcog.open(tmp_path / "missing.tif")
     assert daskcog.cache_info().failures == before + 1
+
+
+def test_io_loop_restarts_after_a_pid_change(monkeypatch) -> None:
+    from daskcog import io_loop
+
+    async def where() -> int:
+        return threading.get_ident()
+
+    first = io_loop.io_loop()
+    assert io_loop.io_loop() is first
+    thread = run_sync(where())
+    state = io_loop._state
+    monkeypatch.setattr(io_loop, "_state", (-1, state[1], state[2]))  # as after a fork
+    second = io_loop.io_loop()
+    assert second is not first
+    assert run_sync(where()) != thread
+    monkeypatch.setattr(io_loop, "_state", state)  # back to the original loop
+    second.call_soon_threadsafe(second.stop)
+
+
+def test_run_sync_refuses_to_block_its_own_loop() -> None:
+    async def inner() -> None:
+        coro = asyncio.sleep(0)
+        run_sync(coro)
+
+    with pytest.raises(RuntimeError, match="await"):
+        run_sync(inner())
