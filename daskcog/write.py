@@ -1,0 +1,355 @@
+"""Write a GeoArray (or a GeoTensor) to a GeoTIFF or a Cloud-Optimized GeoTIFF.
+
+Strategy (memory bounded by chunks, not by the raster):
+
+1. Blocks are computed chunk by chunk and written into a temporary,
+   uncompressed, tiled GTiff beside the output (uncompressed so a block that
+   covers a tile partly is updated in place, never appended twice):
+   * on local schedulers (threads, sync) with `dask.array.store` into a
+     lock-protected rasterio writer: each chunk is written as soon as it is
+     computed and then dropped;
+   * on a distributed cluster the chunks must come back to this process (the
+     output path is local to it), so they are computed in batches of a few per
+     worker thread with the next batch already running while this one is
+     written.
+2. GDAL copies the temporary file into the output: the COG driver builds the
+   overviews (nodata-aware) and writes a valid COG layout, compressing with
+   every core; or the GTiff driver for a plain tiled GeoTIFF.
+
+`progress(done, total)` is called after each written chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from georeader.errors import GeoreaderError
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from daskcog.geoarray import GeoArray
+    from georeader.geotensor import GeoTensor
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (chunks written, chunks in total)."""
+
+COMPRESSIONS = ("deflate", "zstd", "lzw", "lzma", "webp", "jpeg", "lerc", "packbits", "none")
+_PREDICTOR_CODECS = ("deflate", "zstd", "lzw")
+_AUTO: Any = object()
+
+
+class WriteError(GeoreaderError, OSError):
+    """Writing a GeoTIFF failed (bad options, unwritable path, GDAL error)."""
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Resolved options of one write (see `write_raster`)."""
+
+    cog: bool
+    compress: str
+    predictor: int
+    level: int | None
+    blocksize: int
+    overviews: bool
+    resampling: str
+    nodata: float | None
+    bigtiff: str
+    extra: tuple[tuple[str, str], ...]
+
+    def creation_options(self, dtype: np.dtype) -> dict[str, str]:
+        """GDAL creation options of the final copy."""
+        opts: dict[str, str] = {"BIGTIFF": self.bigtiff, "NUM_THREADS": "ALL_CPUS"}
+        if self.compress != "none":
+            opts["COMPRESS"] = self.compress.upper()
+        if self.level is not None:
+            opts["LEVEL"] = str(self.level)
+        if self.cog:
+            opts["BLOCKSIZE"] = str(self.blocksize)
+            opts["OVERVIEWS"] = "AUTO" if self.overviews else "NONE"
+            opts["OVERVIEW_RESAMPLING"] = self.resampling.upper()
+            if self.predictor != 1:
+                opts["PREDICTOR"] = "FLOATING_POINT" if self.predictor == 3 else "STANDARD"
+        else:
+            opts.update(TILED="YES", BLOCKXSIZE=str(self.blocksize), BLOCKYSIZE=str(self.blocksize))
+            if self.predictor != 1:
+                opts["PREDICTOR"] = str(self.predictor)
+            if self.overviews:
+                opts["COPY_SRC_OVERVIEWS"] = "YES"
+        opts.update(dict(self.extra))
+        return opts
+
+
+def resolve_options(
+    dtype: np.dtype,
+    *,
+    cog: bool,
+    compress: str = "deflate",
+    predictor: int | None = None,
+    level: int | None = None,
+    blocksize: int = 512,
+    overviews: bool | None = None,
+    resampling: str = "nearest",
+    nodata: float | None = None,
+    bigtiff: str = "IF_SAFER",
+    creation_options: dict[str, Any] | None = None,
+) -> WriteOptions:
+    """Normalise and check the write options once (defaults depend on the dtype)."""
+    compress = (compress or "none").lower()
+    if compress not in COMPRESSIONS:
+        raise WriteError(f"unknown compression {compress!r}; use one of {', '.join(COMPRESSIONS)}")
+    if predictor is None:
+        predictor = (3 if dtype.kind == "f" else 2) if compress in _PREDICTOR_CODECS else 1
+    if predictor not in (1, 2, 3):
+        raise WriteError(f"predictor must be 1 (none), 2 (integers) or 3 (floats), got {predictor}")
+    if predictor == 3 and dtype.kind != "f":
+        raise WriteError(f"predictor 3 (floating point) needs a float dtype, not {dtype}")
+    if predictor != 1 and compress not in _PREDICTOR_CODECS:
+        raise WriteError(f"a predictor only applies to {', '.join(_PREDICTOR_CODECS)}, not {compress}")
+    if blocksize <= 0 or blocksize % 16:
+        raise WriteError(f"blocksize must be a positive multiple of 16, got {blocksize}")
+    if nodata is not None and dtype.kind in "iu" and not np.isnan(nodata):
+        info = np.iinfo(dtype)
+        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+            raise WriteError(f"nodata {nodata} cannot be stored in {dtype}")
+    extra = tuple(sorted((str(k).upper(), str(v)) for k, v in (creation_options or {}).items()))
+    return WriteOptions(
+        cog=cog, compress=compress, predictor=predictor, level=level, blocksize=blocksize,
+        overviews=cog if overviews is None else bool(overviews), resampling=resampling,
+        nodata=nodata, bigtiff=bigtiff.upper(), extra=extra,
+    )
+
+
+# -- public entry points ------------------------------------------------------
+def write_raster(
+    source: GeoArray | GeoTensor,
+    path: str | os.PathLike[str],
+    *,
+    cog: bool = True,
+    compress: str = "deflate",
+    predictor: int | None = None,
+    level: int | None = None,
+    blocksize: int = 512,
+    overviews: bool | None = None,
+    resampling: str = "nearest",
+    nodata: float | None = _AUTO,
+    bigtiff: str = "IF_SAFER",
+    creation_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
+    progress: ProgressCallback | None = None,
+    tmpdir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write `source` to `path` as a COG (`cog=True`) or a tiled GeoTIFF.
+
+    Args:
+        source: a GeoArray (computed chunk by chunk) or a GeoTensor (in memory).
+        path: local output path; replaced atomically when the write succeeds.
+        cog: COG layout (overviews first, validated by rio-cogeo) or a plain tiled GTiff.
+        compress: deflate (default), zstd, lzw, lzma, webp, jpeg, lerc, packbits or none.
+        predictor: 2 for integers, 3 for floats by default with deflate/zstd/lzw.
+        level: compression level (codec-specific).
+        blocksize: tile size of the output.
+        overviews: build overviews (default: yes for COGs, no for GTiffs).
+        resampling: overview resampling (nearest, average, bilinear, cubic, mode, ...).
+        nodata: nodata value to write (default: the GeoArray's nodata; none for a GeoTensor).
+        bigtiff: GDAL's BIGTIFF option (IF_SAFER, YES, NO).
+        creation_options: more GDAL creation options for the final copy.
+        scheduler: Dask scheduler to use (default: the active one).
+        progress: called with (chunks written, chunks in total).
+        tmpdir: folder of the temporary file (default: the output's folder).
+    """
+    from georeader.geotensor import GeoTensor
+
+    path = Path(path).expanduser()
+    in_memory = isinstance(source, GeoTensor)
+    if nodata is _AUTO:
+        nodata = None if in_memory else source.nodata
+    opts = resolve_options(
+        np.dtype(source.dtype), cog=cog, compress=compress, predictor=predictor, level=level,
+        blocksize=blocksize, overviews=overviews, resampling=resampling, nodata=nodata,
+        bigtiff=bigtiff, creation_options=creation_options,
+    )
+    if not path.parent.is_dir():
+        raise WriteError(f"{path}: the output folder {path.parent} does not exist")
+    profile = _profile(source.shape, source.dtype, source.transform, source.crs, opts)
+
+    def fill(tmp: Any) -> None:
+        if in_memory:
+            tmp.write(source.values)
+            if progress is not None:
+                progress(1, 1)
+        else:
+            _store_dask(source.data, tmp, scheduler, progress)
+
+    return _write_via_temp(path, profile, opts, fill, tmpdir)
+
+
+def _profile(
+    shape: tuple[int, int, int], dtype: Any, transform: Any, crs: Any, opts: WriteOptions
+) -> dict[str, Any]:
+    count, height, width = shape
+    if min(shape) <= 0:
+        raise WriteError(f"cannot write an empty array of shape {shape}")
+    return dict(
+        driver="GTiff", width=width, height=height, count=count, dtype=np.dtype(dtype).name,
+        transform=transform, crs=None if crs is None else rasterio.crs.CRS.from_wkt(crs.to_wkt()),
+        nodata=opts.nodata, tiled=True, blockxsize=opts.blocksize, blockysize=opts.blocksize,
+        bigtiff="IF_SAFER", sparse_ok=False,
+    )
+
+
+def _write_via_temp(
+    path: Path, profile: dict[str, Any], opts: WriteOptions, fill: Callable[[Any], None],
+    tmpdir: str | os.PathLike[str] | None,
+) -> Path:
+    """Fill a temporary tiled GTiff, then let GDAL copy it into the final layout."""
+    folder = Path(tmpdir) if tmpdir is not None else path.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=folder)
+    os.close(fd)
+    out_tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with rasterio.Env(GDAL_PAM_ENABLED=False, GDAL_CACHEMAX=256):
+            with rasterio.open(tmp_name, "w", **profile) as tmp:
+                fill(tmp)
+                if opts.overviews and not opts.cog:
+                    from rasterio.enums import Resampling
+
+                    factors = overview_factors(profile["width"], profile["height"], opts.blocksize)
+                    if factors:
+                        tmp.build_overviews(factors, Resampling[opts.resampling.lower()])
+            driver = "COG" if opts.cog else "GTiff"
+            try:
+                rasterio.shutil.copy(
+                    tmp_name, str(out_tmp), driver=driver,
+                    **opts.creation_options(np.dtype(profile["dtype"])),
+                )
+            except rasterio.errors.RasterioError as exc:
+                raise WriteError(f"{path}: GDAL could not write the {driver}: {exc}") from exc
+        os.replace(out_tmp, path)
+    finally:
+        for leftover in (tmp_name, out_tmp, Path(f"{tmp_name}.ovr")):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+    return path
+
+
+def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
+    """2, 4, 8, ... until the coarsest overview fits in one block (GDAL's COG rule)."""
+    factors, factor = [], 2
+    while max(width, height) / (factor // 2) > blocksize:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+# -- chunk by chunk ------------------------------------------------------------
+class _LockedWriter:
+    """`dask.array.store` target: writes (band, y, x) slices into an open rasterio dataset."""
+
+    def __init__(self, dataset: Any, total: int, progress: ProgressCallback | None) -> None:
+        self.dataset = dataset
+        self.shape = (dataset.count, dataset.height, dataset.width)
+        self.dtype = np.dtype(dataset.dtypes[0])
+        self.ndim = 3
+        self.lock = threading.Lock()
+        self.total = total
+        self.done = 0
+        self.progress = progress
+
+    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
+        with self.lock:
+            _write_block(self.dataset, key, value)
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+
+
+def _write_block(dataset: Any, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
+    bands, rows, cols = key
+    b0, b1, _ = bands.indices(dataset.count)
+    r0, r1, _ = rows.indices(dataset.height)
+    c0, c1, _ = cols.indices(dataset.width)
+    dataset.write(
+        np.asarray(value), indexes=list(range(b0 + 1, b1 + 1)), window=Window(c0, r0, c1 - c0, r1 - r0)
+    )
+
+
+def _distributed_client(data: da.Array, scheduler: Any) -> Any:
+    """The distributed Client that would run `data`, or None for local schedulers."""
+    import dask.base
+
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    if isinstance(scheduler, Client):
+        return scheduler
+    get = dask.base.get_scheduler(scheduler=scheduler, collections=[data])
+    owner = getattr(get, "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def _store_dask(data: da.Array, dataset: Any, scheduler: Any, progress: ProgressCallback | None) -> None:
+    import dask.array as da
+
+    total = int(np.prod(data.numblocks))
+    client = _distributed_client(data, scheduler)
+    if client is None:
+        writer = _LockedWriter(dataset, total, progress)
+        da.store(data, writer, lock=False, compute=True, scheduler=scheduler)
+        return
+    done = 0
+    for key, value in _gather_in_batches(client, data):
+        _write_block(dataset, key, value)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+
+def _gather_in_batches(client: Any, data: da.Array) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+    """Chunks of `data` computed on the cluster, a few per worker thread at a time.
+
+    Two batches are in flight: the cluster computes the next one while this
+    process writes the current one, so neither waits long and at most two
+    batches of chunks are held anywhere.
+    """
+    from dask.array.core import slices_from_chunks
+    from distributed import as_completed
+
+    slices = slices_from_chunks(data.chunks)
+    blocks = data.to_delayed().ravel().tolist()
+    threads = sum(client.nthreads().values()) or 1
+    batch = max(2, 2 * threads)
+    groups = [list(range(i, min(i + batch, len(blocks)))) for i in range(0, len(blocks), batch)]
+    pending: list[tuple[list[int], list[Any]]] = []
+
+    def submit(group: list[int]) -> None:
+        pending.append((group, client.compute([blocks[i] for i in group])))
+
+    for group in groups[:2]:
+        submit(group)
+    next_group = 2
+    while pending:
+        group, futures = pending.pop(0)
+        index = {id(f): i for f, i in zip(futures, group, strict=True)}
+        for future in as_completed(futures):
+            value = future.result()
+            yield slices[index[id(future)]], value
+            future.release()
+        if next_group < len(groups):
+            submit(groups[next_group])
+            next_group += 1
