@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,16 +101,16 @@ class OpenedFile:
     count: int
     alpha_index: int | None
     store_options: dict[str, Any]
-    _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] | None = None
+    _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
+    _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:
         """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
-        if self._rasterio is None:
-            self._rasterio = {}
-        if level not in self._rasterio:
-            reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
-            self._rasterio.setdefault(level, (threading.Lock(), reader))
-        return self._rasterio[level]
+        with self._rasterio_lock:
+            if level not in self._rasterio:
+                reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
+                self._rasterio[level] = (threading.Lock(), reader)
+            return self._rasterio[level]
 
 
 async def open_file(

@@ -111,7 +111,7 @@ class GeoTensor:
         if isinstance(band_key, int):
             band_key = [band_key]
         values = self.values[band_key, row_key, col_key]
-        transform = self.transform * Affine.translation(c0, r0) * Affine.scale(cstep, rstep)
+        transform = self.transform @ Affine.translation(c0, r0) @ Affine.scale(cstep, rstep)
         return GeoTensor(values, transform, self.crs, self.fill_value_default)
 
     def window(self, window: Window, boundless: bool = False) -> GeoTensor:

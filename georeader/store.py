@@ -102,7 +102,12 @@ def build_store(location: Location, **config: Any) -> Any:
             raise InvalidURLError(f"local files take no store options; got {sorted(config)}")
         from async_tiff.store import LocalStore
 
-        return LocalStore(urlsplit(location.base_url).path)
+        from georeader.error_mapping import map_store_error
+
+        try:
+            return LocalStore(urlsplit(location.base_url).path)
+        except Exception as exc:  # a missing folder: async-tiff's untyped GenericError (NotFound)
+            raise map_store_error(exc, location.url, "opening its folder") from exc
     from obstore.store import from_url
 
     if "retry_config" not in config:

@@ -8,7 +8,9 @@ Rounding rules (stated once, used everywhere):
   bounds box that was computed from a pixel grid round-trips exactly instead of
   growing by one pixel through floating-point noise.
 * `rounding="nearest"` rounds offsets and ends to the nearest pixel edge (the
-  choice for "the pixels whose centres fall inside").
+  choice for "the pixels whose centres fall inside"), halves upwards
+  (`floor(x + 0.5)`), so a window's size does not depend on the parity of its
+  offset (Python's `round` rounds halves to even: 0.5 -> 0 but 1.5 -> 2).
 
 Windows are `rasterio.windows.Window` values with whole-number offsets and sizes
 once they pass `to_int_window`; every function here is pure.
@@ -65,7 +67,7 @@ def round_window(window: Window, rounding: Literal["outer", "nearest"] = "outer"
     if rounding == "outer":
         c0, r0, c1, r1 = math.floor(c0), math.floor(r0), math.ceil(c1), math.ceil(r1)
     elif rounding == "nearest":
-        c0, r0, c1, r1 = round(c0), round(r0), round(c1), round(r1)
+        c0, r0, c1, r1 = (math.floor(v + 0.5) for v in (c0, r0, c1, r1))
     else:
         raise WindowError(f"rounding must be 'outer' or 'nearest', not {rounding!r}")
     if c1 <= c0 or r1 <= r0:
@@ -108,7 +110,7 @@ def window_bounds(window: Window, transform: Affine) -> Bounds:
 
 def window_transform(window: Window, transform: Affine) -> Affine:
     """Transform of the window's top-left pixel (keeps resolution and rotation)."""
-    return transform * Affine.translation(window.col_off, window.row_off)
+    return transform @ Affine.translation(window.col_off, window.row_off)
 
 
 def intersect(a: Window, b: Window) -> Window | None:
