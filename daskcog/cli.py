@@ -121,7 +121,9 @@ def _bounds(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 4 or parts[0] >= parts[2] or parts[1] >= parts[3]:
-        raise argparse.ArgumentTypeError(f"expected LEFT,BOTTOM,RIGHT,TOP with left<right, bottom<top; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected LEFT,BOTTOM,RIGHT,TOP with left<right, bottom<top; got {text!r}"
+        )
     return parts  # type: ignore[return-value]
 
 
@@ -139,61 +141,109 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     group = parser.add_argument_group("global options")
     group.add_argument(
-        "--scheduler", metavar="ADDRESS", default=default,
+        "--scheduler",
+        metavar="ADDRESS",
+        default=default,
         help="address of a running Dask scheduler (tcp://host:8786); default: a local cluster "
         "for mosaic and demo, the threaded scheduler for info and stats",
     )
     group.add_argument(
-        "--store-option", metavar="KEY=VALUE", dest="store_options", action="append",
-        type=_store_option, default=default,
+        "--store-option",
+        metavar="KEY=VALUE",
+        dest="store_options",
+        action="append",
+        type=_store_option,
+        default=default,
         help="obstore option, repeatable; VALUE is JSON when it parses "
         "(e.g. region=eu-west-1, client_options='{\"allow_http\":true}')",
     )
     group.add_argument(
-        "--debug", action="store_true", default=default if suppress else False,
+        "--debug",
+        action="store_true",
+        default=default if suppress else False,
         help="show tracebacks",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Cloud-Optimized GeoTIFFs as Dask arrays: inspect, summarise, mosaic.",
+        prog=PROG,
+        description="Cloud-Optimized GeoTIFFs as Dask arrays: inspect, summarise, mosaic.",
     )
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    info = commands.add_parser("info", help="size, tiles, bands, CRS, overviews, how the file is read")
+    info = commands.add_parser(
+        "info", help="size, tiles, bands, CRS, overviews, how the file is read"
+    )
     info.add_argument("url", help="path or URL (file://, s3://, gs://, az://, http(s)://)")
     info.add_argument("--json", action="store_true", help="print JSON")
     _global_options(info, suppress=True)
     info.set_defaults(func=cmd_info)
 
-    stats = commands.add_parser("stats", help="per-band min, max, mean, std, valid count, histogram")
+    stats = commands.add_parser(
+        "stats", help="per-band min, max, mean, std, valid count, histogram"
+    )
     stats.add_argument("url", help="path or URL")
-    stats.add_argument("--overview", type=int, default=0, metavar="N", help="overview level (0: full resolution)")
-    stats.add_argument("--bands", type=_positive_int, nargs="+", metavar="B", help="1-based bands (default: all)")
-    stats.add_argument("--bins", type=_positive_int, default=256, metavar="N", help="histogram bins (256)")
-    stats.add_argument("--chunks", type=_positive_int, default=STATS_CHUNKS, metavar="N", help=f"chunk side in pixels ({STATS_CHUNKS})")
-    stats.add_argument("--keep-fill", action="store_true", help="count pixels equal to the fill value as valid")
+    stats.add_argument(
+        "--overview", type=int, default=0, metavar="N", help="overview level (0: full resolution)"
+    )
+    stats.add_argument(
+        "--bands", type=_positive_int, nargs="+", metavar="B", help="1-based bands (default: all)"
+    )
+    stats.add_argument(
+        "--bins", type=_positive_int, default=256, metavar="N", help="histogram bins (256)"
+    )
+    stats.add_argument(
+        "--chunks",
+        type=_positive_int,
+        default=STATS_CHUNKS,
+        metavar="N",
+        help=f"chunk side in pixels ({STATS_CHUNKS})",
+    )
+    stats.add_argument(
+        "--keep-fill", action="store_true", help="count pixels equal to the fill value as valid"
+    )
     stats.add_argument("--json", action="store_true", help="print JSON (full histograms) on stdout")
     _global_options(stats, suppress=True)
     stats.set_defaults(func=cmd_stats)
 
-    mosaic = commands.add_parser("mosaic", help="mosaic files into one COG (on a local Dask cluster)")
+    mosaic = commands.add_parser(
+        "mosaic", help="mosaic files into one COG (on a local Dask cluster)"
+    )
     mosaic.add_argument("urls", nargs="+", metavar="URL", help="input paths or URLs")
     mosaic.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output COG path")
     mosaic.add_argument("--crs", help="output CRS (default: the first file's)")
-    mosaic.add_argument("--resolution", type=_resolution, metavar="RES", help="output pixel size: X or X,Y")
-    mosaic.add_argument("--bounds", type=_bounds, metavar="L,B,R,T", help="output bounds in the output CRS")
+    mosaic.add_argument(
+        "--resolution", type=_resolution, metavar="RES", help="output pixel size: X or X,Y"
+    )
+    mosaic.add_argument(
+        "--bounds", type=_bounds, metavar="L,B,R,T", help="output bounds in the output CRS"
+    )
     mosaic.add_argument("--method", help="mosaic method (default: daskcog.mosaic's)")
     _write_options(mosaic)
     _global_options(mosaic, suppress=True)
     mosaic.set_defaults(func=cmd_mosaic)
 
-    demo = commands.add_parser("demo", help="sample COGs, then stats and a mosaic on a local Dask cluster")
-    demo.add_argument("--workdir", type=Path, metavar="DIR", help="folder for samples and outputs (default: ~/.cache/daskcog/demo)")
-    demo.add_argument("--size", type=_positive_int, default=4096, metavar="N", help="sample width and height (4096)")
-    demo.add_argument("--count", type=_positive_int, default=4, metavar="N", help="number of samples (4)")
+    demo = commands.add_parser(
+        "demo", help="sample COGs, then stats and a mosaic on a local Dask cluster"
+    )
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="folder for samples and outputs (default: ~/.cache/daskcog/demo)",
+    )
+    demo.add_argument(
+        "--size",
+        type=_positive_int,
+        default=4096,
+        metavar="N",
+        help="sample width and height (4096)",
+    )
+    demo.add_argument(
+        "--count", type=_positive_int, default=4, metavar="N", help="number of samples (4)"
+    )
     _global_options(demo, suppress=True)
     demo.set_defaults(func=cmd_demo)
     return parser
@@ -203,9 +253,18 @@ def _write_options(parser: argparse.ArgumentParser) -> None:
     from daskcog.write import COMPRESSIONS
 
     group = parser.add_argument_group("output options")
-    group.add_argument("--compress", default="deflate", choices=COMPRESSIONS, help="compression (deflate)")
-    group.add_argument("--blocksize", type=_positive_int, default=512, metavar="N", help="tile size (512)")
-    group.add_argument("--overview-resampling", default="nearest", metavar="METHOD", help="nearest (default), average, bilinear, ...")
+    group.add_argument(
+        "--compress", default="deflate", choices=COMPRESSIONS, help="compression (deflate)"
+    )
+    group.add_argument(
+        "--blocksize", type=_positive_int, default=512, metavar="N", help="tile size (512)"
+    )
+    group.add_argument(
+        "--overview-resampling",
+        default="nearest",
+        metavar="METHOD",
+        help="nearest (default), average, bilinear, ...",
+    )
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,8 +301,11 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
     compression = int(base.compression)
     layout = reader.layout
     crs = reader.crs
-    mask = "internal mask" if opened.levels[0].mask_ifd is not None else (
-        f"alpha band {opened.alpha_index + 1}" if opened.alpha_index is not None else "none")
+    mask = (
+        "internal mask"
+        if opened.levels[0].mask_ifd is not None
+        else (f"alpha band {opened.alpha_index + 1}" if opened.alpha_index is not None else "none")
+    )
     info: dict[str, Any] = {
         "url": location.url,
         "width": reader.width,
@@ -259,9 +321,7 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
         "bounds": list(reader.bounds),
         "tiled": tiled,
         "block": [block_h, block_w],
-        "tiles": (
-            [-(-reader.height // block_h), -(-reader.width // block_w)] if tiled else None
-        ),
+        "tiles": ([-(-reader.height // block_h), -(-reader.width // block_w)] if tiled else None),
         "compression": tile_decode.COMPRESSION_NAMES.get(compression, f"code {compression}"),
         "predictor": int(base.predictor or 1),
         "interleave": "band" if int(base.planar_configuration) == 2 else "pixel",
@@ -299,23 +359,38 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     rows = [
-        ("size", f"{info['width']} x {info['height']} pixels, {info['bands']} band"
-                 f"{'s' if info['bands'] != 1 else ''}, {info['dtype']}"),
-        ("tiles", (
-            f"{info['block'][1]} x {info['block'][0]} ({info['tiles'][1]} x {info['tiles'][0]} = "
-            f"{info['tiles'][0] * info['tiles'][1]} tiles)" if info["tiled"]
-            else f"none: strips of {info['block'][0]} rows (not tiled)"
-        )),
+        (
+            "size",
+            f"{info['width']} x {info['height']} pixels, {info['bands']} band"
+            f"{'s' if info['bands'] != 1 else ''}, {info['dtype']}",
+        ),
+        (
+            "tiles",
+            (
+                f"{info['block'][1]} x {info['block'][0]} "
+                f"({info['tiles'][1]} x {info['tiles'][0]} = "
+                f"{info['tiles'][0] * info['tiles'][1]} tiles)"
+                if info["tiled"]
+                else f"none: strips of {info['block'][0]} rows (not tiled)"
+            ),
+        ),
         ("nodata", "none" if info["nodata"] is None else f"{info['nodata']:g}"),
         ("mask", info["mask"]),
         ("crs", "none" if info["crs"] is None else f"{info['crs']} ({info['crs_name']})"),
         ("resolution", ", ".join(f"{v:.10g}" for v in info["resolution"])),
         ("bounds", ", ".join(f"{v:.10g}" for v in info["bounds"])),
-        ("compression", f"{info['compression']}"
-                        f"{', predictor ' + str(info['predictor']) if info['predictor'] != 1 else ''}, "
-                        f"{info['interleave']}-interleaved"),
-        ("overviews", (f"{len(info['overviews'])}: " + ", ".join(f"{w}x{h}" for w, h in info["overviews"]))
-                      if info["overviews"] else "none"),
+        (
+            "compression",
+            f"{info['compression']}"
+            f"{', predictor ' + str(info['predictor']) if info['predictor'] != 1 else ''}, "
+            f"{info['interleave']}-interleaved",
+        ),
+        (
+            "overviews",
+            (f"{len(info['overviews'])}: " + ", ".join(f"{w}x{h}" for w, h in info["overviews"]))
+            if info["overviews"]
+            else "none",
+        ),
         ("route", _read_how(info)),
     ]
     if "file_size" in info:
@@ -359,14 +434,17 @@ def _fmt(value: Any) -> str:
 
 
 def stats_table(
-    stats: Sequence[Any], stream: IO[str] | None = None, labels: Sequence[str] | None = None,
+    stats: Sequence[Any],
+    stream: IO[str] | None = None,
+    labels: Sequence[str] | None = None,
     label_header: str = "band",
 ) -> list[str]:
     """The stats table: a header and one row per band (labelled by band, or by `labels`)."""
     labels = [str(s.band) for s in stats] if labels is None else list(labels)
     width = max([len(label_header), *(len(label) for label in labels)]) + 2
     lines = [
-        f"  {label_header:<{width}}{'valid':>20}{'min':>10}{'max':>10}{'mean':>12}{'std':>12}  histogram"
+        f"  {label_header:<{width}}{'valid':>20}{'min':>10}{'max':>10}{'mean':>12}{'std':>12}"
+        "  histogram"
     ]
     for label, s in zip(labels, stats, strict=True):
         valid = f"{s.count:,} ({100 * s.valid_fraction:.1f}%)"
@@ -385,29 +463,44 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out = _out(args)
     say = _say(out)
     geoarray = daskcog.open(
-        args.url, chunks=args.chunks, overview_level=args.overview, bands=args.bands, **_options(args)
+        args.url,
+        chunks=args.chunks,
+        overview_level=args.overview,
+        bands=args.bands,
+        **_options(args),
     )
     with get_client(args.scheduler, local=False) as session:
-        say(f"{geoarray.data.npartitions} chunks of {args.url} (level {args.overview}, "
-            f"{geoarray.width}x{geoarray.height}) on {session.description}")
+        say(
+            f"{geoarray.data.npartitions} chunks of {args.url} (level {args.overview}, "
+            f"{geoarray.width}x{geoarray.height}) on {session.description}"
+        )
         start = time.perf_counter()
-        stats = band_stats(geoarray, bins=args.bins, ignore_fill=not args.keep_fill, compute=session.compute)
+        stats = band_stats(
+            geoarray, bins=args.bins, ignore_fill=not args.keep_fill, compute=session.compute
+        )
         elapsed = time.perf_counter() - start
     if args.json:
-        print(json.dumps({
-            "url": geoarray._source.url if geoarray._source is not None else args.url,  # noqa: SLF001
-            "overview_level": args.overview,
-            "shape": list(geoarray.shape),
-            "dtype": str(geoarray.dtype),
-            "nodata": geoarray.nodata,
-            "fill_value": geoarray.fill_value_default,
-            "scheduler": session.description,
-            "seconds": round(elapsed, 3),
-            "bands": [s.as_dict() for s in stats],
-        }))
+        print(
+            json.dumps(
+                {
+                    "url": geoarray._source.url if geoarray._source is not None else args.url,  # noqa: SLF001
+                    "overview_level": args.overview,
+                    "shape": list(geoarray.shape),
+                    "dtype": str(geoarray.dtype),
+                    "nodata": geoarray.nodata,
+                    "fill_value": geoarray.fill_value_default,
+                    "scheduler": session.description,
+                    "seconds": round(elapsed, 3),
+                    "bands": [s.as_dict() for s in stats],
+                }
+            )
+        )
         return EXIT_OK
     fill = "" if args.keep_fill else f", fill value {geoarray.fill_value_default:g} excluded"
-    say(f"statistics of valid pixels (nodata {geoarray.nodata}{fill}), {args.bins} bins, {elapsed:.2f} s:")
+    say(
+        f"statistics of valid pixels (nodata {geoarray.nodata}{fill}), {args.bins} bins, "
+        f"{elapsed:.2f} s:"
+    )
     for line in stats_table(stats, out):
         say(line)
     return EXIT_OK
@@ -452,8 +545,13 @@ class ProgressLine:
 
 
 def write_mosaic(
-    urls: Sequence[str], output: Path, session: Any, mosaic_kwargs: dict[str, Any],
-    write_kwargs: dict[str, Any], say: Callable[[str], None], stream: IO[str],
+    urls: Sequence[str],
+    output: Path,
+    session: Any,
+    mosaic_kwargs: dict[str, Any],
+    write_kwargs: dict[str, Any],
+    say: Callable[[str], None],
+    stream: IO[str],
 ) -> Path:
     mosaic = resolve_mosaic()
     if mosaic is None:
@@ -462,7 +560,10 @@ def write_mosaic(
     say(f"mosaic: {result!r}")
     start = time.perf_counter()
     result.to_cog(
-        output, scheduler=session.scheduler, progress=ProgressLine(stream, "written"), **write_kwargs
+        output,
+        scheduler=session.scheduler,
+        progress=ProgressLine(stream, "written"),
+        **write_kwargs,
     )
     say(f"wrote {output} ({_mib(output.stat().st_size)}) in {time.perf_counter() - start:.1f} s")
     return output
@@ -475,14 +576,24 @@ def cmd_mosaic(args: argparse.Namespace) -> int:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
     output = Path(args.output).expanduser()
     say = _say(sys.stdout)
-    mosaic_kwargs = dict(crs=args.crs, resolution=args.resolution, bounds=args.bounds, method=args.method)
+    mosaic_kwargs = dict(
+        crs=args.crs, resolution=args.resolution, bounds=args.bounds, method=args.method
+    )
     mosaic_kwargs.update(_options(args))
     with get_client(args.scheduler, local=True) as session:
         say(f"running on {session.description}")
         write_mosaic(
-            args.urls, output, session, mosaic_kwargs,
-            dict(compress=args.compress, blocksize=args.blocksize, resampling=args.overview_resampling),
-            say, sys.stderr,
+            args.urls,
+            output,
+            session,
+            mosaic_kwargs,
+            dict(
+                compress=args.compress,
+                blocksize=args.blocksize,
+                resampling=args.overview_resampling,
+            ),
+            say,
+            sys.stderr,
         )
     return EXIT_OK
 
@@ -502,8 +613,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     paths, reused = demo.make_sample_cogs(workdir, spec, say=lambda s: say("  " + s))
     if reused:
-        say(f"[1/4] sample COGs: reusing {len(paths)} files ({spec.size}x{spec.size} {spec.dtype}, "
-            f"DEFLATE, {spec.tile}-pixel tiles, overviews, nodata {demo.NODATA})")
+        say(
+            f"[1/4] sample COGs: reusing {len(paths)} files ({spec.size}x{spec.size} {spec.dtype}, "
+            f"DEFLATE, {spec.tile}-pixel tiles, overviews, nodata {demo.NODATA})"
+        )
     else:
         say(f"[1/4] sample COGs written in {time.perf_counter() - start:.1f} s")
     outputs = list(paths)
@@ -512,24 +625,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
         urls = [p.as_uri() for p in paths]
         arrays = [daskcog.open(u, chunks=STATS_CHUNKS) for u in urls]
         chunks = sum(a.data.npartitions for a in arrays)
-        say(f"[3/4] stats of {len(arrays)} files ({chunks} chunks, 2 passes) with daskcog.stats.band_stats_many")
+        say(
+            f"[3/4] stats of {len(arrays)} files ({chunks} chunks, 2 passes) "
+            "with daskcog.stats.band_stats_many"
+        )
         start = time.perf_counter()
         results = band_stats_many(arrays, bins=64, compute=session.compute)
         say(f"  done in {time.perf_counter() - start:.1f} s")
         rows = [(f"{p.name}:{s.band}", s) for p, st in zip(paths, results, strict=True) for s in st]
-        for line in stats_table([s for _, s in rows], sys.stdout, [r for r, _ in rows], "file:band"):
+        for line in stats_table(
+            [s for _, s in rows], sys.stdout, [r for r, _ in rows], "file:band"
+        ):
             say(line)
         stats_path = workdir / "stats.json"
-        stats_path.write_text(json.dumps(
-            {p.name: [s.as_dict() for s in st] for p, st in zip(paths, results, strict=True)}, indent=1
-        ))
+        stats_path.write_text(
+            json.dumps(
+                {p.name: [s.as_dict() for s in st] for p, st in zip(paths, results, strict=True)},
+                indent=1,
+            )
+        )
         outputs.append(stats_path)
         mosaic_path = workdir / "mosaic.tif"
         if resolve_mosaic() is None:
             say("[4/4] mosaic: skipped, daskcog.mosaic is not available in this installation yet")
         else:
             say(f"[4/4] mosaic of {len(urls)} files into a COG")
-            write_mosaic(urls, mosaic_path, session, {}, {"resampling": "average"}, lambda s: say("  " + s), sys.stderr)
+            write_mosaic(
+                urls,
+                mosaic_path,
+                session,
+                {},
+                {"resampling": "average"},
+                lambda s: say("  " + s),
+                sys.stderr,
+            )
             outputs.append(mosaic_path)
     say("outputs:")
     for path in outputs:

@@ -119,11 +119,14 @@ def get_client(
     else:
         yield Session(
             description=f"Dask threaded scheduler in this process ({available_cores()} threads)",
-            progress=progress, stream=stream,
+            progress=progress,
+            stream=stream,
         )
 
 
-def _connect(address: str, progress: bool, stream: IO[str] | None, timeout: float) -> Iterator[Session]:
+def _connect(
+    address: str, progress: bool, stream: IO[str] | None, timeout: float
+) -> Iterator[Session]:
     from distributed import Client
 
     try:
@@ -135,8 +138,7 @@ def _connect(address: str, progress: bool, stream: IO[str] | None, timeout: floa
     try:
         workers = client.nthreads()
         description = (
-            f"Dask scheduler at {address} ({len(workers)} workers, "
-            f"{sum(workers.values())} threads)"
+            f"Dask scheduler at {address} ({len(workers)} workers, {sum(workers.values())} threads)"
         )
         yield Session(description=description, client=client, progress=progress, stream=stream)
     finally:
@@ -160,8 +162,11 @@ def _local(
         # (measured, 4 x 4096^2 uint16). Our chunks are bounded, so we keep glibc's default.
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=threads, processes=True,
-                dashboard_address=":0", silence_logs=logging.ERROR,
+                n_workers=n_workers,
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
             )
     except Exception as exc:
         raise ClusterError(f"cannot start a local Dask cluster: {_first_line(exc)}") from exc

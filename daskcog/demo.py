@@ -101,12 +101,15 @@ class SyntheticScene:
             lattices.append((amplitude, rng.random((cells + 1, cells + 1)).astype(np.float32)))
             cells, amplitude = cells * 2, amplitude * 0.55
         n = 40 * self.spec.count
-        parcels = np.column_stack([
-            rng.integers(0, height, n), rng.integers(0, width, n),
-            rng.integers(height // 80 + 1, height // 12 + 2, n),
-            rng.integers(width // 80 + 1, width // 12 + 2, n),
-            rng.uniform(-0.06, 0.06, n) * 1e6,
-        ]).astype(np.int64)
+        parcels = np.column_stack(
+            [
+                rng.integers(0, height, n),
+                rng.integers(0, width, n),
+                rng.integers(height // 80 + 1, height // 12 + 2, n),
+                rng.integers(width // 80 + 1, width // 12 + 2, n),
+                rng.uniform(-0.06, 0.06, n) * 1e6,
+            ]
+        ).astype(np.int64)
         self._lattices, self._parcels = lattices, parcels
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
@@ -128,7 +131,9 @@ class SyntheticScene:
         value = np.zeros((gr.size, gc.size), dtype=np.float32)
         norm = 0.0
         for amplitude, lattice in self._lattices:
-            value += amplitude * _interpolate(lattice, gr / max(height - 1, 1), gc / max(width - 1, 1))
+            value += amplitude * _interpolate(
+                lattice, gr / max(height - 1, 1), gc / max(width - 1, 1)
+            )
             norm += amplitude
         value /= norm
         for pr, pc, ph, pw, shift in self._parcels:
@@ -138,7 +143,9 @@ class SyntheticScene:
                 value[a - gr[0] : b - gr[0], c - gc[0] : d - gc[0]] += shift / 1e6
         rng = np.random.default_rng([spec.seed, self.index, r0, c0])
         gain = 1.0 + 0.04 * (self.index % 3 - 1)
-        value = value * gain + 0.01 * self.index + rng.normal(0, 0.004, value.shape).astype(np.float32)
+        value = (
+            value * gain + 0.01 * self.index + rng.normal(0, 0.004, value.shape).astype(np.float32)
+        )
         out = np.round(200 + np.clip(value, 0, 1.2) * 8000).astype(spec.dtype)
         # no-data swath edge across the top-right corner
         rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
@@ -171,10 +178,17 @@ def sample_geoarray(spec: SceneSpec, index: int, chunks: int = 1024) -> Any:
 
     scene = SyntheticScene(spec, index)
     data = da.from_array(
-        scene, chunks=(1, chunks, chunks), name=f"daskcog-demo-{tokenize(spec, index)}",
-        lock=False, asarray=False, fancy=False, meta=np.empty((0, 0, 0), dtype=spec.dtype),
+        scene,
+        chunks=(1, chunks, chunks),
+        name=f"daskcog-demo-{tokenize(spec, index)}",
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0), dtype=spec.dtype),
     )
-    return GeoArray(data, transform=spec.transform(index), crs=CRS, fill_value_default=NODATA, nodata=NODATA)
+    return GeoArray(
+        data, transform=spec.transform(index), crs=CRS, fill_value_default=NODATA, nodata=NODATA
+    )
 
 
 def sample_paths(workdir: Path, spec: SceneSpec) -> list[Path]:
@@ -182,7 +196,11 @@ def sample_paths(workdir: Path, spec: SceneSpec) -> list[Path]:
 
 
 def make_sample_cogs(
-    workdir: str | Path, spec: SceneSpec, *, say: Say = print, scheduler: Any = "threads",
+    workdir: str | Path,
+    spec: SceneSpec,
+    *,
+    say: Say = print,
+    scheduler: Any = "threads",
 ) -> tuple[list[Path], bool]:
     """Write (or reuse) the sample COGs; returns (paths, reused)."""
     workdir = Path(workdir).expanduser()
@@ -194,11 +212,14 @@ def make_sample_cogs(
         recorded = json.loads(manifest.read_text())
     except (OSError, ValueError):
         recorded = None
-    if recorded == {"spec": wanted, "files": [p.name for p in paths]} and all(p.is_file() for p in paths):
+    if recorded == {"spec": wanted, "files": [p.name for p in paths]} and all(
+        p.is_file() for p in paths
+    ):
         return paths, True
     manifest.unlink(missing_ok=True)
     say(
-        f"writing {spec.count} sample COGs ({spec.size}x{spec.size} {spec.dtype}, DEFLATE + predictor 2, "
+        f"writing {spec.count} sample COGs ({spec.size}x{spec.size} {spec.dtype}, "
+        "DEFLATE + predictor 2, "
         f"{spec.tile}-pixel tiles, overviews, nodata {NODATA}, {int(spec.overlap * 100)}% overlap) "
         f"to {workdir}"
     )
@@ -207,6 +228,7 @@ def make_sample_cogs(
         sample_geoarray(spec, index).to_cog(
             path, blocksize=spec.tile, resampling="average", scheduler=scheduler
         )
-        say(f"  {path.name}: {path.stat().st_size / 2**20:.1f} MiB in {time.perf_counter() - start:.1f} s")
+        size = path.stat().st_size / 2**20
+        say(f"  {path.name}: {size:.1f} MiB in {time.perf_counter() - start:.1f} s")
     manifest.write_text(json.dumps({"spec": wanted, "files": [p.name for p in paths]}, indent=2))
     return paths, False

@@ -106,18 +106,23 @@ def band_stats_many(
     compute = compute or _default_compute
     rules = [
         _Invalid(
-            dtype=np.dtype(ga.dtype), nodata=ga.nodata,
+            dtype=np.dtype(ga.dtype),
+            nodata=ga.nodata,
             fill=ga.fill_value_default if ignore_fill else None,
         )
         for ga in geoarrays
     ]
-    partials = compute([_moments_graph(ga.data, rule) for ga, rule in zip(geoarrays, rules, strict=True)])
+    partials = compute(
+        [_moments_graph(ga.data, rule) for ga, rule in zip(geoarrays, rules, strict=True)]
+    )
     moments = [_merge_moments(np.asarray(p)) for p in partials]
     ranges = [[(m[_MIN], m[_MAX]) if m[_N] > 0 else (0.0, 1.0) for m in ms] for ms in moments]
-    histograms = compute([
-        _histogram_graph(ga.data, rule, rs, bins)
-        for ga, rule, rs in zip(geoarrays, rules, ranges, strict=True)
-    ])
+    histograms = compute(
+        [
+            _histogram_graph(ga.data, rule, rs, bins)
+            for ga, rule, rs in zip(geoarrays, rules, ranges, strict=True)
+        ]
+    )
     return [
         _assemble(ga, ms, rs, np.asarray(counts), bins)
         for ga, ms, rs, counts in zip(geoarrays, moments, ranges, histograms, strict=True)
@@ -125,8 +130,11 @@ def band_stats_many(
 
 
 def _assemble(
-    geoarray: GeoArray, moments: np.ndarray, ranges: list[tuple[float, float]],
-    counts: np.ndarray, bins: int,
+    geoarray: GeoArray,
+    moments: np.ndarray,
+    ranges: list[tuple[float, float]],
+    counts: np.ndarray,
+    bins: int,
 ) -> list[BandStats]:
     total = geoarray.height * geoarray.width
     dtype = geoarray.dtype
@@ -141,9 +149,15 @@ def _assemble(
         edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=(lo, hi))
         out.append(
             BandStats(
-                band=name, count=n, total=total, min=_as_value(lo, dtype), max=_as_value(hi, dtype),
-                mean=float(m[_SUM] / n), std=float(math.sqrt(max(m[_M2], 0.0) / n)),
-                histogram=tuple(int(c) for c in counts[index]), edges=tuple(float(e) for e in edges),
+                band=name,
+                count=n,
+                total=total,
+                min=_as_value(lo, dtype),
+                max=_as_value(hi, dtype),
+                mean=float(m[_SUM] / n),
+                std=float(math.sqrt(max(m[_M2], 0.0) / n)),
+                histogram=tuple(int(c) for c in counts[index]),
+                edges=tuple(float(e) for e in edges),
             )
         )
     return out
@@ -199,8 +213,14 @@ def _moments_graph(data: da.Array, invalid: _Invalid) -> da.Array:
 
     chunks = (data.chunks[0], (1,) * len(data.chunks[1]), (1,) * len(data.chunks[2]), (5,))
     return da.map_blocks(
-        _chunk_moments, data, invalid, new_axis=[3], chunks=chunks, dtype=np.float64,
-        meta=np.empty((0, 0, 0, 0), dtype=np.float64), token="daskcog-stats-moments",
+        _chunk_moments,
+        data,
+        invalid,
+        new_axis=[3],
+        chunks=chunks,
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+        token="daskcog-stats-moments",
     )
 
 
@@ -238,7 +258,9 @@ def _histogram(values: np.ndarray, bins: int, value_range: tuple[float, float]) 
     lo, hi = value_range
     if values.dtype.kind in "iu" and hi - lo < _MAX_INTEGER_SPAN and lo <= values.min():
         low = int(lo)
-        per_value = np.bincount((values.astype(np.int64) - low).ravel(), minlength=int(hi) - low + 1)
+        per_value = np.bincount(
+            (values.astype(np.int64) - low).ravel(), minlength=int(hi) - low + 1
+        )
         distinct = np.arange(low, low + per_value.size).astype(values.dtype)
         counts, _ = np.histogram(distinct, bins=bins, range=value_range, weights=per_value)
         return np.rint(counts).astype(np.int64)
@@ -270,9 +292,16 @@ def _histogram_graph(
         part = data[start : start + size]
         chunks = (part.chunks[0], (1,) * len(part.chunks[1]), (1,) * len(part.chunks[2]), (bins,))
         counts = da.map_blocks(
-            _chunk_histogram, part, invalid, tuple(ranges[start : start + size]), bins,
-            new_axis=[3], chunks=chunks, dtype=np.int64,
-            meta=np.empty((0, 0, 0, 0), dtype=np.int64), token="daskcog-stats-histogram",
+            _chunk_histogram,
+            part,
+            invalid,
+            tuple(ranges[start : start + size]),
+            bins,
+            new_axis=[3],
+            chunks=chunks,
+            dtype=np.int64,
+            meta=np.empty((0, 0, 0, 0), dtype=np.int64),
+            token="daskcog-stats-histogram",
         )
         parts.append(counts.sum(axis=(1, 2)))
         start += size

@@ -56,7 +56,10 @@ class DaskcogBackendArray(BackendArray):
         spec = self.spec
         band_index = np.arange(self.shape[0])[band_key]
         bands = [spec.bands[i] for i in np.atleast_1d(band_index)]
-        (r0, r1, rstep), (c0, c1, cstep) = (_as_range(row_key, self.shape[1]), _as_range(col_key, self.shape[2]))
+        (r0, r1, rstep), (c0, c1, cstep) = (
+            _as_range(row_key, self.shape[1]),
+            _as_range(col_key, self.shape[2]),
+        )
         height, width = max(r1 - r0, 0), max(c1 - c0, 0)
         if not bands or height == 0 or width == 0:
             values = np.empty((len(bands), height, width), self.dtype)
@@ -93,8 +96,13 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
     description = "Open (Cloud-Optimized) GeoTIFFs lazily with daskcog (async-tiff + obstore)"
     url = "https://github.com/daskcog/daskcog"
     open_dataset_parameters = (
-        "filename_or_obj", "drop_variables", "overview_level", "resolution", "bands",
-        "fill_value", "store_options",
+        "filename_or_obj",
+        "drop_variables",
+        "overview_level",
+        "resolution",
+        "bands",
+        "fill_value",
+        "store_options",
     )
 
     def open_dataset(  # type: ignore[override]
@@ -119,8 +127,12 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
             )
         options = {**(store_options or {}), **more_store_options}
         geoarray = daskcog.open(
-            filename_or_obj, overview_level=overview_level, resolution=resolution,
-            bands=list(bands) if bands is not None else None, fill_value=fill_value, **options,
+            filename_or_obj,
+            overview_level=overview_level,
+            resolution=resolution,
+            bands=list(bands) if bands is not None else None,
+            fill_value=fill_value,
+            **options,
         )
         spec = geoarray._source  # noqa: SLF001 - the ReadSpec daskcog.open built
         template = geoarray.to_xarray(name=VARIABLE)
