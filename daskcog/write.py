@@ -24,19 +24,24 @@ Strategy (memory bounded by chunks, not by the raster):
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio
-import rasterio.shutil
 from rasterio.windows import Window
 
-from georeader.errors import GeoreaderError
+from georeader.raster_writer import (
+    COMPRESSIONS,
+    ProgressCallback,
+    WriteError,
+    WriteOptions,
+    overview_factors,
+    resolve_options,
+    tiff_profile,
+    write_via_temp,
+)
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -44,104 +49,8 @@ if TYPE_CHECKING:
     from daskcog.geoarray import GeoArray
     from georeader.geotensor import GeoTensor
 
-ProgressCallback = Callable[[int, int], None]
-"""Called with (chunks written, chunks in total)."""
-
-COMPRESSIONS = ("deflate", "zstd", "lzw", "lzma", "webp", "jpeg", "lerc", "packbits", "none")
-_PREDICTOR_CODECS = ("deflate", "zstd", "lzw")
 _AUTO: Any = object()
-
-
-class WriteError(GeoreaderError, OSError):
-    """Writing a GeoTIFF failed (bad options, unwritable path, GDAL error)."""
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    """Resolved options of one write (see `write_raster`)."""
-
-    cog: bool
-    compress: str
-    predictor: int
-    level: int | None
-    blocksize: int
-    overviews: bool
-    resampling: str
-    nodata: float | None
-    bigtiff: str
-    extra: tuple[tuple[str, str], ...]
-
-    def creation_options(self, dtype: np.dtype) -> dict[str, str]:
-        """GDAL creation options of the final copy."""
-        opts: dict[str, str] = {"BIGTIFF": self.bigtiff, "NUM_THREADS": "ALL_CPUS"}
-        if self.compress != "none":
-            opts["COMPRESS"] = self.compress.upper()
-        if self.level is not None:
-            opts["LEVEL"] = str(self.level)
-        if self.cog:
-            opts["BLOCKSIZE"] = str(self.blocksize)
-            opts["OVERVIEWS"] = "AUTO" if self.overviews else "NONE"
-            opts["OVERVIEW_RESAMPLING"] = self.resampling.upper()
-            if self.predictor != 1:
-                opts["PREDICTOR"] = "FLOATING_POINT" if self.predictor == 3 else "STANDARD"
-        else:
-            opts.update(TILED="YES", BLOCKXSIZE=str(self.blocksize), BLOCKYSIZE=str(self.blocksize))
-            if self.predictor != 1:
-                opts["PREDICTOR"] = str(self.predictor)
-            if self.overviews:
-                opts["COPY_SRC_OVERVIEWS"] = "YES"
-        opts.update(dict(self.extra))
-        return opts
-
-
-def resolve_options(
-    dtype: np.dtype,
-    *,
-    cog: bool,
-    compress: str = "deflate",
-    predictor: int | None = None,
-    level: int | None = None,
-    blocksize: int = 512,
-    overviews: bool | None = None,
-    resampling: str = "nearest",
-    nodata: float | None = None,
-    bigtiff: str = "IF_SAFER",
-    creation_options: dict[str, Any] | None = None,
-) -> WriteOptions:
-    """Normalise and check the write options once (defaults depend on the dtype)."""
-    compress = (compress or "none").lower()
-    if compress not in COMPRESSIONS:
-        raise WriteError(f"unknown compression {compress!r}; use one of {', '.join(COMPRESSIONS)}")
-    if predictor is None:
-        predictor = (3 if dtype.kind == "f" else 2) if compress in _PREDICTOR_CODECS else 1
-    if predictor not in (1, 2, 3):
-        raise WriteError(f"predictor must be 1 (none), 2 (integers) or 3 (floats), got {predictor}")
-    if predictor == 3 and dtype.kind != "f":
-        raise WriteError(f"predictor 3 (floating point) needs a float dtype, not {dtype}")
-    if predictor != 1 and compress not in _PREDICTOR_CODECS:
-        raise WriteError(
-            f"a predictor only applies to {', '.join(_PREDICTOR_CODECS)}, not {compress}"
-        )
-    _resampling(resampling)
-    if blocksize <= 0 or blocksize % 16:
-        raise WriteError(f"blocksize must be a positive multiple of 16, got {blocksize}")
-    if nodata is not None and dtype.kind in "iu" and not np.isnan(nodata):
-        info = np.iinfo(dtype)
-        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-            raise WriteError(f"nodata {nodata} cannot be stored in {dtype}")
-    extra = tuple(sorted((str(k).upper(), str(v)) for k, v in (creation_options or {}).items()))
-    return WriteOptions(
-        cog=cog,
-        compress=compress,
-        predictor=predictor,
-        level=level,
-        blocksize=blocksize,
-        overviews=cog if overviews is None else bool(overviews),
-        resampling=resampling,
-        nodata=nodata,
-        bigtiff=bigtiff.upper(),
-        extra=extra,
-    )
+__all__ = ["COMPRESSIONS", "WriteError", "WriteOptions", "overview_factors", "write_raster"]
 
 
 # -- public entry points ------------------------------------------------------
@@ -203,7 +112,7 @@ def write_raster(
     )
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the output folder {path.parent} does not exist")
-    profile = _profile(source.shape, source.dtype, source.transform, source.crs, opts)
+    profile = tiff_profile(source.shape, source.dtype, source.transform, source.crs, opts)
 
     def fill(tmp: Any) -> None:
         if in_memory:
@@ -213,91 +122,7 @@ def write_raster(
         else:
             _store_dask(source.data, tmp, scheduler, progress)
 
-    return _write_via_temp(path, profile, opts, fill, tmpdir)
-
-
-def _profile(
-    shape: tuple[int, int, int], dtype: Any, transform: Any, crs: Any, opts: WriteOptions
-) -> dict[str, Any]:
-    count, height, width = shape
-    if min(shape) <= 0:
-        raise WriteError(f"cannot write an empty array of shape {shape}")
-    return dict(
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=count,
-        dtype=np.dtype(dtype).name,
-        transform=transform,
-        crs=None if crs is None else rasterio.crs.CRS.from_wkt(crs.to_wkt()),
-        nodata=opts.nodata,
-        tiled=True,
-        blockxsize=opts.blocksize,
-        blockysize=opts.blocksize,
-        bigtiff="IF_SAFER",
-        sparse_ok=False,
-    )
-
-
-def _write_via_temp(
-    path: Path,
-    profile: dict[str, Any],
-    opts: WriteOptions,
-    fill: Callable[[Any], None],
-    tmpdir: str | os.PathLike[str] | None,
-) -> Path:
-    """Fill a temporary tiled GTiff, then let GDAL copy it into the final layout."""
-    folder = Path(tmpdir) if tmpdir is not None else path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=folder)
-    os.close(fd)
-    out_tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with rasterio.Env(GDAL_PAM_ENABLED=False, GDAL_CACHEMAX=256):
-            with rasterio.open(tmp_name, "w", **profile) as tmp:
-                fill(tmp)
-                if opts.overviews:
-                    # built here, uncompressed, and copied by GDAL: the COG driver would
-                    # otherwise build them into a compressed temporary file (~15% slower)
-                    factors = overview_factors(profile["width"], profile["height"], opts.blocksize)
-                    if factors:
-                        tmp.build_overviews(factors, _resampling(opts.resampling))
-            driver = "COG" if opts.cog else "GTiff"
-            try:
-                rasterio.shutil.copy(
-                    tmp_name,
-                    str(out_tmp),
-                    driver=driver,
-                    **opts.creation_options(np.dtype(profile["dtype"])),
-                )
-            except rasterio.errors.RasterioError as exc:
-                raise WriteError(f"{path}: GDAL could not write the {driver}: {exc}") from exc
-        os.replace(out_tmp, path)
-    finally:
-        for leftover in (tmp_name, out_tmp, Path(f"{tmp_name}.ovr")):
-            try:
-                os.unlink(leftover)
-            except FileNotFoundError:
-                pass
-    return path
-
-
-def _resampling(name: str) -> Any:
-    from rasterio.enums import Resampling
-
-    try:
-        return Resampling[name.lower()]
-    except KeyError:
-        names = ", ".join(r.name for r in Resampling if r.value < 14)
-        raise WriteError(f"unknown overview resampling {name!r}; use one of {names}") from None
-
-
-def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
-    """2, 4, 8, ... until the coarsest overview fits in one block (GDAL's COG rule)."""
-    factors, factor = [], 2
-    while max(width, height) / (factor // 2) > blocksize:
-        factors.append(factor)
-        factor *= 2
-    return factors
+    return write_via_temp(path, profile, opts, fill, tmpdir)
 
 
 # -- chunk by chunk ------------------------------------------------------------

@@ -157,16 +157,16 @@ class GeoTensor:
     def to_raster(self, path: Any, **options: Any) -> Any:
         """Write a tiled GeoTIFF (rasterio/GDAL); returns the path.
 
-        Options as `daskcog.write.write_raster`: compress ("deflate"), predictor,
+        Options as `georeader.raster_writer.resolve_options`: compress ("deflate"), predictor,
         blocksize, overviews, nodata (none unless given), `cog=True` for a COG.
         """
-        from daskcog.write import write_raster
+        from georeader.raster_writer import write_geotensor
 
         options.setdefault("cog", False)
-        return write_raster(self, path, **options)
+        return write_geotensor(self, path, **options)
 
     def to_cog(self, path: Any, **options: Any) -> Any:
         """Write a Cloud-Optimized GeoTIFF with overviews; returns the path."""
-        from daskcog.write import write_raster
+        from georeader.raster_writer import write_geotensor
 
-        return write_raster(self, path, cog=True, **options)
+        return write_geotensor(self, path, cog=True, **options)
