@@ -18,13 +18,44 @@ from georeader.errors import (
     StoreReadError,
 )
 
-_NOT_FOUND = re.compile(r"NotFound|not found|No such file|\b404\b|NoSuchKey|NoSuchBucket", re.I)
-_DENIED = re.compile(
-    r"PermissionDenied|Unauthenticated|\b40[13]\b|Forbidden|AccessDenied|"
-    r"SignatureDoesNotMatch|InvalidAccessKeyId|permission denied",
-    re.I,
+# The HTTP status obstore reports ("Server returned non-2xx status code: 404 Not Found") and the
+# name of obstore's error class ("FileNotFoundError: ...", "Debug source: | NotFound {") come
+# before the server's response body, which is free text. Bare numbers are never matched: the
+# message also holds the URL and the request's duration ("in 404.2µs", "in 403.1ms"), and a
+# 503 that took 404 microseconds is not a missing object.
+_STATUS = re.compile(r"(?:status code|HTTP response code): (\d{3})\b")
+_NOT_FOUND_STATUS = frozenset({404, 410})
+_DENIED_STATUS = frozenset({401, 403})
+_NOT_FOUND = re.compile(
+    r"FileNotFoundError|\bNotFound\b|\bnot found\b|No such file|NoSuchKey|NoSuchBucket", re.IGNORECASE
 )
-_NOT_TIFF = re.compile(r"magic bytes|not a tiff|Invalid TIFF|unexpected end|Requested range was invalid", re.I)
+_DENIED = re.compile(
+    r"PermissionDenied|Unauthenticated|\bForbidden\b|AccessDenied|"
+    r"SignatureDoesNotMatch|InvalidAccessKeyId|permission denied",
+    re.IGNORECASE,
+)
+_NOT_TIFF = re.compile(r"magic bytes|not a tiff|Invalid TIFF|unexpected end|Requested range was invalid", re.IGNORECASE)
+
+
+def _kind(exc: BaseException, message: str) -> str | None:
+    """Return "not found", "denied" or None (anything else): by type, then status, then words."""
+    if isinstance(exc, FileNotFoundError):
+        return "not found"
+    if isinstance(exc, PermissionError):
+        return "denied"
+    status = _STATUS.search(message)
+    if status is not None:
+        code = int(status.group(1))
+        if code in _NOT_FOUND_STATUS:
+            return "not found"
+        if code in _DENIED_STATUS:
+            return "denied"
+        return None  # 5xx, 429, 416...: whatever words the response body holds
+    if _NOT_FOUND.search(message):
+        return "not found"
+    if _DENIED.search(message):
+        return "denied"
+    return None
 
 
 def first_line(exc: BaseException) -> str:
@@ -38,9 +69,10 @@ def map_store_error(exc: BaseException, url: str, doing: str) -> GeoreaderError:
         return exc
     message = str(exc)
     summary = first_line(exc)
-    if isinstance(exc, FileNotFoundError) or _NOT_FOUND.search(message):
+    kind = _kind(exc, message)
+    if kind == "not found":
         return ObjectNotFoundError(f"{url}: not found ({doing}): {summary}")
-    if isinstance(exc, PermissionError) or _DENIED.search(message):
+    if kind == "denied":
         return AccessDeniedError(f"{url}: access denied ({doing}): {summary}")
     if doing.startswith("open") and _NOT_TIFF.search(message):
         return NotATiffError(f"{url}: not a readable TIFF ({doing}): {summary}")

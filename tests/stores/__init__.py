@@ -1,0 +1,1 @@
+"""Tests against real object stores: the project's S3 (SeaweedFS) and HTTP servers, local files."""
