@@ -95,7 +95,13 @@ def anonymous_name(secret: dict[str, Any]) -> str:
     return f"auto-{digest[:16]}"
 
 
-class CredentialsPlugin:
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - distributed is a dependency
+    _WorkerPlugin = object  # type: ignore[misc,assignment]
+
+
+class CredentialsPlugin(_WorkerPlugin):  # type: ignore[misc,valid-type]
     """A distributed WorkerPlugin that registers a named credential set on each worker."""
 
     idempotent = True

@@ -29,15 +29,43 @@ def default_fill(nodata: float | None) -> float | int:
     return 0 if nodata is None else nodata
 
 
+class _ObstoreFile:
+    """The file object rasterio's opener wants, over obstore's sync ranged reader."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._reader.read() if size is None or size < 0 else self._reader.read(size)
+        return bytes(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> _ObstoreFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
+    """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore."""
     import obstore
 
     from georeader.store import open_store
 
     store, _ = open_store(location.url, **store_options)
 
-    def opener(path: str, mode: str = "rb") -> Any:
-        return obstore.open_reader(store, location.key, buffer_size=256 * 1024)
+    def opener(path: str, mode: str = "rb") -> _ObstoreFile:
+        key = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        return _ObstoreFile(obstore.open_reader(store, key, buffer_size=256 * 1024))
 
     return opener
 

@@ -247,6 +247,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of parallel range requests overflow the default 5
     owner: "RangeHTTPServer"
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001

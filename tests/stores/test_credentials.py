@@ -132,13 +132,6 @@ def test_named_credentials(s3_server, s3_cog, reference):
         daskcog.open(s3_cog, credentials="never-registered", **public)
 
 
-@pytest.mark.xfail(
-    raises=TypeError, strict=True,
-    reason="BUG in daskcog/credentials.py: CredentialsPlugin is duck-typed; distributed 2026.8 "
-    "refuses it ('Registering duck-typed plugins is not allowed. Please inherit from "
-    "WorkerPlugin'), so daskcog.open with secret options under an active Client, and "
-    "register_on_cluster, raise TypeError. Remove this marker when fixed.",
-)
 def test_credentials_reach_distributed_workers(s3_server, s3_cog, reference):
     """One spawned worker process: secrets arrive through the plugin, not the graph."""
     distributed = pytest.importorskip("distributed")

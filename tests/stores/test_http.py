@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rasterio.errors import OpenerRegistrationError
 
 import daskcog
 from georeader import AccessDeniedError, AsyncGeoTIFFReader, ObjectNotFoundError
@@ -74,14 +73,6 @@ def test_403_after_open_fails_the_compute(http_server, http_cog_rel):
     assert "window" in str(info.value)
 
 
-@pytest.mark.xfail(
-    raises=OpenerRegistrationError, strict=True,
-    reason="BUG in georeader/rasterio_reader.py `_obstore_opener`: obstore 0.12's ReadableFile "
-    "has no __enter__/__exit__ and read() returns obstore Bytes, so rasterio rejects the opener "
-    "('Opener is invalid'); every remote rasterio-route read fails. The opener also ignores the "
-    "`path` GDAL asks for (sidecars like .msk get the main file's bytes). Remove this marker "
-    "when fixed.",
-)
 def test_striped_file_takes_the_rasterio_route_with_ranged_reads(
     http_server, http_cog_rel, striped_path, striped_reference
 ):
