@@ -1,0 +1,196 @@
+"""daskcog.stack: scenes on one common grid as a (time, band, y, x) dask array.
+
+One scene per step, or, with `group_by`, the scenes of one key mosaicked into
+one step (e.g. all tiles of a date). The graph is the mosaic's: one
+`da.from_array` layer over `MosaicBlocks` with one group of scene indices per
+step, one task per (step, y, x) chunk, plain values only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from affine import Affine
+from dask.base import tokenize
+from pyproj import CRS
+
+from daskcog.footprints import Bounds, fetch_scenes
+from daskcog.geoarray import GeoArray
+from daskcog.grid import place
+from daskcog.io_loop import LoopChoice
+from daskcog.mosaic import GDAL_TOLERANCE, MosaicBlocks, MosaicError, MosaicSpec, build_spec, mosaic_chunks
+from daskcog.mosaic_methods import MosaicMethod
+
+
+class GeoStack:
+    """A lazy (time, band, y, x) dask array on one grid, with a key per step."""
+
+    def __init__(
+        self,
+        data: da.Array,
+        *,
+        transform: Affine,
+        crs: CRS,
+        keys: Sequence[Any],
+        bands: Sequence[int],
+        fill_value_default: float | int,
+        nodata: float | None,
+        urls: Sequence[Sequence[str]],
+    ) -> None:
+        if data.ndim != 4:
+            raise ValueError(f"GeoStack data must be (time, band, y, x), got {data.ndim} dimensions")
+        self.data = data
+        self.transform = transform
+        self.crs = crs
+        self.keys = tuple(keys)
+        self.bands = tuple(bands)
+        self.fill_value_default = fill_value_default
+        self.nodata = nodata
+        self.urls = tuple(tuple(u) for u in urls)
+        """The scene URLs of each step, in priority order."""
+
+    @property
+    def times(self) -> tuple[Any, ...]:
+        return self.keys
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self.data.shape  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"GeoStack(steps={len(self)}, shape={self.shape}, dtype={self.dtype}, "
+            f"crs={self.crs.to_string() if self.crs else None!r}, res={self.res})"
+        )
+
+    def __getitem__(self, step: int) -> GeoArray:
+        """Step `step` as a GeoArray (band, y, x)."""
+        return GeoArray(
+            self.data[step], transform=self.transform, crs=self.crs,
+            fill_value_default=self.fill_value_default, nodata=self.nodata, band_names=self.bands,
+        )
+
+    def to_xarray(self, name: str | None = None) -> Any:
+        """A dask-backed xarray.DataArray (time, band, y, x), CRS on `spatial_ref` like rioxarray."""
+        import xarray as xr
+
+        t = self.transform
+        if t.b != 0 or t.d != 0:
+            raise ValueError("rotated grids have no 1-D x/y coordinates")
+        xs = t.c + (np.arange(self.shape[3]) + 0.5) * t.a
+        ys = t.f + (np.arange(self.shape[2]) + 0.5) * t.e
+        spatial_ref = xr.DataArray(0)
+        if self.crs is not None:
+            wkt = self.crs.to_wkt()
+            spatial_ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt)
+        spatial_ref.attrs["GeoTransform"] = " ".join(str(v) for v in t.to_gdal())
+        attrs: dict[str, Any] = {}
+        if self.nodata is not None:
+            attrs["_FillValue"] = self.nodata
+        out = xr.DataArray(
+            self.data,
+            dims=("time", "band", "y", "x"),
+            coords={"time": list(self.keys), "band": list(self.bands), "y": ys, "x": xs, "spatial_ref": spatial_ref},
+            attrs=attrs,
+            name=name,
+        )
+        out.encoding["grid_mapping"] = "spatial_ref"
+        return out
+
+
+def _group(urls: Sequence[str], group_by: Callable[[str], Hashable] | Sequence[Hashable] | None) -> tuple[list[Any], list[list[int]]]:
+    """(keys, scene indices per key): keys sorted when they can be, else in order of first
+    appearance; scene order inside a group is the sources' order (priority)."""
+    if group_by is None:
+        return list(urls), [[i] for i in range(len(urls))]
+    if callable(group_by):
+        labels = [group_by(u) for u in urls]
+    else:
+        labels = list(group_by)
+        if len(labels) != len(urls):
+            raise MosaicError(f"group_by has {len(labels)} keys for {len(urls)} sources")
+    members: dict[Any, list[int]] = {}
+    for i, label in enumerate(labels):
+        members.setdefault(label, []).append(i)
+    keys = list(members)
+    try:
+        keys = sorted(keys)
+    except TypeError:
+        pass  # keys of mixed types: keep the order of first appearance
+    return keys, [members[k] for k in keys]
+
+
+def stack(
+    sources: Sequence[Any],
+    *,
+    group_by: Callable[[str], Hashable] | Sequence[Hashable] | None = None,
+    crs: Any = None,
+    resolution: float | tuple[float, float] | None = None,
+    bounds: Bounds | None = None,
+    like: Any = None,
+    method: str | type[MosaicMethod] = "first",
+    nodata: float | None = None,
+    resampling: str = "nearest",
+    chunks: Any = "auto",
+    bands: Sequence[int] | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+    warp_tolerance: float = GDAL_TOLERANCE,
+    loop: LoopChoice = "io-thread",
+    **store_options: Any,
+) -> GeoStack:
+    """Scenes on a common grid as a lazy GeoStack (time, band, y, x).
+
+    Args:
+        sources: like `daskcog.mosaic` (paths, URLs, readers or Scenes).
+        group_by: None (one step per scene, keyed by URL), a callable on each
+            scene's URL, or a list of keys (one per source). Scenes with the same
+            key are mosaicked into one step with `method`, in the sources' order.
+            Steps are sorted by key (when the keys sort).
+        The other arguments are `daskcog.mosaic`'s; the grid covers all scenes.
+        `chunks` applies to (band, y, x); each step is its own chunk along time.
+    """
+    scenes = fetch_scenes(sources, **store_options)
+    keys, groups = _group([s.url for s in scenes], group_by)
+    placement = place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
+    spec: MosaicSpec = build_spec(
+        scenes, placement, groups=tuple(np.asarray(g) for g in groups), method=method, nodata=nodata,
+        resampling=resampling, bands=bands, dtype=dtype, batch_size=batch_size,
+        warp_tolerance=warp_tolerance, loop=loop,
+    )
+    plane = mosaic_chunks(spec, chunks)
+    normalised = ((1,) * len(groups), *plane)
+    name = f"daskcog-stack-{tokenize(spec, normalised)}"
+    data = da.from_array(
+        MosaicBlocks(spec, ndim=4),
+        chunks=normalised,
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0, 0), dtype=spec.out_dtype),
+    )
+    return GeoStack(
+        data,
+        transform=spec.grid.affine,
+        crs=spec.grid.crs_obj,
+        keys=keys,
+        bands=spec.bands,
+        fill_value_default=spec.out_fill,
+        nodata=None if spec.method_class.name == "count" else spec.out_fill,
+        urls=[[scenes[i].url for i in g] for g in groups],
+    )
