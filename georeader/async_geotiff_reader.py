@@ -42,7 +42,7 @@ from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
 from georeader.rasterio_reader import RasterioReader, default_fill
 from georeader.retry import RetryPolicy, retrying
-from georeader.store import Location, open_store, parse_location
+from georeader.store import Location, native_remote_default, open_store, parse_location
 
 DEFAULT_PREFETCH = 32768
 _header_sizes: dict[str, int] = {}
@@ -126,7 +126,7 @@ async def open_file(
 
     location = parse_location(path_or_url)
     if store is None:
-        store, key = open_store(location.url, **store_options)
+        store, key = open_store(location.url, native=native_remote_default(), **store_options)
     else:
         key = location.key if location.is_local else location.key
     url = location.url

@@ -93,8 +93,18 @@ def memory_store() -> Any:
         return _MEMORY_STORE
 
 
-def build_store(location: Location, **config: Any) -> Any:
-    """Build (uncached) the store for a location's base URL."""
+def native_remote_default() -> bool:
+    """Whether remote reads use async-tiff's Rust-native stores (see module docstring)."""
+    return os.environ.get("GEOREADER_NATIVE_STORES", "0") == "1"
+
+
+def build_store(location: Location, *, native: bool = False, **config: Any) -> Any:
+    """Build (uncached) the store for a location's base URL.
+
+    `native=True` builds async-tiff's own (Rust-driven) store for remote URLs;
+    obstore's stores are needed wherever Python reads from the store itself
+    (the rasterio route's opener).
+    """
     if location.scheme == "memory":
         return memory_store()
     if location.is_local:
@@ -115,21 +125,28 @@ def build_store(location: Location, **config: Any) -> Any:
         from georeader.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
+    if native:
+        from async_tiff.store import from_url as native_from_url
+
+        return native_from_url(location.base_url, **config)
     return from_url(location.base_url, **config)
 
 
-def open_store(path_or_url: str | os.PathLike[str], **config: Any) -> tuple[Any, str]:
+def open_store(
+    path_or_url: str | os.PathLike[str], *, native: bool = False, **config: Any
+) -> tuple[Any, str]:
     """Return (store, key) for a path or URL; stores are cached per process.
 
     `config` is passed to obstore's `from_url` (e.g. `region`, `endpoint`,
     `client_options={"allow_http": True}`, `retry_config`, credentials).
     """
     location = parse_location(path_or_url)
-    cache_key = (os.getpid(), location.base_url, _freeze(config))
+    native = native and not location.is_local and location.scheme != "memory"
+    cache_key = (os.getpid(), location.base_url, _freeze({**config, "__native__": native}))
     with _lock:
         store = _stores.get(cache_key)
     if store is None:
-        store = build_store(location, **config)
+        store = build_store(location, native=native, **config)
         with _lock:
             store = _stores.setdefault(cache_key, store)
     return store, location.key

@@ -1,0 +1,166 @@
+"""daskcog.open against rioxarray and plain rasterio on one local COG, one run, printed ratios.
+
+    python benchmarks/bench_read.py [--repeat 5] [--chunks 1024] [--skip-cluster] [--skip-scale]
+
+Data: an 8192x8192 uint16 DEFLATE COG (512x512 tiles, overviews), written once to
+benchmarks/data/ by tests.cogfactory.write_benchmark_cog. Every contender reads
+the same chunks on the same scheduler: the threaded scheduler (dask's default)
+and a 2-process LocalCluster (1 thread each). GDAL's block cache is off
+(GDAL_CACHEMAX=0) so repeats do not read from it; the OS page cache is warm for
+everyone.
+
+Graph scale: open time and memory of the graph at 1e4, 1e5, 1e6 chunks (built
+from a spec, no I/O), and `.sum()` overhead at ~1e5 chunks next to
+`da.from_array` of the same shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("GDAL_CACHEMAX", "0")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+from rasterio.windows import Window  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+
+
+def bench_file() -> Path:
+    from tests.cogfactory import write_benchmark_cog
+
+    path = DATA / "bench_8192_u16_deflate.tif"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.tif")
+        write_benchmark_cog(tmp, size=8192, tile=512, dtype="uint16", compress="deflate", predictor=1)
+        tmp.rename(path)
+    return path
+
+
+def _rasterio_block(block_info=None, path: str = "") -> np.ndarray:
+    (r0, r1), (c0, c1) = block_info[None]["array-location"][1:]
+    with rasterio.open(path) as src:
+        return src.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+
+
+def contenders(path: Path, chunks: int) -> dict[str, object]:
+    import rioxarray
+
+    import daskcog
+
+    with rasterio.open(path) as src:
+        shape = (src.count, src.height, src.width)
+        dtype = src.dtypes[0]
+    plain = da.map_blocks(
+        _rasterio_block, path=str(path), dtype=dtype,
+        chunks=da.core.normalize_chunks((shape[0], chunks, chunks), shape),
+    )
+    return {
+        "daskcog": lambda: daskcog.open(path, chunks=chunks).data,
+        "rioxarray lock=False": lambda: rioxarray.open_rasterio(path, chunks=chunks, lock=False).data,
+        "rioxarray default lock": lambda: rioxarray.open_rasterio(path, chunks=chunks).data,
+        "rasterio map_blocks": lambda: plain,
+    }
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run_io(path: Path, chunks: int, repeat: int, scheduler_label: str, compute_kwargs: dict) -> None:
+    print(f"\n== {scheduler_label}: chunks={chunks}, repeat={repeat} ==")
+    for op in ("sum", "load"):
+        rows = {}
+        for name, make in contenders(path, chunks).items():
+            arr = make()
+            if op == "sum":
+                fn = lambda arr=arr: arr.sum(dtype="uint64").compute(**compute_kwargs)  # noqa: E731
+            else:
+                fn = lambda arr=arr: arr.compute(**compute_kwargs)  # noqa: E731
+            fn()  # warm: headers, page cache, worker imports
+            rows[name] = timed(fn, repeat)
+        base = min(rows["daskcog"])
+        print(f"{op:5s} {'reader':26s} {'min s':>7s} {'median s':>9s} {'daskcog speed-up (min)':>24s}")
+        for name, times in rows.items():
+            print(f"{'':5s} {name:26s} {min(times):7.3f} {statistics.median(times):9.3f} {min(times) / base:24.2f}x")
+
+
+def graph_scale() -> None:
+    from daskcog.read_graph import ReadSpec, from_spec
+
+    print("\n== graph scale (built from a spec: no I/O) ==")
+    for n in (10_000, 100_000, 1_000_000):
+        side = int(round(n ** 0.5)) * 16
+        spec = ReadSpec(url="file:///nowhere.tif", store_options=(), overview_level=0, bands=(1,),
+                        window=(0, 0, side, side), dtype="uint8", fill_value=0, tile=(16, 16))
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        g = from_spec(spec, 16, transform=rasterio.Affine.identity(), crs=None, nodata=None)
+        build = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"{g.data.npartitions:>9,} chunks: open {build * 1000:7.1f} ms, peak {peak / 2**20:6.2f} MiB")
+
+
+def compute_overhead(tmpdir: Path) -> None:
+    import daskcog
+
+    path = tmpdir / "tiny_tiles_5056.tif"
+    if not path.exists():
+        side = 5056
+        profile = dict(driver="GTiff", width=side, height=side, count=1, dtype="uint8", tiled=True,
+                       blockxsize=16, blockysize=16, compress="deflate", crs="EPSG:3857",
+                       transform=rasterio.Affine(1, 0, 0, 0, -1, 0))
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.full((1, side, side), 1, np.uint8))
+    g = daskcog.open(path, chunks=16)
+    ref = da.from_array(np.ones(g.shape, np.uint8), chunks=(1, 16, 16))
+    print(f"\n== compute overhead at {g.data.npartitions:,} chunks (threaded) ==")
+    for name, arr in (("daskcog .sum()", g.data), ("da.from_array .sum()", ref)):
+        t0 = time.perf_counter()
+        total = int(arr.sum(dtype="uint64").compute())
+        print(f"{name:22s} {time.perf_counter() - t0:6.2f} s (total {total:,})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--chunks", type=int, default=1024)
+    parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+    path = bench_file()
+    print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB), cores: {os.cpu_count()}")
+    run_io(path, args.chunks, args.repeat, "threaded scheduler", {"scheduler": "threads"})
+    if not args.skip_cluster:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+            run_io(path, args.chunks, args.repeat, "LocalCluster 2 processes x 1 thread", {})
+            client.run(lambda: None)
+    if not args.skip_scale:
+        graph_scale()
+        compute_overhead(DATA)
+    sys.stdout.flush()
+    os._exit(0)  # async-tiff may abort the interpreter at exit (upstream issue)
+
+
+if __name__ == "__main__":
+    main()
