@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import threading
@@ -86,7 +87,9 @@ def transformer(src: str, dst: str) -> Transformer:
     key = (src, dst)
     found = cache.get(key)
     if found is None:
-        found = cache[key] = Transformer.from_crs(crs_from_text(src), crs_from_text(dst), always_xy=True)
+        found = cache[key] = Transformer.from_crs(
+            crs_from_text(src), crs_from_text(dst), always_xy=True
+        )
     return found
 
 
@@ -141,7 +144,9 @@ class Scene:
     def from_opened(cls, opened: OpenedFile) -> Scene:
         """The scene of an opened header (no I/O)."""
         if opened.crs is None:
-            raise NoGeoreferenceError(f"{opened.location.url}: the file has no CRS; it cannot be mosaicked")
+            raise NoGeoreferenceError(
+                f"{opened.location.url}: the file has no CRS; it cannot be mosaicked"
+            )
         level = opened.levels[0]
         t = level.transform
         return cls(
@@ -199,13 +204,17 @@ def _pending(source: Any, options: StoreOptions) -> Scene | tuple[str, StoreOpti
         try:
             return source.opened_file  # opened already: use its header, no I/O
         except GeoreaderError:
-            return (source.url, tuple(sorted(source._store_options.items())))  # noqa: SLF001
+            return (source.url, tuple(sorted(source._store_options.items())))
     if isinstance(source, str | os.PathLike):
         return (parse_location(source).url, options)
     raise TypeError(
         f"mosaic sources are paths, URLs, daskcog Scene values or AsyncGeoTIFFReaders; got "
         f"{type(source).__name__}: {source!r}"
     )
+
+
+def _key(url: str, options: StoreOptions) -> str:
+    return json.dumps([url, options], sort_keys=True, default=repr)
 
 
 def fetch_scenes(
@@ -219,9 +228,9 @@ def fetch_scenes(
     options = tuple(sorted(store_options.items()))
     pending = [_pending(s, options) for s in sources]
     todo = [p for p in pending if isinstance(p, tuple)]
-    opened: dict[tuple[str, StoreOptions], OpenedFile] = {}
+    opened: dict[str, OpenedFile] = {}
     if todo:
-        unique = list(dict.fromkeys(todo))
+        unique = list({_key(*t): t for t in todo}.values())  # options may hold dicts: key by JSON
 
         async def fetch_all() -> list[OpenedFile]:
             gate = asyncio.Semaphore(max(1, concurrency))
@@ -232,13 +241,13 @@ def fetch_scenes(
 
             return await asyncio.gather(*(one(u, o) for u, o in unique))
 
-        opened = dict(zip(unique, run_sync(fetch_all()), strict=True))
+        opened = {_key(*t): o for t, o in zip(unique, run_sync(fetch_all()), strict=True)}
     scenes: list[Scene] = []
     for p in pending:
         if isinstance(p, Scene):
             scenes.append(p)
         elif isinstance(p, tuple):
-            scenes.append(Scene.from_opened(opened[p]))
+            scenes.append(Scene.from_opened(opened[_key(*p)]))
         else:
             scenes.append(Scene.from_opened(p))
     return scenes

@@ -29,7 +29,14 @@ import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
-from daskcog.footprints import Bounds, Scene, crs_from_text, crs_text, reproject_footprints, same_crs
+from daskcog.footprints import (
+    Bounds,
+    Scene,
+    crs_from_text,
+    crs_text,
+    reproject_footprints,
+    same_crs,
+)
 from georeader import window_utils
 from georeader.errors import WindowError
 
@@ -103,7 +110,11 @@ class Placement:
         target = min(self.grid.res)
         out = np.empty(len(scenes), dtype=np.float64)
         for i, scene in enumerate(scenes):
-            native = float(np.nanmin(self.native_res[i])) if np.isfinite(self.native_res[i]).any() else math.nan
+            native = (
+                float(np.nanmin(self.native_res[i]))
+                if np.isfinite(self.native_res[i]).any()
+                else math.nan
+            )
             own = min(scene.res)
             out[i] = own if not math.isfinite(native) or native <= 0 else own * target / native
         return out
@@ -150,7 +161,10 @@ def _anchor(scenes: Sequence[Scene], crs: str, res: tuple[float, float]) -> tupl
         a, b, c, d, e, f = scene.transform
         if b != 0 or d != 0 or e >= 0:
             continue
-        if not (math.isclose(a, res[0], rel_tol=_RES_RTOL) and math.isclose(-e, res[1], rel_tol=_RES_RTOL)):
+        if not (
+            math.isclose(a, res[0], rel_tol=_RES_RTOL)
+            and math.isclose(-e, res[1], rel_tol=_RES_RTOL)
+        ):
             continue
         if same_crs(scene.crs, crs):
             return (c, f)
@@ -192,7 +206,9 @@ def place(
     if bounds is not None:
         left, bottom, right, top = (float(v) for v in bounds)
         if not (right > left and top > bottom):
-            raise WindowError(f"bounds must be (left, bottom, right, top) with area; got {bounds!r}")
+            raise WindowError(
+                f"bounds must be (left, bottom, right, top) with area; got {bounds!r}"
+            )
         width, height = _cells(right - left, res[0]), _cells(top - bottom, res[1])
     else:
         union = footprints[placed]
@@ -211,7 +227,10 @@ def aligned_offset(source: Affine, grid: Affine) -> tuple[int, int] | None:
     resolution and orientation and are offset by whole pixels; else None."""
     if source.b != 0 or source.d != 0 or grid.b != 0 or grid.d != 0:
         return None
-    if not (math.isclose(source.a, grid.a, rel_tol=_RES_RTOL) and math.isclose(source.e, grid.e, rel_tol=_RES_RTOL)):
+    if not (
+        math.isclose(source.a, grid.a, rel_tol=_RES_RTOL)
+        and math.isclose(source.e, grid.e, rel_tol=_RES_RTOL)
+    ):
         return None
     dx = (grid.c - source.c) / source.a
     dy = (grid.f - source.f) / source.e

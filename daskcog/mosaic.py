@@ -114,10 +114,21 @@ class MosaicSpec:
 
     def __dask_tokenize__(self) -> Any:
         return (
-            "daskcog.MosaicSpec", self.scenes, self.footprints, self.level_res, self.scales, self.grid,
-            tuple(g.tobytes() for g in self.groups), repr(self.method), self.bands,
-            self.value_dtype, repr(self.fill), self.resampling, self.warp_tolerance,
-            self.batch_size, self.loop,
+            "daskcog.MosaicSpec",
+            self.scenes,
+            self.footprints,
+            self.level_res,
+            self.scales,
+            self.grid,
+            tuple(g.tobytes() for g in self.groups),
+            repr(self.method),
+            self.bands,
+            self.value_dtype,
+            repr(self.fill),
+            self.resampling,
+            self.warp_tolerance,
+            self.batch_size,
+            self.loop,
         )
 
 
@@ -171,9 +182,17 @@ def mosaic(
     scenes = fetch_scenes(sources, **store_options)
     placement = place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
     spec = build_spec(
-        scenes, placement, groups=(np.arange(len(scenes)),), method=method, nodata=nodata,
-        resampling=resampling, bands=bands, dtype=dtype, batch_size=batch_size,
-        warp_tolerance=warp_tolerance, loop=loop,
+        scenes,
+        placement,
+        groups=(np.arange(len(scenes)),),
+        method=method,
+        nodata=nodata,
+        resampling=resampling,
+        bands=bands,
+        dtype=dtype,
+        batch_size=batch_size,
+        warp_tolerance=warp_tolerance,
+        loop=loop,
     )
     normalised = mosaic_chunks(spec, chunks)
     name = f"daskcog-mosaic-{tokenize(spec, normalised)}"
@@ -215,7 +234,9 @@ def build_spec(
     """Validate the options and put them, with the scenes and grid, into a MosaicSpec."""
     method_class = get_method(method)
     if resampling not in Resampling.__members__:
-        raise MosaicError(f"unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}")
+        raise MosaicError(
+            f"unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}"
+        )
     first = scenes[0]
     band_tuple = tuple(int(b) for b in (bands if bands is not None else range(1, first.count + 1)))
     if not band_tuple or min(band_tuple) < 1:
@@ -249,7 +270,7 @@ def build_spec(
     )
 
 
-def _fill_in_dtype(fill: float | int, dtype: np.dtype) -> float | int:
+def _fill_in_dtype(fill: float, dtype: np.dtype) -> float | int:
     """The fill value as a Python number of the dtype's kind, or MosaicError."""
     if np.issubdtype(dtype, np.floating):
         return float(fill)
@@ -257,7 +278,9 @@ def _fill_in_dtype(fill: float | int, dtype: np.dtype) -> float | int:
         raise MosaicError(f"nodata {fill!r} cannot be stored in {dtype}; give nodata= or dtype=")
     info = np.iinfo(dtype)
     if not info.min <= int(fill) <= info.max:
-        raise MosaicError(f"nodata {fill!r} is outside the range of {dtype}; give nodata= or dtype=")
+        raise MosaicError(
+            f"nodata {fill!r} is outside the range of {dtype}; give nodata= or dtype="
+        )
     return int(fill)
 
 
@@ -266,9 +289,12 @@ def mosaic_chunks(spec: MosaicSpec, chunks: Any) -> tuple[tuple[int, ...], ...]:
     grid = spec.grid
     itemsize = max(np.dtype(spec.value_dtype).itemsize, spec.out_dtype.itemsize)
     return chunking.tile_chunks(
-        chunks, window=(0, 0, grid.width, grid.height), count=len(spec.bands),
+        chunks,
+        window=(0, 0, grid.width, grid.height),
+        count=len(spec.bands),
         tile=(CHUNK_GRANULE, CHUNK_GRANULE) if _has_auto(chunks) else (1, 1),
-        itemsize=itemsize, target_bytes=MOSAIC_CHUNK_BYTES,
+        itemsize=itemsize,
+        target_bytes=MOSAIC_CHUNK_BYTES,
     )
 
 
@@ -306,7 +332,9 @@ class MosaicBlocks:
             return np.empty((0, b, r, c), dtype=self.dtype)
         return np.stack(planes)
 
-    def _plane(self, group: int, band_slice: slice, row_slice: slice, col_slice: slice) -> np.ndarray:
+    def _plane(
+        self, group: int, band_slice: slice, row_slice: slice, col_slice: slice
+    ) -> np.ndarray:
         spec = self.spec
         b0, b1, _ = band_slice.indices(len(spec.bands))
         r0, r1, _ = row_slice.indices(spec.grid.height)
@@ -329,14 +357,17 @@ async def mosaic_block(
     value_dtype = np.dtype(spec.value_dtype)
     method = method_class((len(bands), window[3], window[2]), value_dtype, spec.fill)
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
-    batch = spec.batch_size or method_class.default_batch
-    for start in range(0, len(order), batch):
-        reads = await asyncio.gather(*(read_scene(spec, i, bands, window) for i in order[start : start + batch]))
+    for batch in _batches(spec, order, window, method_class):
+        reads = await asyncio.gather(*(read_scene(spec, i, bands, window) for i in batch))
         for got in reads:
             if got is None:
                 continue
             values, valid = got
-            if values.dtype != value_dtype and values.dtype.kind == "f" and value_dtype.kind in "iub":
+            if (
+                values.dtype != value_dtype
+                and values.dtype.kind == "f"
+                and value_dtype.kind in "iub"
+            ):
                 values = np.where(valid, values, 0)  # no NaN into an integer cast
             method.feed(values.astype(value_dtype, copy=False), valid)
             if method.is_done:
@@ -344,7 +375,33 @@ async def mosaic_block(
     return np.asarray(method.result(), dtype=spec.out_dtype)
 
 
-def _read_fill(fill: float | int, dtype: np.dtype) -> float | int:
+def _batches(
+    spec: MosaicSpec,
+    order: list[int],
+    window: tuple[int, int, int, int],
+    method_class: type[MosaicMethod],
+) -> list[list[int]]:
+    """Scenes in read order, cut into batches read concurrently.
+
+    For methods that can finish early, a batch also ends after a scene whose
+    footprint covers the whole chunk: it probably fills the chunk, so the next
+    scenes wait for the `is_done` check instead of being read in parallel.
+    """
+    size = spec.batch_size or method_class.default_batch
+    if not method_class.can_finish:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    left, bottom, right, top = spec.grid.window_bounds(*window)
+    fp = spec.footprints
+    batches: list[list[int]] = [[]]
+    for i in order:
+        batches[-1].append(i)
+        covers = fp[i, 0] <= left and fp[i, 1] <= bottom and fp[i, 2] >= right and fp[i, 3] >= top
+        if covers or len(batches[-1]) >= size:
+            batches.append([])
+    return [b for b in batches if b]
+
+
+def _read_fill(fill: float, dtype: np.dtype) -> float | int:
     """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it."""
     if np.issubdtype(dtype, np.floating):
         return float(fill)
@@ -366,7 +423,9 @@ async def read_scene(
     grid = spec.grid
     fill = _read_fill(spec.fill, reader.dtype)
     col_off, row_off, width, height = window
-    offset = aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
+    offset = (
+        aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
+    )
     if offset is not None:
         source = Window(col_off + offset[0], row_off + offset[1], width, height)
         if _clip(source, reader.width, reader.height) is None:
@@ -379,9 +438,17 @@ async def read_scene(
             return None
         src = (await reader.read_window(source, fill_value=fill)).values
         values = await asyncio.to_thread(
-            warp, src, reader.transform @ Affine.translation(source.col_off, source.row_off), scene.crs,
-            grid.window_transform(col_off, row_off), grid.crs, (height, width), fill,
-            spec.resampling, spec.warp_tolerance, scales,
+            warp,
+            src,
+            reader.transform @ Affine.translation(source.col_off, source.row_off),
+            scene.crs,
+            grid.window_transform(col_off, row_off),
+            grid.crs,
+            (height, width),
+            fill,
+            spec.resampling,
+            spec.warp_tolerance,
+            scales,
         )
     invalid = nodata_mask(values, fill)
     valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
@@ -397,10 +464,14 @@ def _clip(window: Window, width: int, height: int) -> Window | None:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def _level_scales(spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader) -> tuple[float, float] | None:
+def _level_scales(
+    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader
+) -> tuple[float, float] | None:
     """XSCALE / YSCALE of the chosen level (None when unknown: GDAL then estimates per chunk)."""
     scene = spec.scenes[index]
-    fx, fy = (lv / full if full > 0 else 1.0 for lv, full in zip(reader.res, scene.res, strict=True))
+    fx, fy = (
+        lv / full if full > 0 else 1.0 for lv, full in zip(reader.res, scene.res, strict=True)
+    )
     sx, sy = (float(v) for v in spec.scales[index])
     if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy > 0):
         return None
@@ -408,7 +479,10 @@ def _level_scales(spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader) -> t
 
 
 def _source_window(
-    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader, chunk_bounds: Bounds,
+    spec: MosaicSpec,
+    index: int,
+    reader: AsyncGeoTIFFReader,
+    chunk_bounds: Bounds,
     scales: tuple[float, float] | None,
 ) -> Window | None:
     """The level's pixels that a warp onto the chunk needs: the chunk's footprint in the
@@ -424,7 +498,10 @@ def _source_window(
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return _clip(Window(0, 0, reader.width, reader.height), reader.width, reader.height)
     inverse = ~reader.transform
-    cols, rows = zip(*(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))), strict=True)
+    cols, rows = zip(
+        *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
+        strict=True,
+    )
     c0, c1 = math.floor(min(cols)) - margin, math.ceil(max(cols)) + margin
     r0, r1 = math.floor(min(rows)) - margin, math.ceil(max(rows)) + margin
     return _clip(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
@@ -444,7 +521,7 @@ def warp(
     dst_transform: Affine,
     dst_crs: str,
     shape: tuple[int, int],
-    fill: float | int,
+    fill: float,
     resampling: str,
     tolerance: float = GDAL_TOLERANCE,
     scales: tuple[float, float] | None = None,
@@ -465,9 +542,17 @@ def warp(
         from rasterio.warp import reproject
 
         reproject(
-            source, out, src_transform=src_transform, src_crs=_rio_crs(src_crs), src_nodata=fill,
-            dst_transform=dst_transform, dst_crs=_rio_crs(dst_crs), dst_nodata=fill,
-            resampling=method, num_threads=1, **extras,
+            source,
+            out,
+            src_transform=src_transform,
+            src_crs=_rio_crs(src_crs),
+            src_nodata=fill,
+            dst_transform=dst_transform,
+            dst_crs=_rio_crs(dst_crs),
+            dst_nodata=fill,
+            resampling=method,
+            num_threads=1,
+            **extras,
         )
         return out
     from rasterio.io import MemoryFile
@@ -475,14 +560,30 @@ def warp(
 
     with MemoryFile() as memfile:
         with memfile.open(
-            driver="GTiff", width=source.shape[2], height=source.shape[1], count=source.shape[0],
-            dtype=source.dtype, crs=_rio_crs(src_crs), transform=src_transform, nodata=fill,
+            driver="GTiff",
+            width=source.shape[2],
+            height=source.shape[1],
+            count=source.shape[0],
+            dtype=source.dtype,
+            crs=_rio_crs(src_crs),
+            transform=src_transform,
+            nodata=fill,
         ) as dataset:
             dataset.write(source)
-        with memfile.open() as dataset, WarpedVRT(
-            dataset, crs=_rio_crs(dst_crs), transform=dst_transform, width=shape[1], height=shape[0],
-            resampling=method, src_nodata=fill, nodata=fill, tolerance=max(float(tolerance), 1e-9),
-            **extras,
-        ) as vrt:
+        with (
+            memfile.open() as dataset,
+            WarpedVRT(
+                dataset,
+                crs=_rio_crs(dst_crs),
+                transform=dst_transform,
+                width=shape[1],
+                height=shape[0],
+                resampling=method,
+                src_nodata=fill,
+                nodata=fill,
+                tolerance=max(float(tolerance), 1e-9),
+                **extras,
+            ) as vrt,
+        ):
             vrt.read(out=out)
     return out

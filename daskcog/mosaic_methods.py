@@ -37,8 +37,10 @@ class MosaicMethod:
     """Feed scenes from the lowest priority to the highest."""
     default_batch: ClassVar[int] = 8
     """Scenes read concurrently between two `is_done` checks."""
+    can_finish: ClassVar[bool] = False
+    """`is_done` may become True before every scene is fed (early exit)."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.fill = fill
@@ -48,7 +50,7 @@ class MosaicMethod:
         return np.dtype(dtype)
 
     @classmethod
-    def output_fill(cls, fill: float | int) -> float | int:
+    def output_fill(cls, fill: float) -> float | int:
         return fill
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
@@ -67,8 +69,9 @@ class FirstMethod(MosaicMethod):
 
     name = "first"
     default_batch = 4
+    can_finish = True
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
         self._out = np.full(self.shape, fill, dtype=self.dtype)
         self._filled = np.zeros(self.shape, dtype=bool)
@@ -99,7 +102,7 @@ class LastMethod(FirstMethod):
 class _Extreme(MosaicMethod):
     _op: ClassVar[np.ufunc]
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
         self._out = np.full(self.shape, fill, dtype=self.dtype)
         self._seen = np.zeros(self.shape, dtype=bool)
@@ -137,7 +140,7 @@ class MeanMethod(MosaicMethod):
 
     name = "mean"
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
         self._sum = np.zeros(self.shape, dtype=np.float64)
         self._count = np.zeros(self.shape, dtype=np.int32)
@@ -165,7 +168,7 @@ class MedianMethod(MosaicMethod):
     name = "median"
     default_batch = 16
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
         self._layers: list[np.ndarray] = []
 
@@ -195,7 +198,7 @@ class CountMethod(MosaicMethod):
 
     name = "count"
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float | int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
         self._count = np.zeros(self.shape, dtype=np.uint16)
 
@@ -204,7 +207,7 @@ class CountMethod(MosaicMethod):
         return np.dtype(np.uint16)
 
     @classmethod
-    def output_fill(cls, fill: float | int) -> float | int:
+    def output_fill(cls, fill: float) -> float | int:
         return 0
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
@@ -215,7 +218,8 @@ class CountMethod(MosaicMethod):
 
 
 METHODS: dict[str, type[MosaicMethod]] = {
-    m.name: m for m in (FirstMethod, LastMethod, MinMethod, MaxMethod, MeanMethod, MedianMethod, CountMethod)
+    m.name: m
+    for m in (FirstMethod, LastMethod, MinMethod, MaxMethod, MeanMethod, MedianMethod, CountMethod)
 }
 
 

@@ -21,7 +21,14 @@ from daskcog.footprints import Bounds, fetch_scenes
 from daskcog.geoarray import GeoArray
 from daskcog.grid import place
 from daskcog.io_loop import LoopChoice
-from daskcog.mosaic import GDAL_TOLERANCE, MosaicBlocks, MosaicError, MosaicSpec, build_spec, mosaic_chunks
+from daskcog.mosaic import (
+    GDAL_TOLERANCE,
+    MosaicBlocks,
+    MosaicError,
+    MosaicSpec,
+    build_spec,
+    mosaic_chunks,
+)
 from daskcog.mosaic_methods import MosaicMethod
 
 
@@ -36,12 +43,14 @@ class GeoStack:
         crs: CRS,
         keys: Sequence[Any],
         bands: Sequence[int],
-        fill_value_default: float | int,
+        fill_value_default: float,
         nodata: float | None,
         urls: Sequence[Sequence[str]],
     ) -> None:
         if data.ndim != 4:
-            raise ValueError(f"GeoStack data must be (time, band, y, x), got {data.ndim} dimensions")
+            raise ValueError(
+                f"GeoStack data must be (time, band, y, x), got {data.ndim} dimensions"
+            )
         self.data = data
         self.transform = transform
         self.crs = crs
@@ -80,8 +89,12 @@ class GeoStack:
     def __getitem__(self, step: int) -> GeoArray:
         """Step `step` as a GeoArray (band, y, x)."""
         return GeoArray(
-            self.data[step], transform=self.transform, crs=self.crs,
-            fill_value_default=self.fill_value_default, nodata=self.nodata, band_names=self.bands,
+            self.data[step],
+            transform=self.transform,
+            crs=self.crs,
+            fill_value_default=self.fill_value_default,
+            nodata=self.nodata,
+            band_names=self.bands,
         )
 
     def to_xarray(self, name: str | None = None) -> Any:
@@ -104,7 +117,13 @@ class GeoStack:
         out = xr.DataArray(
             self.data,
             dims=("time", "band", "y", "x"),
-            coords={"time": list(self.keys), "band": list(self.bands), "y": ys, "x": xs, "spatial_ref": spatial_ref},
+            coords={
+                "time": list(self.keys),
+                "band": list(self.bands),
+                "y": ys,
+                "x": xs,
+                "spatial_ref": spatial_ref,
+            },
             attrs=attrs,
             name=name,
         )
@@ -112,7 +131,9 @@ class GeoStack:
         return out
 
 
-def _group(urls: Sequence[str], group_by: Callable[[str], Hashable] | Sequence[Hashable] | None) -> tuple[list[Any], list[list[int]]]:
+def _group(
+    urls: Sequence[str], group_by: Callable[[str], Hashable] | Sequence[Hashable] | None
+) -> tuple[list[Any], list[list[int]]]:
     """(keys, scene indices per key): keys sorted when they can be, else in order of first
     appearance; scene order inside a group is the sources' order (priority)."""
     if group_by is None:
@@ -168,9 +189,17 @@ def stack(
     keys, groups = _group([s.url for s in scenes], group_by)
     placement = place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
     spec: MosaicSpec = build_spec(
-        scenes, placement, groups=tuple(np.asarray(g) for g in groups), method=method, nodata=nodata,
-        resampling=resampling, bands=bands, dtype=dtype, batch_size=batch_size,
-        warp_tolerance=warp_tolerance, loop=loop,
+        scenes,
+        placement,
+        groups=tuple(np.asarray(g) for g in groups),
+        method=method,
+        nodata=nodata,
+        resampling=resampling,
+        bands=bands,
+        dtype=dtype,
+        batch_size=batch_size,
+        warp_tolerance=warp_tolerance,
+        loop=loop,
     )
     plane = mosaic_chunks(spec, chunks)
     normalised = ((1,) * len(groups), *plane)

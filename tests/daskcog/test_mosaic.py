@@ -45,7 +45,12 @@ from tests.conftest import REAL_DIR, REAL_MISSING
 mosaic_module = importlib.import_module("daskcog.mosaic")  # `daskcog.mosaic` is the function
 
 REAL_SOURCE = REAL_DIR / "riotiler_cog_uint16_deflate.tif"  # 2658 x 2667 uint16, EPSG:32621, 100 m
-CUTS = [Window(100, 200, 700, 600), Window(500, 500, 800, 500), Window(300, 650, 500, 700), Window(900, 100, 400, 900)]
+CUTS = [
+    Window(100, 200, 700, 600),
+    Window(500, 500, 800, 500),
+    Window(300, 650, 500, 700),
+    Window(900, 100, 400, 900),
+]
 RES = None  # the real file's resolution, set when the scenes are built
 
 
@@ -53,11 +58,19 @@ RES = None  # the real file's resolution, set when the scenes are built
 def _write_cog(path: Path, data: np.ndarray, *, crs, transform, nodata, overviews=()) -> Path:
     if path.exists():
         return path
-    profile = dict(
-        driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype=data.dtype, crs=crs, transform=transform, nodata=nodata,
-        tiled=True, blockxsize=256, blockysize=256,
-    )
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
     tmp = path.with_suffix(".tmp.tif")
     with MemoryFile() as memfile:
         with memfile.open(**profile) as dst:
@@ -66,8 +79,14 @@ def _write_cog(path: Path, data: np.ndarray, *, crs, transform, nodata, overview
                 dst.build_overviews(list(overviews), Resampling.nearest)
         with memfile.open() as src:
             rasterio.shutil.copy(
-                src, tmp, driver="GTiff", tiled=True, blockxsize=256, blockysize=256,
-                compress="deflate", copy_src_overviews=bool(overviews),
+                src,
+                tmp,
+                driver="GTiff",
+                tiled=True,
+                blockxsize=256,
+                blockysize=256,
+                compress="deflate",
+                copy_src_overviews=bool(overviews),
             )
     tmp.rename(path)
     return path
@@ -95,7 +114,9 @@ def real_scene_paths(folder: Path) -> list[Path]:
             path = folder / f"real_cut{i}.tif"
             if not path.exists():
                 data = _with_hole(src.read(window=window), i)
-                _write_cog(path, data, crs=src.crs, transform=src.window_transform(window), nodata=0)
+                _write_cog(
+                    path, data, crs=src.crs, transform=src.window_transform(window), nodata=0
+                )
             paths.append(path)
     return paths
 
@@ -105,11 +126,18 @@ def reprojected_scene(source: Path, path: Path, crs: str) -> Path:
     if path.exists():
         return path
     with rasterio.open(source) as src:
-        transform, width, height = calculate_default_transform(src.crs, crs, src.width, src.height, *src.bounds)
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds
+        )
         data = np.zeros((src.count, height, width), dtype=src.dtypes[0])
         reproject(
-            rasterio.band(src, list(range(1, src.count + 1))), data, dst_transform=transform, dst_crs=crs,
-            src_nodata=0, dst_nodata=0, resampling=Resampling.nearest,
+            rasterio.band(src, list(range(1, src.count + 1))),
+            data,
+            dst_transform=transform,
+            dst_crs=crs,
+            src_nodata=0,
+            dst_nodata=0,
+            resampling=Resampling.nearest,
         )
     return _write_cog(path, data, crs=crs, transform=transform, nodata=0, overviews=(2, 4))
 
@@ -125,9 +153,9 @@ def mixed_scene_paths(folder: Path) -> list[Path]:
 
 
 GENERATED = {
-    "i16": dict(dtype="int16", nodata=-32768),
-    "f32nan": dict(dtype="float32", nodata=float("nan")),
-    "u8x3": dict(dtype="uint8", nodata=0, count=3),
+    "i16": {"dtype": "int16", "nodata": -32768},
+    "f32nan": {"dtype": "float32", "nodata": float("nan")},
+    "u8x3": {"dtype": "uint8", "nodata": 0, "count": 3},
 }
 OFFSETS = [(0, 0), (150, 70), (80, 150), (-50, 30)]  # (cols, rows) of 10 m pixels
 
@@ -137,8 +165,14 @@ def generated_scene_paths(folder: Path, kind: str, overviews: tuple[int, ...] = 
     paths = []
     for dx, dy in OFFSETS:
         spec = TiffSpec(
-            width=300, height=217, blockxsize=64, blockysize=64, overviews=overviews,
-            origin_x=399960.0 + 10 * dx, origin_y=5500020.0 - 10 * dy, **GENERATED[kind],
+            width=300,
+            height=217,
+            blockxsize=64,
+            blockysize=64,
+            overviews=overviews,
+            origin_x=399960.0 + 10 * dx,
+            origin_y=5500020.0 - 10 * dy,
+            **GENERATED[kind],
         )
         paths.append(cached_tiff(spec, folder))
     return paths
@@ -203,22 +237,39 @@ def warped_layers(
             out = np.zeros(grid.shape, dtype=src.dtypes[0])
             if exact:
                 with WarpedVRT(
-                    src, crs=grid.crs.to_wkt(), transform=grid.transform, width=grid.width, height=grid.height,
-                    resampling=Resampling[resampling], tolerance=1e-9, src_nodata=0, nodata=0, **extras,
+                    src,
+                    crs=grid.crs.to_wkt(),
+                    transform=grid.transform,
+                    width=grid.width,
+                    height=grid.height,
+                    resampling=Resampling[resampling],
+                    tolerance=1e-9,
+                    src_nodata=0,
+                    nodata=0,
+                    **extras,
                 ) as vrt:
                     out = vrt.read()
             else:
                 reproject(
-                    rasterio.band(src, list(range(1, src.count + 1))), out, dst_transform=grid.transform,
-                    dst_crs=grid.crs.to_wkt(), src_nodata=0, dst_nodata=0,
-                    resampling=Resampling[resampling], **extras,
+                    rasterio.band(src, list(range(1, src.count + 1))),
+                    out,
+                    dst_transform=grid.transform,
+                    dst_crs=grid.crs.to_wkt(),
+                    src_nodata=0,
+                    dst_nodata=0,
+                    resampling=Resampling[resampling],
+                    **extras,
                 )
         layers.append(out)
     return np.stack(layers)
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    )
 
 
 # -- aligned scenes: rasterio.merge ---------------------------------------------------------
@@ -226,7 +277,9 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 def test_aligned_real_scenes_equal_rasterio_merge(real_scenes: list[Path], method: str) -> None:
     mos = daskcog.mosaic(real_scenes, method=method, chunks=256)
     got = mos.compute().values
-    expected, transform = merge([str(p) for p in real_scenes], bounds=mos.bounds, res=mos.res, nodata=0, method=method)
+    expected, transform = merge(
+        [str(p) for p in real_scenes], bounds=mos.bounds, res=mos.res, nodata=0, method=method
+    )
     assert transform == mos.transform
     assert same(got, expected)
     assert mos.data.npartitions > 4  # several chunks, some of them touched by several scenes
@@ -243,12 +296,16 @@ def test_default_grid_is_union_at_scene_resolution(real_scenes: list[Path]) -> N
 
 @pytest.mark.parametrize("kind", sorted(GENERATED))
 @pytest.mark.parametrize("method", ["first", "last", "min", "max"])
-def test_aligned_generated_scenes_equal_rasterio_merge(tiff_cache: Path, kind: str, method: str) -> None:
+def test_aligned_generated_scenes_equal_rasterio_merge(
+    tiff_cache: Path, kind: str, method: str
+) -> None:
     paths = generated_scene_paths(tiff_cache, kind)
     nodata = GENERATED[kind]["nodata"]
     mos = daskcog.mosaic(paths, method=method, chunks=(1, 96, 128))
     got = mos.compute().values
-    expected, transform = merge([str(p) for p in paths], bounds=mos.bounds, res=mos.res, nodata=nodata, method=method)
+    expected, transform = merge(
+        [str(p) for p in paths], bounds=mos.bounds, res=mos.res, nodata=nodata, method=method
+    )
     assert transform == mos.transform
     assert got.shape[0] == GENERATED[kind].get("count", 1)
     assert same(got, expected)
@@ -258,15 +315,25 @@ def test_aligned_overview_read_when_resolution_is_coarser(tiff_cache: Path) -> N
     """At 4x the resolution the overview (factor 4) is read, then warped: equal to GDAL's
     warp of that overview."""
     paths = generated_scene_paths(tiff_cache, "i16", overviews=(2, 4))[:2]
-    mos = daskcog.mosaic(paths, resolution=40, method="first", warp_tolerance=0, chunks=64, nodata=-32768)
+    mos = daskcog.mosaic(
+        paths, resolution=40, method="first", warp_tolerance=0, chunks=64, nodata=-32768
+    )
     layers = []
     for path in paths:
-        with rasterio.open(path, overview_level=1) as src:
-            with WarpedVRT(
-                src, crs=mos.crs.to_wkt(), transform=mos.transform, width=mos.width, height=mos.height,
-                tolerance=1e-9, src_nodata=-32768, nodata=-32768,
-            ) as vrt:
-                layers.append(vrt.read())
+        with (
+            rasterio.open(path, overview_level=1) as src,
+            WarpedVRT(
+                src,
+                crs=mos.crs.to_wkt(),
+                transform=mos.transform,
+                width=mos.width,
+                height=mos.height,
+                tolerance=1e-9,
+                src_nodata=-32768,
+                nodata=-32768,
+            ) as vrt,
+        ):
+            layers.append(vrt.read())
     layers = np.stack(layers)
     expected = combine(layers, layers != -32768, "first", -32768)
     assert same(mos.compute().values, expected)
@@ -274,9 +341,13 @@ def test_aligned_overview_read_when_resolution_is_coarser(tiff_cache: Path) -> N
 
 # -- reprojected scenes -------------------------------------------------------------------
 @pytest.mark.parametrize("resampling", ["nearest", "bilinear", "cubic"])
-def test_reprojected_exact_transformer_equals_whole_scene_warps(mixed_scenes: list[Path], resampling: str) -> None:
+def test_reprojected_exact_transformer_equals_whole_scene_warps(
+    mixed_scenes: list[Path], resampling: str
+) -> None:
     res = place(fetch_scenes(mixed_scenes)).grid.res
-    mos = daskcog.mosaic(mixed_scenes, resolution=res, resampling=resampling, warp_tolerance=0, chunks=256)
+    mos = daskcog.mosaic(
+        mixed_scenes, resolution=res, resampling=resampling, warp_tolerance=0, chunks=256
+    )
     scales = place(fetch_scenes(mixed_scenes), resolution=res).warp_scales()
     layers = warped_layers(mixed_scenes, mos, resampling, exact=True, scales=scales)
     expected = combine(layers, layers != 0, "first", 0)
@@ -285,19 +356,25 @@ def test_reprojected_exact_transformer_equals_whole_scene_warps(mixed_scenes: li
     assert same(got, expected)
 
 
-@pytest.mark.parametrize(("resampling", "max_mismatch", "max_mean_abs"), [("nearest", 0.01, 2.0), ("bilinear", 0.2, 2.0)])
+@pytest.mark.parametrize(
+    ("resampling", "max_mismatch", "max_mean_abs"), [("nearest", 0.01, 2.0), ("bilinear", 0.2, 2.0)]
+)
 def test_reprojected_default_transformer_close_to_rasterio_reproject(
     mixed_scenes: list[Path], resampling: str, max_mismatch: float, max_mean_abs: float
 ) -> None:
-    mos = daskcog.mosaic(mixed_scenes, resolution=100.01126757344893, resampling=resampling, chunks=256)
+    mos = daskcog.mosaic(
+        mixed_scenes, resolution=100.01126757344893, resampling=resampling, chunks=256
+    )
     layers = warped_layers(mixed_scenes, mos, resampling, exact=False)
     expected = combine(layers, layers != 0, "first", 0)
     got = mos.compute().values
     both = (got != 0) & (expected != 0)
     diff = np.abs(got.astype(np.int64) - expected.astype(np.int64))[both]
     mismatch = float((diff > 0).mean())
-    print(f"\n{resampling}: {mismatch:.3%} of pixels differ, mean |diff| {diff.mean():.3f} DN, "
-          f"validity differs at {int(((got == 0) != (expected == 0)).sum())} px")
+    print(
+        f"\n{resampling}: {mismatch:.3%} of pixels differ, mean |diff| {diff.mean():.3f} DN, "
+        f"validity differs at {int(((got == 0) != (expected == 0)).sum())} px"
+    )
     assert mismatch < max_mismatch
     assert diff.mean() < max_mean_abs
     assert ((got == 0) != (expected == 0)).mean() < 0.001
@@ -320,14 +397,16 @@ def test_methods_on_reprojected_stack_equal_numpy(mixed_scenes: list[Path], meth
 
 
 # -- behaviour ---------------------------------------------------------------------------
-def test_first_stops_reading_once_chunk_is_filled(real_scenes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four copies of one scene (same footprint): with batch_size=1, first reads one scene
-    per chunk and last reads only the last one."""
+def test_first_stops_reading_once_chunk_is_filled(
+    real_scenes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four copies of one scene (same footprint): first reads one scene per chunk where that
+    fills it, last reads only the last one there, max reads all four."""
     scenes = fetch_scenes([real_scenes[0]] * 4)
     reads: list[int] = []
     original = mosaic_module.read_scene
 
-    async def counting(spec, index, bands, window):  # noqa: ANN001, ANN202
+    async def counting(spec, index, bands, window):
         reads.append(index)
         return await original(spec, index, bands, window)
 
@@ -343,6 +422,14 @@ def test_first_stops_reading_once_chunk_is_filled(real_scenes: list[Path], monke
     reads.clear()
     daskcog.mosaic(scenes, method="last", batch_size=1, chunks=100).compute(scheduler="sync")
     assert reads.count(3) == chunks and len(reads) == filled_by_one + 4 * (chunks - filled_by_one)
+    # default batches (4 at once) end after a scene whose footprint covers the chunk: same reads
+    reads.clear()
+    daskcog.mosaic(scenes, method="first", chunks=100).compute(scheduler="sync")
+    assert len(reads) == filled_by_one + 4 * (chunks - filled_by_one)
+    # methods that cannot finish early read every scene
+    reads.clear()
+    daskcog.mosaic(scenes, method="max", chunks=100).compute(scheduler="sync")
+    assert len(reads) == 4 * chunks
 
 
 def _chunks_without_nodata(values: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> int:
@@ -432,25 +519,35 @@ def test_thousand_scene_graph_builds_without_io(capsys: pytest.CaptureFixture[st
                 crs = "EPSG:32633"
                 if col == 9:  # about the same ground, in the next zone's coordinates
                     crs, (x0, y0) = "EPSG:32634", to_next_zone.transform(x0, y0)
-                scenes.append(Scene.from_footprint(
-                    f"s3://bucket/{date:02d}/T{row}{col}.tif", (x0, y0 - 109_800, x0 + 109_800, y0), crs, 10,
-                    dtype="uint16", nodata=0, region="us-west-2",
-                ))
+                scenes.append(
+                    Scene.from_footprint(
+                        f"s3://bucket/{date:02d}/T{row}{col}.tif",
+                        (x0, y0 - 109_800, x0 + 109_800, y0),
+                        crs,
+                        10,
+                        dtype="uint16",
+                        nodata=0,
+                        region="us-west-2",
+                    )
+                )
     start = time.perf_counter()
     mos = daskcog.mosaic(scenes)
     elapsed = time.perf_counter() - start
     graph = mos.data.__dask_graph__()
     tasks = len(graph)
     with capsys.disabled():
-        print(f"\n1,000-scene mosaic graph: {mos.shape[1]:,} x {mos.shape[2]:,} px, {tasks:,} tasks, "
-              f"built in {elapsed:.3f} s")
+        print(
+            f"\n1,000-scene mosaic graph: {mos.shape[1]:,} x {mos.shape[2]:,} px, {tasks:,} tasks, "
+            f"built in {elapsed:.3f} s"
+        )
     assert elapsed < 2.0
     assert tasks < 100_000
     assert tasks == mos.data.npartitions + 1  # one task per chunk, plus the array-like
     spec = next(v for v in dict(graph).values() if isinstance(v, mosaic_module.MosaicBlocks)).spec
     counts = [
         len(spec.candidates(0, spec.grid.window_bounds(c, r, 2048, 2048)))
-        for r in range(0, mos.height - 2048, 9 * 2048) for c in range(0, mos.width - 2048, 9 * 2048)
+        for r in range(0, mos.height - 2048, 9 * 2048)
+        for c in range(0, mos.width - 2048, 9 * 2048)
     ]
     assert min(counts) >= 10 and max(counts) <= 40  # 1 to 4 tiles x 10 dates, not 1,000
 
@@ -458,9 +555,12 @@ def test_thousand_scene_graph_builds_without_io(capsys: pytest.CaptureFixture[st
 def test_distributed_two_processes(real_scenes: list[Path]) -> None:
     distributed = pytest.importorskip("distributed")
     expected = daskcog.mosaic(real_scenes, method="max", chunks=256).compute().values
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         mos = daskcog.mosaic(real_scenes, method="max", chunks=256)
         got = client.compute(mos.data).result()
         infos = client.run(daskcog.cache_info)

@@ -9,12 +9,20 @@ import pytest
 
 import daskcog
 from daskcog.stack import GeoStack
-from tests.daskcog.test_mosaic import (  # noqa: F401 - fixtures
-    mixed_scenes,
-    real_scenes,
-    same,
-    scene_dir,
-)
+from tests.conftest import REAL_MISSING
+from tests.daskcog.test_mosaic import REAL_SOURCE, mixed_scene_paths, real_scene_paths, same
+
+
+@pytest.fixture(scope="module")
+def real_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    if not REAL_SOURCE.is_file():
+        pytest.skip(REAL_MISSING)
+    return real_scene_paths(tmp_path_factory.getbasetemp() / "mosaic-scenes")
+
+
+@pytest.fixture(scope="module")
+def mixed_scenes(tmp_path_factory: pytest.TempPathFactory, real_scenes: list[Path]) -> list[Path]:
+    return mixed_scene_paths(tmp_path_factory.getbasetemp() / "mosaic-scenes")
 
 
 def test_one_step_per_scene_on_the_union_grid(real_scenes: list[Path]) -> None:
