@@ -31,7 +31,6 @@ from rasterio.windows import Window
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
-from daskcog.io_loop import run_sync
 from daskcog.read_graph import ReadSpec, read_block
 
 VARIABLE = "band_data"
@@ -65,7 +64,7 @@ class DaskcogBackendArray(BackendArray):
             values = np.empty((len(bands), height, width), self.dtype)
         else:
             window = Window(spec.window[0] + c0, spec.window[1] + r0, width, height)
-            values = run_sync(read_block(spec, bands, window), spec.loop)
+            values = read_block(spec, bands, window)
         values = values[:, ::rstep, ::cstep]
         index: tuple[Any, ...] = (
             0 if np.ndim(band_index) == 0 else slice(None),

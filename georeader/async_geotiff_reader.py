@@ -487,8 +487,20 @@ class AsyncGeoTIFFReader:
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
         """Read a whole-pixel window; parts outside the image take the fill value."""
+        pending = await self.fetch_window(window, boundless=boundless, fill_value=fill_value)
+        return await pending.assemble_async()
+
+    async def fetch_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> PendingWindow:
+        """The I/O half of `read_window`: fetch (with retries), leave the decoding to the caller.
+
+        `PendingWindow.assemble()` decodes and assembles in the calling thread.
+        daskcog's chunk tasks use this so each Dask thread decodes its own chunk
+        (no hand-off to another pool); `read_window` decodes in the decode pool.
+        """
         window = window_utils.to_int_window(window)
-        opened, level = self._opened, self._lvl
+        level = self._lvl
         fill = self.fill_value_default if fill_value is None else fill_value
         inside = window_utils.clip_window(window, level.width, level.height)
         if not boundless and inside != window:
@@ -496,18 +508,10 @@ class AsyncGeoTIFFReader:
                 f"{self.url}: window {window!r} reaches outside the image "
                 f"({level.height}x{level.width}); use boundless=True"
             )
-        values = None
+        fetched = None
         if inside is not None:
-            values = await retrying(lambda: self._read_inside(inside, fill), self.retry)
-        if inside == window and values is not None:
-            out = values  # the common case: no padding, no second copy
-        else:
-            out = np.full((self.count, int(window.height), int(window.width)), fill, dtype=self.dtype)
-            if inside is not None:
-                r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
-                out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
-        transform = window_utils.window_transform(window, level.transform)
-        return GeoTensor(out, transform, self.crs, fill)
+            fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
+        return PendingWindow(self, window, inside, fill, fetched)
 
     async def read_bounds(
         self,
@@ -542,12 +546,12 @@ class AsyncGeoTIFFReader:
         """Read the whole level."""
         return await self.read_window(Window(0, 0, self.width, self.height), fill_value=fill_value)
 
-    async def _read_inside(self, inside: Window, fill: float) -> np.ndarray:
-        """One attempt at reading a window inside the image, errors mapped to typed ones."""
+    async def _fetch_inside(self, inside: Window, fill: float) -> Fetched:
+        """One attempt at fetching a window inside the image, errors mapped to typed ones."""
         try:
             if self._opened.layout.route == layout_guard.NATIVE:
-                return await self._read_native(inside, fill)
-            return await self._read_rasterio(inside, fill)
+                return await self._fetch_native(inside)
+            return Fetched(values=await self._read_rasterio(inside, fill))
         except GeoreaderError:
             raise
         except Exception as exc:
@@ -563,7 +567,8 @@ class AsyncGeoTIFFReader:
 
         return await asyncio.to_thread(read)
 
-    async def _read_native(self, inside: Window, fill: float) -> np.ndarray:
+    async def _fetch_native(self, inside: Window) -> Fetched:
+        """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here."""
         opened, level = self._opened, self._lvl
         fmt = level.fmt
         assert fmt is not None  # noqa: S101 - native levels always have one
@@ -584,7 +589,8 @@ class AsyncGeoTIFFReader:
             return not any(per_band)
 
         present = [t for t in tiles if not is_sparse(*t)]
-        sparse = [t for t in tiles if t not in set(present)]
+        present_set = set(present)
+        fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
         mask_present: list[tuple[int, int]] = []
         if level.mask_ifd is not None:
             mcounts = level.mask_ifd.tile_byte_counts or []
@@ -593,31 +599,11 @@ class AsyncGeoTIFFReader:
         fetches = [_fetch(level.data_ifd, present, opened.location.is_local)]
         if level.mask_ifd is not None:
             fetches.append(_fetch(level.mask_ifd, mask_present, opened.location.is_local))
-        fetched = await asyncio.gather(*fetches)
-        data_tiles = fetched[0] or []
-
-        out = np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
-        sparse_fill = 0 if opened.nodata is None else opened.nodata
-        for tx, ty in sparse:
-            _place(out, None, tx, ty, tw, th, inside, sparse_fill)
+        results = await asyncio.gather(*fetches)
+        data_tiles = results[0] or []
 
         if fmt.decoder == "imagecodecs":
-            loop = asyncio.get_running_loop()
-            pool = decode_pool()
-
-            def decode_into(raw: Any, tx: int, ty: int) -> None:
-                try:
-                    array = tile_decode.decode_tile(fmt, raw)
-                except TileDecodeError as exc:
-                    raise TileDecodeError(f"{self.url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
-                _place(out, array, tx, ty, tw, th, inside)
-
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(pool, decode_into, t.compressed_bytes, tx, ty)
-                    for t, (tx, ty) in zip(data_tiles, present, strict=True)
-                )
-            )
+            fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
         else:
             # a Tile object is consumed by decode(): read nothing from it afterwards
             try:
@@ -627,17 +613,114 @@ class AsyncGeoTIFFReader:
                 raise TileDecodeError(
                     f"{self.url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
                 ) from exc
-            for (tx, ty), array in zip(present, arrays, strict=True):
-                _place(out, tile_decode.rust_array_to_bands(array, fmt.planar), tx, ty, tw, th, inside)
-
-        valid = None
+            fetched.decoded = [
+                (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar)) for (tx, ty), a in zip(present, arrays, strict=True)
+            ]
         if level.mask_ifd is not None:
+            masks = await asyncio.gather(*(t.decode() for t in (results[1] or [])))
+            fetched.masks = [
+                (tx, ty, np.asarray(m).reshape(1, th, tw) != 0) for (tx, ty), m in zip(mask_present, masks, strict=True)
+            ]
+        return fetched
+
+    # -- assembly (pure, off the event loop) ----------------------------------
+    def _decode_raw(self, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]) -> None:
+        level = self._lvl
+        fmt = level.fmt
+        assert fmt is not None  # noqa: S101
+        for tx, ty, data in raw:
+            try:
+                array = tile_decode.decode_tile(fmt, data)
+            except TileDecodeError as exc:
+                raise TileDecodeError(f"{self.url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+            _place(out, array, tx, ty, fmt.tile_width, fmt.tile_height, inside)
+
+    def _finish(self, out: np.ndarray, inside: Window, fetched: Fetched, fill: float) -> np.ndarray:
+        """Sparse and Rust-decoded tiles, masks, validity, band subset."""
+        opened, fmt = self._opened, self._lvl.fmt
+        assert fmt is not None  # noqa: S101
+        th, tw = fmt.tile_height, fmt.tile_width
+        sparse_fill = 0 if opened.nodata is None else opened.nodata
+        for tx, ty in fetched.sparse:
+            _place(out, None, tx, ty, tw, th, inside, sparse_fill)
+        for tx, ty, array in fetched.decoded:
+            _place(out, array, tx, ty, tw, th, inside)
+        valid = None
+        if fetched.masks is not None:
             valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
-            mask_tiles = fetched[1] or []
-            masks = await asyncio.gather(*(t.decode() for t in mask_tiles))
-            for (tx, ty), mask in zip(mask_present, masks, strict=True):
-                _place(valid[np.newaxis], np.asarray(mask).reshape(1, th, tw) != 0, tx, ty, tw, th, inside)
+            for tx, ty, mask in fetched.masks:
+                _place(valid[np.newaxis], mask, tx, ty, tw, th, inside)
         return _apply_validity(out, valid, opened, self.bands, fill)
+
+    def _empty(self, inside: Window) -> np.ndarray:
+        fmt = self._lvl.fmt
+        assert fmt is not None  # noqa: S101
+        return np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
+
+
+@dataclass
+class Fetched:
+    """What a fetch brought back for a window inside the image, ready to assemble."""
+
+    raw: list[tuple[int, int, Any]] = field(default_factory=list)
+    """(tx, ty, compressed bytes) of tiles imagecodecs decodes."""
+    decoded: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
+    """(tx, ty, (bands, h, w)) of tiles async-tiff decoded."""
+    sparse: list[tuple[int, int]] = field(default_factory=list)
+    masks: list[tuple[int, int, np.ndarray]] | None = None
+    values: np.ndarray | None = None
+    """The final values (the rasterio route reads and assembles in one go)."""
+
+
+@dataclass
+class PendingWindow:
+    """A fetched window waiting to be decoded and assembled (see `fetch_window`)."""
+
+    reader: AsyncGeoTIFFReader
+    window: Window
+    inside: Window | None
+    fill: float
+    fetched: Fetched | None
+
+    def assemble(self) -> GeoTensor:
+        """Decode and assemble in the calling thread (imagecodecs releases the GIL)."""
+        values = None
+        if self.inside is not None and self.fetched is not None:
+            values = self.fetched.values
+            if values is None:
+                out = self.reader._empty(self.inside)  # noqa: SLF001
+                self.reader._decode_raw(out, self.inside, self.fetched.raw)  # noqa: SLF001
+                values = self.reader._finish(out, self.inside, self.fetched, self.fill)  # noqa: SLF001
+        return self._pad(values)
+
+    async def assemble_async(self) -> GeoTensor:
+        """Decode in the process's decode pool, tiles split across its threads."""
+        values = None
+        if self.inside is not None and self.fetched is not None:
+            values = self.fetched.values
+            if values is None:
+                reader, inside, raw = self.reader, self.inside, self.fetched.raw
+                out = reader._empty(inside)  # noqa: SLF001
+                loop = asyncio.get_running_loop()
+                pool = decode_pool()
+                n = max(1, min(len(raw), pool._max_workers))  # noqa: SLF001
+                await asyncio.gather(
+                    *(loop.run_in_executor(pool, reader._decode_raw, out, inside, raw[i::n]) for i in range(n))  # noqa: SLF001
+                )
+                values = reader._finish(out, inside, self.fetched, self.fill)  # noqa: SLF001
+        return self._pad(values)
+
+    def _pad(self, values: np.ndarray | None) -> GeoTensor:
+        reader, window, inside = self.reader, self.window, self.inside
+        if inside == window and values is not None:
+            out = values  # the common case: no padding, no second copy
+        else:
+            out = np.full((reader.count, int(window.height), int(window.width)), self.fill, dtype=reader.dtype)
+            if inside is not None and values is not None:
+                r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
+                out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
+        transform = window_utils.window_transform(window, reader.transform)
+        return GeoTensor(out, transform, reader.crs, self.fill)
 
 
 async def _none() -> None:
