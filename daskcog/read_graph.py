@@ -209,9 +209,15 @@ class BlockReader:
 def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np.ndarray:
     """The chunk task: fetch on the process's event loop, decode in this (Dask) thread.
 
-    Decoding here rather than in a separate pool keeps one decoding thread per
-    Dask thread: measured 0.236 s -> see benchmarks/RESULTS.md for the figures.
+    Local files whose tiles imagecodecs decodes skip the loop: their tile bytes
+    are `pread` here (see `AsyncGeoTIFFReader.reads_locally` for the figures).
     """
+    options = spec.options
+    opened = CACHE.peek(spec.url, options)
+    if opened is not None:
+        reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=spec.overview_level, bands=bands)
+        if reader.reads_locally:
+            return reader.read_window_sync(window, fill_value=spec.fill_value).values
     pending = run_sync(fetch_block(spec, bands, window), spec.loop)
     return pending.assemble().values
 

@@ -104,6 +104,17 @@ class ReaderCache:
         pending.set_result(opened)
         return opened
 
+    def peek(self, url: str, store_options: dict[str, Any]) -> OpenedFile | None:
+        """The cached header of `url` if this process has it (no I/O, no event loop)."""
+        key = _key(url, store_options)
+        with self._lock:
+            self._check_pid()
+            hit = self._done.get(key)
+            if hit is not None:
+                self._done.move_to_end(key)
+                self._info.hits += 1
+            return hit
+
     async def reader(
         self,
         url: str,

@@ -31,6 +31,8 @@ from typing import Any
 
 Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
 
+import threading
+
 import imagecodecs
 import numpy as np
 
@@ -95,19 +97,38 @@ def _file_dtype(fmt: TileFormat) -> np.dtype:
     return fmt.dtype.newbyteorder(fmt.byteorder) if fmt.dtype.itemsize > 1 else fmt.dtype
 
 
-def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
-    """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s)."""
+_scratch = threading.local()
+
+
+def _scratch_buffer(nbytes: int) -> np.ndarray:
+    """A per-thread decode buffer: reusing it avoids a fresh (page-faulting) allocation per tile."""
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes]
+
+
+def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = False) -> np.ndarray:
+    """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s).
+
+    With `scratch`, the result may be a view of a per-thread buffer that the
+    next decode in this thread overwrites: copy it out before that.
+    """
     shape = (fmt.tile_height, fmt.tile_width, samples)
     file_dtype = _file_dtype(fmt)
     nbytes = int(np.prod(shape)) * file_dtype.itemsize
     codec = _BYTE_CODECS.get(fmt.compression)
-    data = raw if fmt.compression == NONE else codec(raw, out=nbytes)  # type: ignore[misc]
+    if fmt.compression == NONE:
+        data = raw
+    else:
+        data = codec(raw, out=_scratch_buffer(nbytes) if scratch else nbytes)  # type: ignore[misc]
     if len(data) < nbytes:
         # Edge strips may be short; tiles never are.
         raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {nbytes}")
     arr = np.frombuffer(data, dtype=file_dtype, count=int(np.prod(shape))).reshape(shape)
     if fmt.predictor == 2:
-        arr = imagecodecs.delta_decode(arr.astype(fmt.dtype), axis=-2)
+        native = arr.astype(fmt.dtype)
+        arr = imagecodecs.delta_decode(native, axis=-2, out=native)
     elif fmt.predictor == 3:
         arr = imagecodecs.floatpred_decode(arr.copy(), axis=-2)
     return arr.astype(fmt.dtype, copy=False)
@@ -147,10 +168,12 @@ def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     return values
 
 
-def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer]) -> np.ndarray:
+def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = False) -> np.ndarray:
     """Decode a tile with imagecodecs -> array (bands, tile_height, tile_width).
 
-    Runs in a worker thread: every imagecodecs call here releases the GIL.
+    Runs in a worker thread: every imagecodecs call here releases the GIL. With
+    `scratch`, the result may live in a per-thread buffer that the next decode
+    in the same thread reuses (the caller copies it out first).
     """
     try:
         if fmt.compression == JPEG:
@@ -166,6 +189,8 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer]) -> np.ndarray:
                 raise TileDecodeError("planar tile without one byte stream per band")
             bands = [decode(fmt, part, 1)[:, :, 0] for part in raw]
             return np.stack(bands)
+        if decode is _decode_samples:
+            return np.moveaxis(_decode_samples(fmt, raw, fmt.samples, scratch), -1, 0)  # type: ignore[arg-type]
         return np.moveaxis(decode(fmt, raw, fmt.samples), -1, 0)  # type: ignore[arg-type]
     except TileDecodeError:
         raise
