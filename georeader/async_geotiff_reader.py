@@ -14,6 +14,7 @@ copy into a preallocated array). Reads never block the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
 import threading
@@ -73,6 +74,20 @@ class Level:
     data_ifd: Any
     mask_ifd: Any | None
     fmt: tile_decode.TileFormat | None
+
+    @functools.cached_property
+    def tile_offsets(self) -> np.ndarray:
+        """Byte offset of each tile (band-major for planar files), read from Rust once."""
+        return np.asarray(self.data_ifd.tile_offsets or [], dtype=np.int64)
+
+    @functools.cached_property
+    def tile_byte_counts(self) -> np.ndarray:
+        return np.asarray(self.data_ifd.tile_byte_counts or [], dtype=np.int64)
+
+    @functools.cached_property
+    def mask_byte_counts(self) -> np.ndarray:
+        ifd = self.mask_ifd
+        return np.asarray((ifd.tile_byte_counts if ifd is not None else None) or [], dtype=np.int64)
 
     @property
     def tile_shape(self) -> tuple[int, int]:
@@ -588,7 +603,7 @@ class AsyncGeoTIFFReader:
         nx = math.ceil(level.width / tw)
         ntiles = nx * math.ceil(level.height / th)
         tiles = list(window_utils.iter_tiles(inside, tw, th))
-        counts = level.data_ifd.tile_byte_counts or []
+        counts = level.tile_byte_counts
 
         def is_sparse(tx: int, ty: int) -> bool:
             index = ty * nx + tx
@@ -605,7 +620,7 @@ class AsyncGeoTIFFReader:
         fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
         mask_present: list[tuple[int, int]] = []
         if level.mask_ifd is not None:
-            mcounts = level.mask_ifd.tile_byte_counts or []
+            mcounts = level.mask_byte_counts
             mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
 
         fetches = [_fetch(level.data_ifd, present, opened.location.is_local)]
@@ -668,8 +683,8 @@ class AsyncGeoTIFFReader:
             fd = self._opened.local_fd()
             th, tw = fmt.tile_height, fmt.tile_width
             nx, ny = math.ceil(level.width / tw), math.ceil(level.height / th)
-            offsets = level.data_ifd.tile_offsets or []
-            counts = level.data_ifd.tile_byte_counts or []
+            offsets = level.tile_offsets
+            counts = level.tile_byte_counts
             fetched = Fetched()
             for tx, ty in window_utils.iter_tiles(inside, tw, th):
                 index = ty * nx + tx
@@ -678,7 +693,7 @@ class AsyncGeoTIFFReader:
                     fetched.sparse.append((tx, ty))
                     continue
                 try:
-                    parts = [os.pread(fd, counts[i], offsets[i]) for i in indices]
+                    parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
