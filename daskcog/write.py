@@ -138,9 +138,18 @@ class _LockedWriter:
         self.total = total
         self.done = 0
         self.progress = progress
+        self.closed = False
+
+    def close(self) -> None:
+        """No more writes: after a failed `store`, Dask's other threads may still finish
+        chunks, and writing into the then-closed GDAL dataset would crash the process."""
+        with self.lock:
+            self.closed = True
 
     def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
         with self.lock:
+            if self.closed:
+                return
             _write_block(self.dataset, key, value)
             self.done += 1
             if self.progress is not None:
@@ -183,7 +192,10 @@ def _store_dask(
     client = _distributed_client(data, scheduler)
     if client is None:
         writer = _LockedWriter(dataset, total, progress)
-        da.store(data, writer, lock=False, compute=True, scheduler=scheduler)
+        try:
+            da.store(data, writer, lock=False, compute=True, scheduler=scheduler)
+        finally:
+            writer.close()
         return
     done = 0
     for key, value in _gather_in_batches(client, data):
