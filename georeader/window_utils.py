@@ -89,7 +89,7 @@ def window_from_bounds(
     if right <= left or top <= bottom:
         raise WindowError(f"bounds {bounds!r} are empty or not (left, bottom, right, top)")
     inv = ~transform
-    cols, rows = zip(*(inv * xy for xy in ((left, top), (right, bottom))), strict=True)
+    cols, rows = zip(*(inv @ xy for xy in ((left, top), (right, bottom))), strict=True)
     c0, c1 = min(cols), max(cols)
     r0, r1 = min(rows), max(rows)
     return round_window(Window(c0, r0, c1 - c0, r1 - r0), rounding)
@@ -99,7 +99,7 @@ def window_bounds(window: Window, transform: Affine) -> Bounds:
     """(left, bottom, right, top) of a window on a grid."""
     xs, ys = zip(
         *(
-            transform * (c, r)
+            transform @ (c, r)
             for c in (window.col_off, window.col_off + window.width)
             for r in (window.row_off, window.row_off + window.height)
         ),
