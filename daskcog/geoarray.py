@@ -18,9 +18,10 @@ from rasterio.windows import Window
 
 from georeader import window_utils
 from georeader.geotensor import GeoTensor, norm_crs
+from georeader.on_grid import OnGrid
 
 
-class GeoArray:
+class GeoArray(OnGrid):
     """A dask array on a georeferenced grid."""
 
     def __init__(
@@ -72,14 +73,6 @@ class GeoArray:
     @property
     def width(self) -> int:
         return self.shape[2]
-
-    @property
-    def res(self) -> tuple[float, float]:
-        return (abs(self.transform.a), abs(self.transform.e))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
 
     @property
     def bands(self) -> tuple[Any, ...]:

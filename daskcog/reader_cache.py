@@ -70,11 +70,8 @@ class ReaderCache:
         """The opened header of `url`, fetching it at most once at a time per process."""
         key = _key(url, store_options)
         with self._lock:
-            self._check_pid()
-            hit = self._done.get(key)
+            hit = self._hit(key)
             if hit is not None:
-                self._done.move_to_end(key)
-                self._info.hits += 1
                 return hit
             pending = self._inflight.get(key)
             if pending is None:
@@ -106,14 +103,17 @@ class ReaderCache:
 
     def peek(self, url: str, store_options: dict[str, Any]) -> OpenedFile | None:
         """The cached header of `url` if this process has it (no I/O, no event loop)."""
-        key = _key(url, store_options)
         with self._lock:
-            self._check_pid()
-            hit = self._done.get(key)
-            if hit is not None:
-                self._done.move_to_end(key)
-                self._info.hits += 1
-            return hit
+            return self._hit(_key(url, store_options))
+
+    def _hit(self, key: tuple[str, str]) -> OpenedFile | None:
+        """A cached header, counted as a hit (call with the lock held)."""
+        self._check_pid()
+        hit = self._done.get(key)
+        if hit is not None:
+            self._done.move_to_end(key)
+            self._info.hits += 1
+        return hit
 
     async def reader(
         self,

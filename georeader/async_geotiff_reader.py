@@ -41,6 +41,7 @@ from georeader.errors import (
 )
 from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
+from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader, default_fill
 from georeader.retry import RetryPolicy, retrying
 from georeader.store import Location, native_remote_default, open_store, parse_location
@@ -64,7 +65,7 @@ def decode_pool() -> ThreadPoolExecutor:
 
 
 @dataclass(frozen=True)
-class Level:
+class Level(OnGrid):
     """One resolution level of a file: full resolution (0) or an overview (1, 2, ...)."""
 
     index: int
@@ -95,9 +96,6 @@ class Level:
         assert self.fmt is not None  # only asked of native levels  # noqa: S101
         return self.fmt.tile_height, self.fmt.tile_width
 
-    @property
-    def res(self) -> tuple[float, float]:
-        return (math.hypot(self.transform.a, self.transform.d), math.hypot(self.transform.b, self.transform.e))
 
 
 @dataclass
@@ -293,7 +291,7 @@ def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float
     return best
 
 
-class AsyncGeoTIFFReader:
+class AsyncGeoTIFFReader(OnGrid):
     """Async reader of one resolution level (and band subset) of a GeoTIFF.
 
     `__init__` does no I/O; `await AsyncGeoTIFFReader.open(url)` (or
@@ -479,14 +477,6 @@ class AsyncGeoTIFFReader:
     @property
     def fill_value_default(self) -> float | int:
         return default_fill(self.nodata)
-
-    @property
-    def res(self) -> tuple[float, float]:
-        return self._lvl.res
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
 
     @property
     def block_shape(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from rasterio.windows import Window
 
 from georeader import window_utils
 from georeader.errors import WindowError
+from georeader.on_grid import OnGrid
 
 
 def norm_crs(crs: Any) -> CRS | None:
@@ -26,7 +27,7 @@ def norm_crs(crs: Any) -> CRS | None:
     return CRS.from_user_input(crs)
 
 
-class GeoTensor:
+class GeoTensor(OnGrid):
     """Pixel values (bands, rows, cols) with an affine transform and a CRS.
 
     Slicing with `[band, rows, cols]` (numpy slices, steps allowed) or
@@ -73,16 +74,6 @@ class GeoTensor:
     @property
     def width(self) -> int:
         return self.values.shape[2]
-
-    @property
-    def res(self) -> tuple[float, float]:
-        """Pixel size (x, y), positive, like rasterio's `res`."""
-        return (abs(self.transform.a), abs(self.transform.e))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """(left, bottom, right, top) of the whole array."""
-        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return self.values if dtype is None else self.values.astype(dtype)
