@@ -14,6 +14,8 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader.geotensor import GeoTensor
+from georeader.nodata import default_fill
+from georeader.store import Location
 
 
 @runtime_checkable
@@ -62,3 +64,29 @@ class AsyncGeoData(GeoMetadata, Protocol):
     async def read_window(self, window: Window, *, boundless: bool = True, fill_value: float | None = None) -> GeoTensor: ...
     async def read_bounds(self, bounds: tuple[float, float, float, float], **kwargs: Any) -> GeoTensor: ...
     async def load(self, **kwargs: Any) -> GeoTensor: ...
+
+
+class ReaderSurface:
+    """The derived part of the reader surface, written once for both readers.
+
+    Needs `location`, `count`, `height`, `width` and `nodata` from the reader.
+    """
+
+    location: Location
+    count: int
+    height: int
+    width: int
+    nodata: float | None
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.count, self.height, self.width)
+
+    @property
+    def fill_value_default(self) -> float | int:
+        """Value of invalid and outside pixels: the nodata value, else 0 (GDAL's choice)."""
+        return default_fill(self.nodata)

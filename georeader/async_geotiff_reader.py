@@ -42,7 +42,8 @@ from georeader.errors import (
 from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
 from georeader.on_grid import OnGrid
-from georeader.rasterio_reader import RasterioReader, default_fill
+from georeader.abstract_reader import ReaderSurface
+from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy, retrying
 from georeader.store import Location, native_remote_default, open_store, parse_location
 
@@ -291,7 +292,7 @@ def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float
     return best
 
 
-class AsyncGeoTIFFReader(OnGrid):
+class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     """Async reader of one resolution level (and band subset) of a GeoTIFF.
 
     `__init__` does no I/O; `await AsyncGeoTIFFReader.open(url)` (or
@@ -415,10 +416,6 @@ class AsyncGeoTIFFReader(OnGrid):
         return self._level
 
     @property
-    def url(self) -> str:
-        return self.location.url
-
-    @property
     def opened_file(self) -> OpenedFile:
         return self._opened
 
@@ -463,20 +460,12 @@ class AsyncGeoTIFFReader(OnGrid):
         return len(self.bands)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.count, self.height, self.width)
-
-    @property
     def dtype(self) -> np.dtype:
         return self._opened.dtype
 
     @property
     def nodata(self) -> float | None:
         return self._opened.nodata
-
-    @property
-    def fill_value_default(self) -> float | int:
-        return default_fill(self.nodata)
 
     @property
     def block_shape(self) -> tuple[int, int]:

@@ -32,6 +32,11 @@ def nodata_mask(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
     return values == int(nodata)
 
 
+def default_fill(nodata: float | None) -> float | int:
+    """Fill value for invalid or outside pixels: the nodata value, else 0 (GDAL's choice)."""
+    return 0 if nodata is None else nodata
+
+
 def same_value(a: float | int, b: float | int | None) -> bool:
     """Equality that treats NaN as equal to NaN."""
     if b is None:

@@ -20,13 +20,9 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import window_utils
+from georeader.abstract_reader import ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
 from georeader.store import Location, parse_location
-
-
-def default_fill(nodata: float | None) -> float | int:
-    """Fill value for invalid or outside pixels: the nodata value, else 0 (GDAL's choice)."""
-    return 0 if nodata is None else nodata
 
 
 class _ObstoreFile:
@@ -81,7 +77,7 @@ def fill_invalid(
     return data
 
 
-class RasterioReader:
+class RasterioReader(ReaderSurface):
     """Sync reader with the same metadata surface as `AsyncGeoTIFFReader`.
 
     Invalid pixels (nodata, internal mask, alpha == 0 for the colour bands) are
@@ -111,10 +107,6 @@ class RasterioReader:
 
     # -- metadata ---------------------------------------------------------
     @property
-    def url(self) -> str:
-        return self.location.url
-
-    @property
     def crs(self) -> CRS | None:
         return norm_crs(self._src.crs)
 
@@ -135,20 +127,12 @@ class RasterioReader:
         return len(self.bands)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.count, self.height, self.width)
-
-    @property
     def dtype(self) -> np.dtype:
         return np.dtype(self._src.dtypes[0])
 
     @property
     def nodata(self) -> float | None:
         return self._src.nodata
-
-    @property
-    def fill_value_default(self) -> float | int:
-        return default_fill(self.nodata)
 
     @property
     def res(self) -> tuple[float, float]:
