@@ -805,19 +805,23 @@ def _place(
     out: np.ndarray, tile: np.ndarray | None, tx: int, ty: int, tw: int, th: int, inside: Window,
     fill: float = 0,
 ) -> None:
-    """Copy the part of tile (tx, ty) that overlaps `inside` into `out` (or fill it)."""
-    overlap = window_utils.intersect(Window(tx * tw, ty * th, tw, th), inside)
-    if overlap is None:
+    """Copy the part of tile (tx, ty) that overlaps `inside` into `out` (or fill it).
+
+    Plain integer arithmetic: this runs once per tile on the hot path.
+    """
+    wc0, wr0 = int(inside.col_off), int(inside.row_off)
+    c0, r0 = max(tx * tw, wc0), max(ty * th, wr0)
+    c1 = min((tx + 1) * tw, wc0 + int(inside.width))
+    r1 = min((ty + 1) * th, wr0 + int(inside.height))
+    if c1 <= c0 or r1 <= r0:
         return
-    r0, c0 = int(overlap.row_off), int(overlap.col_off)
-    h, w = int(overlap.height), int(overlap.width)
-    dst = out[:, r0 - int(inside.row_off) : r0 - int(inside.row_off) + h, c0 - int(inside.col_off) : c0 - int(inside.col_off) + w]
+    dst = out[:, r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
     if tile is None:
         dst[...] = fill
         return
-    if tile.shape[1] < (r0 - ty * th) + h or tile.shape[2] < (c0 - tx * tw) + w:
+    if tile.shape[1] < r1 - ty * th or tile.shape[2] < c1 - tx * tw:
         raise TileDecodeError(f"tile ({tx}, {ty}) decoded to shape {tile.shape}, smaller than its grid cell")
-    dst[...] = tile[: out.shape[0], r0 - ty * th : r0 - ty * th + h, c0 - tx * tw : c0 - tx * tw + w]
+    dst[...] = tile[: out.shape[0], r0 - ty * th : r1 - ty * th, c0 - tx * tw : c1 - tx * tw]
 
 
 def _apply_validity(

@@ -116,7 +116,8 @@ def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = 
     """
     shape = (fmt.tile_height, fmt.tile_width, samples)
     file_dtype = _file_dtype(fmt)
-    nbytes = int(np.prod(shape)) * file_dtype.itemsize
+    count = fmt.tile_height * fmt.tile_width * samples
+    nbytes = count * file_dtype.itemsize
     codec = _BYTE_CODECS.get(fmt.compression)
     if fmt.compression == NONE:
         data = raw
@@ -125,7 +126,7 @@ def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = 
     if len(data) < nbytes:
         # Edge strips may be short; tiles never are.
         raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {nbytes}")
-    arr = np.frombuffer(data, dtype=file_dtype, count=int(np.prod(shape))).reshape(shape)
+    arr = np.frombuffer(data, dtype=file_dtype, count=count).reshape(shape)
     if fmt.predictor == 2:
         native = arr.astype(fmt.dtype)
         arr = imagecodecs.delta_decode(native, axis=-2, out=native)
