@@ -575,7 +575,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     async def _fetch_native(self, inside: Window) -> Fetched:
         """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here."""
-        opened, level = self._opened, self._lvl
+        level = self._lvl
         fmt = level.fmt
         assert fmt is not None  # noqa: S101 - native levels always have one
         th, tw = fmt.tile_height, fmt.tile_width
@@ -602,9 +602,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             mcounts = level.mask_byte_counts
             mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
 
-        fetches = [_fetch(level.data_ifd, present, opened.location.is_local)]
+        fetches = [_fetch(level.data_ifd, present)]
         if level.mask_ifd is not None:
-            fetches.append(_fetch(level.mask_ifd, mask_present, opened.location.is_local))
+            fetches.append(_fetch(level.mask_ifd, mask_present))
         results = await asyncio.gather(*fetches)
         data_tiles = results[0] or []
 
@@ -778,11 +778,7 @@ class PendingWindow:
         return GeoTensor(out, transform, reader.crs, self.fill)
 
 
-async def _none() -> None:
-    return None
-
-
-async def _fetch(ifd: Any, xy: list[tuple[int, int]], local: bool) -> list[Any] | None:
+async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
     """Fetch tiles in one async-tiff call: ranges less than 1 MiB apart become one request.
 
     Measured against one concurrent request per tile on the S3 test server with
