@@ -19,6 +19,7 @@ import math
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -125,9 +126,12 @@ class OpenedFile:
         with self._rasterio_lock:
             if self._fd is None or self._fd[0] != os.getpid():
                 try:
-                    self._fd = (os.getpid(), os.open(self.location.local_path, os.O_RDONLY))
+                    fd = os.open(self.location.local_path, os.O_RDONLY)
                 except OSError as exc:
                     raise map_store_error(exc, self.location.url, "opening the file") from exc
+                self._fd = (os.getpid(), fd)
+                # closed when no reader holds this header any more (never while one reads)
+                weakref.finalize(self, os.close, fd)
             return self._fd[1]
 
     def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:

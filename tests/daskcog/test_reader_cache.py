@@ -115,6 +115,28 @@ def test_lru_bound_evicts_least_recently_used(gen_paths) -> None:
     assert (info.opens, info.evictions, info.size) == (4, 2, 2)
 
 
+def test_evicted_headers_close_their_file_descriptor(gen_paths) -> None:
+    """Local reads pread from one descriptor per header; eviction must not leak it."""
+    import gc
+
+    from georeader import AsyncGeoTIFFReader
+    from rasterio.windows import Window
+
+    cache = ReaderCache(maxsize=1)
+    a, b = (_uri(gen_paths[n]) for n in ("multi-tile", "odd-size-nodata"))
+    opened_a = asyncio.run(cache.opened(a, {}))
+    reader = AsyncGeoTIFFReader.from_opened(opened_a)
+    assert reader.reads_locally
+    reader.read_window_sync(Window(0, 0, 16, 16))
+    fd = opened_a.local_fd()
+    os.fstat(fd)  # open
+    asyncio.run(cache.opened(b, {}))  # evicts a
+    del opened_a, reader
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
 def test_store_options_are_part_of_the_key(gen_paths) -> None:
     url = _uri(gen_paths["multi-tile"])
     assert _key(url, {"a": 1, "b": {"c": 2}}) == _key(url, {"b": {"c": 2}, "a": 1})
