@@ -1,0 +1,267 @@
+"""What one header tells us: levels, georeference and the layout verdict.
+
+`open_file` is the only function in georeader that fetches a header; every
+reader of a file (each level, each band subset) shares the `OpenedFile` it
+returns, and daskcog's per-process cache keeps them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+
+from georeader import layout_guard, tile_decode
+from georeader.error_mapping import first_line, map_store_error
+from georeader.errors import NoGeoreferenceError
+from georeader.on_grid import OnGrid
+from georeader.rasterio_reader import RasterioReader
+from georeader.retry import RetryPolicy, retrying
+from georeader.store import Location, native_remote_default, open_store, parse_location
+
+DEFAULT_PREFETCH = 32768
+_header_sizes: dict[str, int] = {}
+"""url -> bytes that hold the whole header, learnt at first open (prefetch hint)."""
+
+@dataclass(frozen=True)
+class Level(OnGrid):
+    """One resolution level of a file: full resolution (0) or an overview (1, 2, ...)."""
+
+    index: int
+    width: int
+    height: int
+    transform: Affine
+    data_ifd: Any
+    mask_ifd: Any | None
+    fmt: tile_decode.TileFormat | None
+
+    @functools.cached_property
+    def tile_offsets(self) -> np.ndarray:
+        """Byte offset of each tile (band-major for planar files), read from Rust once."""
+        return np.asarray(self.data_ifd.tile_offsets or [], dtype=np.int64)
+
+    @functools.cached_property
+    def tile_byte_counts(self) -> np.ndarray:
+        return np.asarray(self.data_ifd.tile_byte_counts or [], dtype=np.int64)
+
+    @functools.cached_property
+    def mask_byte_counts(self) -> np.ndarray:
+        ifd = self.mask_ifd
+        return np.asarray((ifd.tile_byte_counts if ifd is not None else None) or [], dtype=np.int64)
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        """(tile_height, tile_width)."""
+        assert self.fmt is not None  # only asked of native levels  # noqa: S101
+        return self.fmt.tile_height, self.fmt.tile_width
+
+
+
+@dataclass
+class OpenedFile:
+    """Everything learnt from one header; shared by the readers of all its levels."""
+
+    location: Location
+    store: Any
+    key: str
+    geotiff: Any
+    levels: list[Level]
+    layout: layout_guard.Layout
+    crs: CRS | None
+    nodata: float | None
+    dtype: np.dtype
+    count: int
+    alpha_index: int | None
+    store_options: dict[str, Any]
+    _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
+    _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
+    _fd: tuple[int, int] | None = None
+    """(pid, file descriptor) of a local file, for `pread` of tile bytes."""
+
+    def local_fd(self) -> int:
+        """A read-only descriptor of the local file, opened once per process."""
+        with self._rasterio_lock:
+            if self._fd is None or self._fd[0] != os.getpid():
+                try:
+                    fd = os.open(self.location.local_path, os.O_RDONLY)
+                except OSError as exc:
+                    raise map_store_error(exc, self.location.url, "opening the file") from exc
+                self._fd = (os.getpid(), fd)
+                # closed when no reader holds this header any more (never while one reads)
+                weakref.finalize(self, os.close, fd)
+            return self._fd[1]
+
+    def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:
+        """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
+        with self._rasterio_lock:
+            if level not in self._rasterio:
+                reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
+                self._rasterio[level] = (threading.Lock(), reader)
+            return self._rasterio[level]
+
+
+async def open_file(
+    path_or_url: str | os.PathLike[str],
+    *,
+    store: Any = None,
+    prefetch: int | None = None,
+    retry: RetryPolicy | None = None,
+    **store_options: Any,
+) -> OpenedFile:
+    """Fetch and classify one header. The only function here that does header I/O."""
+    from async_geotiff import GeoTIFF
+
+    location = parse_location(path_or_url)
+    if store is None:
+        store, key = open_store(location.url, native=native_remote_default(), **store_options)
+    else:
+        key = location.key if location.is_local else location.key
+    url = location.url
+    hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
+
+    async def attempt() -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+                return await GeoTIFF.open(key, store=store, prefetch=hint)
+        except ValueError as exc:
+            if "GeoTIFF keys" in str(exc):
+                raise NoGeoreferenceError(
+                    f"{url}: the TIFF has no GeoTIFF keys (no CRS or transform); "
+                    "georeference it first, e.g. with gdal_translate -a_srs/-a_ullr"
+                ) from exc
+            raise map_store_error(exc, url, "opening the header") from exc
+        except Exception as exc:
+            raise map_store_error(exc, url, "opening the header") from exc
+
+    if retry is None:
+        from georeader.async_geotiff_reader import AsyncGeoTIFFReader  # its (settable) default
+
+        retry = AsyncGeoTIFFReader.retry
+    geotiff = await retrying(attempt, retry)
+    header_size = _header_size(geotiff.tiff)
+    if header_size:
+        _header_sizes[url] = header_size
+    return _describe(location, store, key, geotiff, store_options)
+
+
+def _header_size(tiff: Any) -> int | None:
+    """Bytes before the first tile or strip: a prefetch that gets the header in one request.
+
+    Same rule as async-tiff's `header_byte_size`, which panics (aborting the
+    thread with a Rust backtrace) when an IFD has no offsets or only sparse ones.
+    """
+    starts = [
+        offset
+        for ifd in tiff.ifds
+        for offset in (ifd.tile_offsets or ifd.strip_offsets or [])
+        if offset > 0
+    ]
+    return min(starts) if starts else None
+
+
+def _describe(
+    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any]
+) -> OpenedFile:
+    url = location.url
+    try:
+        transform = geotiff.transform
+    except ValueError as exc:
+        raise NoGeoreferenceError(
+            f"{url}: no affine georeference ({first_line(exc)}); the file has GCPs or no "
+            "geotransform: warp it to a grid first (gdalwarp, rio warp)"
+        ) from exc
+    try:
+        crs = geotiff.crs
+    except Exception as exc:
+        raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
+    if _ellipsoid_overridden(geotiff.ifd.geo_key_directory):
+        with RasterioReader(url, **store_options) as ref:
+            crs = ref.crs
+    byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
+    verdicts: list[tuple[str, list[str]]] = []
+    levels: list[Level] = []
+    sources = [(geotiff, geotiff.ifd, geotiff.mask_ifd)] + [
+        (ovr, ovr.ifd, ovr.mask_ifd) for ovr in geotiff.overviews
+    ]
+    for index, (obj, ifd, mask_ifd) in enumerate(sources):
+        route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
+        if mask_ifd is not None and mask_ifd.tile_width is None:
+            route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
+        verdicts.append((route, reasons))
+        level_transform = transform if index == 0 else obj.transform
+        levels.append(
+            Level(index, int(ifd.image_width), int(ifd.image_height), level_transform, ifd, mask_ifd, fmt)
+        )
+    layout = layout_guard.combine(verdicts)
+    base_fmt = levels[0].fmt
+    if base_fmt is not None:
+        dtype = base_fmt.dtype
+    else:
+        with RasterioReader(url, **store_options) as ref:
+            dtype = ref.dtype
+    count = int(geotiff.count)
+    alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
+    return OpenedFile(
+        location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
+        crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
+        store_options=store_options,
+    )
+
+
+def _ellipsoid_overridden(gkd: Any) -> bool:
+    """True when GeoKeys name an EPSG geographic CRS *and* give a different ellipsoid.
+
+    GDAL honours the explicit GeogSemiMajorAxis / GeogInvFlattening keys (seen in
+    a real file: "WGS 84" with a = 6378140); async-geotiff takes the EPSG code
+    and ignores them. Such (rare) files take their CRS from GDAL, the reference.
+    """
+    if gkd is None:
+        return False
+    code = gkd.geographic_type
+    if code in (None, 32767) or (gkd.model_type == 1 and gkd.projected_type not in (None, 32767)):
+        return False
+    given = (gkd.geog_semi_major_axis, gkd.geog_inv_flattening, gkd.geog_semi_minor_axis)
+    if all(v is None for v in given):
+        return False
+    try:
+        ellipsoid = CRS.from_epsg(code).ellipsoid
+    except Exception:  # noqa: BLE001 - unknown code: let GDAL decide
+        return True
+    expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
+    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in zip(given, expected))
+
+
+def _gdal_alpha_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:
+    """The band (0-based) that masks the others, by GDAL's rule, or None.
+
+    GDAL (`GDALRasterBand::GetMaskBand`) uses an alpha band as the mask only in
+    2-band (gray + alpha) and 4-band (RGBA) Byte/UInt16 datasets whose last band
+    is alpha (ExtraSamples associated or unassociated alpha), and only when no
+    nodata value is set. async-geotiff's colorinterp finds alpha only after RGB,
+    so gray + alpha files would come back unmasked.
+    """
+    if nodata is not None or count not in (2, 4) or dtype not in (np.uint8, np.uint16):
+        return None
+    extra = list(ifd.extra_samples or [])
+    return count - 1 if extra and int(extra[-1]) in (1, 2) else None
+
+
+def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float]) -> int:
+    """The coarsest level whose pixels are no larger than `resolution` (GDAL's rule)."""
+    target = min(resolution) if isinstance(resolution, tuple) else float(resolution)
+    best = 0
+    for level in levels:
+        if min(level.res) <= target * (1 + 1e-9):
+            best = level.index
+    return best
