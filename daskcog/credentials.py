@@ -21,8 +21,10 @@ appear in task keys, reprs, logs or error messages from daskcog.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
+import secrets
 import threading
 from typing import Any
 
@@ -48,14 +50,20 @@ def is_secret(option: str) -> bool:
 
 
 def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(public options, secret options) by option name."""
-    public = {k: v for k, v in options.items() if not is_secret(k)}
-    secret = {k: v for k, v in options.items() if is_secret(k)}
-    client_options = public.get("client_options")
-    if isinstance(client_options, dict) and "default_headers" in client_options:
-        # Authorization headers are credentials too
-        public["client_options"] = {k: v for k, v in client_options.items() if k != "default_headers"}
-        secret["client_options"] = {"default_headers": client_options["default_headers"]}
+    """(public options, secret options) by option name, looking inside nested dicts too
+    (obstore's `config={...}`, `client_options={"default_headers": ...}`)."""
+    public: dict[str, Any] = {}
+    secret: dict[str, Any] = {}
+    for key, value in options.items():
+        if is_secret(key) or key == "default_headers":
+            secret[key] = value
+        elif isinstance(value, dict):
+            inner_public, inner_secret = split_secrets(value)
+            public[key] = inner_public
+            if inner_secret:
+                secret[key] = inner_secret
+        else:
+            public[key] = value
     return public, secret
 
 
@@ -83,16 +91,24 @@ def resolve(name: str, url: str = "") -> dict[str, Any]:
 
 
 def merge(public: dict[str, Any], secret: dict[str, Any]) -> dict[str, Any]:
-    """Store options for obstore: public options plus secrets (nested client_options merged)."""
-    merged = {**public, **{k: v for k, v in secret.items() if k != "client_options"}}
-    if "client_options" in secret:
-        merged["client_options"] = {**public.get("client_options", {}), **secret["client_options"]}
+    """Store options for obstore: public options plus secrets, nested dicts merged."""
+    merged = dict(public)
+    for key, value in secret.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
     return merged
 
 
+_NAME_KEY = secrets.token_bytes(32)
+"""Per-process key: anonymous names are stable within a client process but reveal
+nothing about the secrets (an unkeyed hash of a weak password could be checked offline)."""
+
+
 def anonymous_name(secret: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(secret, sort_keys=True, default=str).encode()).hexdigest()
-    return f"auto-{digest[:16]}"
+    payload = json.dumps(secret, sort_keys=True, default=str).encode()
+    return f"auto-{hmac.new(_NAME_KEY, payload, hashlib.sha256).hexdigest()[:16]}"
 
 
 try:

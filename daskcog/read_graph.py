@@ -35,6 +35,7 @@ from daskcog.io_loop import LoopChoice, run_sync
 from daskcog.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
 from georeader.errors import GeoreaderError, WindowError
+from georeader.nodata import check_fill
 from georeader.retry import RetryPolicy
 from georeader.store import parse_location
 
@@ -131,7 +132,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         bands=tuple(reader.bands),
         window=(0, 0, reader.width, reader.height),
         dtype=str(reader.dtype),
-        fill_value=reader.fill_value_default if fill_value is None else fill_value,
+        fill_value=check_fill(
+            reader.fill_value_default if fill_value is None else fill_value, reader.dtype, location.url
+        ),
         tile=reader.block_shape,
         loop=loop,
         errors=errors,

@@ -36,6 +36,7 @@ from georeader.errors import (
     WindowError,
 )
 from georeader.geotensor import GeoTensor
+from georeader.nodata import check_fill
 from georeader.on_grid import OnGrid
 from georeader.opened_file import (  # re-exported: the reader's public companions
     DEFAULT_PREFETCH,
@@ -269,7 +270,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """
         window = window_utils.to_int_window(window)
         level = self._lvl
-        fill = self.fill_value_default if fill_value is None else fill_value
+        fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
         inside = window_utils.clip_window(window, level.width, level.height)
         if not boundless and inside != window:
             raise WindowError(
@@ -385,10 +386,16 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar)) for (tx, ty), a in zip(present, arrays, strict=True)
             ]
         if level.mask_ifd is not None:
-            masks = await asyncio.gather(*(t.decode() for t in (results[1] or [])))
-            fetched.masks = [
-                (tx, ty, np.asarray(m).reshape(1, th, tw) != 0) for (tx, ty), m in zip(mask_present, masks, strict=True)
-            ]
+            try:
+                masks = await asyncio.gather(*(t.decode() for t in (results[1] or [])))
+                fetched.masks = [
+                    (tx, ty, np.asarray(m).reshape(1, th, tw) != 0)
+                    for (tx, ty), m in zip(mask_present, masks, strict=True)
+                ]
+            except Exception as exc:  # corrupt mask bytes stay corrupt: not a (retried) read error
+                raise TileDecodeError(
+                    f"{self.url}: level {level.index}: cannot decode a mask tile: {first_line(exc)}"
+                ) from exc
         return fetched
 
     @property
@@ -417,7 +424,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         level = self._lvl
         fmt = level.fmt
         assert fmt is not None  # noqa: S101
-        fill = self.fill_value_default if fill_value is None else fill_value
+        fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
         inside = window_utils.clip_window(window, level.width, level.height)
         fetched = None
         if inside is not None:
@@ -430,9 +437,15 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             for tx, ty in window_utils.iter_tiles(inside, tw, th):
                 index = ty * nx + tx
                 indices = [index + b * nx * ny for b in range(fmt.samples)] if fmt.planar == 2 else [index]
-                if not any(counts[i] for i in indices):
+                present = [bool(counts[i]) for i in indices]
+                if not any(present):
                     fetched.sparse.append((tx, ty))
                     continue
+                if not all(present):
+                    raise UnsupportedLayoutError(
+                        f"{self.url}: tile ({tx}, {ty}) is sparse in some bands only; "
+                        "rewrite the file as a COG (rio cogeo create)"
+                    )
                 try:
                     parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:

@@ -42,3 +42,24 @@ def same_value(a: float | int, b: float | int | None) -> bool:
     if b is None:
         return False
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def check_fill(fill: float | int, dtype: np.dtype, url: str = "") -> float | int:
+    """`fill` if the dtype holds it exactly, else a WindowError (never a silent truncation)."""
+    from georeader.errors import WindowError
+
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return fill
+    try:
+        fits = not math.isnan(fill) and float(fill) == int(fill)
+        info = np.iinfo(dtype)
+        fits = fits and info.min <= int(fill) <= info.max
+    except (TypeError, ValueError, OverflowError):
+        fits = False
+    if not fits:
+        raise WindowError(
+            f"{url}: fill value {fill!r} does not fit {dtype}; pass fill_value= with a value "
+            f"{dtype} can hold"
+        )
+    return fill

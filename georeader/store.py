@@ -67,7 +67,15 @@ def parse_location(path_or_url: str | os.PathLike[str]) -> Location:
         return Location(url=f"memory:///{key}", base_url="memory:///", key=key)
     if scheme not in REMOTE_SCHEMES:
         raise InvalidURLError(f"unsupported URL scheme {scheme!r} in {text!r}")
-    base, _, name = text.partition("?")[0].rpartition("/")
+    if parts.query or parts.fragment:
+        # the store would fetch the URL without it (a different object, or unsigned), and a
+        # presigned query is a credential: refuse, and do not echo it
+        raise InvalidURLError(
+            f"{text.partition('?')[0].partition('#')[0]}?<query removed>: URLs with a query string "
+            "(presigned or SAS URLs) are not supported; give the object's plain URL and credentials "
+            "as store options"
+        )
+    base, _, name = text.rpartition("/")
     if not name or base.endswith(":/"):
         raise InvalidURLError(f"URL {text!r} does not name an object (no file name after the last '/')")
     return Location(url=text, base_url=base, key=name)
