@@ -28,7 +28,6 @@ os.environ.setdefault("GDAL_CACHEMAX", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import dask  # noqa: E402
 import dask.array as da  # noqa: E402
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402

@@ -47,24 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DATA = ROOT / "benchmarks" / "data"
 BUCKET = "bench"
 KEY = "cog/bench_8192_u16_deflate.tif"
 THREADS = "threaded scheduler"
 CLUSTER = "LocalCluster 2 processes x 1 thread"
 
 
-def bench_file() -> Path:
-    """The same cached file as bench_read.py (written once, ~120 MiB)."""
-    from tests.cogfactory import write_benchmark_cog
-
-    path = DATA / "bench_8192_u16_deflate.tif"
-    if not path.exists():
-        DATA.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.tif")
-        write_benchmark_cog(tmp, size=8192, tile=512, dtype="uint16", compress="deflate", predictor=1)
-        tmp.rename(path)
-    return path
+from benchmarks.bench_read import bench_file  # noqa: E402 - the same cached file
 
 
 # ------------------------------------------------------------------------------ proxy process

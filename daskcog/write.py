@@ -59,18 +59,11 @@ def write_raster(
     path: str | os.PathLike[str],
     *,
     cog: bool = True,
-    compress: str = "deflate",
-    predictor: int | None = None,
-    level: int | None = None,
-    blocksize: int = 512,
-    overviews: bool | None = None,
-    resampling: str = "nearest",
     nodata: float | None = _AUTO,
-    bigtiff: str = "IF_SAFER",
-    creation_options: dict[str, Any] | None = None,
     scheduler: Any = None,
     progress: ProgressCallback | None = None,
     tmpdir: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> Path:
     """Write `source` to `path` as a COG (`cog=True`) or a tiled GeoTIFF.
 
@@ -78,51 +71,34 @@ def write_raster(
         source: a GeoArray (computed chunk by chunk) or a GeoTensor (in memory).
         path: local output path; replaced atomically when the write succeeds.
         cog: COG layout (overviews first, validated by rio-cogeo) or a plain tiled GTiff.
-        compress: deflate (default), zstd, lzw, lzma, webp, jpeg, lerc, packbits or none.
-        predictor: 2 for integers, 3 for floats by default with deflate/zstd/lzw.
-        level: compression level (codec-specific).
-        blocksize: tile size of the output.
-        overviews: build overviews (default: yes for COGs, no for GTiffs).
-        resampling: overview resampling (nearest, average, bilinear, cubic, mode, ...).
         nodata: nodata value to write (default: the GeoArray's nodata; none for a GeoTensor).
-        bigtiff: GDAL's BIGTIFF option (IF_SAFER, YES, NO).
-        creation_options: more GDAL creation options for the final copy.
         scheduler: Dask scheduler to use (default: the active one).
         progress: called with (chunks written, chunks in total).
         tmpdir: folder of the temporary file (default: the output's folder).
+        **options: `georeader.raster_writer.resolve_options`: compress ("deflate"),
+            predictor (2 for ints, 3 for floats), level, blocksize (512), overviews,
+            resampling ("nearest"), bigtiff, creation_options.
     """
     from georeader.geotensor import GeoTensor
+    from georeader.raster_writer import write_geotensor
 
+    if isinstance(source, GeoTensor):
+        written = write_geotensor(
+            source, path, cog=cog, nodata=None if nodata is _AUTO else nodata, tmpdir=tmpdir, **options
+        )
+        if progress is not None:
+            progress(1, 1)
+        return written
     path = Path(path).expanduser()
-    in_memory = isinstance(source, GeoTensor)
-    if nodata is _AUTO:
-        nodata = None if in_memory else source.nodata
     opts = resolve_options(
-        np.dtype(source.dtype),
-        cog=cog,
-        compress=compress,
-        predictor=predictor,
-        level=level,
-        blocksize=blocksize,
-        overviews=overviews,
-        resampling=resampling,
-        nodata=nodata,
-        bigtiff=bigtiff,
-        creation_options=creation_options,
+        np.dtype(source.dtype), cog=cog, nodata=source.nodata if nodata is _AUTO else nodata, **options
     )
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the output folder {path.parent} does not exist")
     profile = tiff_profile(source.shape, source.dtype, source.transform, source.crs, opts)
-
-    def fill(tmp: Any) -> None:
-        if in_memory:
-            tmp.write(source.values)
-            if progress is not None:
-                progress(1, 1)
-        else:
-            _store_dask(source.data, tmp, scheduler, progress)
-
-    return write_via_temp(path, profile, opts, fill, tmpdir)
+    return write_via_temp(
+        path, profile, opts, lambda tmp: _store_dask(source.data, tmp, scheduler, progress), tmpdir
+    )
 
 
 # -- chunk by chunk ------------------------------------------------------------

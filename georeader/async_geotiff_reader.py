@@ -93,21 +93,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         self._level: Level | None = None
 
     @classmethod
-    async def open(
-        cls,
-        path_or_url: str | os.PathLike[str],
-        *,
-        store: Any = None,
-        overview_level: int = 0,
-        resolution: float | tuple[float, float] | None = None,
-        bands: Sequence[int] | None = None,
-        prefetch: int | None = None,
-        **store_options: Any,
-    ) -> AsyncGeoTIFFReader:
-        reader = cls(
-            path_or_url, store=store, overview_level=overview_level, resolution=resolution,
-            bands=bands, prefetch=prefetch, **store_options,
-        )
+    async def open(cls, path_or_url: str | os.PathLike[str], **options: Any) -> AsyncGeoTIFFReader:
+        """Create and open a reader in one go; `options` as for `AsyncGeoTIFFReader(...)`."""
+        reader = cls(path_or_url, **options)
         await reader.open_()
         return reader
 
