@@ -102,7 +102,7 @@ def run_io(path: Path, chunks: int, repeat: int, scheduler_label: str, compute_k
 
 
 def graph_scale() -> None:
-    from daskcog.read_graph import ReadSpec, from_spec
+    from daskcog.reading.read_graph import ReadSpec, from_spec
 
     print("\n== graph scale (built from a spec: no I/O) ==")
     for n in (10_000, 100_000, 1_000_000):

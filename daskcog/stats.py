@@ -27,7 +27,7 @@ from georeader.nodata import nodata_mask
 if TYPE_CHECKING:
     import dask.array as da
 
-    from daskcog.geoarray import GeoArray
+    from daskcog.reading.geoarray import GeoArray
 
 Compute = Callable[[Sequence[Any]], Sequence[Any]]
 """Computes several Dask collections together (default: `dask.compute`)."""

@@ -10,8 +10,8 @@ import pytest
 from rasterio.windows import Window
 
 import daskcog
-from daskcog import chunking
-from daskcog.chunking import MAX_AUTO_CHUNKS, WARN_CHUNKS, tile_chunks
+from daskcog.reading import chunking
+from daskcog.reading.chunking import MAX_AUTO_CHUNKS, WARN_CHUNKS, tile_chunks
 from georeader.errors import WindowError
 
 

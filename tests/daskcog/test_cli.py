@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from daskcog.cli import _bounds, _resolution, _store_option, error_line, sparkline
+from daskcog.cli.app import _bounds, _resolution, _store_option, error_line, sparkline
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 from tests.conftest import PROJECT_ROOT, REAL_DIR
 
@@ -255,7 +255,7 @@ def test_stats_real_striped_file_matches_rasterio() -> None:
 
 # -- mosaic and demo -------------------------------------------------------------------
 def test_mosaic_command(tmp_path: Path, tiff_cache: Path) -> None:
-    from daskcog.cli import resolve_mosaic
+    from daskcog.cli.app import resolve_mosaic
 
     left = cached_tiff(TiffSpec(dtype="uint16", width=300, height=200, nodata=0), tiff_cache)
     right = cached_tiff(
@@ -281,7 +281,7 @@ def test_mosaic_command(tmp_path: Path, tiff_cache: Path) -> None:
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    from daskcog.cli import resolve_mosaic
+    from daskcog.cli.app import resolve_mosaic
 
     workdir = tmp_path / "demo"
     result = run_cli("demo", "--workdir", workdir, "--size", "1024", timeout=170)
@@ -311,7 +311,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
 
 def test_demo_samples_are_reused(tmp_path: Path) -> None:
-    from daskcog.demo import SceneSpec, make_sample_cogs
+    from daskcog.cli.demo import SceneSpec, make_sample_cogs
 
     spec = SceneSpec(size=256, count=2, tile=128)
     messages: list[str] = []

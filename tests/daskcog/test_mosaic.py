@@ -36,13 +36,13 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 import daskcog
-from daskcog.footprints import Scene, fetch_scenes
-from daskcog.grid import place
-from daskcog.mosaic_methods import FirstMethod, MosaicMethodError
+from daskcog.mosaics.footprints import Scene, fetch_scenes
+from daskcog.mosaics.grid import place
+from daskcog.mosaics.methods import FirstMethod, MosaicMethodError
 from tests.cogfactory import TiffSpec, cached_tiff
 from tests.conftest import REAL_DIR, REAL_MISSING
 
-mosaic_module = importlib.import_module("daskcog.mosaic")  # `daskcog.mosaic` is the function
+mosaic_module = importlib.import_module("daskcog.mosaics.mosaic")  # `daskcog.mosaic` is the function
 
 REAL_SOURCE = REAL_DIR / "riotiler_cog_uint16_deflate.tif"  # 2658 x 2667 uint16, EPSG:32621, 100 m
 CUTS = [
@@ -461,7 +461,7 @@ def test_bounds_beyond_scenes_fill_with_nodata(real_scenes: list[Path]) -> None:
 
 
 def test_like_and_readers_as_sources(real_scenes: list[Path]) -> None:
-    from daskcog.io_loop import run_sync
+    from daskcog.reading.io_loop import run_sync
     from georeader.async_geotiff_reader import AsyncGeoTIFFReader
 
     base = daskcog.open(real_scenes[2])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import daskcog
-from daskcog.io_loop import run_sync
-from daskcog.reader_cache import CACHE, ReaderCache, _key
+from daskcog.reading.io_loop import run_sync
+from daskcog.reading.reader_cache import CACHE, ReaderCache, _key
 from georeader.errors import GeoreaderError, ObjectNotFoundError
 
 
@@ -214,7 +214,7 @@ def test_open_errors_are_georeader_errors(tmp_path) -> None:
 
 
 def test_io_loop_restarts_after_a_pid_change(monkeypatch) -> None:
-    from daskcog import io_loop
+    from daskcog.reading import io_loop
 
     async def where() -> int:
         return threading.get_ident()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import daskcog
-from daskcog.stack import GeoStack
+from daskcog.mosaics.stack import GeoStack
 from tests.conftest import REAL_MISSING
 from tests.daskcog.test_mosaic import REAL_SOURCE, mixed_scene_paths, real_scene_paths, same
 

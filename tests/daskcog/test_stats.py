@@ -12,7 +12,7 @@ import pytest
 from affine import Affine
 
 import daskcog
-from daskcog.geoarray import GeoArray
+from daskcog.reading.geoarray import GeoArray
 from daskcog.stats import BandStats, band_stats, band_stats_many
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 from tests.conftest import REAL_DIR, real_expected

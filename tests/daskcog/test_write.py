@@ -16,8 +16,8 @@ from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
 import daskcog
-from daskcog.geoarray import GeoArray
-from daskcog.write import WriteError, overview_factors, write_raster
+from daskcog.reading.geoarray import GeoArray
+from daskcog.writing.write import WriteError, overview_factors, write_raster
 from georeader.geotensor import GeoTensor
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 
@@ -195,7 +195,7 @@ def test_distributed_client_gathers_in_batches(
 ) -> None:
     """On a cluster the chunks come back here in batches (the writer is local to this process)."""
     distributed = pytest.importorskip("distributed")
-    import daskcog.write as write_module
+    import daskcog.writing.write as write_module
 
     batched = []
     real = write_module._gather_in_batches

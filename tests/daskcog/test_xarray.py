@@ -13,7 +13,7 @@ import rasterio
 xr = pytest.importorskip("xarray")
 rioxarray = pytest.importorskip("rioxarray")
 
-from daskcog.xarray_backend import DaskcogBackendArray, DaskcogBackendEntrypoint  # noqa: E402
+from daskcog.reading.xarray_backend import DaskcogBackendArray, DaskcogBackendEntrypoint  # noqa: E402
 from georeader.errors import InvalidURLError, ObjectNotFoundError, WindowError  # noqa: E402
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels  # noqa: E402
 from tests.conftest import REAL_DIR  # noqa: E402

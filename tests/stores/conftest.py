@@ -132,7 +132,7 @@ def range_proxy_http(range_proxy_http_session: RangeLogProxy, http_server) -> It
 def fresh_process_state() -> Iterator[None]:
     """Every test starts without cached headers or recorded failures, with default retries."""
     import daskcog
-    from daskcog import failures
+    from daskcog.reading import failures
     from georeader import async_geotiff_reader as agr
 
     saved_retry = agr.AsyncGeoTIFFReader.retry

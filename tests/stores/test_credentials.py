@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import daskcog
-from daskcog import credentials as creds
+from daskcog.credentials import registry as creds
 from georeader import AccessDeniedError, StoreReadError
 from georeader.retry import RetryPolicy
 from tests.stores.helpers import record_requests, s3_options, settle

@@ -29,7 +29,7 @@ import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
-from daskcog.footprints import (
+from daskcog.mosaics.footprints import (
     Bounds,
     Scene,
     crs_from_text,

@@ -102,7 +102,7 @@ class GeoArray(OnGrid):
         window = window_utils.to_int_window(window)
         spec = self._source
         if spec is not None and hasattr(spec, "window"):
-            from daskcog.read_graph import from_spec, sub_spec
+            from daskcog.reading.read_graph import from_spec, sub_spec
 
             return from_spec(
                 sub_spec(spec, window), self._chunk_request,
@@ -186,7 +186,7 @@ class GeoArray(OnGrid):
 
     def failures(self, client: Any = None) -> list[Any]:
         """Reads of this array that failed under errors="nodata" (after a compute)."""
-        from daskcog.failures import failure_report
+        from daskcog.reading.failures import failure_report
 
         if self.failure_token is None:
             return []
@@ -241,7 +241,7 @@ class GeoArray(OnGrid):
         (2 for ints, 3 for floats), level, blocksize (512), overviews (True),
         resampling ("nearest"), nodata (this array's), scheduler, progress.
         """
-        from daskcog.write import write_raster
+        from daskcog.writing.write import write_raster
 
         return write_raster(self, path, cog=True, **options)
 
@@ -250,7 +250,7 @@ class GeoArray(OnGrid):
 
         Same options as `to_cog`; `cog=True` gives a COG.
         """
-        from daskcog.write import write_raster
+        from daskcog.writing.write import write_raster
 
         options.setdefault("cog", False)
         return write_raster(self, path, **options)

@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_options(parser: argparse.ArgumentParser) -> None:
-    from daskcog.write import COMPRESSIONS
+    from daskcog.writing.write import COMPRESSIONS
 
     group = parser.add_argument_group("output options")
     group.add_argument(
@@ -286,8 +286,8 @@ def _say(stream: IO[str]) -> Callable[[str], None]:
 # -- info ----------------------------------------------------------------------------
 def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
     """What `daskcog info` prints, as a dict (header only, no pixel reads)."""
-    from daskcog.io_loop import run_sync
-    from daskcog.reader_cache import CACHE
+    from daskcog.reading.io_loop import run_sync
+    from daskcog.reading.reader_cache import CACHE
     from georeader import tile_decode
     from georeader.async_geotiff_reader import AsyncGeoTIFFReader
     from georeader.store import parse_location
@@ -457,7 +457,7 @@ def stats_table(
 
 def cmd_stats(args: argparse.Namespace) -> int:
     import daskcog
-    from daskcog.cluster import get_client
+    from daskcog.cli.cluster import get_client
     from daskcog.stats import band_stats
 
     out = _out(args)
@@ -514,7 +514,7 @@ def resolve_mosaic() -> Callable[..., Any] | None:
     candidate: Any = daskcog.mosaic if hasattr(daskcog, "mosaic") else None
     if candidate is None or not callable(candidate):
         try:
-            module = importlib.import_module("daskcog.mosaic")
+            module = importlib.import_module("daskcog.mosaics.mosaic")
         except ImportError:
             return None
         candidate = getattr(module, "mosaic", None)
@@ -570,7 +570,7 @@ def write_mosaic(
 
 
 def cmd_mosaic(args: argparse.Namespace) -> int:
-    from daskcog.cluster import get_client
+    from daskcog.cli.cluster import get_client
 
     if resolve_mosaic() is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
@@ -601,8 +601,8 @@ def cmd_mosaic(args: argparse.Namespace) -> int:
 # -- demo ----------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     import daskcog
-    from daskcog import demo
-    from daskcog.cluster import get_client
+    from daskcog.cli import demo
+    from daskcog.cli.cluster import get_client
     from daskcog.stats import band_stats_many
 
     say = _say(sys.stdout)

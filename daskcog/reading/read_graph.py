@@ -28,11 +28,12 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from daskcog import chunking, failures
-from daskcog import credentials as creds
-from daskcog.geoarray import GeoArray
-from daskcog.io_loop import LoopChoice, run_sync
-from daskcog.reader_cache import CACHE
+from daskcog.reading import chunking
+from daskcog.reading import failures
+from daskcog.credentials import registry as creds
+from daskcog.reading.geoarray import GeoArray
+from daskcog.reading.io_loop import LoopChoice, run_sync
+from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
 from georeader.errors import GeoreaderError, WindowError
 from georeader.nodata import check_fill

@@ -46,7 +46,7 @@ from georeader.raster_writer import (
 if TYPE_CHECKING:
     import dask.array as da
 
-    from daskcog.geoarray import GeoArray
+    from daskcog.reading.geoarray import GeoArray
     from georeader.geotensor import GeoTensor
 
 _AUTO: Any = object()

@@ -31,8 +31,8 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from daskcog.io_loop import run_sync
-from daskcog.reader_cache import CACHE
+from daskcog.reading.io_loop import run_sync
+from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
 from georeader.errors import GeoreaderError, NoGeoreferenceError
 from georeader.geotensor import norm_crs

@@ -174,7 +174,7 @@ def sample_geoarray(spec: SceneSpec, index: int, chunks: int = 1024) -> Any:
     import dask.array as da
     from dask.base import tokenize
 
-    from daskcog.geoarray import GeoArray
+    from daskcog.reading.geoarray import GeoArray
 
     scene = SyntheticScene(spec, index)
     data = da.from_array(

@@ -17,11 +17,11 @@ from affine import Affine
 from dask.base import tokenize
 from pyproj import CRS
 
-from daskcog.footprints import Bounds, fetch_scenes
-from daskcog.geoarray import GeoArray
-from daskcog.grid import place
-from daskcog.io_loop import LoopChoice
-from daskcog.mosaic import (
+from daskcog.mosaics.footprints import Bounds, fetch_scenes
+from daskcog.reading.geoarray import GeoArray
+from daskcog.mosaics.grid import place
+from daskcog.reading.io_loop import LoopChoice
+from daskcog.mosaics.mosaic import (
     GDAL_TOLERANCE,
     MosaicBlocks,
     MosaicError,
@@ -29,7 +29,7 @@ from daskcog.mosaic import (
     build_spec,
     mosaic_chunks,
 )
-from daskcog.mosaic_methods import MosaicMethod
+from daskcog.mosaics.methods import MosaicMethod
 
 
 class GeoStack:

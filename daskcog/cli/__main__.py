@@ -1,0 +1,5 @@
+"""`python -m daskcog.cli`."""
+
+from daskcog.cli.app import main
+
+main()

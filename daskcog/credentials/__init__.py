@@ -1,0 +1,16 @@
+"""Credentials stay out of task graphs: graphs carry a credential *name*, each worker process
+resolves it (see `registry` for the rules)."""
+
+from daskcog.credentials.registry import (
+    CredentialsNotFoundError,
+    CredentialsPlugin,
+    register,
+    register_on_cluster,
+    resolve,
+    unregister,
+)
+
+__all__ = [
+    "CredentialsNotFoundError", "CredentialsPlugin", "register", "register_on_cluster", "resolve",
+    "unregister",
+]

@@ -1,0 +1,2 @@
+"""Many scenes on one grid: scene footprints, the target grid, mosaic methods, `mosaic` and
+`stack`."""

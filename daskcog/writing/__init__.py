@@ -1,0 +1,1 @@
+"""Writing GeoArrays and GeoTensors out: COGs and plain GeoTIFFs, computed chunk by chunk."""
