@@ -47,7 +47,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
-from georeader.store import parse_location
+from georeader.store import parse_location, split_signed_url
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -82,6 +82,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         prefetch: int | None = None,
         **store_options: Any,
     ) -> None:
+        path_or_url, store_options = split_signed_url(path_or_url, store_options)
         self.location = parse_location(path_or_url)
         self._store = store
         self._overview_level = overview_level

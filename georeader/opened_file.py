@@ -27,7 +27,13 @@ from georeader.errors import NoGeoreferenceError
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy, retrying
-from georeader.store import Location, native_remote_default, open_store, parse_location
+from georeader.store import (
+    Location,
+    native_remote_default,
+    open_store,
+    parse_location,
+    split_signed_url,
+)
 
 DEFAULT_PREFETCH = 32768
 _header_sizes: dict[str, int] = {}
@@ -82,7 +88,8 @@ class OpenedFile:
     dtype: np.dtype
     count: int
     alpha_index: int | None
-    store_options: dict[str, Any]
+    store_options: dict[str, Any] = field(repr=False)
+    """Hold secrets (keys, a signed URL's query): never shown."""
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
     _fd: tuple[int, int] | None = None
@@ -121,6 +128,7 @@ async def open_file(
     """Fetch and classify one header. The only function here that does header I/O."""
     from async_geotiff import GeoTIFF
 
+    path_or_url, store_options = split_signed_url(path_or_url, store_options)
     location = parse_location(path_or_url)
     if store is None:
         store, key = open_store(location.url, native=native_remote_default(), **store_options)

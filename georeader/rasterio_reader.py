@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from georeader import window_utils
 from georeader.abstract_reader import ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
-from georeader.store import Location, parse_location
+from georeader.store import Location, parse_location, split_signed_url
 
 
 class _ObstoreFile:
@@ -58,6 +58,9 @@ def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
     from georeader.store import open_store
 
     store, _ = open_store(location.url, **store_options)
+    current = getattr(store, "current", None)  # a SignedStore: the obstore store of its signed URL
+    if current is not None:
+        store = current()
 
     def opener(path: str, mode: str = "rb") -> _ObstoreFile:
         key = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
@@ -92,6 +95,7 @@ class RasterioReader(ReaderSurface):
         bands: Sequence[int] | None = None,
         **store_options: Any,
     ) -> None:
+        path_or_url, store_options = split_signed_url(path_or_url, store_options)
         self.location = parse_location(path_or_url)
         self.overview_level = overview_level
         self._store_options = store_options

@@ -68,12 +68,13 @@ def parse_location(path_or_url: str | os.PathLike[str]) -> Location:
     if scheme not in REMOTE_SCHEMES:
         raise InvalidURLError(f"unsupported URL scheme {scheme!r} in {text!r}")
     if parts.query or parts.fragment:
-        # the store would fetch the URL without it (a different object, or unsigned), and a
-        # presigned query is a credential: refuse, and do not echo it
+        # a query reaching here was not split off by `split_signed_url` (only http(s) URLs
+        # are signed URLs): the store would fetch another object, or unsigned; and a query
+        # may be a credential: refuse, and do not echo it
         raise InvalidURLError(
-            f"{text.partition('?')[0].partition('#')[0]}?<query removed>: URLs with a query string "
-            "(presigned or SAS URLs) are not supported; give the object's plain URL and credentials "
-            "as store options"
+            f"{text.partition('?')[0].partition('#')[0]}?<query removed>: only http(s) URLs may "
+            "carry a query (a presigned or SAS URL); for s3://, gs:// or az:// URLs give "
+            "credentials as store options"
         )
     base, _, name = text.rpartition("/")
     if not name or base.endswith(":/"):
@@ -128,6 +129,15 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
             raise map_store_error(exc, location.url, "opening its folder") from exc
     from obstore.store import from_url
 
+    if "requester_pays" in config:
+        config = dict(config)
+        if config.pop("requester_pays"):
+            if location.scheme not in ("s3", "s3a"):
+                raise InvalidURLError(
+                    f"{location.url}: requester_pays is an S3 option (the requester pays for the "
+                    "requests); this URL is not s3://"
+                )
+            config["request_payer"] = True
     if "retry_config" not in config:
         # obstore's default retries for up to 3 minutes; bound it like our own retries
         from georeader.retry import RetryPolicy
@@ -140,6 +150,68 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
     return from_url(location.base_url, **config)
 
 
+def split_signed_url(
+    path_or_url: str | os.PathLike[str], options: dict[str, Any]
+) -> tuple[str | os.PathLike[str], dict[str, Any]]:
+    """A signed http(s) URL's query moved into the store options (`url_query`).
+
+    The query is a credential: from here on it travels with the other secrets
+    (store options), and the object is known by its plain URL. Other paths and
+    URLs are returned unchanged (a local file name may hold a '?').
+    """
+    if not isinstance(path_or_url, str) or "?" not in path_or_url:
+        return path_or_url, options
+    if urlsplit(path_or_url).scheme.lower() not in ("http", "https"):
+        return path_or_url, options
+    from georeader.signed_store import split_query
+
+    plain, query = split_query(path_or_url)
+    if not query:
+        return plain, options
+    given = options.get("url_query")
+    if given is not None and given != query:
+        raise InvalidURLError(f"{plain}: a signed URL and a different url_query= were both given")
+    return plain, {**options, "url_query": query}
+
+
+def identity_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The store options that tell objects apart: without a signed URL's query or signer,
+    so that a re-signed URL is the same object (same cached header, same graph name)."""
+    from georeader.signed_store import SIGNING_OPTIONS
+
+    if SIGNING_OPTIONS.isdisjoint(options):
+        return options
+    return {k: v for k, v in options.items() if k not in SIGNING_OPTIONS}
+
+
+def _signed_store(location: Location, signing: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The per-process SignedStore of one object, given its newest query and signer."""
+    from georeader.signed_store import SignedStore
+
+    if location.is_local or location.scheme == "memory":
+        raise InvalidURLError(f"{location.url}: signed URLs and signers are for remote objects only")
+    if "retry_config" not in config:
+        from georeader.retry import RetryPolicy
+
+        config = {**config, "retry_config": RetryPolicy().store_retry_config()}
+    cache_key = (os.getpid(), location.url, _freeze({**config, "__signed__": True}))
+    with _lock:
+        store = _stores.get(cache_key)
+    if store is None:
+        store = SignedStore(location.url, config)
+        with _lock:
+            store = _stores.setdefault(cache_key, store)
+    store.update(query=signing.get("url_query") or "", sign=signing.get("sign"))
+    return store
+
+
+def forget_signed_stores() -> None:
+    """Drop this process's signed stores (their tokens and signers); tests, key rotation."""
+    with _lock:
+        for key in [k for k in _stores if "__signed__" in k[2]]:
+            del _stores[key]
+
+
 def open_store(
     path_or_url: str | os.PathLike[str], *, native: bool = False, **config: Any
 ) -> tuple[Any, str]:
@@ -147,8 +219,17 @@ def open_store(
 
     `config` is passed to obstore's `from_url` (e.g. `region`, `endpoint`,
     `client_options={"allow_http": True}`, `retry_config`, credentials).
+    A signed http(s) URL, `url_query=` or `sign=` (`sign(url) -> signed url`)
+    give a `georeader.signed_store.SignedStore` instead.
     """
+    from georeader.signed_store import SIGNING_OPTIONS
+
+    path_or_url, config = split_signed_url(path_or_url, config)
     location = parse_location(path_or_url)
+    if not SIGNING_OPTIONS.isdisjoint(config):
+        signing = {k: config[k] for k in SIGNING_OPTIONS if k in config}
+        rest = {k: v for k, v in config.items() if k not in SIGNING_OPTIONS}
+        return _signed_store(location, signing, rest), location.key
     native = native and not location.is_local and location.scheme != "memory"
     cache_key = (os.getpid(), location.base_url, _freeze({**config, "__native__": native}))
     with _lock:

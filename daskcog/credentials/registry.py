@@ -13,6 +13,16 @@ How a worker gets credentials, in order of preference (README: "Credentials"):
    split off the store options and registered under an anonymous name
    (`auto-<hash>`) in this process, and on the active distributed client's
    workers if there is one; the graph only holds the name.
+4. A signed URL's query (`https://...?X-Amz-Signature=...`, `?sv=...&sig=...`)
+   and a signer (`sign=planetary_computer.sign`) are secrets too (georeader's
+   `SIGNING_OPTIONS`). Their anonymous name comes from the plain URL, not the
+   token (`signed-<hash>`), so a re-signed URL keeps its graph name; a newer
+   token or signer replaces the older one in every process.
+5. Credential providers (`obstore.auth.*`): `register(name, provider=...)`, or
+   `register_on_cluster(client, name, provider_factory=...)` where providers do
+   not pickle (they hold HTTP sessions). Each process builds its provider once
+   and keeps it (obstore refreshes its tokens); it reaches obstore as the
+   `credential_provider` store option.
 
 Secret option names are recognised by pattern (`SECRET_PATTERN`). They never
 appear in task keys, reprs, logs or error messages from daskcog.
@@ -25,10 +35,14 @@ import hmac
 import json
 import re
 import secrets
+import os
+import pickle
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from georeader.errors import GeoreaderError
+from georeader.signed_store import SIGNING_OPTIONS
 
 SECRET_PATTERN = re.compile(
     r"secret|token|password|passwd|credential|account_key|access_key|key_id|sas|signature|"
@@ -43,10 +57,14 @@ class CredentialsNotFoundError(GeoreaderError, LookupError):
 
 _lock = threading.Lock()
 _registry: dict[str, dict[str, Any]] = {}
+_providers: dict[str, tuple[int, Any]] = {}
+"""name -> (pid, provider built from the name's `provider_factory`) in this process."""
+
+PROVIDER_KEYS = frozenset({"provider", "provider_factory"})
 
 
 def is_secret(option: str) -> bool:
-    return bool(SECRET_PATTERN.search(option))
+    return option in SIGNING_OPTIONS or option in PROVIDER_KEYS or bool(SECRET_PATTERN.search(option))
 
 
 def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,17 +86,27 @@ def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def register(name: str, **secret_options: Any) -> None:
-    """Make credentials available under `name` in this process."""
+    """Make credentials available under `name` in this process.
+
+    Besides obstore's secret options (keys, tokens): `sign=` a signer
+    (`sign(url) -> signed url`), `provider=` an obstore credential provider, or
+    `provider_factory=` a zero-argument callable that builds one (once per process).
+    """
+    if "provider" in secret_options and "provider_factory" in secret_options:
+        raise ValueError("give either provider= or provider_factory=, not both")
     with _lock:
         _registry[name] = dict(secret_options)
+        _providers.pop(name, None)
 
 
 def unregister(name: str) -> None:
     with _lock:
         _registry.pop(name, None)
+        _providers.pop(name, None)
 
 
 def resolve(name: str, url: str = "") -> dict[str, Any]:
+    """The store options of credentials `name` in this process (providers built once)."""
     with _lock:
         found = _registry.get(name)
     if found is None:
@@ -87,7 +115,28 @@ def resolve(name: str, url: str = "") -> dict[str, Any]:
             "every worker with daskcog.credentials.register_on_cluster(client, name, ...), or give "
             "the workers the credentials in their environment"
         )
-    return dict(found)
+    options = {k: v for k, v in found.items() if k not in PROVIDER_KEYS}
+    if "provider" in found:
+        options["credential_provider"] = found["provider"]
+    elif "provider_factory" in found:
+        options["credential_provider"] = _built_provider(name, found["provider_factory"], url)
+    return options
+
+
+def _built_provider(name: str, factory: Callable[[], Any], url: str) -> Any:
+    """The provider of `name` in this process, built by its factory on first use."""
+    with _lock:
+        built = _providers.get(name)
+        if built is not None and built[0] == os.getpid():
+            return built[1]
+    try:
+        provider = factory()
+    except Exception as exc:
+        raise CredentialsNotFoundError(
+            f"{url}: the provider factory of credentials {name!r} failed: {type(exc).__name__}"
+        ) from exc
+    with _lock:
+        return _providers.setdefault(name, (os.getpid(), provider))[1]
 
 
 def merge(public: dict[str, Any], secret: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +155,17 @@ _NAME_KEY = secrets.token_bytes(32)
 nothing about the secrets (an unkeyed hash of a weak password could be checked offline)."""
 
 
-def anonymous_name(secret: dict[str, Any]) -> str:
-    payload = json.dumps(secret, sort_keys=True, default=str).encode()
-    return f"auto-{hmac.new(_NAME_KEY, payload, hashlib.sha256).hexdigest()[:16]}"
+def anonymous_name(secret: dict[str, Any], url: str = "") -> str:
+    """`auto-<keyed hash of the secrets>`; with a signed URL's query or a signer,
+    `signed-<keyed hash of the URL and the other secrets>`: not of the token."""
+    if SIGNING_OPTIONS.isdisjoint(secret):
+        payload = json.dumps(secret, sort_keys=True, default=str).encode()
+        prefix = "auto"
+    else:
+        others = {k: v for k, v in secret.items() if k not in SIGNING_OPTIONS}
+        payload = json.dumps([url, others], sort_keys=True, default=str).encode()
+        prefix = "signed"
+    return f"{prefix}-{hmac.new(_NAME_KEY, payload, hashlib.sha256).hexdigest()[:16]}"
 
 
 try:
@@ -122,9 +179,11 @@ class CredentialsPlugin(_WorkerPlugin):  # type: ignore[misc,valid-type]
 
     idempotent = True
 
-    def __init__(self, name: str, secret_options: dict[str, Any]) -> None:
+    def __init__(self, name: str, secret_options: dict[str, Any], *, replace: bool = False) -> None:
         self.name = name
         self._secret_options = secret_options
+        if replace:
+            self.idempotent = False  # a newer token or signer under the same name
 
     def setup(self, worker: Any = None) -> None:
         register(self.name, **self._secret_options)
@@ -137,9 +196,25 @@ class CredentialsPlugin(_WorkerPlugin):  # type: ignore[misc,valid-type]
 
 
 def register_on_cluster(client: Any, name: str, **secret_options: Any) -> None:
-    """Register credentials in this process and on every current and future worker."""
+    """Register credentials in this process and on every current and future worker.
+
+    Providers travel pickled: give `provider_factory=` (e.g.
+    `functools.partial(PlanetaryComputerCredentialProvider, url)`) when the
+    provider itself does not pickle; each worker then builds its own.
+    """
+    if "provider" in secret_options:
+        try:
+            pickle.dumps(secret_options["provider"])
+        except Exception as exc:  # noqa: BLE001 - any pickling failure
+            raise TypeError(
+                f"credentials {name!r}: the provider does not pickle ({type(exc).__name__}), so it "
+                "cannot be sent to the workers; give provider_factory= (a function or class that "
+                "builds it) instead"
+            ) from None
     register(name, **secret_options)
-    client.register_plugin(CredentialsPlugin(name, secret_options), name=f"daskcog-credentials-{name}")
+    client.register_plugin(
+        CredentialsPlugin(name, secret_options, replace=True), name=f"daskcog-credentials-{name}"
+    )
 
 
 def _active_client() -> Any:
@@ -151,16 +226,24 @@ def _active_client() -> Any:
         return None
 
 
-def keep_out_of_graph(options: dict[str, Any], credentials: str | None) -> tuple[dict[str, Any], str | None]:
+def keep_out_of_graph(
+    options: dict[str, Any], credentials: str | None, url: str = ""
+) -> tuple[dict[str, Any], str | None]:
     """Split secrets off `options`; return (public options, credential name for the graph)."""
     public, secret = split_secrets(options)
     if not secret:
         return public, credentials
     if credentials is not None:
         raise ValueError("give either credentials=NAME or secret store options, not both")
-    name = anonymous_name(secret)
-    register(name, **secret)
+    name = anonymous_name(secret, url)
+    with _lock:
+        previous = _registry.get(name)
+    changed = previous is not None and previous != secret
+    if previous is None or changed:
+        register(name, **secret)
     client = _active_client()
     if client is not None:
-        client.register_plugin(CredentialsPlugin(name, secret), name=f"daskcog-credentials-{name}")
+        client.register_plugin(
+            CredentialsPlugin(name, secret, replace=changed), name=f"daskcog-credentials-{name}"
+        )
     return public, name

@@ -19,7 +19,7 @@ order they run):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,7 +38,7 @@ from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
 from georeader.errors import GeoreaderError, WindowError
 from georeader.nodata import check_fill
 from georeader.retry import RetryPolicy
-from georeader.store import parse_location
+from georeader.store import parse_location, split_signed_url
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,17 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     errors: str = "raise",
     retry: RetryPolicy | None = None,
     credentials: str | None = None,
+    sign: Callable[[str], Any] | None = None,
+    requester_pays: bool = False,
     store: Any = None,
     **store_options: Any,
 ) -> GeoArray:
     """Open a COG lazily: a GeoArray whose `.data` chunks follow the file's tile grid.
 
     Args:
-        url: local path, file://, s3://, gs://, az://, http(s):// or memory:// URL.
+        url: local path, file://, s3://, gs://, az://, http(s):// or memory:// URL; an
+            http(s) URL may be signed (presigned S3, Azure SAS, any token in its query):
+            the query is kept out of the graph like any secret.
         chunks: "auto", an int, a (band, y, x) tuple or a dict; rounded to tile multiples.
         overview_level: 0 for full resolution, 1.. for the overviews (finest first).
         resolution: pick the coarsest level whose pixels are no larger than this.
@@ -107,6 +111,10 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         credentials: name of credentials registered on the workers
             (`daskcog.credentials.register_on_cluster`); secrets given as store options
             are split off and registered under an anonymous name instead.
+        sign: `sign(url) -> signed url` (e.g. `planetary_computer.sign`), run in the
+            process that reads, before the signed URL's known expiry and once again
+            after a read is refused (401 / 403); kept out of the graph like a secret.
+        requester_pays: the requester pays for the requests (S3's `request_payer`).
         store: not supported in graphs (stores can hold credentials); give the
             store's options as keyword arguments instead.
         **store_options: obstore options (region, endpoint, client_options, ...).
@@ -118,8 +126,13 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         )
     if errors not in ("raise", "nodata"):
         raise ValueError(f"errors must be 'raise' or 'nodata', not {errors!r}")
+    url, store_options = split_signed_url(url, store_options)
+    if sign is not None:
+        store_options["sign"] = sign
+    if requester_pays:
+        store_options["requester_pays"] = True
     location = parse_location(url)
-    public, credential_name = creds.keep_out_of_graph(store_options, credentials)
+    public, credential_name = creds.keep_out_of_graph(store_options, credentials, location.url)
     options = tuple(sorted(public.items()))
     full_options = creds.merge(public, creds.resolve(credential_name, location.url)) if credential_name else public
     opened = run_sync(CACHE.opened(location.url, full_options))

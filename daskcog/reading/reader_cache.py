@@ -1,7 +1,9 @@
 """Per-process cache of opened COG headers, so each worker fetches a header once.
 
 Contract:
-* keyed by (URL, store options); LRU-bounded (`DASKCOG_READER_CACHE_SIZE`, 256);
+* keyed by (URL, store options), without a signed URL's query or signer (a
+  re-signed URL reuses its header; the cached store takes the newest token);
+  LRU-bounded (`DASKCOG_READER_CACHE_SIZE`, 256);
 * concurrent opens of one key share a single in-flight open (without this, the
   first wave of tasks opens a header up to `nthreads` times per worker);
 * failures are not cached (the next task retries the open);
@@ -27,6 +29,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile, open_file
+from georeader.signed_store import SIGNING_OPTIONS
+from georeader.store import forget_signed_stores, identity_options, open_store
 
 
 @dataclass
@@ -47,7 +51,9 @@ class CacheInfo:
 
 
 def _key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
-    return (url, json.dumps(store_options, sort_keys=True, default=repr))
+    if not SIGNING_OPTIONS.isdisjoint(store_options):
+        open_store(url, **store_options)  # hand the newest token / signer to the cached store
+    return (url, json.dumps(identity_options(store_options), sort_keys=True, default=repr))
 
 
 class ReaderCache:
@@ -146,4 +152,6 @@ def cache_info() -> CacheInfo:
 
 
 def cache_clear() -> None:
+    """Forget this process's headers, and the tokens and signers of signed URLs."""
     CACHE.clear()
+    forget_signed_stores()

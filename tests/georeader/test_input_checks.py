@@ -1,4 +1,4 @@
-"""Inputs refused before they could give silently wrong reads: query strings, fill values."""
+"""Inputs refused before they could give silently wrong reads: unsplit query strings, fill values."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ from rasterio.windows import Window
 
 from georeader import AsyncGeoTIFFReader, InvalidURLError, WindowError, parse_location
 from georeader.nodata import check_fill
+from georeader.store import split_signed_url
 from tests.cogfactory import TiffSpec, cached_tiff
 
 
-def test_query_strings_are_refused_without_echoing_them() -> None:
+def test_query_strings_are_split_off_or_refused_without_echoing_them() -> None:
     url = "https://example.com/a/b.tif?X-Amz-Signature=SEKRIT&X-Amz-Credential=AKIA"
     with pytest.raises(InvalidURLError) as info:
-        parse_location(url)
+        parse_location(url)  # a query not split off first: refused, never echoed
     assert "SEKRIT" not in str(info.value) and "https://example.com/a/b.tif" in str(info.value)
+    plain, options = split_signed_url(url, {"client_options": {}})
+    assert plain == "https://example.com/a/b.tif" and "SEKRIT" in options["url_query"]
+    assert split_signed_url("/data/a?b.tif", {}) == ("/data/a?b.tif", {})  # a local name
+    assert split_signed_url("s3://bucket/b.tif?versionId=2", {})[1] == {}  # refused later
 
 
 @pytest.mark.parametrize(

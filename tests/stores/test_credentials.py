@@ -7,6 +7,8 @@ registered per process (`daskcog.credentials.register`) or per cluster
 task key, every repr, pickle and cloudpickle of the graph (high-level and
 materialised, before and after a reduction), DEBUG log records of a compute,
 errors raised by failing reads, and the failure report of `errors="nodata"`.
+The same search runs for signed URLs: their query and each of its values are
+secrets too.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from __future__ import annotations
 import logging
 import pickle
 import traceback
+from datetime import timedelta
+from urllib.parse import parse_qsl
 
 import cloudpickle
 import numpy as np
+import obstore
 import pytest
 
 import daskcog
 from daskcog.credentials import registry as creds
 from georeader import AccessDeniedError, StoreReadError
 from georeader.retry import RetryPolicy
-from tests.stores.helpers import record_requests, s3_options, settle
+from tests.stores.helpers import HTTP_OPTIONS, record_requests, s3_options, settle
 
 SHORT_STORE_RETRY = RetryPolicy(attempts=2, total_seconds=3).store_retry_config()
 SHORT_READ_RETRY = RetryPolicy(attempts=1)
@@ -152,3 +157,65 @@ def test_credentials_reach_distributed_workers(s3_server, s3_cog, reference):
             assert client.run(lambda: sorted(creds._registry)).popitem()[1].count("stores-cluster") == 1
         finally:
             creds.unregister("stores-cluster")
+
+
+# -- signed URLs: the query is a secret like a key ---------------------------------
+def _signed(s3_server, s3_bucket: str, s3_cog: str, endpoint: str | None = None) -> tuple[str, list[str]]:
+    """A presigned URL of the COG, and the secrets in it (the query and each long value)."""
+    key = s3_cog.split("/", 3)[3]
+    url = obstore.sign(s3_server.store(s3_bucket, endpoint=endpoint), "GET", key, timedelta(seconds=120))
+    query = url.partition("?")[2]
+    return url, [query, *(v for _, v in parse_qsl(query) if len(v) >= 8)]
+
+
+def test_signed_query_never_in_graph_reprs_pickles_logs(s3_server, s3_bucket, s3_cog, reference, caplog):
+    url, secrets = _signed(s3_server, s3_bucket, s3_cog)
+
+    def sign(plain: str) -> str:
+        return _signed(s3_server, s3_bucket, s3_cog)[0]
+
+    for arr in (daskcog.open(url, chunks=64, **HTTP_OPTIONS),
+                daskcog.open(url, chunks=64, sign=sign, **HTTP_OPTIONS)):
+        texts = _texts_of_graph(arr)
+        for secret in secrets:
+            _assert_absent(secret, texts)
+        assert arr._source.credentials.startswith("signed-")
+        caplog.set_level(logging.DEBUG)
+        np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
+        logged = caplog.text + "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+        for secret in secrets:
+            assert secret not in logged
+        reader = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
+        assert all(secret not in repr(reader) for secret in secrets)
+
+
+def test_signed_query_never_in_errors_of_failing_reads(s3_server, s3_bucket, s3_cog, range_proxy_s3, cog_path):
+    from tests.stores.helpers import tile_byte_ranges
+
+    url, secrets = _signed(s3_server, s3_bucket, s3_cog, endpoint=range_proxy_s3.url)
+    opts = {"client_options": {"allow_http": True}, "retry_config": SHORT_STORE_RETRY}
+    arr = daskcog.open(url, chunks=64, retry=SHORT_READ_RETRY, **opts)
+    range_proxy_s3.fail_ranges(tile_byte_ranges(cog_path, rows=lambda row: True), status=503)
+    with pytest.raises(StoreReadError) as info:
+        arr.data.compute(scheduler="threads")
+    settle(lambda: range_proxy_s3.requests_total)
+    text = _error_text(info.value)
+    assert url.partition("?")[0] in text
+    assert all(secret not in text for secret in secrets)
+
+    tolerant = daskcog.open(url, chunks=64, errors="nodata", retry=SHORT_READ_RETRY, **opts)
+    tolerant.data.compute(scheduler="threads")
+    report = tolerant.failures()
+    assert report and all(f.url == url.partition("?")[0] for f in report)
+    assert all(secret not in repr(report) for secret in secrets)
+    record_requests("signed URL: failing reads (503 on every tile)", range_proxy_s3)
+
+    # refused: the error names the plain URL, never the query it was given
+    range_proxy_s3.fail_ranges([])
+    daskcog.cache_clear()
+    tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=00")
+    with pytest.raises(AccessDeniedError) as info:
+        daskcog.open(tampered, **opts)
+    text = _error_text(info.value)
+    assert url.partition("?")[0] in str(info.value)
+    assert all(secret not in text for secret in secrets[1:]) and tampered.partition("?")[2] not in text
