@@ -1,11 +1,11 @@
 """daskcog: Cloud-Optimized GeoTIFFs as Dask arrays, read asynchronously from any object store."""
 
+from daskcog.mosaics.mosaic import mosaic
+from daskcog.mosaics.stack import stack
 from daskcog.reading.failures import failure_report
 from daskcog.reading.geoarray import GeoArray
-from daskcog.mosaics.mosaic import mosaic
 from daskcog.reading.read_graph import ReadSpec, open
 from daskcog.reading.reader_cache import cache_clear, cache_info
-from daskcog.mosaics.stack import stack
 from georeader.retry import RetryPolicy
 
 __all__ = [

@@ -66,27 +66,36 @@ class AsyncGeoData(GeoMetadata, Protocol):
     async def load(self, **kwargs: Any) -> GeoTensor: ...
 
 
+class _SurfaceNeeds(Protocol):
+    """What `ReaderSurface` derives from; readers provide it as fields or properties."""
+
+    @property
+    def location(self) -> Location: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def nodata(self) -> float | None: ...
+
+
 class ReaderSurface:
     """The derived part of the reader surface, written once for both readers.
 
     Needs `location`, `count`, `height`, `width` and `nodata` from the reader.
     """
 
-    location: Location
-    count: int
-    height: int
-    width: int
-    nodata: float | None
-
     @property
-    def url(self) -> str:
+    def url(self: _SurfaceNeeds) -> str:
         return self.location.url
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self: _SurfaceNeeds) -> tuple[int, int, int]:
         return (self.count, self.height, self.width)
 
     @property
-    def fill_value_default(self) -> float | int:
+    def fill_value_default(self: _SurfaceNeeds) -> float | int:
         """Value of invalid and outside pixels: the nodata value, else 0 (GDAL's choice)."""
         return default_fill(self.nodata)

@@ -163,8 +163,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     @property
     def _lvl(self) -> Level:
-        self._opened  # noqa: B018 - raises when not opened
-        assert self._level is not None  # noqa: S101
+        opened = self._opened  # raises when not opened
+        if self._level is None:  # attached readers always have a level
+            raise ReaderNotOpenedError(f"{opened.location.url}: reader has no level attached")
         return self._level
 
     @property
@@ -328,8 +329,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     async def _fetch_native(self, inside: Window) -> Fetched:
         """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here."""
         level = self._lvl
-        fmt = level.fmt
-        assert fmt is not None  # noqa: S101 - native levels always have one
+        fmt = level.native_fmt
         th, tw = fmt.tile_height, fmt.tile_width
         nx = math.ceil(level.width / tw)
         ntiles = nx * math.ceil(level.height / th)
@@ -411,8 +411,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """`read_window` for `reads_locally` files, in the calling thread (no event loop)."""
         window = window_utils.to_int_window(window)
         level = self._lvl
-        fmt = level.fmt
-        assert fmt is not None  # noqa: S101
+        fmt = level.native_fmt
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
         inside = window_utils.clip_window(window, level.width, level.height)
         fetched = None
@@ -445,8 +444,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     # -- assembly (pure, off the event loop) ----------------------------------
     def _decode_raw(self, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]) -> None:
         level = self._lvl
-        fmt = level.fmt
-        assert fmt is not None  # noqa: S101
+        fmt = level.native_fmt
         for tx, ty, data in raw:
             try:
                 array = tile_decode.decode_tile(fmt, data, scratch=True)  # copied out by _place
@@ -456,8 +454,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def _finish(self, out: np.ndarray, inside: Window, fetched: Fetched, fill: float) -> np.ndarray:
         """Sparse and Rust-decoded tiles, masks, validity, band subset."""
-        opened, fmt = self._opened, self._lvl.fmt
-        assert fmt is not None  # noqa: S101
+        opened, fmt = self._opened, self._lvl.native_fmt
         th, tw = fmt.tile_height, fmt.tile_width
         sparse_fill = 0 if opened.nodata is None else opened.nodata
         for tx, ty in fetched.sparse:
@@ -472,8 +469,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         return _apply_validity(out, valid, opened, self.bands, fill)
 
     def _empty(self, inside: Window) -> np.ndarray:
-        fmt = self._lvl.fmt
-        assert fmt is not None  # noqa: S101
+        fmt = self._lvl.native_fmt
         return np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
 
 

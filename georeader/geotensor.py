@@ -57,7 +57,7 @@ class GeoTensor(OnGrid):
     # -- metadata ---------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.values.shape  # type: ignore[return-value]
+        return self.values.shape
 
     @property
     def dtype(self) -> np.dtype:

@@ -23,7 +23,7 @@ from pyproj import CRS
 
 from georeader import layout_guard, tile_decode
 from georeader.error_mapping import first_line, map_store_error
-from georeader.errors import NoGeoreferenceError
+from georeader.errors import NoGeoreferenceError, UnsupportedLayoutError
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy, retrying
@@ -66,10 +66,17 @@ class Level(OnGrid):
         return np.asarray((ifd.tile_byte_counts if ifd is not None else None) or [], dtype=np.int64)
 
     @property
+    def native_fmt(self) -> tile_decode.TileFormat:
+        """The decode recipe, which only levels georeader decodes itself (native levels) have."""
+        if self.fmt is None:
+            raise UnsupportedLayoutError(f"level {self.index} has no native decode recipe")
+        return self.fmt
+
+    @property
     def tile_shape(self) -> tuple[int, int]:
-        """(tile_height, tile_width)."""
-        assert self.fmt is not None  # only asked of native levels  # noqa: S101
-        return self.fmt.tile_height, self.fmt.tile_width
+        """(tile_height, tile_width), of native levels."""
+        fmt = self.native_fmt
+        return fmt.tile_height, fmt.tile_width
 
 
 
@@ -246,8 +253,10 @@ def _ellipsoid_overridden(gkd: Any) -> bool:
         ellipsoid = CRS.from_epsg(code).ellipsoid
     except Exception:  # noqa: BLE001 - unknown code: let GDAL decide
         return True
+    if ellipsoid is None:
+        return True
     expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
-    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in zip(given, expected))
+    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in zip(given, expected, strict=True))
 
 
 def _gdal_alpha_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:

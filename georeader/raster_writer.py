@@ -14,6 +14,7 @@ writer (which imports this module; georeader never imports Dask):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -187,10 +188,8 @@ def write_via_temp(
         os.replace(out_tmp, path)
     finally:
         for leftover in (tmp_name, out_tmp, Path(f"{tmp_name}.ovr")):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
-            except FileNotFoundError:
-                pass
     return path
 
 

@@ -144,7 +144,7 @@ class RasterioReader(ReaderSurface):
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        return tuple(self._src.bounds)  # type: ignore[return-value]
+        return tuple(self._src.bounds)
 
     @property
     def block_shape(self) -> tuple[int, int]:

@@ -25,18 +25,17 @@ GDAL's libjpeg 9 by a few DN whoever decodes it).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
-
-import threading
 
 import imagecodecs
 import numpy as np
 
 from georeader.errors import TileDecodeError
+
+Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
 
 # TIFF tag values (TIFF 6.0 and registered extensions)
 NONE, LZW, JPEG, DEFLATE, ADOBE_DEFLATE, PACKBITS = 1, 5, 7, 8, 32946, 32773
@@ -44,7 +43,7 @@ LZMA, ZSTD, WEBP, LERC = 34925, 50000, 50001, 34887
 YCBCR = 6
 CHUNKY, PLANAR = 1, 2
 
-_BYTE_CODECS: dict[int, Callable[..., bytes]] = {
+_BYTE_CODECS: dict[int, Callable[..., bytes | bytearray]] = {
     LZW: imagecodecs.lzw_decode,
     DEFLATE: imagecodecs.deflate_decode,
     ADOBE_DEFLATE: imagecodecs.deflate_decode,
@@ -94,7 +93,9 @@ class TileFormat:
 
 
 def _file_dtype(fmt: TileFormat) -> np.dtype:
-    return fmt.dtype.newbyteorder(fmt.byteorder) if fmt.dtype.itemsize > 1 else fmt.dtype
+    if fmt.dtype.itemsize == 1:
+        return fmt.dtype
+    return fmt.dtype.newbyteorder("<" if fmt.byteorder == "<" else ">")
 
 
 _scratch = threading.local()
@@ -137,7 +138,7 @@ def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = 
 
 def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     """Decode one LERC blob holding `samples` samples per pixel -> (h, w, s), like libtiff."""
-    data = bytes(raw)
+    data: bytes | bytearray = bytes(raw)
     if fmt.lerc_add_compression == 1:
         data = imagecodecs.zlib_decode(data)
     elif fmt.lerc_add_compression == 2:
@@ -191,8 +192,8 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = 
             bands = [decode(fmt, part, 1)[:, :, 0] for part in raw]
             return np.stack(bands)
         if decode is _decode_samples:
-            return np.moveaxis(_decode_samples(fmt, raw, fmt.samples, scratch), -1, 0)  # type: ignore[arg-type]
-        return np.moveaxis(decode(fmt, raw, fmt.samples), -1, 0)  # type: ignore[arg-type]
+            return np.moveaxis(_decode_samples(fmt, raw, fmt.samples, scratch), -1, 0)
+        return np.moveaxis(decode(fmt, raw, fmt.samples), -1, 0)
     except TileDecodeError:
         raise
     except Exception as exc:  # imagecodecs raises its own *Error types per codec

@@ -842,7 +842,7 @@ def special_specs() -> dict[str, TiffSpec]:
 # ---------------------------------------------------------------------------- benchmark
 def _value_noise_rows(grids, xs_cache, rows: np.ndarray, h: int) -> np.ndarray:
     out = np.zeros((rows.size, xs_cache[0].shape[1]), dtype=np.float32)
-    for (amp, g), gx in zip(grids, xs_cache):
+    for (amp, g), gx in zip(grids, xs_cache, strict=True):
         gy = g.shape[0]
         pos = rows.astype(np.float64) * (gy - 1) / max(h - 1, 1)
         i0 = np.minimum(pos.astype(np.int64), gy - 2)
@@ -916,7 +916,7 @@ def write_benchmark_cog(
         co["compress"] = compress.upper()
     if predictor != 1:
         co["predictor"] = str(predictor)
-    with rasterio.Env(GDAL_PAM_ENABLED=False, GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=512):
+    with rasterio.Env(GDAL_PAM_ENABLED=False, GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=512):  # noqa: SIM117
         with MemoryFile() as mf:
             with mf.open(**profile) as tmp:
                 xx = np.arange(w)

@@ -21,6 +21,7 @@ changes the exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -44,10 +45,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console entry point: run, flush, and leave with `os._exit` (see the module doc)."""
     code = run(argv)
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)
 
 
@@ -124,7 +123,8 @@ def _bounds(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(
             f"expected LEFT,BOTTOM,RIGHT,TOP with left<right, bottom<top; got {text!r}"
         )
-    return parts  # type: ignore[return-value]
+    left, bottom, right, top = parts
+    return (left, bottom, right, top)
 
 
 def _positive_int(text: str) -> int:
@@ -332,10 +332,8 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
         "layout": layout.describe(),
     }
     if location.is_local:
-        try:
+        with contextlib.suppress(OSError):
             info["file_size"] = os.path.getsize(location.local_path)
-        except OSError:
-            pass
     return info
 
 
@@ -410,10 +408,10 @@ def sparkline(counts: Sequence[int], width: int = 32, stream: IO[str] | None = N
     """A compact histogram: `counts` summed into `width` columns, one character each."""
     import numpy as np
 
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.size == 0 or counts.sum() == 0:
+    values = np.asarray(counts, dtype=np.float64)
+    if values.size == 0 or values.sum() == 0:
         return ""
-    groups = np.array_split(counts, min(width, counts.size))
+    groups = np.array_split(values, min(width, values.size))
     sums = np.array([g.sum() for g in groups])
     chars = _SPARK
     encoding = getattr(stream or sys.stdout, "encoding", None) or "ascii"

@@ -92,7 +92,7 @@ class SyntheticScene:
     def __reduce__(self) -> tuple[Any, ...]:
         return (SyntheticScene, (self.spec, self.index))
 
-    def _build(self) -> None:
+    def _build(self) -> tuple[list[tuple[float, np.ndarray]], np.ndarray]:
         rng = np.random.default_rng(self.spec.seed)
         height, width = self.spec.scene_shape
         lattices = []
@@ -110,7 +110,7 @@ class SyntheticScene:
                 rng.uniform(-0.06, 0.06, n) * 1e6,
             ]
         ).astype(np.int64)
-        self._lattices, self._parcels = lattices, parcels
+        return lattices, parcels
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
         _, rows, cols = key
@@ -120,9 +120,9 @@ class SyntheticScene:
 
     def block(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """Pixels [r0:r1, c0:c1] of this tile."""
-        if self._lattices is None:
-            self._build()
-        assert self._lattices is not None and self._parcels is not None  # noqa: S101
+        if self._lattices is None or self._parcels is None:
+            self._lattices, self._parcels = self._build()
+        lattices, parcels = self._lattices, self._parcels
         spec = self.spec
         height, width = spec.scene_shape
         off_r, off_c = spec.offset(self.index)
@@ -130,13 +130,13 @@ class SyntheticScene:
         gc = np.arange(off_c + c0, off_c + c1)
         value = np.zeros((gr.size, gc.size), dtype=np.float32)
         norm = 0.0
-        for amplitude, lattice in self._lattices:
+        for amplitude, lattice in lattices:
             value += amplitude * _interpolate(
                 lattice, gr / max(height - 1, 1), gc / max(width - 1, 1)
             )
             norm += amplitude
         value /= norm
-        for pr, pc, ph, pw, shift in self._parcels:
+        for pr, pc, ph, pw, shift in parcels:
             a, b = max(pr, gr[0]), min(pr + ph, gr[-1] + 1)
             c, d = max(pc, gc[0]), min(pc + pw, gc[-1] + 1)
             if a < b and c < d:

@@ -174,7 +174,7 @@ except ImportError:  # pragma: no cover - distributed is a dependency
     _WorkerPlugin = object  # type: ignore[misc,assignment]
 
 
-class CredentialsPlugin(_WorkerPlugin):  # type: ignore[misc,valid-type]
+class CredentialsPlugin(_WorkerPlugin):
     """A distributed WorkerPlugin that registers a named credential set on each worker."""
 
     idempotent = True

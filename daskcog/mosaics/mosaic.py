@@ -46,12 +46,19 @@ from dask.base import tokenize
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from daskcog.reading import chunking
-from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes, same_crs, transform_bounds
-from daskcog.reading.geoarray import GeoArray
+from daskcog.mosaics.footprints import (
+    Bounds,
+    Scene,
+    SceneIndex,
+    fetch_scenes,
+    same_crs,
+    transform_bounds,
+)
 from daskcog.mosaics.grid import Grid, Placement, aligned_offset, place
-from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.mosaics.methods import MosaicMethod, get_method
+from daskcog.reading import chunking
+from daskcog.reading.geoarray import GeoArray
+from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
 from georeader.errors import GeoreaderError, WindowError

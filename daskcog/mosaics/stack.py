@@ -8,6 +8,7 @@ step, one task per (step, y, x) chunk, plain values only.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -18,9 +19,8 @@ from dask.base import tokenize
 from pyproj import CRS
 
 from daskcog.mosaics.footprints import Bounds, fetch_scenes
-from daskcog.reading.geoarray import GeoArray
 from daskcog.mosaics.grid import place
-from daskcog.reading.io_loop import LoopChoice
+from daskcog.mosaics.methods import MosaicMethod
 from daskcog.mosaics.mosaic import (
     GDAL_TOLERANCE,
     MosaicBlocks,
@@ -29,7 +29,8 @@ from daskcog.mosaics.mosaic import (
     build_spec,
     mosaic_chunks,
 )
-from daskcog.mosaics.methods import MosaicMethod
+from daskcog.reading.geoarray import GeoArray
+from daskcog.reading.io_loop import LoopChoice
 
 
 class GeoStack:
@@ -67,7 +68,7 @@ class GeoStack:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return self.data.shape  # type: ignore[return-value]
+        return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:
@@ -148,10 +149,8 @@ def _group(
     for i, label in enumerate(labels):
         members.setdefault(label, []).append(i)
     keys = list(members)
-    try:
+    with contextlib.suppress(TypeError):  # keys of mixed types: keep the order of first appearance
         keys = sorted(keys)
-    except TypeError:
-        pass  # keys of mixed types: keep the order of first appearance
     return keys, [members[k] for k in keys]
 
 

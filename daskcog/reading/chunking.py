@@ -74,7 +74,7 @@ def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
         if len(chunks) == 2:
             return (None, chunks[0], chunks[1])
         if len(chunks) == 3:
-            return tuple(chunks)  # type: ignore[return-value]
+            return tuple(chunks)
     if chunks == "auto" or chunks is None:
         return (None, "auto", "auto")
     raise WindowError(f"chunks must be 'auto', an int, a (band, y, x) tuple or a dict; got {chunks!r}")

@@ -52,7 +52,7 @@ class GeoArray(OnGrid):
     # -- metadata ---------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.data.shape  # type: ignore[return-value]
+        return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:

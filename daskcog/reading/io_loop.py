@@ -49,10 +49,12 @@ def io_loop() -> asyncio.AbstractEventLoop:
 def _worker_loop() -> asyncio.AbstractEventLoop | None:
     try:
         from distributed import get_worker
+        from tornado.platform.asyncio import BaseAsyncIOLoop
 
-        return get_worker().loop.asyncio_loop
-    except (ImportError, ValueError, AttributeError):
+        loop = get_worker().loop
+    except (ImportError, ValueError):
         return None  # not inside a distributed worker task
+    return loop.asyncio_loop if isinstance(loop, BaseAsyncIOLoop) else None
 
 
 def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:

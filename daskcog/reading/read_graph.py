@@ -28,9 +28,8 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from daskcog.reading import chunking
-from daskcog.reading import failures
 from daskcog.credentials import registry as creds
+from daskcog.reading import chunking, failures
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
@@ -215,8 +214,10 @@ class BlockReader:
                 failures.record(spec.token, spec.url, where, exc)
                 return np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
             if "window" not in str(exc):
-                raise type(exc)(f"{exc} (chunk window col_off={where[0]}, row_off={where[1]}, "
-                                f"width={where[2]}, height={where[3]})") from exc
+                exc.add_note(
+                    f"chunk window col_off={where[0]}, row_off={where[1]}, "
+                    f"width={where[2]}, height={where[3]}"
+                )
             raise
 
     def __reduce__(self) -> tuple[Any, ...]:

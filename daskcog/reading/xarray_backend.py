@@ -104,7 +104,7 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
         "store_options",
     )
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,

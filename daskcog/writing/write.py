@@ -132,7 +132,7 @@ class _LockedWriter:
                 self.progress(self.done, self.total)
 
 
-def _write_block(dataset: Any, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
+def _write_block(dataset: Any, key: tuple[slice, ...], value: np.ndarray) -> None:
     bands, rows, cols = key
     b0, b1, _ = bands.indices(dataset.count)
     r0, r1, _ = rows.indices(dataset.height)
@@ -169,14 +169,14 @@ def _store_dask(
     if client is None:
         writer = _LockedWriter(dataset, total, progress)
         try:
-            da.store(data, writer, lock=False, compute=True, scheduler=scheduler)
+            # dask types `store` targets as arrays; any object with __setitem__ is accepted
+            target: Any = writer
+            da.store(data, target, lock=False, compute=True, scheduler=scheduler)
         finally:
             writer.close()
         return
-    done = 0
-    for key, value in _gather_in_batches(client, data):
+    for done, (key, value) in enumerate(_gather_in_batches(client, data), start=1):
         _write_block(dataset, key, value)
-        done += 1
         if progress is not None:
             progress(done, total)
 

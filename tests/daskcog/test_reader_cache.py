@@ -119,8 +119,9 @@ def test_evicted_headers_close_their_file_descriptor(gen_paths) -> None:
     """Local reads pread from one descriptor per header; eviction must not leak it."""
     import gc
 
-    from georeader import AsyncGeoTIFFReader
     from rasterio.windows import Window
+
+    from georeader import AsyncGeoTIFFReader
 
     cache = ReaderCache(maxsize=1)
     a, b = (_uri(gen_paths[n]) for n in ("multi-tile", "odd-size-nodata"))

@@ -146,9 +146,9 @@ def test_metadata_matches_rasterio_and_manifest(path: Path) -> None:
             assert ours.res == pytest.approx(ref.res, rel=1e-12), label
             # rasterio's bounds are (left, bottom, right, top) taken literally from the
             # transform (bottom > top for south-up files); ours are always ordered
-            l, b, r, t = ref.bounds
+            left, b, r, t = ref.bounds
             assert ours.bounds == pytest.approx(
-                (min(l, r), min(b, t), max(l, r), max(b, t)), rel=1e-12
+                (min(left, r), min(b, t), max(left, r), max(b, t)), rel=1e-12
             )
             assert ours.fill_value_default == ref.fill_value_default or (
                 math.isnan(ours.fill_value_default) and math.isnan(ref.fill_value_default)

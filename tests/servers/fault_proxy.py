@@ -45,8 +45,9 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["FaultProxy", "FaultConfig"]
 
@@ -89,9 +90,7 @@ class FaultConfig:
     def matches(self, method: str, path: str) -> bool:
         if self.methods is not None and method.upper() not in self.methods:
             return False
-        if self.path_pattern is not None and not re.search(self.path_pattern, path):
-            return False
-        return True
+        return self.path_pattern is None or re.search(self.path_pattern, path) is not None
 
 
 _FIELDS = {f.name for f in dataclasses.fields(FaultConfig)}
@@ -293,7 +292,7 @@ class FaultProxy:
         if not self._thread.is_alive():
             self._loop.close()
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -430,7 +429,7 @@ class FaultProxy:
         _nodelay(w)
         return r, w
 
-    async def _forward(self, req: _Request, d: _Decision, creader, cwriter, conn: "_Conn") -> bool:
+    async def _forward(self, req: _Request, d: _Decision, creader, cwriter, conn: _Conn) -> bool:
         """Forward one request, relay the answer; return whether to keep the client connection."""
         expect = (req.header("expect") or "").lower() == "100-continue"
         try:
@@ -451,7 +450,7 @@ class FaultProxy:
         if conn.up is None:
             try:
                 conn.up = await self._connect()
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 self._record(req.method, req.path, f"error:{type(exc).__name__}")
                 await self._send_simple(cwriter, 502, b"upstream connection failed\n", close=True)
                 return False

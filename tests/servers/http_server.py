@@ -34,8 +34,8 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["RangeHTTPServer"]
 
@@ -76,7 +76,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "daskcog-test-http/1.0"
     sys_version = ""
-    server: "_Server"
+    server: _Server
 
     # quiet: the request log is kept by the owner
     def log_message(self, format: str, *args) -> None:  # noqa: A002
@@ -149,7 +149,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._simple(404, b"not found\n", head=head)
             return
         try:
-            f = open(fs_path, "rb")
+            f = open(fs_path, "rb")  # noqa: SIM115 - closed by the `with f:` below
         except OSError:
             self._simple(404, b"not found\n", head=head)
             return
@@ -248,7 +248,7 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # bursts of parallel range requests overflow the default 5
-    owner: "RangeHTTPServer"
+    owner: RangeHTTPServer
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001
         # Clients that hang up mid-response (fault tests do) are not errors here.
@@ -363,7 +363,7 @@ class RangeHTTPServer:
                 c.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "RangeHTTPServer":
+    def __enter__(self) -> RangeHTTPServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -38,8 +38,9 @@ import sysconfig
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["S3Server", "S3ServerError", "find_weed_binary", "sigv4_headers", "signed_request"]
 
@@ -175,7 +176,7 @@ def sigv4_headers(
     as the ``Host`` header, so send the request to exactly that address.
     """
     parts = urllib.parse.urlsplit(url)
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     datestamp = now.strftime("%Y%m%d")
     payload_hash = _sha256_hex(body)
@@ -313,7 +314,7 @@ class S3Server:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         if self._proc is not None:
             return self
         binary = self.weed_binary or find_weed_binary()
@@ -395,7 +396,7 @@ class S3Server:
         else:
             args += ["-filer", "-s3", "-master.volumeSizeLimitMB=64", "-volume.max=200"]
         self._log_path = os.path.join(self._tmp, "weed.log")
-        self._log_file = open(self._log_path, "wb")
+        self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - lives as long as the server
         env = dict(os.environ)
         env["TMPDIR"] = self._tmp
         # every bucket is a collection; grow it one volume at a time (default: 7),
@@ -480,10 +481,8 @@ class S3Server:
             with contextlib.suppress(Exception):
                 if proc.stdin:
                     proc.stdin.close()  # watchdog sends SIGTERM to weed
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
             # whatever is left of *our* process group (the watchdog and weed)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -510,7 +509,7 @@ class S3Server:
             for role in ("master", "volume", "filer", "s3", "admin")
         ]
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
