@@ -1,11 +1,17 @@
 """The reader contracts: one metadata surface, sync (`GeoData`) or async (`AsyncGeoData`) reads.
 
-daskcog's graph builder and mosaics depend only on these, so a fake reader that
-satisfies `AsyncGeoData` can drive graph tests without files.
+daskcog's graphs, reader cache and mosaics are written against these, so a fake
+reader that satisfies `AsyncGeoData` drives their tests without files
+(tests/daskcog/fake_reader.py). `isinstance(obj, AsyncGeoData)` is true only
+for objects that have every member, with coroutine reads (and sync reads for
+`GeoData`); it looks members up statically, so it never runs a property and
+never raises (an unopened reader conforms: its properties raise only when read).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -13,13 +19,60 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader.geotensor import GeoTensor
+from georeader import window_utils
+from georeader.geotensor import GeoTensor, norm_crs
 from georeader.nodata import default_fill
 from georeader.store import Location
 
+_ASYNC_ONLY = ("__aenter__", "__aexit__", "aclose")
+"""Members only async readers have (the async context manager)."""
+
+
+class _ReaderProtocolMeta(type(Protocol)):  # type: ignore[misc]
+    """`isinstance` for the reader Protocols: static lookups, reads checked sync or async.
+
+    typing's own check (Python 3.11) reads every property with `hasattr`, which
+    raises on an unopened reader, and cannot tell a coroutine method from a plain one.
+    """
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return _has_members(instance, cls, reads_async=_READS_ASYNC.get(cls.__name__))
+
+
+def _protocol_members(proto: type) -> dict[str, Any]:
+    """Public members (and the async context manager's dunders) declared on `proto` and its bases."""
+    members: dict[str, Any] = {}
+    for base in reversed(proto.__mro__):
+        if base in (object, Protocol) or not isinstance(base, _ReaderProtocolMeta):
+            continue
+        for name, value in vars(base).items():
+            if (name in _ASYNC_ONLY or not name.startswith("_")) and (
+                isinstance(value, property) or inspect.isfunction(value)
+            ):
+                members[name] = value
+    return members
+
+
+def _has_members(instance: object, proto: type, *, reads_async: bool | None) -> bool:
+    if isinstance(instance, type):
+        return False  # a reader class is not a reader
+    try:
+        for name, declared in _protocol_members(proto).items():
+            found = inspect.getattr_static(instance, name)
+            if not inspect.isfunction(declared):
+                continue  # a property: any attribute or property will do
+            func = getattr(found, "__func__", found)
+            if not callable(func):
+                return False
+            if reads_async is not None and inspect.iscoroutinefunction(func) != reads_async:
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - a missing member (AttributeError) or any odd object: not a reader
+        return False
+
 
 @runtime_checkable
-class GeoMetadata(Protocol):
+class GeoMetadata(Protocol, metaclass=_ReaderProtocolMeta):
     """What every reader knows after open, without I/O."""
 
     @property
@@ -45,6 +98,8 @@ class GeoMetadata(Protocol):
     @property
     def bounds(self) -> tuple[float, float, float, float]: ...
     @property
+    def footprint(self) -> window_utils.Footprint: ...
+    @property
     def block_shape(self) -> tuple[int, int]: ...
 
 
@@ -59,11 +114,56 @@ class GeoData(GeoMetadata, Protocol):
 
 @runtime_checkable
 class AsyncGeoData(GeoMetadata, Protocol):
-    """An asynchronous reader: reads are coroutines, safe to run many at once."""
+    """An asynchronous reader: reads are coroutines, safe to run many at once.
+
+    `async with reader:` opens it if needed and `aclose()`s it after.
+    """
 
     async def read_window(self, window: Window, *, boundless: bool = True, fill_value: float | None = None) -> GeoTensor: ...
-    async def read_bounds(self, bounds: tuple[float, float, float, float], **kwargs: Any) -> GeoTensor: ...
+    async def read_bounds(
+        self,
+        bounds: tuple[float, float, float, float],
+        *,
+        target_resolution: float | tuple[float, float] | None = None,
+        target_crs: Any = None,
+        boundless: bool = True,
+        fill_value: float | None = None,
+    ) -> GeoTensor: ...
+    async def read_geoslice(self, slice_: window_utils.GeoSlice, **kwargs: Any) -> GeoTensor: ...
     async def load(self, **kwargs: Any) -> GeoTensor: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> AsyncGeoData: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+_READS_ASYNC = {"GeoData": False, "AsyncGeoData": True}
+"""Whether a Protocol's read methods must be coroutine functions (GeoMetadata: no reads)."""
+
+
+def check_no_warp(
+    reader: GeoMetadata, *, target_resolution: float | tuple[float, float] | None, target_crs: Any
+) -> None:
+    """NotImplementedError, with where to go instead, when a read would need a warp or resampling.
+
+    A target equal to the reader's own CRS or resolution needs neither and passes.
+    """
+    if target_crs is not None and norm_crs(target_crs) != reader.crs:
+        raise NotImplementedError(
+            "read_bounds reads in the file's own CRS; to read onto another CRS or grid use "
+            "daskcog.mosaic([url], crs=..., bounds=..., resolution=...), which reprojects"
+        )
+    if target_resolution is not None:
+        wanted = (
+            (float(target_resolution), float(target_resolution))
+            if isinstance(target_resolution, int | float)
+            else (float(target_resolution[0]), float(target_resolution[1]))
+        )
+        if not all(math.isclose(w, r, rel_tol=1e-9) for w, r in zip(wanted, reader.res, strict=True)):
+            raise NotImplementedError(
+                f"read_bounds reads at the level's own resolution {reader.res}; to read near "
+                f"{wanted}, open the nearest overview (AsyncGeoTIFFReader(url, resolution=...)), "
+                "or resample with daskcog.mosaic([url], resolution=..., resampling=...)"
+            )
 
 
 class _SurfaceNeeds(Protocol):
@@ -79,12 +179,14 @@ class _SurfaceNeeds(Protocol):
     def width(self) -> int: ...
     @property
     def nodata(self) -> float | None: ...
+    @property
+    def transform(self) -> Affine: ...
 
 
 class ReaderSurface:
     """The derived part of the reader surface, written once for both readers.
 
-    Needs `location`, `count`, `height`, `width` and `nodata` from the reader.
+    Needs `location`, `count`, `height`, `width`, `nodata` and `transform` from the reader.
     """
 
     @property
@@ -99,3 +201,8 @@ class ReaderSurface:
     def fill_value_default(self: _SurfaceNeeds) -> float | int:
         """Value of invalid and outside pixels: the nodata value, else 0 (GDAL's choice)."""
         return default_fill(self.nodata)
+
+    @property
+    def footprint(self: _SurfaceNeeds) -> window_utils.Footprint:
+        """The image's outline in its CRS: four corners, closed (rotation kept)."""
+        return window_utils.footprint(Window(0, 0, self.width, self.height), self.transform)

@@ -2,6 +2,9 @@
 
 Pure work, no I/O: it runs in a Dask task's own thread (`PendingWindow.assemble`)
 or in the process's decode pool (`assemble_async`); imagecodecs releases the GIL.
+Data flows one way: the reader fetches (`Fetched`), this module turns it into a
+GeoTensor using only the header's values (`OpenedFile`, `Level`): it never calls
+back into the reader.
 """
 
 from __future__ import annotations
@@ -12,32 +15,34 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
-from georeader import window_utils
+from georeader import tile_decode, window_utils
 from georeader.errors import TileDecodeError
 from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
-
-if TYPE_CHECKING:
-    from georeader.async_geotiff_reader import AsyncGeoTIFFReader
-    from georeader.opened_file import OpenedFile
+from georeader.opened_file import Level, OpenedFile
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool: tuple[int, ThreadPoolExecutor, int] | None = None
 
 
 def decode_pool() -> ThreadPoolExecutor:
     """Process-wide pool that decodes tiles (imagecodecs releases the GIL)."""
+    return _decode_pool()[0]
+
+
+def _decode_pool() -> tuple[ThreadPoolExecutor, int]:
     global _pool
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid():
             workers = int(os.environ.get("GEOREADER_DECODE_THREADS", os.cpu_count() or 2))
-            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="georeader-decode"))
-        return _pool[1]
+            executor = ThreadPoolExecutor(workers, thread_name_prefix="georeader-decode")
+            _pool = (os.getpid(), executor, workers)
+        return _pool[1], _pool[2]
 
 
 @dataclass
@@ -56,9 +61,15 @@ class Fetched:
 
 @dataclass
 class PendingWindow:
-    """A fetched window waiting to be decoded and assembled (see `fetch_window`)."""
+    """A fetched window waiting to be decoded and assembled (see `fetch_window`).
 
-    reader: AsyncGeoTIFFReader
+    It holds the header's values (never the reader), so assembling needs no
+    reader method and no event loop.
+    """
+
+    opened: OpenedFile
+    level: Level
+    bands: tuple[int, ...]
     window: Window
     inside: Window | None
     fill: float
@@ -70,9 +81,9 @@ class PendingWindow:
         if self.inside is not None and self.fetched is not None:
             values = self.fetched.values
             if values is None:
-                out = self.reader._empty(self.inside)  # noqa: SLF001
-                self.reader._decode_raw(out, self.inside, self.fetched.raw)  # noqa: SLF001
-                values = self.reader._finish(out, self.inside, self.fetched, self.fill)  # noqa: SLF001
+                out = empty_window(self.level, self.inside)
+                decode_tiles(self.opened.location.url, self.level, out, self.inside, self.fetched.raw)
+                values = finish_window(self.opened, self.level, self.bands, out, self.inside, self.fetched, self.fill)
         return self._pad(values)
 
     async def assemble_async(self) -> GeoTensor:
@@ -81,31 +92,71 @@ class PendingWindow:
         if self.inside is not None and self.fetched is not None:
             values = self.fetched.values
             if values is None:
-                reader, inside, raw = self.reader, self.inside, self.fetched.raw
-                out = reader._empty(inside)  # noqa: SLF001
+                level, inside, raw, url = self.level, self.inside, self.fetched.raw, self.opened.location.url
+                out = empty_window(level, inside)
                 loop = asyncio.get_running_loop()
-                pool = decode_pool()
-                n = max(1, min(len(raw), pool._max_workers))  # noqa: SLF001
+                pool, workers = _decode_pool()
+                n = max(1, min(len(raw), workers))
                 await asyncio.gather(
-                    *(loop.run_in_executor(pool, reader._decode_raw, out, inside, raw[i::n]) for i in range(n))  # noqa: SLF001
+                    *(loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n]) for i in range(n))
                 )
-                values = reader._finish(out, inside, self.fetched, self.fill)  # noqa: SLF001
+                values = finish_window(self.opened, level, self.bands, out, inside, self.fetched, self.fill)
         return self._pad(values)
 
     def _pad(self, values: np.ndarray | None) -> GeoTensor:
-        reader, window, inside = self.reader, self.window, self.inside
+        window, inside = self.window, self.inside
         if inside == window and values is not None:
             out = values  # the common case: no padding, no second copy
         else:
-            out = np.full((reader.count, int(window.height), int(window.width)), self.fill, dtype=reader.dtype)
+            shape = (len(self.bands), int(window.height), int(window.width))
+            out = np.full(shape, self.fill, dtype=self.opened.dtype)
             if inside is not None and values is not None:
                 r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
                 out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
-        transform = window_utils.window_transform(window, reader.transform)
-        return GeoTensor(out, transform, reader.crs, self.fill)
+        transform = window_utils.window_transform(window, self.level.transform)
+        return GeoTensor(out, transform, self.opened.crs, self.fill)
 
 
-def _place(
+def empty_window(level: Level, inside: Window) -> np.ndarray:
+    """The uninitialised (samples, rows, cols) array a native window is decoded into."""
+    fmt = level.native_fmt
+    return np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
+
+
+def decode_tiles(
+    url: str, level: Level, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]
+) -> None:
+    """Decode tiles imagecodecs handles and copy their part of `inside` into `out`."""
+    fmt = level.native_fmt
+    for tx, ty, data in raw:
+        try:
+            array = tile_decode.decode_tile(fmt, data, scratch=True)  # copied out by place_tile
+        except TileDecodeError as exc:
+            raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+        place_tile(out, array, tx, ty, fmt.tile_width, fmt.tile_height, inside)
+
+
+def finish_window(
+    opened: OpenedFile, level: Level, bands: Sequence[int], out: np.ndarray, inside: Window,
+    fetched: Fetched, fill: float,
+) -> np.ndarray:
+    """Sparse and Rust-decoded tiles, masks, validity, band subset."""
+    fmt = level.native_fmt
+    th, tw = fmt.tile_height, fmt.tile_width
+    sparse_fill = 0 if opened.nodata is None else opened.nodata
+    for tx, ty in fetched.sparse:
+        place_tile(out, None, tx, ty, tw, th, inside, sparse_fill)
+    for tx, ty, array in fetched.decoded:
+        place_tile(out, array, tx, ty, tw, th, inside)
+    valid = None
+    if fetched.masks is not None:
+        valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
+        for tx, ty, mask in fetched.masks:
+            place_tile(valid[np.newaxis], mask, tx, ty, tw, th, inside)
+    return apply_validity(out, valid, opened, bands, fill)
+
+
+def place_tile(
     out: np.ndarray, tile: np.ndarray | None, tx: int, ty: int, tw: int, th: int, inside: Window,
     fill: float = 0,
 ) -> None:
@@ -128,7 +179,7 @@ def _place(
     dst[...] = tile[: out.shape[0], r0 - ty * th : r1 - ty * th, c0 - tx * tw : c1 - tx * tw]
 
 
-def _apply_validity(
+def apply_validity(
     data: np.ndarray, valid: np.ndarray | None, opened: OpenedFile, bands: Sequence[int], fill: float
 ) -> np.ndarray:
     """Invalid pixels -> fill, then band subset.

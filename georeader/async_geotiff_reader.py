@@ -25,8 +25,8 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import layout_guard, tile_decode, window_utils
-from georeader.abstract_reader import ReaderSurface
-from georeader.assemble import Fetched, PendingWindow, _apply_validity, _place, decode_pool
+from georeader.abstract_reader import ReaderSurface, check_no_warp
+from georeader.assemble import Fetched, PendingWindow, decode_pool
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
@@ -42,8 +42,9 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     DEFAULT_PREFETCH,
     Level,
     OpenedFile,
-    _header_sizes,
     choose_level,
+    forget_header_sizes,
+    header_size_hint,
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
@@ -51,7 +52,7 @@ from georeader.store import parse_location, split_signed_url
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
-    "choose_level", "decode_pool", "open_file",
+    "choose_level", "decode_pool", "forget_header_sizes", "open_file",
 ]
 
 
@@ -59,8 +60,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     """Async reader of one resolution level (and band subset) of a GeoTIFF.
 
     `__init__` does no I/O; `await AsyncGeoTIFFReader.open(url)` (or
-    `await reader.open()`) fetches the header. Readers of other levels or band
-    subsets of an opened file share its header (`.overview(n)`, `.select_bands`).
+    `async with AsyncGeoTIFFReader(url) as reader:`) fetches the header, and
+    `aclose()` lets it go. Readers of other levels or band subsets of an opened
+    file share its header (`.overview(n)`, `.select_bands`).
 
     Every read returns a GeoTensor in which invalid pixels (nodata, the internal
     mask, alpha == 0) hold the fill value, and pixels outside the image are
@@ -96,18 +98,28 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     @classmethod
     async def open(cls, path_or_url: str | os.PathLike[str], **options: Any) -> AsyncGeoTIFFReader:
         """Create and open a reader in one go; `options` as for `AsyncGeoTIFFReader(...)`."""
-        reader = cls(path_or_url, **options)
-        await reader.open_()
-        return reader
+        return await cls(path_or_url, **options).__aenter__()
 
-    async def open_(self) -> AsyncGeoTIFFReader:
-        """Fetch the header (idempotent)."""
+    async def __aenter__(self) -> AsyncGeoTIFFReader:
+        """Fetch the header unless this reader has it already."""
         if self._file is None:
             opened = await open_file(
                 self.location.url, store=self._store, prefetch=self._prefetch, **self._store_options
             )
             self._attach(opened)
         return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Let the header go: metadata and reads raise `ReaderNotOpenedError` until reopened.
+
+        Readers sharing the header (overviews, band subsets, daskcog's cache) keep
+        it; a local file's descriptor closes once no one holds the header.
+        """
+        self._file = None
+        self._level = None
 
     def _attach(self, opened: OpenedFile) -> None:
         level = self._overview_level
@@ -157,7 +169,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         if self._file is None:
             raise ReaderNotOpenedError(
                 f"Reader not opened: call `await AsyncGeoTIFFReader.open({self.location.url!r})` "
-                "or `await reader.open_()` first"
+                "or use `async with AsyncGeoTIFFReader(...) as reader:` first"
             )
         return self._file
 
@@ -231,7 +243,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     @property
     def header_byte_size(self) -> int | None:
-        return _header_sizes.get(self.url)
+        return header_size_hint(self.url)
 
     def __repr__(self) -> str:
         if self._file is None:
@@ -270,36 +282,46 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         fetched = None
         if inside is not None:
             fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
-        return PendingWindow(self, window, inside, fill, fetched)
+        return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
 
     async def read_bounds(
         self,
         bounds: window_utils.Bounds,
         *,
+        target_resolution: float | tuple[float, float] | None = None,
         target_crs: Any = None,
         boundless: bool = True,
         fill_value: float | None = None,
     ) -> GeoTensor:
-        """Read the whole pixels covering `bounds` (in the file's CRS; outer rounding)."""
-        if target_crs is not None:
-            raise NotImplementedError(
-                "read_bounds reads in the file's own CRS; to read onto another CRS or grid use "
-                "daskcog.mosaic([url], crs=..., bounds=..., resolution=...), which reprojects"
-            )
+        """Read the whole pixels covering `bounds` (in the file's CRS; outer rounding).
+
+        This reader never warps or resamples: a `target_crs` other than the file's,
+        or a `target_resolution` other than this level's, raises NotImplementedError
+        that says where to go instead.
+        """
+        check_no_warp(self, target_resolution=target_resolution, target_crs=target_crs)
         window = window_utils.window_from_bounds(bounds, self.transform)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def read_geoslice(
-        self, rows: slice, cols: slice, *, boundless: bool = True, fill_value: float | None = None
+        self,
+        slice_: window_utils.GeoSlice | slice,
+        cols: slice | None = None,
+        *,
+        boundless: bool = True,
+        fill_value: float | None = None,
     ) -> GeoTensor:
-        """Read `[rows, cols]` given as pixel slices (step 1)."""
-        r0, r1 = rows.start or 0, self.height if rows.stop is None else rows.stop
-        c0, c1 = cols.start or 0, self.width if cols.stop is None else cols.stop
-        if (rows.step or 1) != 1 or (cols.step or 1) != 1:
-            raise WindowError("read_geoslice takes step-1 slices; subsample with an overview")
-        return await self.read_window(
-            Window(c0, r0, c1 - c0, r1 - r0), boundless=boundless, fill_value=fill_value
-        )
+        """Read the pixels of one geoslice value: `(rows, cols)` slices, e.g. `np.s_[0:256, 512:768]`.
+
+        `read_geoslice(rows, cols)` (two slices) reads the same. Slices take step 1
+        (subsample with an overview instead); their ends may lie outside the image.
+        """
+        if cols is not None:
+            if not isinstance(slice_, slice):
+                raise WindowError(f"read_geoslice(rows, cols) takes two slices; got {slice_!r}")
+            slice_ = (slice_, cols)
+        window = window_utils.geoslice_window(slice_, self.width, self.height)
+        return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
         """Read the whole level."""
@@ -439,38 +461,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
-        return PendingWindow(self, window, inside, fill, fetched).assemble()
-
-    # -- assembly (pure, off the event loop) ----------------------------------
-    def _decode_raw(self, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]) -> None:
-        level = self._lvl
-        fmt = level.native_fmt
-        for tx, ty, data in raw:
-            try:
-                array = tile_decode.decode_tile(fmt, data, scratch=True)  # copied out by _place
-            except TileDecodeError as exc:
-                raise TileDecodeError(f"{self.url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
-            _place(out, array, tx, ty, fmt.tile_width, fmt.tile_height, inside)
-
-    def _finish(self, out: np.ndarray, inside: Window, fetched: Fetched, fill: float) -> np.ndarray:
-        """Sparse and Rust-decoded tiles, masks, validity, band subset."""
-        opened, fmt = self._opened, self._lvl.native_fmt
-        th, tw = fmt.tile_height, fmt.tile_width
-        sparse_fill = 0 if opened.nodata is None else opened.nodata
-        for tx, ty in fetched.sparse:
-            _place(out, None, tx, ty, tw, th, inside, sparse_fill)
-        for tx, ty, array in fetched.decoded:
-            _place(out, array, tx, ty, tw, th, inside)
-        valid = None
-        if fetched.masks is not None:
-            valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
-            for tx, ty, mask in fetched.masks:
-                _place(valid[np.newaxis], mask, tx, ty, tw, th, inside)
-        return _apply_validity(out, valid, opened, self.bands, fill)
-
-    def _empty(self, inside: Window) -> np.ndarray:
-        fmt = self._lvl.native_fmt
-        return np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
+        return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched).assemble()
 
 
 async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:

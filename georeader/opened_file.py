@@ -39,6 +39,16 @@ DEFAULT_PREFETCH = 32768
 _header_sizes: dict[str, int] = {}
 """url -> bytes that hold the whole header, learnt at first open (prefetch hint)."""
 
+
+def header_size_hint(url: str) -> int | None:
+    """Bytes that held the whole header of `url` at its last open in this process, if any."""
+    return _header_sizes.get(url)
+
+
+def forget_header_sizes() -> None:
+    """Drop the learnt header sizes, so the next opens start from the default prefetch."""
+    _header_sizes.clear()
+
 @dataclass(frozen=True)
 class Level(OnGrid):
     """One resolution level of a file: full resolution (0) or an overview (1, 2, ...)."""

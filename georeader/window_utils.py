@@ -30,6 +30,12 @@ from georeader.errors import WindowError
 Bounds = tuple[float, float, float, float]
 """(left, bottom, right, top) in the CRS of the grid, like rasterio's BoundingBox."""
 
+GeoSlice = tuple[slice, slice]
+"""(rows, cols) pixel slices of a grid, the way numpy indexes it: `np.s_[r0:r1, c0:c1]`."""
+
+Footprint = tuple[tuple[float, float], ...]
+"""A closed ring of (x, y) corners (first == last), e.g. `shapely.Polygon(footprint)`."""
+
 _SNAP = 1e-6
 
 
@@ -106,6 +112,33 @@ def window_bounds(window: Window, transform: Affine) -> Bounds:
         strict=True,
     )
     return (min(xs), min(ys), max(xs), max(ys))
+
+
+def footprint(window: Window, transform: Affine) -> Footprint:
+    """The outline of a window on a grid: its four corners in order, closed.
+
+    Unlike `window_bounds`, it keeps rotated and sheared grids' true shape.
+    """
+    c0, r0 = window.col_off, window.row_off
+    c1, r1 = c0 + window.width, r0 + window.height
+    corners = [transform @ (c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0))]
+    return tuple((float(x), float(y)) for x, y in corners)
+
+
+def geoslice_window(slice_: GeoSlice | object, width: int, height: int) -> Window:
+    """The window of `(rows, cols)` slices on a `width` x `height` grid.
+
+    Open ends run to the grid's edge; other ends are taken as they are (they
+    may lie outside: boundless reads fill there). Steps other than 1 are refused.
+    """
+    if not (isinstance(slice_, tuple) and len(slice_) == 2 and all(isinstance(s, slice) for s in slice_)):
+        raise WindowError(f"a geoslice is (rows, cols) slices, e.g. np.s_[0:256, 0:256]; got {slice_!r}")
+    rows, cols = slice_
+    if (rows.step or 1) != 1 or (cols.step or 1) != 1:
+        raise WindowError("read_geoslice takes step-1 slices; subsample with an overview")
+    r0, r1 = rows.start or 0, height if rows.stop is None else rows.stop
+    c0, c1 = cols.start or 0, width if cols.stop is None else cols.stop
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def window_transform(window: Window, transform: Affine) -> Affine:

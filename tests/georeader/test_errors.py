@@ -148,7 +148,7 @@ def test_metadata_before_open(cog: Path) -> None:
     with pytest.raises(ReaderNotOpenedError):
         reader.overview(1)
     assert "not opened" in repr(reader)
-    run(reader.open_())
+    run(reader.__aenter__())  # what `async with reader:` does first
     assert reader.shape == (2, 217, 300)
 
 

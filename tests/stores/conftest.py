@@ -137,10 +137,10 @@ def fresh_process_state() -> Iterator[None]:
 
     saved_retry = agr.AsyncGeoTIFFReader.retry
     daskcog.cache_clear()
-    agr._header_sizes.clear()
+    agr.forget_header_sizes()
     failures.clear_failures()
     yield
     agr.AsyncGeoTIFFReader.retry = saved_retry
     daskcog.cache_clear()
-    agr._header_sizes.clear()
+    agr.forget_header_sizes()
     failures.clear_failures()

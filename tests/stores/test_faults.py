@@ -75,7 +75,7 @@ def _fresh_caches() -> None:
     from georeader import async_geotiff_reader as agr
 
     daskcog.cache_clear()
-    agr._header_sizes.clear()
+    agr.forget_header_sizes()
 
 
 TRANSIENT = {

@@ -1,0 +1,113 @@
+"""The reader contract (georeader.abstract_reader): what daskcog and users may rely on.
+
+`async with` opens and closes; `aclose()` lets the header go; `footprint`;
+`read_bounds` refuses to warp or resample (and says where to go); `read_geoslice`
+takes one (rows, cols) value; `isinstance` against the Protocols is true only for
+conforming readers and never raises, opened or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from georeader import (
+    AsyncGeoData,
+    AsyncGeoTIFFReader,
+    GeoData,
+    RasterioReader,
+    ReaderNotOpenedError,
+    WindowError,
+)
+from georeader.abstract_reader import GeoMetadata
+from tests.cogfactory import TiffSpec, cached_tiff
+from tests.georeader.helpers import run, same_pixels
+
+SPEC = TiffSpec(dtype="uint16", width=300, height=217, count=2, overviews=(2,))
+
+
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory: pytest.TempPathFactory):
+    return cached_tiff(SPEC, tmp_path_factory.mktemp("contract"))
+
+
+def test_async_with_opens_and_aclose_releases(cog) -> None:
+    reader = AsyncGeoTIFFReader(cog)
+
+    async def main() -> tuple[int, ...]:
+        async with reader as opened:
+            assert opened is reader
+            return reader.shape
+
+    assert run(main()) == (2, 217, 300)
+    with pytest.raises(ReaderNotOpenedError):
+        _ = reader.width
+
+    async def reopen() -> None:
+        await reader.__aenter__()
+        assert reader.height == 217
+        await reader.aclose()
+
+    run(reopen())
+    with pytest.raises(ReaderNotOpenedError):
+        _ = reader.transform
+
+
+def test_open_is_a_classmethod_and_nothing_else(cog) -> None:
+    reader = run(AsyncGeoTIFFReader.open(cog, overview_level=1))
+    assert reader.overview_level == 1
+    assert not hasattr(AsyncGeoTIFFReader, "open_")
+
+
+def test_footprint_is_the_closed_outline(cog) -> None:
+    reader = run(AsyncGeoTIFFReader.open(cog))
+    left, bottom, right, top = reader.bounds
+    assert reader.footprint == (
+        (left, top), (right, top), (right, bottom), (left, bottom), (left, top)
+    )
+    with RasterioReader(cog) as ref:
+        assert ref.footprint == reader.footprint
+
+
+def test_read_bounds_refuses_warp_and_resampling(cog) -> None:
+    reader = run(AsyncGeoTIFFReader.open(cog))
+    same = run(reader.read_bounds(reader.bounds, target_crs=reader.crs, target_resolution=reader.res))
+    assert same.shape == reader.shape
+    with pytest.raises(NotImplementedError, match="daskcog.mosaic"):
+        run(reader.read_bounds(reader.bounds, target_crs="EPSG:4326"))
+    with pytest.raises(NotImplementedError, match="overview"):
+        run(reader.read_bounds(reader.bounds, target_resolution=20.0))
+
+
+def test_read_geoslice_takes_one_value(cog) -> None:
+    reader = run(AsyncGeoTIFFReader.open(cog))
+    one = run(reader.read_geoslice(np.s_[10:50, -5:40]))
+    two = run(reader.read_geoslice(slice(10, 50), slice(-5, 40)))
+    window = run(reader.read_window(Window(-5, 10, 45, 40)))
+    assert same_pixels(one.values, window.values) and same_pixels(two.values, window.values)
+    assert one.transform == window.transform
+    with pytest.raises(WindowError, match="geoslice"):
+        run(reader.read_geoslice((slice(0, 5),)))  # type: ignore[arg-type]
+
+
+class _SyncReads:
+    """Has the whole surface, but its reads are plain functions."""
+
+    def __getattr__(self, name: str) -> Any:  # not seen by static lookups
+        raise AssertionError("isinstance must not read attributes")
+
+
+def test_isinstance_is_true_only_for_conforming_readers(cog) -> None:
+    unopened = AsyncGeoTIFFReader(cog)
+    assert isinstance(unopened, AsyncGeoData)  # properties would raise: never read
+    assert isinstance(unopened, GeoMetadata)
+    assert not isinstance(unopened, GeoData)  # its reads are coroutines
+    with RasterioReader(cog) as ref:
+        assert isinstance(ref, GeoData)
+        assert not isinstance(ref, AsyncGeoData)
+    for other in (object(), 3, "x.tif", None, _SyncReads(), AsyncGeoTIFFReader):
+        assert not isinstance(other, AsyncGeoData)
+        assert not isinstance(other, GeoData)
