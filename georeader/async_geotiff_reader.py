@@ -104,7 +104,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """Fetch the header unless this reader has it already."""
         if self._file is None:
             opened = await open_file(
-                self.location.url, store=self._store, prefetch=self._prefetch, **self._store_options
+                self.location.url, store=self._store, prefetch=self._prefetch, retry=self.retry,
+                **self._store_options,
             )
             self._attach(opened)
         return self

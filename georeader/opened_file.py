@@ -169,11 +169,8 @@ async def open_file(
         except Exception as exc:
             raise map_store_error(exc, url, "opening the header") from exc
 
-    if retry is None:
-        from georeader.async_geotiff_reader import AsyncGeoTIFFReader  # its (settable) default
-
-        retry = AsyncGeoTIFFReader.retry
-    geotiff = await retrying(attempt, retry)
+    # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
+    geotiff = await retrying(attempt, RetryPolicy() if retry is None else retry)
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size

@@ -91,7 +91,7 @@ def error_line(exc: BaseException, debug: bool = False) -> str:
 
 
 # -- argument parsing ----------------------------------------------------------------
-def _store_option(text: str) -> tuple[str, Any]:
+def parse_store_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -102,7 +102,7 @@ def _store_option(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-def _resolution(text: str) -> float | tuple[float, float]:
+def parse_resolution(text: str) -> float | tuple[float, float]:
     try:
         parts = [float(p) for p in text.replace(",", " ").split()]
     except ValueError:
@@ -114,7 +114,7 @@ def _resolution(text: str) -> float | tuple[float, float]:
     raise argparse.ArgumentTypeError(f"expected a positive number or X,Y; got {text!r}")
 
 
-def _bounds(text: str) -> tuple[float, float, float, float]:
+def parse_bounds(text: str) -> tuple[float, float, float, float]:
     try:
         parts = tuple(float(p) for p in text.replace(",", " ").split())
     except ValueError:
@@ -152,7 +152,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         metavar="KEY=VALUE",
         dest="store_options",
         action="append",
-        type=_store_option,
+        type=parse_store_option,
         default=default,
         help="obstore option, repeatable; VALUE is JSON when it parses "
         "(e.g. region=eu-west-1, client_options='{\"allow_http\":true}')",
@@ -215,10 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     mosaic.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output COG path")
     mosaic.add_argument("--crs", help="output CRS (default: the first file's)")
     mosaic.add_argument(
-        "--resolution", type=_resolution, metavar="RES", help="output pixel size: X or X,Y"
+        "--resolution", type=parse_resolution, metavar="RES", help="output pixel size: X or X,Y"
     )
     mosaic.add_argument(
-        "--bounds", type=_bounds, metavar="L,B,R,T", help="output bounds in the output CRS"
+        "--bounds", type=parse_bounds, metavar="L,B,R,T", help="output bounds in the output CRS"
     )
     mosaic.add_argument("--method", help="mosaic method (default: daskcog.mosaic's)")
     _write_options(mosaic)
@@ -481,7 +481,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "url": geoarray._source.url if geoarray._source is not None else args.url,  # noqa: SLF001
+                    "url": geoarray.source.url if geoarray.source is not None else args.url,
                     "overview_level": args.overview,
                     "shape": list(geoarray.shape),
                     "dtype": str(geoarray.dtype),

@@ -217,7 +217,8 @@ def register_on_cluster(client: Any, name: str, **secret_options: Any) -> None:
     )
 
 
-def _active_client() -> Any:
+def active_client() -> Any:
+    """The current distributed Client, or None (no distributed, or no client in this process)."""
     try:
         from distributed import default_client
 
@@ -241,7 +242,7 @@ def keep_out_of_graph(
     changed = previous is not None and previous != secret
     if previous is None or changed:
         register(name, **secret)
-    client = _active_client()
+    client = active_client()
     if client is not None:
         client.register_plugin(
             CredentialsPlugin(name, secret, replace=changed), name=f"daskcog-credentials-{name}"

@@ -62,9 +62,9 @@ def failure_report(array: Any = None, client: Any = None) -> list[ReadFailure]:
     token = getattr(array, "failure_token", array)
     found = {(f.pid, f.host, f.url, f.window, f.array): f for f in local_failures(token)}
     if client is None:
-        from daskcog.credentials.registry import _active_client
+        from daskcog.credentials.registry import active_client
 
-        client = _active_client()
+        client = active_client()
     if client is not None:
         for worker_records in client.run(local_failures, token).values():
             for f in worker_records:

@@ -81,6 +81,11 @@ class GeoArray(OnGrid):
         spec = self._source
         return tuple(getattr(spec, "bands", range(1, self.count + 1)))
 
+    @property
+    def source(self) -> Any:
+        """What the array reads from: the `ReadSpec` of plain values `daskcog.open` built, or None."""
+        return self._source
+
     def __repr__(self) -> str:
         crs = self.crs.to_string() if self.crs is not None else None
         return (
@@ -101,12 +106,9 @@ class GeoArray(OnGrid):
         """Lazy whole-pixel window; parts outside the array take the fill value."""
         window = window_utils.to_int_window(window)
         spec = self._source
-        if spec is not None and hasattr(spec, "window"):
-            from daskcog.reading.read_graph import from_spec, sub_spec
-
-            return from_spec(
-                sub_spec(spec, window), self._chunk_request,
-                transform=self._base_transform, crs=self.crs, nodata=self.nodata,
+        if spec is not None and hasattr(spec, "isel_window"):  # a ReadSpec: a new graph, no slicing
+            return spec.isel_window(
+                window, self._chunk_request, transform=self._base_transform, crs=self.crs, nodata=self.nodata
             )
         inside = window_utils.clip_window(window, self.width, self.height)
         transform = window_utils.window_transform(window, self.transform)

@@ -46,7 +46,8 @@ def io_loop() -> asyncio.AbstractEventLoop:
         return _state[1]
 
 
-def _worker_loop() -> asyncio.AbstractEventLoop | None:
+def worker_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the distributed worker running this task, or None outside one."""
     try:
         from distributed import get_worker
         from tornado.platform.asyncio import BaseAsyncIOLoop
@@ -59,7 +60,7 @@ def _worker_loop() -> asyncio.AbstractEventLoop | None:
 
 def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
     """Run a coroutine on the chosen loop from a sync (worker) thread and return its result."""
-    target = _worker_loop() if loop == "worker" else None
+    target = worker_loop() if loop == "worker" else None
     if target is None:
         target = io_loop()
     try:

@@ -72,6 +72,12 @@ class ReadSpec:
     def token(self) -> str:
         return tokenize(self)
 
+    def isel_window(
+        self, window: Window, chunks: Any, *, transform: Any, crs: Any, nodata: float | None
+    ) -> GeoArray:
+        """The GeoArray of a sub-window (in this spec's window's pixels): a graph of its own."""
+        return from_spec(sub_spec(self, window), chunks, transform=transform, crs=crs, nodata=nodata)
+
 
 def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / rioxarray.open_rasterio
     url: str | os.PathLike[str],
@@ -135,9 +141,7 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     options = tuple(sorted(public.items()))
     full_options = creds.merge(public, creds.resolve(credential_name, location.url)) if credential_name else public
     opened = run_sync(CACHE.opened(location.url, full_options))
-    reader = AsyncGeoTIFFReader.from_opened(
-        opened, overview_level=overview_level, bands=bands, resolution=resolution
-    )
+    reader = CACHE.make_reader(opened, overview_level=overview_level, bands=bands, resolution=resolution)
     spec = ReadSpec(
         url=location.url,
         store_options=options,

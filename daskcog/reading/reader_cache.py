@@ -14,6 +14,11 @@ Contract:
 
 In-flight opens are `concurrent.futures.Future`s, so tasks on different event
 loops (the I/O thread, a distributed worker's loop) can share them.
+
+The cache knows georeader through two public functions only: one that opens a
+header (`georeader.open_file`) and one that makes a reader over a header
+(`AsyncGeoTIFFReader.from_opened`, an `AsyncGeoData`). Tests pass a fake pair
+(tests/daskcog/fake_reader.py) to check the contract above without files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -50,31 +55,52 @@ class CacheInfo:
         return asdict(self)
 
 
-def _key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
+def cache_key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
+    """The cache's key: the URL and the identity part of the options as canonical JSON."""
     if not SIGNING_OPTIONS.isdisjoint(store_options):
         open_store(url, **store_options)  # hand the newest token / signer to the cached store
     return (url, json.dumps(identity_options(store_options), sort_keys=True, default=repr))
 
 
+OpenHeader = Callable[..., Awaitable[Any]]
+"""`await open_header(url, **store_options)` -> a header (georeader: an `OpenedFile`)."""
+MakeReader = Callable[..., Any]
+"""`make_reader(header, overview_level=, bands=)` -> an `AsyncGeoData` reader (no I/O)."""
+
+
+async def _open_header(url: str, **store_options: Any) -> OpenedFile:
+    return await open_file(url, retry=AsyncGeoTIFFReader.retry, **store_options)
+
+
 class ReaderCache:
-    def __init__(self, maxsize: int = 256) -> None:
+    """The cache of one process; `CACHE` below is the one daskcog uses."""
+
+    def __init__(
+        self,
+        maxsize: int = 256,
+        *,
+        open_header: OpenHeader = _open_header,
+        make_reader: MakeReader = AsyncGeoTIFFReader.from_opened,
+    ) -> None:
         self.maxsize = maxsize
+        self.open_header = open_header
+        self.make_reader = make_reader
         self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._done: OrderedDict[tuple[str, str], OpenedFile] = OrderedDict()
-        self._inflight: dict[tuple[str, str], Future[OpenedFile]] = {}
+        self._done: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._inflight: dict[tuple[str, str], Future[Any]] = {}
         self._info = CacheInfo(maxsize=self.maxsize, pid=self._pid)
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():
             self._reset()
 
-    async def opened(self, url: str, store_options: dict[str, Any]) -> OpenedFile:
+    async def opened(self, url: str, store_options: dict[str, Any]) -> Any:
         """The opened header of `url`, fetching it at most once at a time per process."""
-        key = _key(url, store_options)
+        key = cache_key(url, store_options)
         with self._lock:
             hit = self._hit(key)
             if hit is not None:
@@ -90,7 +116,7 @@ class ReaderCache:
         if not owner:
             return await asyncio.wrap_future(pending)
         try:
-            opened = await open_file(url, **store_options)
+            opened = await self.open_header(url, **store_options)
         except BaseException as exc:
             with self._lock:
                 self._info.failures += 1
@@ -107,12 +133,12 @@ class ReaderCache:
         pending.set_result(opened)
         return opened
 
-    def peek(self, url: str, store_options: dict[str, Any]) -> OpenedFile | None:
+    def peek(self, url: str, store_options: dict[str, Any]) -> Any:
         """The cached header of `url` if this process has it (no I/O, no event loop)."""
         with self._lock:
-            return self._hit(_key(url, store_options))
+            return self._hit(cache_key(url, store_options))
 
-    def _hit(self, key: tuple[str, str]) -> OpenedFile | None:
+    def _hit(self, key: tuple[str, str]) -> Any:
         """A cached header, counted as a hit (call with the lock held)."""
         self._check_pid()
         hit = self._done.get(key)
@@ -128,9 +154,10 @@ class ReaderCache:
         *,
         overview_level: int = 0,
         bands: Sequence[int] | None = None,
-    ) -> AsyncGeoTIFFReader:
+    ) -> Any:
+        """A reader of one level and band subset, over the (cached) header of `url`."""
         opened = await self.opened(url, store_options)
-        return AsyncGeoTIFFReader.from_opened(opened, overview_level=overview_level, bands=bands)
+        return self.make_reader(opened, overview_level=overview_level, bands=bands)
 
     def info(self) -> CacheInfo:
         with self._lock:

@@ -133,7 +133,7 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
             fill_value=fill_value,
             **options,
         )
-        spec = geoarray._source  # noqa: SLF001 - the ReadSpec daskcog.open built
+        spec = geoarray.source
         template = geoarray.to_xarray(name=VARIABLE)
         data = indexing.LazilyIndexedArray(DaskcogBackendArray(spec))
         th, tw = spec.tile

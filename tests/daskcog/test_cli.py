@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from daskcog.cli.app import _bounds, _resolution, _store_option, error_line, sparkline
+from daskcog.cli.app import (
+    error_line,
+    parse_bounds,
+    parse_resolution,
+    parse_store_option,
+    sparkline,
+)
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 from tests.conftest import PROJECT_ROOT, REAL_DIR
 
@@ -163,21 +169,21 @@ def test_store_options_reach_the_store(cog: Path) -> None:
 
 
 def test_option_parsers() -> None:
-    assert _store_option('client_options={"allow_http":true}') == (
+    assert parse_store_option('client_options={"allow_http":true}') == (
         "client_options",
         {"allow_http": True},
     )
-    assert _store_option("region=eu-west-1") == ("region", "eu-west-1")
-    assert _store_option("skip_signature=true") == ("skip_signature", True)
-    assert _resolution("10") == 10.0 and _resolution("10,20") == (10.0, 20.0)
-    assert _bounds("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
+    assert parse_store_option("region=eu-west-1") == ("region", "eu-west-1")
+    assert parse_store_option("skip_signature=true") == ("skip_signature", True)
+    assert parse_resolution("10") == 10.0 and parse_resolution("10,20") == (10.0, 20.0)
+    assert parse_bounds("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
     import argparse
 
     for bad in ("0", "a", "1,2,3"):
         with pytest.raises(argparse.ArgumentTypeError):
-            _resolution(bad)
+            parse_resolution(bad)
     with pytest.raises(argparse.ArgumentTypeError):
-        _bounds("3,2,1,4")
+        parse_bounds("3,2,1,4")
     assert (
         error_line(ValueError("bad\nmore"))
         == "ValueError: bad (run with --debug for the traceback)"

@@ -130,10 +130,10 @@ def test_worker_loop_option(client, gen_paths) -> None:
     assert_equal_values(b, ref)
     assert on_worker_loop.data.sum().compute(scheduler=client) == ref.sum()
     # inside a task there is a worker loop to use (outside, "worker" falls back to the I/O loop)
-    from daskcog.reading.io_loop import _worker_loop
+    from daskcog.reading.io_loop import worker_loop
 
-    assert client.submit(lambda: _worker_loop() is not None, pure=False).result()
-    assert _worker_loop() is None
+    assert client.submit(lambda: worker_loop() is not None, pure=False).result()
+    assert worker_loop() is None
 
 
 def test_chunk_error_on_corrupt_tiles(client, gen_paths, tmp_path) -> None:

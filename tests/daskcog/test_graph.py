@@ -93,9 +93,9 @@ def test_graph_holds_no_reader_or_store(many_tiles_path) -> None:
     ):
         assert forbidden not in blob, forbidden
     assert b"BlockReader" in blob and b"ReadSpec" in blob
-    reader_blob = pickle.dumps(BlockReader(g._source))
+    reader_blob = pickle.dumps(BlockReader(g.source))
     assert len(reader_blob) < 2_000
-    assert pickle.loads(reader_blob).spec == g._source
+    assert pickle.loads(reader_blob).spec == g.source
     # and a cached header in this process does not leak into the graph
     assert daskcog.cache_info().size >= 1
 

@@ -52,7 +52,7 @@ def test_every_overview_level(gen_paths, level) -> None:
 def test_overview_choice_by_resolution(gen_paths, resolution, level) -> None:
     path = gen_paths["overviews-nan"]  # 10 m, overviews 2 and 4 -> 20 m, 40 m
     g = daskcog.open(path, resolution=resolution, chunks=64)
-    assert g._source.overview_level == level
+    assert g.source.overview_level == level
     ref = RasterioReader(path, overview_level=level)
     assert_same_grid(g, ref)
     if level == 1:

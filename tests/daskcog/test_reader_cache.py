@@ -12,7 +12,7 @@ import pytest
 
 import daskcog
 from daskcog.reading.io_loop import run_sync
-from daskcog.reading.reader_cache import CACHE, ReaderCache, _key
+from daskcog.reading.reader_cache import CACHE, ReaderCache, cache_key
 from georeader.errors import GeoreaderError, ObjectNotFoundError
 
 
@@ -140,8 +140,8 @@ def test_evicted_headers_close_their_file_descriptor(gen_paths) -> None:
 
 def test_store_options_are_part_of_the_key(gen_paths) -> None:
     url = _uri(gen_paths["multi-tile"])
-    assert _key(url, {"a": 1, "b": {"c": 2}}) == _key(url, {"b": {"c": 2}, "a": 1})
-    assert _key(url, {}) != _key(url, {"region": "x"})
+    assert cache_key(url, {"a": 1, "b": {"c": 2}}) == cache_key(url, {"b": {"c": 2}, "a": 1})
+    assert cache_key(url, {}) != cache_key(url, {"region": "x"})
     cache = ReaderCache()
 
     async def both():

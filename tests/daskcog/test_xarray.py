@@ -136,7 +136,7 @@ def test_backend_array_pickles_as_plain_values(path: Path) -> None:
     array = xr.open_dataarray(path, engine="daskcog", chunks=256)
     again = pickle.loads(pickle.dumps(array))
     np.testing.assert_array_equal(again.values, expected_pixels(SPEC).data)
-    backend = DaskcogBackendArray(daskcog.open(path)._source)
+    backend = DaskcogBackendArray(daskcog.open(path).source)
     assert len(pickle.dumps(backend)) < 2000, "a ReadSpec of plain values, no reader or store"
 
 

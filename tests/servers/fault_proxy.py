@@ -97,7 +97,7 @@ _FIELDS = {f.name for f in dataclasses.fields(FaultConfig)}
 
 
 @dataclasses.dataclass
-class _Decision:
+class Decision:
     matches: bool
     delay: float = 0.0
     action: str | None = None  # "reset" | "status" | None
@@ -319,14 +319,14 @@ class FaultProxy:
             await asyncio.wait_for(self._server.wait_closed(), 2)
 
     # ------------------------------------------------------------------ decisions
-    def _decide(self, method: str, path: str) -> _Decision:
+    def _decide(self, method: str, path: str) -> Decision:
         with self._lock:
             self._requests_total += 1
             self._by_path[path] += 1
             cfg = self._cfg
             if not cfg.matches(method, path):
-                return _Decision(matches=False)
-            d = _Decision(matches=True)
+                return Decision(matches=False)
+            d = Decision(matches=True)
             if cfg.latency_ms or cfg.jitter_ms:
                 jitter = self._rng.uniform(-cfg.jitter_ms, cfg.jitter_ms) if cfg.jitter_ms else 0
                 d.delay = max(0.0, cfg.latency_ms + jitter) / 1000.0
@@ -429,7 +429,7 @@ class FaultProxy:
         _nodelay(w)
         return r, w
 
-    async def _forward(self, req: _Request, d: _Decision, creader, cwriter, conn: _Conn) -> bool:
+    async def _forward(self, req: _Request, d: Decision, creader, cwriter, conn: _Conn) -> bool:
         """Forward one request, relay the answer; return whether to keep the client connection."""
         expect = (req.header("expect") or "").lower() == "100-continue"
         try:
@@ -548,7 +548,7 @@ class FaultProxy:
             return False
         return not req.wants_close
 
-    async def _send_fault_status(self, cwriter, req: _Request, d: _Decision, close: bool) -> None:
+    async def _send_fault_status(self, cwriter, req: _Request, d: Decision, close: bool) -> None:
         code = d.status
         try:
             reason = HTTPStatus(code).phrase

@@ -28,7 +28,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from tests.cogfactory import TiffSpec, special_specs
-from tests.servers.fault_proxy import FaultProxy, _Decision
+from tests.servers.fault_proxy import Decision, FaultProxy
 
 # 300 x 217, 64 x 32 tiles (5 x 7, partial edge tiles), 2 bands, internal mask, overviews 2 and 4.
 COG_SPEC = TiffSpec(
@@ -210,12 +210,12 @@ class RangeLogProxy(FaultProxy):
         return {"max": peak, "mean": busy / wall if wall > 0 else float(peak), "wall": wall}
 
     # -- hooks into FaultProxy -------------------------------------------------------
-    def _decide(self, method: str, path: str) -> _Decision:
+    def _decide(self, method: str, path: str) -> Decision:
         # runs on the proxy's loop, in the connection's task, when a request arrives
         self._arrivals[asyncio.current_task()] = time.perf_counter()
         return super()._decide(method, path)
 
-    async def _forward(self, req: Any, d: _Decision, creader: Any, cwriter: Any, conn: Any) -> bool:
+    async def _forward(self, req: Any, d: Decision, creader: Any, cwriter: Any, conn: Any) -> bool:
         start = self._arrivals.pop(asyncio.current_task(), time.perf_counter())
         rng = parse_range(req.header("range"))
         entry = Forwarded(req.method, req.path, req.header("range"), start)
@@ -229,7 +229,7 @@ class RangeLogProxy(FaultProxy):
                 with self._rl_lock:
                     self.range_faults += 1
                 self._record(req.method, req.path, f"range-status:{status}")
-                fault = _Decision(matches=True, action="status", status=status)
+                fault = Decision(matches=True, action="status", status=status)
                 try:
                     await self._send_fault_status(cwriter, req, fault, close=req.wants_close)
                 finally:

@@ -50,7 +50,7 @@ def _texts_of_graph(arr) -> dict[str, bytes]:
     out["dask keys"] = repr(data.__dask_keys__()).encode()
     out["repr GeoArray"] = repr(arr).encode()
     out["str GeoArray"] = str(arr).encode()
-    out["repr spec"] = repr(arr._source).encode()
+    out["repr spec"] = repr(arr.source).encode()
     out["repr dask array"] = repr(data).encode()
     out["dask array name"] = data.name.encode()
     out["pickle GeoArray"] = cloudpickle.dumps(arr)
@@ -73,7 +73,7 @@ def test_secret_never_in_graph_reprs_pickles_logs(s3_server, s3_cog, reference, 
     texts = _texts_of_graph(arr)
     _assert_absent(secret, texts)
     _assert_absent(s3_server.access_key, texts)  # the key id is split off too
-    assert arr._source.credentials and arr._source.credentials.startswith("auto-")
+    assert arr.source.credentials and arr.source.credentials.startswith("auto-")
 
     caplog.set_level(logging.DEBUG)
     got = arr.data.compute(scheduler="threads")
@@ -121,7 +121,7 @@ def test_named_credentials(s3_server, s3_cog, reference):
     creds.register(name, access_key_id=s3_server.access_key, secret_access_key=s3_server.secret_key)
     try:
         arr = daskcog.open(s3_cog, chunks=64, credentials=name, **public)
-        assert arr._source.credentials == name
+        assert arr.source.credentials == name
         _assert_absent(s3_server.secret_key, _texts_of_graph(arr))
         np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
         with pytest.raises(ValueError, match="either"):

@@ -35,7 +35,7 @@ def test_daskcog_threads_matches_gdal(cog_path, reference, form):
 def test_relative_path_is_made_absolute(cog_path, reference, monkeypatch):
     monkeypatch.chdir(cog_path.parent)
     arr = daskcog.open(cog_path.name, chunks=64)
-    assert arr._source.url == f"file://{cog_path}"  # absolute: works after unpickling elsewhere
+    assert arr.source.url == f"file://{cog_path}"  # absolute: works after unpickling elsewhere
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
 
 
