@@ -89,8 +89,8 @@ def validity(query: str) -> tuple[float | None, float | None]:
                 start = calendar.timegm(time.strptime(params[date_key], "%Y%m%dT%H%M%SZ"))
                 return float(start), float(start + int(params[expires_key]))
         if "se" in params:  # Azure SAS: ISO 8601 UTC times, `st` (start) optional
-            start = _azure_time(params["st"]) if "st" in params else None
-            return start, _azure_time(params["se"])
+            signed_at = _azure_time(params["st"]) if "st" in params else None
+            return signed_at, _azure_time(params["se"])
     except (ValueError, OverflowError):
         pass
     return None, None

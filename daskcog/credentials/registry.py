@@ -33,10 +33,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-import secrets
 import os
 import pickle
+import re
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any

@@ -20,8 +20,7 @@ import obstore
 import pytest
 
 import daskcog
-from georeader import AccessDeniedError, InvalidURLError
-from georeader import signed_store
+from georeader import AccessDeniedError, InvalidURLError, signed_store
 from georeader.signed_store import expiry, redact, split_query
 from tests.stores.helpers import HTTP_OPTIONS, read_async
 
