@@ -12,19 +12,34 @@ everyone.
 Graph scale: open time and memory of the graph at 1e4, 1e5, 1e6 chunks (built
 from a spec, no I/O), and `.sum()` overhead at ~1e5 chunks next to
 `da.from_array` of the same shape.
+
+Latency-bound (issue 12): the same file over HTTP from the benchmark range server
+(benchmarks/servers, ~1.1 GB/s here) with a latency added to every request:
+
+    python benchmarks/bench_read.py --store http [--latency-ms 50] [--threads 8] [--repeat 5]
+
+Each run is a fresh process (no header, GDAL or connection state carried over):
+it opens the file, then times `.sum()` on the threaded scheduler with `--threads`
+threads. Contenders: daskcog, rioxarray lock=False, rioxarray's default lock (GDAL
+through /vsicurl/, GDAL_CACHEMAX=0). Every row prints the server's request and byte
+counts and the floor (benchmarks/floors.py): chunks / threads round trips x latency,
+tile bytes / server bandwidth, decode CPU / cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("GDAL_CACHEMAX", "0")
+os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -138,14 +153,100 @@ def compute_overhead(tmpdir: Path) -> None:
         print(f"{name:22s} {time.perf_counter() - t0:6.2f} s (total {total:,})")
 
 
+# ------------------------------------------------------------------------------ over HTTP
+HTTP_READERS = ("daskcog", "rioxarray lock=False", "rioxarray default lock")
+
+
+def http_child(reader: str, url: str, chunks: int, threads: int) -> None:
+    """One run in this fresh process: open, then a timed `.sum()`; a JSON line on stdout."""
+    import rioxarray
+
+    import daskcog
+
+    t0 = time.perf_counter()  # imports excluded: open is the header's round trips
+    if reader == "daskcog":
+        arr = daskcog.open(url, chunks=chunks, client_options={"allow_http": True}).data
+    else:
+        lock = False if reader == "rioxarray lock=False" else None
+        arr = rioxarray.open_rasterio(f"/vsicurl/{url}", chunks=chunks, lock=lock).data
+    t1 = time.perf_counter()
+    total = int(arr.sum(dtype="uint64").compute(scheduler="threads", num_workers=threads))
+    t2 = time.perf_counter()
+    print(json.dumps({"open_s": t1 - t0, "compute_s": t2 - t1, "sum": total}), flush=True)
+    os._exit(0)  # async-tiff may abort the interpreter at exit (upstream issue)
+
+
+def fresh_run(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"benchmark child failed ({out.returncode}): {out.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: int) -> None:
+    from benchmarks import floors
+    from benchmarks.servers import RangeServer
+
+    grid = [(c, r, min(chunks, 8192 - c), min(chunks, 8192 - r))
+            for r in range(0, 8192, chunks) for c in range(0, 8192, chunks)]
+    ntiles, tile_bytes = floors.tiles_needed(path, grid)
+    cpu = floors.decode_cpu(path, grid)
+    print(f"\n== HTTP, {latency_ms:.0f} ms a request: {len(grid)} chunks of {chunks}, threaded "
+          f"{threads} threads, .sum(), fresh process per run, GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}, "
+          f"repeat {repeat}; load {os.getloadavg()[0]:.1f} ==")
+    rows: dict[str, tuple[list[float], list[float], object]] = {}
+    with RangeServer(path.parent, latency_ms=latency_ms) as server:
+        url = server.url_for(path.name)
+        for _ in range(repeat):
+            for reader in HTTP_READERS:  # interleaved: a load spike hits every reader
+                server.reset()
+                got = fresh_run(["--child", reader, "--url", url, "--chunks", str(chunks),
+                                 "--threads", str(threads)])
+                st = server.stats(header_bytes=16384)
+                times, opens, _ = rows.setdefault(reader, ([], [], None))
+                times.append(got["compute_s"])
+                opens.append(got["open_s"])
+                rows[reader] = (times, opens, (st, got["sum"]))
+    floor = floors.Floor(
+        requests=0, round_trips=floors.waves(len(grid), threads), latency_s=latency_ms / 1000,
+        bytes=tile_bytes, bandwidth=floors.SERVER_BANDWIDTH, decode_cpu_s=cpu, cores=floors.cores(),
+    )
+    print(floor.describe().replace("; 0 requests", f"; {ntiles} tiles"))
+    base = min(rows["daskcog"][0])
+    sums = {v[2][1] for v in rows.values()}
+    print(f"{'reader':24s} {'min s':>7s} {'median s':>8s} {'x daskcog':>9s} {'/ floor':>7s} "
+          f"{'open s':>6s} {'requests':>8s} {'header':>6s} {'MB read':>7s} {'/ needed':>8s} {'in flight':>9s}")
+    for reader, (times, opens, (st, _)) in rows.items():
+        print(f"{reader:24s} {min(times):7.3f} {statistics.median(times):8.3f} {min(times) / base:8.2f}x "
+              f"{min(times) / floor.seconds:6.2f}x {min(opens):6.3f} {st.requests:8d} {st.header_requests:6d} "
+              f"{st.bytes_sent / 1e6:7.1f} {st.bytes_sent / tile_bytes:7.3f}x {st.max_in_flight:9d}")
+    print("(requests, header, MB read: the compute's and open's, from the server, last run;"
+          " 'header' = GETs starting in the first 16 KiB)")
+    if len(sums) != 1:
+        print(f"!! readers disagree: sums {sums}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunks", type=int, default=1024)
     parser.add_argument("--skip-cluster", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--store", choices=("local", "http"), default="local")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        http_child(args.child, args.url, args.chunks, args.threads)
     path = bench_file()
+    if args.store == "http":
+        print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB), cores: {os.cpu_count()}")
+        run_http(path, args.chunks, args.threads, args.latency_ms, args.repeat)
+        sys.stdout.flush()
+        os._exit(0)
     print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB), cores: {os.cpu_count()}")
     run_io(path, args.chunks, args.repeat, "threaded scheduler", {"scheduler": "threads"})
     if not args.skip_cluster:

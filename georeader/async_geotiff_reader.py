@@ -24,7 +24,7 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import layout_guard, tile_decode, window_utils
+from georeader import layout_guard, range_cache, tile_decode, window_utils
 from georeader.abstract_reader import ReaderSurface, check_no_warp
 from georeader.assemble import Fetched, PendingWindow, decode_pool
 from georeader.error_mapping import first_line, map_store_error
@@ -377,13 +377,16 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             mcounts = level.mask_byte_counts
             mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
 
-        fetches = [_fetch(level.data_ifd, present)]
+        cached = self._cacheable
+        fetches = [self._fetch_cached(present) if cached else _fetch(level.data_ifd, present)]
         if level.mask_ifd is not None:
             fetches.append(_fetch(level.mask_ifd, mask_present))
         results = await asyncio.gather(*fetches)
         data_tiles = results[0] or []
 
-        if fmt.decoder == "imagecodecs":
+        if cached:
+            fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
+        elif fmt.decoder == "imagecodecs":
             fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
         else:
             # a Tile object is consumed by decode(): read nothing from it afterwards
@@ -409,6 +412,63 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     f"{self.url}: level {level.index}: cannot decode a mask tile: {first_line(exc)}"
                 ) from exc
         return fetched
+
+    # -- tile bytes through the per-process range cache ------------------------
+    @property
+    def _cacheable(self) -> bool:
+        """Remote, pixel-interleaved tiles imagecodecs decodes: their bytes go through
+        `range_cache` (local files are pread; planar and Rust-decoded tiles keep async-tiff's path)."""
+        fmt = self._lvl.fmt
+        return (
+            range_cache.CACHE.enabled
+            and not self._opened.location.is_local
+            and fmt is not None
+            and fmt.decoder == "imagecodecs"
+            and fmt.planar != 2
+        )
+
+    def _tile_ranges(self, tiles: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        level = self._lvl
+        fmt = level.fmt
+        assert fmt is not None  # noqa: S101
+        nx = math.ceil(level.width / fmt.tile_width)
+        offsets, counts = level.tile_offsets, level.tile_byte_counts
+        return [(int(offsets[ty * nx + tx]), int(counts[ty * nx + tx])) for tx, ty in tiles]
+
+    async def _fetch_cached(self, tiles: list[tuple[int, int]], prefetch_budget: int | None = None) -> list[Any] | None:
+        if not tiles:
+            return []
+
+        async def fetch(indices: list[int]) -> list[Any]:
+            got = await self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices])
+            return [t.compressed_bytes for t in got]
+
+        return await range_cache.CACHE.get(
+            self.url, self._tile_ranges(tiles), fetch, prefetch_budget=prefetch_budget
+        )
+
+    async def prefetch_window(self, window: Window, *, budget: int) -> bool:
+        """Start fetching a window's tiles into the range cache, for a read that is likely next.
+
+        Returns False (fetching nothing) where a read would not use the cache, or when the
+        read-ahead bytes no read has used yet would exceed `budget`. Errors are left to the
+        read that needs the tiles: it fetches again.
+        """
+        if not self._cacheable or self._opened.layout.route != layout_guard.NATIVE or self._lvl.mask_ifd is not None:
+            return False
+        inside = window_utils.clip_window(window_utils.to_int_window(window), self.width, self.height)
+        if inside is None:
+            return False
+        fmt = self._lvl.fmt
+        assert fmt is not None  # noqa: S101
+        counts = self._lvl.tile_byte_counts
+        nx = math.ceil(self.width / fmt.tile_width)
+        tiles = [t for t in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height)
+                 if counts[t[1] * nx + t[0]]]
+        try:
+            return await self._fetch_cached(tiles, prefetch_budget=budget) is not None
+        except Exception:  # noqa: BLE001 - a failed read-ahead costs nothing but its bytes
+            return False
 
     @property
     def reads_locally(self) -> bool:

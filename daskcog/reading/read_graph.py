@@ -18,6 +18,7 @@ order they run):
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from daskcog.credentials import registry as creds
-from daskcog.reading import chunking, failures
+from daskcog.reading import chunking, failures, read_ahead
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
@@ -169,8 +170,9 @@ def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: 
         chunks, window=spec.window, count=len(spec.bands), tile=spec.tile, itemsize=dtype.itemsize
     )
     name = f"daskcog-read-{tokenize(spec, normalised)}"
+    grid = read_ahead.Grid.from_chunks(row_off, col_off, normalised[1], normalised[2])
     data = da.from_array(
-        BlockReader(spec),
+        BlockReader(spec, grid),
         chunks=normalised,
         name=name,
         lock=False,
@@ -195,8 +197,10 @@ def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: 
 class BlockReader:
     """Array-like that `da.from_array` slices, one slice per chunk task."""
 
-    def __init__(self, spec: ReadSpec) -> None:
+    def __init__(self, spec: ReadSpec, grid: read_ahead.Grid | None = None) -> None:
         self.spec = spec
+        self.grid = grid
+        self._array: str | None = None
         self.shape = (len(spec.bands), spec.window[3], spec.window[2])
         self.dtype = np.dtype(spec.dtype)
         self.ndim = 3
@@ -210,8 +214,10 @@ class BlockReader:
         if r1 <= r0 or c1 <= c0 or b1 <= b0:
             return np.empty((max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0)), self.dtype)
         window = Window(spec.window[0] + c0, spec.window[1] + r0, c1 - c0, r1 - r0)
+        if self._array is None:
+            self._array = f"{spec.token}-{b0}-{b1}"
         try:
-            return read_block(spec, spec.bands[b0:b1], window)
+            return read_block(spec, spec.bands[b0:b1], window, self.grid, self._array)
         except GeoreaderError as exc:
             where = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
             if spec.errors == "nodata":
@@ -225,10 +231,13 @@ class BlockReader:
             raise
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BlockReader, (self.spec,))
+        return (BlockReader, (self.spec, self.grid))
 
 
-def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np.ndarray:
+def read_block(
+    spec: ReadSpec, bands: Sequence[int], window: Window,
+    grid: read_ahead.Grid | None = None, array: str | None = None,
+) -> np.ndarray:
     """The chunk task: fetch on the process's event loop, decode in this (Dask) thread.
 
     Local files whose tiles imagecodecs decodes skip the loop: their tile bytes
@@ -240,17 +249,24 @@ def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np.ndarr
         reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=spec.overview_level, bands=bands)
         if reader.reads_locally:
             return reader.read_window_sync(window, fill_value=spec.fill_value).values
-    pending = run_sync(fetch_block(spec, bands, window), spec.loop)
+    pending = run_sync(fetch_block(spec, bands, window, grid, array), spec.loop)
     return pending.assemble().values
 
 
-async def fetch_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> PendingWindow:
-    """A cached reader (one header per process), one window fetch."""
+async def fetch_block(
+    spec: ReadSpec, bands: Sequence[int], window: Window,
+    grid: read_ahead.Grid | None = None, array: str | None = None,
+) -> PendingWindow:
+    """A cached reader (one header per process), one window fetch, and read-ahead of the
+    chunks around it (see `read_ahead`) once this one's requests are on their way."""
     reader = await CACHE.reader(
         spec.url, spec.options, overview_level=spec.overview_level, bands=bands
     )
     reader.retry = spec.retry
-    return await reader.fetch_window(window, fill_value=spec.fill_value)
+    own = asyncio.ensure_future(reader.fetch_window(window, fill_value=spec.fill_value))
+    if grid is not None and array is not None:
+        read_ahead.start(reader, grid, array, window)
+    return await own
 
 
 def sub_spec(spec: ReadSpec, window: Window) -> ReadSpec:

@@ -122,7 +122,8 @@ def test_header_fetched_once_per_process(http_server, http_cog_rel, reference, r
                         header_requests_open_then_compute=headers[-2:],
                         requests_in_compute=computes[-1], chunks=arr.data.npartitions)
     assert headers == [1, 0, 0, 0]
-    assert computes[0] == computes[1]
+    # the second compute may find tiles in the per-process tile cache (georeader.range_cache)
+    assert computes[0] > 0 and computes[1] <= computes[0]
     # the range server saw the same: one request starting inside the header
     starts = [parse_range(h) for _, _, h in http_server.requests("GET", http_cog_rel)]
     assert sum(1 for s in starts if s is None or s[0] < cog_header_bytes) == 1

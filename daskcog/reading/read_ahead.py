@@ -1,0 +1,154 @@
+"""Read-ahead: while a chunk task waits for its tiles, fetch the tiles of the chunks likely next.
+
+Why: a Dask worker runs at most `nthreads` chunk tasks at once, and each holds its
+thread through a full round trip, so on a 50 ms store 64 chunks on 8 threads need
+8 round trips in sequence however fast the rest is. The I/O loop has no such limit:
+it can have the next chunks' requests in flight while the current ones decode.
+
+Which chunks come next: Dask's order is not row-major (a `.sum()` walks the grid
+backwards in 2 x 2 blocks, following its reduction tree), but it is spatially local
+on every scheduler. So each chunk read asks for its nearest neighbours on the chunk
+grid that this process has not read or requested yet, nearest first, and stops at
+the byte budget. Each chunk is read ahead at most once per process (a bounded set of
+chunk indices per array), so a finished compute leaves nothing behind to fetch.
+
+Bounds: read-ahead bytes no read has used yet stay under `DASKCOG_READAHEAD_BYTES`
+(16 MiB; 0 turns read-ahead off), enforced by georeader's range cache, which holds
+the bytes (`georeader.range_cache`, its own capacity). Read-ahead applies only to
+remote files read through that cache, and only to windows that are whole chunks of
+the array's grid (a sliced array's sub-windows are read as asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rasterio.windows import Window
+
+from georeader import range_cache
+
+BUDGET = int(os.environ.get("DASKCOG_READAHEAD_BYTES", str(16 << 20)))
+RADIUS = 2
+"""Neighbours up to this many chunks away (Chebyshev) are candidates."""
+_ARRAYS = 64
+"""Arrays whose requested chunks are remembered (LRU), per process."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular chunk grid in the level's pixels: a few ints whatever the chunk count.
+
+    Chunks of `row_step` x `col_step` from (`row_off`, `col_off`), the last ones cut at
+    `height` / `width` (what `chunking.tile_chunks` makes; other grids get no read-ahead).
+    """
+
+    row_off: int
+    col_off: int
+    row_step: int
+    col_step: int
+    height: int
+    width: int
+
+    @classmethod
+    def from_chunks(cls, row_off: int, col_off: int, rows: Sequence[int], cols: Sequence[int]) -> Grid | None:
+        def regular(sizes: Sequence[int]) -> bool:
+            return len(sizes) > 0 and all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]
+
+        if not (regular(rows) and regular(cols)):
+            return None
+        return cls(row_off, col_off, rows[0], cols[0], sum(rows), sum(cols))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (-(-self.height // self.row_step), -(-self.width // self.col_step))
+
+    def index(self, row_off: int, col_off: int, height: int, width: int) -> tuple[int, int] | None:
+        """(i, j) of the chunk that is exactly this window, or None."""
+        i, ri = divmod(row_off - self.row_off, self.row_step)
+        j, rj = divmod(col_off - self.col_off, self.col_step)
+        ni, nj = self.shape
+        if ri or rj or not (0 <= i < ni and 0 <= j < nj) or self.window(i, j) != (col_off, row_off, width, height):
+            return None
+        return i, j
+
+    def window(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """(col_off, row_off, width, height) of chunk (i, j)."""
+        r0, c0 = i * self.row_step, j * self.col_step
+        return (self.col_off + c0, self.row_off + r0, min(self.col_step, self.width - c0),
+                min(self.row_step, self.height - r0))
+
+    def neighbours(self, i: int, j: int, radius: int = RADIUS) -> list[tuple[int, int]]:
+        """Chunks around (i, j), nearest ring first, within the grid."""
+        ni, nj = self.shape
+        out = []
+        for r in range(1, radius + 1):
+            ring = [(a, b) for a in range(i - r, i + r + 1) for b in range(j - r, j + r + 1)
+                    if max(abs(a - i), abs(b - j)) == r and 0 <= a < ni and 0 <= b < nj]
+            ring.sort(key=lambda ab: (abs(ab[0] - i) + abs(ab[1] - j), ab))
+            out += ring
+        return out
+
+
+class Requested:
+    """Per process: which chunks of which array were read or read ahead already."""
+
+    def __init__(self, arrays: int = _ARRAYS) -> None:
+        self._arrays = arrays
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, set[tuple[int, int]]] = OrderedDict()
+        self._pid = os.getpid()
+
+    def claim(self, array: str, chunks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Mark `chunks` as requested; return those nobody had requested before, in order."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._seen.clear()
+                self._pid = os.getpid()
+            seen = self._seen.get(array)
+            if seen is None:
+                seen = self._seen[array] = set()
+                while len(self._seen) > self._arrays:
+                    self._seen.popitem(last=False)
+            self._seen.move_to_end(array)
+            new = [c for c in chunks if c not in seen]
+            seen.update(new)
+            return new
+
+    def release(self, array: str, chunk: tuple[int, int]) -> None:
+        """A read-ahead that was refused: the chunk may be asked for again."""
+        with self._lock:
+            seen = self._seen.get(array)
+            if seen is not None:
+                seen.discard(chunk)
+
+
+REQUESTED = Requested()
+
+
+_tasks: set[asyncio.Future[Any]] = set()  # read-ahead tasks in flight (kept from the GC)
+
+
+def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
+    """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
+    if BUDGET <= 0 or range_cache.CACHE.unused_prefetch_bytes >= BUDGET:
+        return
+    here = grid.index(int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+    if here is None:
+        return
+    REQUESTED.claim(array, [here])
+    for ij in REQUESTED.claim(array, grid.neighbours(*here)):
+        task = asyncio.ensure_future(reader.prefetch_window(Window(*grid.window(*ij)), budget=BUDGET))
+        _tasks.add(task)
+        task.add_done_callback(lambda t, ij=ij: _done(t, array, ij))
+
+
+def _done(task: asyncio.Future[Any], array: str, ij: tuple[int, int]) -> None:
+    _tasks.discard(task)
+    if task.cancelled() or task.exception() is not None or not task.result():
+        REQUESTED.release(array, ij)  # refused or failed: a later read may ask again
