@@ -170,9 +170,12 @@ def http_child(reader: str, url: str, chunks: int, threads: int) -> None:
         lock = False if reader == "rioxarray lock=False" else None
         arr = rioxarray.open_rasterio(f"/vsicurl/{url}", chunks=chunks, lock=lock).data
     t1 = time.perf_counter()
+    c1 = os.times()
     total = int(arr.sum(dtype="uint64").compute(scheduler="threads", num_workers=threads))
     t2 = time.perf_counter()
-    print(json.dumps({"open_s": t1 - t0, "compute_s": t2 - t1, "sum": total}), flush=True)
+    c2 = os.times()
+    cpu = (c2.user - c1.user) + (c2.system - c1.system)
+    print(json.dumps({"open_s": t1 - t0, "compute_s": t2 - t1, "cpu_s": cpu, "sum": total}), flush=True)
     os._exit(0)  # async-tiff may abort the interpreter at exit (upstream issue)
 
 

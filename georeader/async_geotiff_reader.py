@@ -429,11 +429,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def _tile_ranges(self, tiles: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         level = self._lvl
-        fmt = level.fmt
-        assert fmt is not None  # noqa: S101
-        nx = math.ceil(level.width / fmt.tile_width)
-        offsets, counts = level.tile_offsets, level.tile_byte_counts
-        return [(int(offsets[ty * nx + tx]), int(counts[ty * nx + tx])) for tx, ty in tiles]
+        nx = math.ceil(level.width / level.native_fmt.tile_width)
+        index = [ty * nx + tx for tx, ty in tiles]
+        return list(zip(level.tile_offsets[index].tolist(), level.tile_byte_counts[index].tolist(), strict=True))
 
     async def _fetch_cached(self, tiles: list[tuple[int, int]], prefetch_budget: int | None = None) -> list[Any] | None:
         if not tiles:
@@ -459,8 +457,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         inside = window_utils.clip_window(window_utils.to_int_window(window), self.width, self.height)
         if inside is None:
             return False
-        fmt = self._lvl.fmt
-        assert fmt is not None  # noqa: S101
+        fmt = self._lvl.native_fmt
         counts = self._lvl.tile_byte_counts
         nx = math.ceil(self.width / fmt.tile_width)
         tiles = [t for t in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height)

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+Key = tuple[str, int, int]
 Fetch = Callable[[list[int]], Awaitable[Sequence[Any]]]
 """Fetch the ranges at these indices (of the list given to `get`); their bytes, in order."""
 
@@ -54,12 +55,13 @@ class RangeCacheInfo:
 
 
 class _Entry:
-    __slots__ = ("future", "size", "unused_prefetch")
+    __slots__ = ("future", "landed", "size", "unused_prefetch")
 
     def __init__(self, size: int, prefetch: bool) -> None:
         self.future: Future[Any] = Future()
         self.size = size
         self.unused_prefetch = prefetch
+        self.landed = False
 
 
 class RangeCache:
@@ -70,7 +72,12 @@ class RangeCache:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
+        self._entries: dict[Key, _Entry] = {}
+        # landed entries in LRU order, the only ones eviction looks at (a scan over entries
+        # in flight cost more than the fetch in a 200-window fan-out): used ones first,
+        # read-ahead bytes no read has used yet last
+        self._used: OrderedDict[Key, None] = OrderedDict()
+        self._spare: OrderedDict[Key, None] = OrderedDict()
         self._size = 0
         self._unused = 0
         self._info = RangeCacheInfo(capacity=self.capacity)
@@ -115,11 +122,12 @@ class RangeCache:
                         self._unused += n
                         self._info.prefetched_bytes += n
                 else:
-                    self._entries.move_to_end(key)
                     if not prefetch:
                         self._info.hit_bytes += n
                         if entry.unused_prefetch:
-                            self._use(entry)
+                            self._use(key, entry)
+                    if entry.landed:
+                        (self._spare if entry.unused_prefetch else self._used).move_to_end(key)
                 waits.append(entry)
         if missing:
             await self._fill(url, ranges, missing, fresh, fetch)
@@ -145,17 +153,27 @@ class RangeCache:
             raise
         with self._lock:
             self._info.fetched_bytes += sum(e.size for e in fresh)
+            for i, entry in zip(missing, fresh, strict=True):
+                key = (url, *ranges[i])
+                if self._entries.get(key) is entry:  # not cleared meanwhile
+                    entry.landed = True
+                    (self._spare if entry.unused_prefetch else self._used)[key] = None
             self._evict()
         for entry, data in zip(fresh, datas, strict=True):
             entry.future.set_result(data)
 
-    def _use(self, entry: _Entry) -> None:
+    def _use(self, key: Key, entry: _Entry) -> None:
         entry.unused_prefetch = False
         self._unused -= entry.size
         self._info.prefetch_used_bytes += entry.size
+        if entry.landed:
+            self._spare.pop(key, None)
+            self._used[key] = None
 
-    def _drop(self, key: tuple[str, int, int], *, wasted: bool) -> None:
+    def _drop(self, key: Key, *, wasted: bool) -> None:
         entry = self._entries.pop(key)
+        self._used.pop(key, None)
+        self._spare.pop(key, None)
         self._size -= entry.size
         if entry.unused_prefetch:
             self._unused -= entry.size
@@ -167,17 +185,12 @@ class RangeCache:
 
         Read-ahead bytes no read has used yet go last: they are younger in use than
         their place in the LRU order says (evicting them first wasted 20 % of the bytes
-        of a read-ahead `.sum()`).
+        of a read-ahead `.sum()`). Entries in flight never go.
         """
-        for spare_prefetch in (True, False):
-            if self._size <= self.capacity:
-                return
-            for key in list(self._entries):
-                if self._size <= self.capacity:
-                    return
-                entry = self._entries[key]
-                if entry.future.done() and not (spare_prefetch and entry.unused_prefetch):
-                    self._drop(key, wasted=True)
+        for order in (self._used, self._spare):
+            while self._size > self.capacity and order:
+                key = next(iter(order))
+                self._drop(key, wasted=True)
 
     @property
     def unused_prefetch_bytes(self) -> int:
