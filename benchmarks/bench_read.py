@@ -20,10 +20,11 @@ Latency-bound (issue 12): the same file over HTTP from the benchmark range serve
 
 Each run is a fresh process (no header, GDAL or connection state carried over):
 it opens the file, then times `.sum()` on the threaded scheduler with `--threads`
-threads. Contenders: daskcog, rioxarray lock=False, rioxarray's default lock (GDAL
-through /vsicurl/, GDAL_CACHEMAX=0). Every row prints the server's request and byte
-counts and the floor (benchmarks/floors.py): chunks / threads round trips x latency,
-tile bytes / server bandwidth, decode CPU / cores.
+threads. Contenders: daskcog, daskcog without read-ahead (DASKCOG_READAHEAD_BYTES=0),
+rioxarray lock=False, rioxarray's default lock (GDAL through /vsicurl/, GDAL_CACHEMAX=0).
+Every row prints the server's request and byte counts and the floor
+(benchmarks/floors.py): chunks / threads round trips x latency, tile bytes / server
+bandwidth, decode CPU / cores.
 """
 
 from __future__ import annotations
@@ -154,17 +155,19 @@ def compute_overhead(tmpdir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ over HTTP
-HTTP_READERS = ("daskcog", "rioxarray lock=False", "rioxarray default lock")
+HTTP_READERS = ("daskcog", "daskcog no read-ahead", "rioxarray lock=False", "rioxarray default lock")
 
 
 def http_child(reader: str, url: str, chunks: int, threads: int) -> None:
     """One run in this fresh process: open, then a timed `.sum()`; a JSON line on stdout."""
+    if reader == "daskcog no read-ahead":
+        os.environ["DASKCOG_READAHEAD_BYTES"] = "0"  # read when daskcog is imported, below
     import rioxarray
 
     import daskcog
 
     t0 = time.perf_counter()  # imports excluded: open is the header's round trips
-    if reader == "daskcog":
+    if reader.startswith("daskcog"):
         arr = daskcog.open(url, chunks=chunks, client_options={"allow_http": True}).data
     else:
         lock = False if reader == "rioxarray lock=False" else None
@@ -198,7 +201,7 @@ def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: i
     print(f"\n== HTTP, {latency_ms:.0f} ms a request: {len(grid)} chunks of {chunks}, threaded "
           f"{threads} threads, .sum(), fresh process per run, GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}, "
           f"repeat {repeat}; load {os.getloadavg()[0]:.1f} ==")
-    rows: dict[str, tuple[list[float], list[float], object]] = {}
+    rows: dict[str, tuple[list[float], list[float], list[float], object]] = {}
     with RangeServer(path.parent, latency_ms=latency_ms) as server:
         url = server.url_for(path.name)
         for _ in range(repeat):
@@ -207,25 +210,26 @@ def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: i
                 got = fresh_run(["--child", reader, "--url", url, "--chunks", str(chunks),
                                  "--threads", str(threads)])
                 st = server.stats(header_bytes=16384)
-                times, opens, _ = rows.setdefault(reader, ([], [], None))
+                times, opens, cpus, _ = rows.setdefault(reader, ([], [], [], None))
                 times.append(got["compute_s"])
                 opens.append(got["open_s"])
-                rows[reader] = (times, opens, (st, got["sum"]))
+                cpus.append(got["cpu_s"])
+                rows[reader] = (times, opens, cpus, (st, got["sum"]))
     floor = floors.Floor(
         requests=0, round_trips=floors.waves(len(grid), threads), latency_s=latency_ms / 1000,
         bytes=tile_bytes, bandwidth=floors.SERVER_BANDWIDTH, decode_cpu_s=cpu, cores=floors.cores(),
     )
     print(floor.describe().replace("; 0 requests", f"; {ntiles} tiles"))
     base = min(rows["daskcog"][0])
-    sums = {v[2][1] for v in rows.values()}
+    sums = {v[3][1] for v in rows.values()}
     print(f"{'reader':24s} {'min s':>7s} {'median s':>8s} {'x daskcog':>9s} {'/ floor':>7s} "
-          f"{'open s':>6s} {'requests':>8s} {'header':>6s} {'MB read':>7s} {'/ needed':>8s} {'in flight':>9s}")
-    for reader, (times, opens, (st, _)) in rows.items():
+          f"{'CPU s':>5s} {'open s':>6s} {'requests':>8s} {'header':>6s} {'MB read':>7s} {'/ needed':>8s} {'in flight':>9s}")
+    for reader, (times, opens, cpus, (st, _)) in rows.items():
         print(f"{reader:24s} {min(times):7.3f} {statistics.median(times):8.3f} {min(times) / base:8.2f}x "
-              f"{min(times) / floor.seconds:6.2f}x {min(opens):6.3f} {st.requests:8d} {st.header_requests:6d} "
+              f"{min(times) / floor.seconds:6.2f}x {statistics.median(cpus):5.2f} {min(opens):6.3f} {st.requests:8d} {st.header_requests:6d} "
               f"{st.bytes_sent / 1e6:7.1f} {st.bytes_sent / tile_bytes:7.3f}x {st.max_in_flight:9d}")
     print("(requests, header, MB read: the compute's and open's, from the server, last run;"
-          " 'header' = GETs starting in the first 16 KiB)")
+          " 'header' = GETs starting in the first 16 KiB; CPU s: the reading process's, median)")
     if len(sums) != 1:
         print(f"!! readers disagree: sums {sums}")
 
