@@ -108,16 +108,12 @@ class Placement:
         """(N,) the source pixel size, in each scene's own units, that matches the grid's
         resolution: what `choose_level` gets to pick an overview."""
         target = min(self.grid.res)
-        out = np.empty(len(scenes), dtype=np.float64)
-        for i, scene in enumerate(scenes):
-            native = (
-                float(np.nanmin(self.native_res[i]))
-                if np.isfinite(self.native_res[i]).any()
-                else math.nan
-            )
-            own = min(scene.res)
-            out[i] = own if not math.isfinite(native) or native <= 0 else own * target / native
-        return out
+        own = np.fromiter((min(s.res) for s in scenes), dtype=np.float64, count=len(scenes))
+        finite = np.isfinite(self.native_res)
+        native = np.where(finite, self.native_res, np.inf).min(axis=1) if len(scenes) else own
+        usable = np.isfinite(native) & (native > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(usable, own * target / np.where(usable, native, 1.0), own)
 
 
 def _norm_res(resolution: float | Sequence[float]) -> tuple[float, float]:

@@ -33,7 +33,9 @@ mosaic's fill value is therefore treated as invalid, as GDAL's warper does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,13 +52,15 @@ from daskcog.mosaics.footprints import (
     Bounds,
     Scene,
     SceneIndex,
+    SceneMismatchError,
+    check_header,
     fetch_scenes,
     same_crs,
     transform_bounds,
 )
 from daskcog.mosaics.grid import Grid, Placement, aligned_offset, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
-from daskcog.reading import chunking
+from daskcog.reading import chunking, failures
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
@@ -100,6 +104,9 @@ class MosaicSpec:
     warp_tolerance: float
     batch_size: int | None
     loop: LoopChoice = "io-thread"
+    errors: str = "raise"
+    """"nodata": a scene whose read fails counts as having no valid pixel and is recorded in
+    the failure report (a header disagreeing with its metadata still raises)."""
 
     @property
     def method_class(self) -> type[MosaicMethod]:
@@ -122,7 +129,7 @@ class MosaicSpec:
     def __dask_tokenize__(self) -> Any:
         return (
             "daskcog.MosaicSpec",
-            self.scenes,
+            scenes_digest(self.scenes),
             self.footprints,
             self.level_res,
             self.scales,
@@ -136,7 +143,14 @@ class MosaicSpec:
             self.warp_tolerance,
             self.batch_size,
             self.loop,
+            self.errors,
         )
+
+
+def scenes_digest(scenes: tuple[Scene, ...]) -> str:
+    """A deterministic digest of a scene table: hashing its pickle is ~50x faster than
+    letting Dask normalise 10,000 dataclasses field by field."""
+    return hashlib.sha1(pickle.dumps(scenes, protocol=5), usedforsecurity=False).hexdigest()
 
 
 # -- entry point ------------------------------------------------------------------
@@ -237,6 +251,7 @@ def build_spec(
     batch_size: int | None,
     warp_tolerance: float,
     loop: LoopChoice,
+    errors: str = "raise",
 ) -> MosaicSpec:
     """Validate the options and put them, with the scenes and grid, into a MosaicSpec."""
     method_class = get_method(method)
@@ -259,6 +274,8 @@ def build_spec(
     fill = _fill_in_dtype(fill, value_dtype)
     if batch_size is not None and batch_size < 1:
         raise MosaicError(f"batch_size must be >= 1; got {batch_size}")
+    if errors not in ("raise", "nodata"):
+        raise MosaicError(f"errors must be 'raise' or 'nodata', not {errors!r}")
     return MosaicSpec(
         scenes=tuple(scenes),
         footprints=placement.footprints,
@@ -274,6 +291,7 @@ def build_spec(
         warp_tolerance=float(warp_tolerance),
         batch_size=batch_size,
         loop=loop,
+        errors=errors,
     )
 
 
@@ -365,8 +383,18 @@ async def mosaic_block(
     method = method_class((len(bands), window[3], window[2]), value_dtype, spec.fill)
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
     for batch in _batches(spec, order, window, method_class):
-        reads = await asyncio.gather(*(read_scene(spec, i, bands, window) for i in batch))
-        for got in reads:
+        reads = await asyncio.gather(
+            *(read_scene(spec, i, bands, window) for i in batch),
+            return_exceptions=spec.errors == "nodata",
+        )
+        for i, got in zip(batch, reads, strict=True):
+            if isinstance(got, BaseException):
+                if isinstance(got, SceneMismatchError) or not isinstance(got, Exception):
+                    raise got
+                failures.record(
+                    tokenize(spec), spec.scenes[i].url, window, got
+                )
+                continue
             if got is None:
                 continue
             values, valid = got
@@ -425,6 +453,7 @@ async def read_scene(
     None when it has no pixel there."""
     scene = spec.scenes[index]
     opened = await CACHE.opened(scene.url, scene.options)
+    check_header(scene, opened, bands)
     level = choose_level(opened.levels, float(spec.level_res[index]))
     reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=level, bands=bands)
     grid = spec.grid

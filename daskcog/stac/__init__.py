@@ -1,0 +1,13 @@
+"""STAC items, searches and stac-geoparquet archives as lazy stacks (`daskcog.load`).
+
+STAC libraries are optional (`pip install daskcog[stac]`) and imported only
+when an input needs them.
+"""
+
+from daskcog.stac.bands import BandError
+from daskcog.stac.items import StacError, StacItemError
+from daskcog.stac.load import load
+from daskcog.stac.result import StacStack
+from daskcog.stac.scenes import HeaderFallbackWarning
+
+__all__ = ["BandError", "HeaderFallbackWarning", "StacError", "StacItemError", "StacStack", "load"]

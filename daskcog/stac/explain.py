@@ -1,0 +1,125 @@
+"""explain(): what a compute of a load would touch, per step and chunk, with no pixel read.
+
+From the plan alone (the scene footprints on the grid and the chunking) it
+counts, for each (step, y, x) chunk, the items and files whose footprint
+overlaps it, and estimates the bytes and requests: a scene's pixels inside
+the chunk at the resolution it will be read at (uncompressed, before rounding
+to tiles), and one request per 512-row band of tiles the read spans (reads are
+coalesced per tile row). For first / last these are upper bounds: a chunk stops
+reading once it is full. Headers are counted once per distinct file (the reader
+cache opens each once per worker process).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from daskcog.stac.result import StacStack
+
+ASSUMED_TILE = 512
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    step: int
+    row: int
+    """Chunk index along y."""
+    col: int
+    """Chunk index along x."""
+    window: tuple[int, int, int, int]
+    """(col_off, row_off, width, height) on the output grid."""
+    items: int
+    scenes: int
+    bytes: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    chunks: tuple[ChunkPlan, ...]
+    files: int
+    """Distinct files a full compute opens (one header each per worker process)."""
+    tasks: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(c.bytes for c in self.chunks)
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in self.chunks)
+
+    def per_step(self) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        for c in self.chunks:
+            row = out.setdefault(c.step, {"chunks": 0, "empty": 0, "scenes": 0, "bytes": 0,
+                                          "requests": 0})
+            row["chunks"] += 1
+            row["empty"] += c.scenes == 0
+            row["scenes"] += c.scenes
+            row["bytes"] += c.bytes
+            row["requests"] += c.requests
+        return out
+
+    def __str__(self) -> str:
+        busiest = max((c.scenes for c in self.chunks), default=0)
+        lines = [
+            f"{self.tasks:,} tasks; {len(self.chunks):,} (step, y, x) chunks, "
+            f"{sum(c.scenes == 0 for c in self.chunks):,} with no scene",
+            f"{self.files:,} files (header requests: at least one per file per worker)",
+            f"at most {self.requests:,} data requests, ~{self.bytes / 2**20:,.1f} MiB uncompressed",
+            f"busiest chunk: {busiest} scene reads",
+        ]
+        for step, row in self.per_step().items():
+            lines.append(
+                f"  step {step}: {row['scenes']} scene reads over {row['chunks']} chunks, "
+                f"{row['requests']} requests, ~{row['bytes'] / 2**20:,.1f} MiB"
+            )
+        return "\n".join(lines)
+
+
+def explain(stack: StacStack) -> LoadPlan:
+    spec = stack.spec
+    grid = spec.grid
+    _, _, ychunks, xchunks = stack.data.chunks
+    rows = np.cumsum((0, *ychunks))
+    cols = np.cumsum((0, *xchunks))
+    gres = grid.res
+    per_asset_bands = [0] * len(spec.assets)
+    for asset, _ in spec.band_map:
+        per_asset_bands[asset] += 1
+    files: set[str] = set()
+    plans: list[ChunkPlan] = []
+    for t in range(spec.steps):
+        for r in range(len(ychunks)):
+            for c in range(len(xchunks)):
+                window = (int(cols[c]), int(rows[r]), int(xchunks[c]), int(ychunks[r]))
+                left, bottom, right, top = grid.window_bounds(*window)
+                items: set[int] = set()
+                scenes = nbytes = requests = 0
+                for a, mspec in enumerate(spec.assets):
+                    if not per_asset_bands[a]:
+                        continue
+                    ids = mspec.candidates(t, (left, bottom, right, top))
+                    for i in ids:
+                        scene = mspec.scenes[int(i)]
+                        files.add(scene.url)
+                        items.add(hash(scene.label.partition(" asset ")[0]))
+                        fp = mspec.footprints[int(i)]
+                        w = max(0.0, min(right, fp[2]) - max(left, fp[0]))
+                        h = max(0.0, min(top, fp[3]) - max(bottom, fp[1]))
+                        size = max(float(np.nanmin(mspec.scales[int(i)]) ** -1 * min(gres))
+                                   if np.isfinite(mspec.scales[int(i)]).all() else min(gres),
+                                   min(gres))
+                        px_w, px_h = math.ceil(w / size), math.ceil(h / size)
+                        itemsize = np.dtype(scene.dtype).itemsize
+                        nbytes += px_w * px_h * itemsize * per_asset_bands[a]
+                        requests += max(1, math.ceil(px_h / ASSUMED_TILE))
+                        scenes += 1
+                plans.append(ChunkPlan(t, r, c, window, len(items), scenes, nbytes, requests))
+    return LoadPlan(tuple(plans), len(files), stack.data.npartitions)

@@ -1,0 +1,101 @@
+"""Which items share an output step (`groupby=`), and in which order they are fused.
+
+Group keys follow odc-stac so a switch keeps the same steps:
+
+* "time": the exact timestamp; "id": one step per item;
+* "solar_day": the UTC time shifted by whole hours of longitude
+  (int(lon / 15)), then its date: one overpass of a sun-synchronous satellite
+  stays one step even when it crosses midnight UTC;
+* "day" / "month": the UTC date or month;
+* any other string: that item property; a callable: `f(item_dict) -> key`.
+
+Steps are sorted by key. Inside a step, items are sorted by (datetime, id), as
+odc-stac does, unless `preserve_original_order=True`; the first item has the
+highest priority (it wins for method="first"). A step's time coordinate is its
+first item's datetime (odc-stac's rule).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from daskcog.stac.items import ItemDict, StacError
+
+Groupby = str | Callable[[ItemDict], Hashable]
+TIME_GROUPS = ("time", "solar_day", "day", "month", "id")
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Steps: their keys, the item indices of each (priority order), their times."""
+
+    keys: tuple[Any, ...]
+    members: tuple[tuple[int, ...], ...]
+    times: tuple[np.datetime64, ...]
+
+
+def solar_date(when: dt.datetime, lon: float) -> dt.date:
+    """odc-stac's solar day: the UTC time shifted by whole hours of longitude."""
+    return (when + dt.timedelta(hours=int(lon / 15))).date()
+
+
+def group_keys(
+    groupby: Groupby | None,
+    items: Sequence[ItemDict],
+    times: Sequence[dt.datetime],
+    lons: Sequence[float],
+) -> list[Any]:
+    """One group key per item."""
+    if groupby is None or groupby == "id":
+        return list(range(len(items)))
+    if callable(groupby):
+        return [groupby(item) for item in items]
+    if groupby == "time":
+        return list(times)
+    if groupby == "solar_day":
+        return [solar_date(t, lon) for t, lon in zip(times, lons, strict=True)]
+    if groupby == "day":
+        return [t.date() for t in times]
+    if groupby == "month":
+        return [(t.year, t.month) for t in times]
+    if not isinstance(groupby, str):
+        raise StacError(f"groupby must be a string or a callable; got {type(groupby).__name__}")
+    return [(item.get("properties") or {}).get(groupby) for item in items]
+
+
+def group(
+    keys: Sequence[Any],
+    times: Sequence[dt.datetime],
+    ids: Sequence[str],
+    *,
+    preserve_original_order: bool = False,
+) -> Grouping:
+    """Steps sorted by key; items inside a step by (datetime, id) or in input order."""
+    members: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    order = list(members)
+    try:
+        order.sort(key=_sort_key)
+    except TypeError as exc:
+        raise StacError(f"group keys cannot be sorted: {exc}") from exc
+    steps: list[tuple[int, ...]] = []
+    for key in order:
+        idx = members[key]
+        if not preserve_original_order:
+            idx = sorted(idx, key=lambda i: (times[i], ids[i]))
+        steps.append(tuple(idx))
+    return Grouping(
+        keys=tuple(order),
+        members=tuple(steps),
+        times=tuple(np.datetime64(times[s[0]], "ns") for s in steps),
+    )
+
+
+def _sort_key(key: Any) -> Any:
+    return (key is None, key if key is not None else 0)

@@ -1,0 +1,166 @@
+"""Scene values for the assets a load reads, from proj:* metadata or, failing that, headers.
+
+One `Scene` per (item, asset): from the projection extension when the item
+carries it (no I/O; `Scene.from_footprint` with the stated transform), else
+from a header fetched on the client, all such headers at once through the
+reader cache (`fetch_scenes`), with a warning that says how many. Data type,
+nodata and band count come from `raster:bands` / `bands`; when an asset states
+no data type, one header per asset key is opened to learn it, and every other
+item's file is checked against it when a chunk task opens its header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from daskcog.mosaics.footprints import Scene, fetch_scenes
+from daskcog.stac.bands import BandInfo, check_asset
+from daskcog.stac.items import ItemDict, StacItemError, item_id
+from daskcog.stac.projection import proj_grid
+
+
+class HeaderFallbackWarning(UserWarning):
+    """Some assets had no usable proj:* metadata: their headers were fetched on the client."""
+
+
+@dataclass(frozen=True, eq=False)
+class AssetTable:
+    """The scenes of one asset key, and which item each belongs to."""
+
+    key: str
+    scenes: tuple[Scene, ...]
+    items: np.ndarray
+    """(N,) item index of each scene (items without the asset have no scene)."""
+    headers_fetched: int
+
+
+def asset_tables(
+    items: Sequence[ItemDict],
+    assets: Mapping[str, BandInfo],
+    *,
+    patch_url: Callable[[str], str] | None = None,
+    use_proj: bool = True,
+    dtype: Any = None,
+    **store_options: Any,
+) -> list[AssetTable]:
+    """One AssetTable per asset key in `assets` (the first band of each, for its facts)."""
+    tables: list[AssetTable] = []
+    pending: list[tuple[str, int, str]] = []
+    built: dict[str, dict[int, Scene]] = {key: {} for key in assets}
+    first_raw: dict[str, tuple[str, Any]] = {}
+    for i, item in enumerate(items):
+        props = item.get("properties") or {}
+        own = item.get("assets") or {}
+        name = item_id(item)
+        for key, info in assets.items():
+            asset = own.get(key)
+            if asset is None:
+                continue
+            href = asset.get("href")
+            if not href:
+                raise StacItemError(f"item {name}: asset {key!r} has no href")
+            href = patch_url(str(href)) if patch_url is not None else str(href)
+            raw = asset.get("raster:bands", asset.get("bands"))
+            if key not in first_raw:
+                first_raw[key] = (name, raw)
+            elif raw != first_raw[key][1] and dtype is None:
+                check_asset(info, item, asset, first_raw[key][0])
+            label = f"item {name} asset {key!r}"
+            grid = proj_grid(asset, props, label) if use_proj else None
+            if grid is None:
+                pending.append((key, i, href))
+                continue
+            a, _, c, _, e, f = grid.transform
+            built[key][i] = Scene.from_footprint(
+                href,
+                (c, f + e * grid.height, c + a * grid.width, f),
+                grid.crs,
+                (abs(a), abs(e)),
+                shape=(grid.height, grid.width),
+                dtype=info.dtype,
+                nodata=info.nodata,
+                count=info.count,
+                label=label,
+                transform=grid.transform,
+                **store_options,
+            )
+    fetched = _fetch(items, pending, assets, store_options)
+    for key in assets:
+        scenes = built[key]
+        scenes.update(fetched.get(key, {}))
+        order = sorted(scenes)
+        tables.append(
+            AssetTable(
+                key=key,
+                scenes=tuple(scenes[i] for i in order),
+                items=np.asarray(order, dtype=np.int64),
+                headers_fetched=sum(1 for k, _, _ in pending if k == key),
+            )
+        )
+    return tables
+
+
+def complete_facts(
+    items: Sequence[ItemDict],
+    assets: Mapping[str, BandInfo],
+    *,
+    patch_url: Callable[[str], str] | None = None,
+    **store_options: Any,
+) -> tuple[dict[str, BandInfo], int]:
+    """Assets whose metadata states no data type learn it (and their band count) from the
+    header of the first item carrying them: one header per asset key, not per item."""
+    missing = [key for key, info in assets.items() if info.dtype is None]
+    out = dict(assets)
+    if not missing:
+        return out, 0
+    hrefs: list[str] = []
+    for key in missing:
+        href = next(
+            str(it["assets"][key]["href"]) for it in items if key in (it.get("assets") or {})
+        )
+        hrefs.append(patch_url(href) if patch_url is not None else href)
+    warnings.warn(
+        f"{len(missing)} asset key(s) state no data type ({', '.join(missing)}): one header each "
+        "was fetched on the client",
+        HeaderFallbackWarning,
+        stacklevel=4,
+    )
+    for key, scene in zip(missing, fetch_scenes(hrefs, **store_options), strict=True):
+        out[key] = dataclasses.replace(
+            assets[key], dtype=scene.dtype, count=max(assets[key].count, scene.count)
+        )
+    return out, len(missing)
+
+
+def _fetch(
+    items: Sequence[ItemDict],
+    pending: list[tuple[str, int, str]],
+    assets: Mapping[str, BandInfo],
+    store_options: dict[str, Any],
+) -> dict[str, dict[int, Scene]]:
+    """Scenes from headers for the assets metadata could not describe (one concurrent fetch)."""
+    if not pending:
+        return {}
+    warnings.warn(
+        f"{len(pending)} of the assets to load have no usable proj:* metadata (or no data type); "
+        "their headers were fetched on the client",
+        HeaderFallbackWarning,
+        stacklevel=4,
+    )
+    scenes = fetch_scenes([href for _, _, href in pending], **store_options)
+    out: dict[str, dict[int, Scene]] = {}
+    for (key, i, _), scene in zip(pending, scenes, strict=True):
+        info = assets[key]
+        scene = dataclasses.replace(
+            scene,
+            label=f"item {item_id(items[i])} asset {key!r}",
+            nodata=info.nodata if info.nodata is not None else scene.nodata,
+        )
+        out.setdefault(key, {})[i] = scene
+    return out
