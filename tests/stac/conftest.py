@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.stac import catalogue
+from tests.stores.helpers import s3_options  # noqa: F401 - shared with the store tests
 
 HTTP_OPTIONS = {"client_options": {"allow_http": True}}
 
@@ -43,16 +44,6 @@ def s3_base(s3_server, s3_bucket, stac_files) -> str:
     for rel, path in files.items():
         s3_server.upload(s3_bucket, f"stac/{rel}", path)
     return f"s3://{s3_bucket}/stac"
-
-
-def s3_options(server, endpoint: str | None = None) -> dict:
-    return {
-        "endpoint": endpoint or server.endpoint,
-        "region": server.region,
-        "access_key_id": server.access_key,
-        "secret_access_key": server.secret_key,
-        "client_options": {"allow_http": True},
-    }
 
 
 def header_gets(server) -> int:
