@@ -90,9 +90,6 @@ def explain(stack: StacStack) -> LoadPlan:
     rows = np.cumsum((0, *ychunks))
     cols = np.cumsum((0, *xchunks))
     gres = grid.res
-    per_asset_bands = [0] * len(spec.assets)
-    for asset, _ in spec.band_map:
-        per_asset_bands[asset] += 1
     files: set[str] = set()
     plans: list[ChunkPlan] = []
     for t in range(spec.steps):
@@ -100,25 +97,24 @@ def explain(stack: StacStack) -> LoadPlan:
             for c in range(len(xchunks)):
                 window = (int(cols[c]), int(rows[r]), int(xchunks[c]), int(ychunks[r]))
                 left, bottom, right, top = grid.window_bounds(*window)
-                items: set[int] = set()
+                items: set[str] = set()
                 scenes = nbytes = requests = 0
-                for a, mspec in enumerate(spec.assets):
-                    if not per_asset_bands[a]:
-                        continue
-                    ids = mspec.candidates(t, (left, bottom, right, top))
+                for positions, mspec, ids, _ in spec.jobs(t, 0, len(spec.band_map), (left, bottom, right, top)):
+                    nbands = len(positions)
                     for i in ids:
                         scene = mspec.scenes[int(i)]
                         files.add(scene.url)
-                        items.add(hash(scene.label.partition(" asset ")[0]))
+                        items.add(scene.label.partition(" asset ")[0])
                         fp = mspec.footprints[int(i)]
                         w = max(0.0, min(right, fp[2]) - max(left, fp[0]))
                         h = max(0.0, min(top, fp[3]) - max(bottom, fp[1]))
-                        size = max(float(np.nanmin(mspec.scales[int(i)]) ** -1 * min(gres))
-                                   if np.isfinite(mspec.scales[int(i)]).all() else min(gres),
-                                   min(gres))
+                        scale = mspec.scales[int(i)]
+                        size = min(gres)
+                        if np.isfinite(scale).all() and float(np.min(scale)) > 0:
+                            size = max(size, min(gres) * float(np.min(scale)))
                         px_w, px_h = math.ceil(w / size), math.ceil(h / size)
                         itemsize = np.dtype(scene.dtype).itemsize
-                        nbytes += px_w * px_h * itemsize * per_asset_bands[a]
+                        nbytes += px_w * px_h * itemsize * nbands
                         requests += max(1, math.ceil(px_h / ASSUMED_TILE))
                         scenes += 1
                 plans.append(ChunkPlan(t, r, c, window, len(items), scenes, nbytes, requests))

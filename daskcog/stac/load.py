@@ -83,15 +83,19 @@ class StacSpec:
         return len(self.assets[0].groups)
 
     def runs(self, b0: int, b1: int) -> list[tuple[int, list[int], list[int]]]:
-        """Output bands b0..b1 as runs sharing an asset: (asset, output positions, band numbers)."""
-        out: list[tuple[int, list[int], list[int]]] = []
-        for pos in range(b0, b1):
-            asset, number = self.band_map[pos]
-            if out and out[-1][0] == asset:
-                out[-1][1].append(pos - b0)
-                out[-1][2].append(number)
-            else:
-                out.append((asset, [pos - b0], [number]))
+        return band_runs(self.band_map, b0, b1)
+
+    def jobs(
+        self, step: int, b0: int, b1: int, bounds: Bounds
+    ) -> list[tuple[list[int], MosaicSpec, np.ndarray, list[int]]]:
+        """The mosaics one chunk of one step needs: (output positions, spec, scene ids,
+        band numbers) per asset with a scene overlapping `bounds`."""
+        out = []
+        for asset, positions, numbers in self.runs(b0, b1):
+            mspec = self.assets[asset]
+            ids = mspec.candidates(step, bounds)
+            if len(ids):
+                out.append((positions, mspec, ids, numbers))
         return out
 
     def __dask_tokenize__(self) -> Any:
@@ -104,6 +108,21 @@ class StacSpec:
             self.rescale,
             self.loop,
         )
+
+
+def band_runs(
+    band_map: Sequence[tuple[int, int]], b0: int, b1: int
+) -> list[tuple[int, list[int], list[int]]]:
+    """Output bands b0..b1 as runs sharing an asset: (asset, output positions, band numbers)."""
+    out: list[tuple[int, list[int], list[int]]] = []
+    for pos in range(b0, b1):
+        asset, number = band_map[pos]
+        if out and out[-1][0] == asset:
+            out[-1][1].append(pos - b0)
+            out[-1][2].append(number)
+        else:
+            out.append((asset, [pos - b0], [number]))
+    return out
 
 
 # -- entry point ------------------------------------------------------------------
@@ -422,29 +441,26 @@ class StacBlocks:
             out[:, pos] = spec.fills[b0 + pos]
         window = (c0, r0, c1 - c0, r1 - r0)
         bounds = spec.grid.window_bounds(*window)
-        jobs: list[tuple[int, list[int], int, MosaicSpec, np.ndarray, list[int]]] = []
-        for t in range(t0, t1):
-            for asset, positions, numbers in spec.runs(b0, b1):
-                mspec = spec.assets[asset]
-                ids = mspec.candidates(t, bounds)
-                if len(ids):
-                    jobs.append((t - t0, positions, asset, mspec, ids, numbers))
+        jobs = [
+            (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
+        ]
         if jobs:
             results = run_sync(_gather(jobs, window), spec.loop)
-            for (t, positions, _, mspec, _, _), values in zip(jobs, results, strict=True):
+            for (t, positions, mspec, _, _), values in zip(jobs, results, strict=True):
                 for k, pos in enumerate(positions):
-                    out[t, pos] = _finish(values[k], mspec, spec.rescale[b0 + pos], self.dtype,
-                                          spec.fills[b0 + pos])
+                    out[t, pos] = _finish(
+                        values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
+                    )
         return out
 
 
 async def _gather(
-    jobs: list[tuple[int, list[int], int, MosaicSpec, np.ndarray, list[int]]],
+    jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int]]],
     window: tuple[int, int, int, int],
 ) -> list[np.ndarray]:
     """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop."""
     return await asyncio.gather(
-        *(mosaic_block(mspec, ids, numbers, window) for _, _, _, mspec, ids, numbers in jobs)
+        *(mosaic_block(mspec, ids, numbers, window) for _, _, mspec, ids, numbers in jobs)
     )
 
 
