@@ -17,6 +17,7 @@ import rasterio.merge
 
 import daskcog
 from daskcog.mosaics.footprints import SceneMismatchError
+from georeader.errors import GeoreaderError
 from daskcog.stac import BandError, HeaderFallbackWarning, StacError
 from tests.stac import catalogue
 from tests.stac.conftest import HTTP_OPTIONS, header_gets, s3_options
@@ -301,3 +302,33 @@ def test_distributed_two_processes(http_items):
         got = daskcog.load(items, bands=["red", "visual"], chunks=96,
                            **HTTP_OPTIONS).data.compute()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_errors_nodata_reports_the_missing_file(http_items):
+    items = with_proj(http_items)[:2]
+    items[1]["assets"]["B04"]["href"] = items[1]["assets"]["B04"]["href"].replace("B04", "gone")
+    stack = daskcog.load(items, bands=["red"], groupby="month", chunks=128, **HTTP_OPTIONS)
+    with pytest.raises(GeoreaderError, match="gone.tif"):
+        stack.data.compute()
+    daskcog.reading.failures.clear_failures()
+    tolerant = daskcog.load(items, bands=["red"], groupby="month", chunks=128,
+                            errors="nodata", **HTTP_OPTIONS)
+    got = tolerant.data.compute()
+    alone = daskcog.load(items[:1], bands=["red"], like=tolerant, **HTTP_OPTIONS).data.compute()
+    np.testing.assert_array_equal(got, alone)
+    report = daskcog.failure_report(tolerant)
+    assert report and all(f.url.endswith("gone.tif") for f in report)
+
+
+def test_patch_url_rewrites_hrefs(http_items, http_base):
+    import copy
+
+    items = copy.deepcopy(with_proj(http_items)[:3])
+    for it in items:
+        for asset in it["assets"].values():
+            asset["href"] = asset["href"].replace(http_base, "https://elsewhere.invalid/stac")
+    got = daskcog.load(items, bands=["red"],
+                       patch_url=lambda h: h.replace("https://elsewhere.invalid/stac", http_base),
+                       **HTTP_OPTIONS).data.compute()
+    expected = daskcog.load(with_proj(http_items)[:3], bands=["red"], **HTTP_OPTIONS)
+    np.testing.assert_array_equal(got, expected.data.compute())
