@@ -43,7 +43,7 @@ class GeoStack:
         transform: Affine,
         crs: CRS,
         keys: Sequence[Any],
-        bands: Sequence[int],
+        bands: Sequence[Any],
         fill_value_default: float,
         nodata: float | None,
         urls: Sequence[Sequence[str]],

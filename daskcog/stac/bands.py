@@ -16,6 +16,7 @@ are an error that names both items, never a silently wrong cast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,10 @@ def _one(name: str, assets: dict[str, list[BandInfo]]) -> list[Band]:
     return [Band(name, m) for m in matches[:1]]
 
 
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def check_asset(first: BandInfo, item: ItemDict, asset: Mapping[str, Any], first_item: str) -> None:
     """BandError when this item's asset states another data type or nodata than the first's."""
     if "raster:bands" not in asset and "bands" not in asset and "data_type" not in asset:
@@ -182,7 +187,7 @@ def check_asset(first: BandInfo, item: ItemDict, asset: Mapping[str, Any], first
     info = bands[first.index - 1]
     for what in ("dtype", "nodata"):
         mine, theirs = getattr(info, what), getattr(first, what)
-        same = mine == theirs or (mine != mine and theirs != theirs)  # NaN nodata equals NaN
+        same = mine == theirs or (_nan(mine) and _nan(theirs))  # NaN nodata equals NaN
         if mine is not None and theirs is not None and not same:
             raise BandError(
                 f"asset {first.asset!r} band {first.index}: {what} {theirs!r} in item {first_item}, "

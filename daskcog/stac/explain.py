@@ -69,8 +69,8 @@ class LoadPlan:
     def __str__(self) -> str:
         busiest = max((c.scenes for c in self.chunks), default=0)
         lines = [
-            f"{self.tasks:,} tasks; {len(self.chunks):,} (step, y, x) chunks, "
-            f"{sum(c.scenes == 0 for c in self.chunks):,} with no scene",
+            (f"{self.tasks:,} tasks; {len(self.chunks):,} (step, y, x) chunks, "
+             f"{sum(c.scenes == 0 for c in self.chunks):,} with no scene"),
             f"{self.files:,} files (header requests: at least one per file per worker)",
             f"at most {self.requests:,} data requests, ~{self.bytes / 2**20:,.1f} MiB uncompressed",
             f"busiest chunk: {busiest} scene reads",

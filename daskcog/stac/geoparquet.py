@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from daskcog.mosaics.footprints import Bounds, Scene, crs_text, transform_bounds
-from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import bands as band_rules
@@ -216,7 +216,7 @@ def plan_steps(groupby: Any, table: Any) -> tuple[list[Step], list[np.datetime64
     keys = row_keys(groupby, table)
     times = _times(table)
     ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
-    present = np.array([k is not None and k == k for k in keys]) if keys.dtype == object else (
+    present = np.array([not _missing(k) for k in keys]) if keys.dtype == object else (
         ~np.isnat(keys) if keys.dtype.kind == "M" else np.ones(len(keys), bool))
     uniq, codes = np.unique(keys[present].astype(str) if keys.dtype == object else keys[present],
                             return_inverse=True)
@@ -233,6 +233,10 @@ def plan_steps(groupby: Any, table: Any) -> tuple[list[Step], list[np.datetime64
         steps.append(Step(_plain(key), int(span.min()), int(span.max())))
         first_times.append(np.datetime64(times[members[0]], "ns"))
     return steps, first_times
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _plain(key: Any) -> Any:
@@ -395,7 +399,6 @@ def load_geoparquet(
     if missing:
         raise StacError(f"{url}: assets {missing} state no raster:bands data_type; give dtype=")
 
-    import pyarrow.compute as pc
 
     names = frag.physical_schema.names
     core = [c for c in ("id", "datetime", "start_datetime", "bbox") if c in names]
@@ -405,8 +408,9 @@ def load_geoparquet(
     steps, first_times = plan_steps(groupby, table)
     scenes = _distinct_scenes(frag, names, facts, str(url), patch_url, store_options)
     placement = _placement(scenes, crs, resolution, bbox, bounds, like)
-    options = dict(method=method, nodata=nodata, resampling=resampling, dtype=None,
-                   batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, errors=errors)
+    options = {"method": method, "nodata": nodata, "resampling": resampling, "dtype": None,
+               "batch_size": batch_size, "warp_tolerance": warp_tolerance, "loop": loop,
+               "errors": errors}
     templates = []
     for key, info in facts.items():
         own = [s for s in scenes if s.label.endswith(f"asset {key!r}")]
@@ -467,15 +471,15 @@ def _distinct_scenes(
                 f"{url}: {lacking} row(s) have no usable proj:* for asset {key!r}; a "
                 "stac-geoparquet load plans its grid from proj:* without opening headers"
             )
-        for g, row in sorted(seen.items(), key=lambda kv: kv[1]):
+        for g, first_row in sorted(seen.items(), key=lambda kv: kv[1]):
             crs, transform, width, height = g
             a, _, c, _, e, f = transform
-            href = table.column("a:href")[row].as_py()
+            href = table.column("a:href")[first_row].as_py()
             scenes.append(Scene.from_footprint(
                 patch_url(href) if patch_url else href,
                 (c, f + e * height, c + a * width, f), crs, (abs(a), abs(e)),
                 shape=(height, width), dtype=info.dtype, nodata=info.nodata, count=info.count,
-                label=f"item {table.column('id')[row].as_py()} asset {key!r}",
+                label=f"item {table.column('id')[first_row].as_py()} asset {key!r}",
                 transform=transform, **store_options,
             ))
     return scenes
@@ -495,8 +499,8 @@ def _grid_keys(table: Any) -> list[tuple[Any, ...] | None]:
             if prefix + field not in names:
                 continue
             values = table.column(prefix + field).to_numpy(zero_copy_only=False)
-            take = (crs == None) & np.array(  # noqa: E711
-                [v is not None and v == v and v != "" for v in values], dtype=bool
+            take = (crs == None) & np.array(
+                [not _missing(v) and v != "" for v in values], dtype=bool
             )
             crs[take] = [f"{kind}|{v}" for v in values[take]]
     transform = _numbers(table, names, "proj:transform", (6, 9))
@@ -506,8 +510,8 @@ def _grid_keys(table: Any) -> list[tuple[Any, ...] | None]:
     ok = (crs != None) & np.isfinite(transform[:, :6]).all(axis=1) & np.isfinite(shape).all(axis=1)
     labels, codes = np.unique(crs[ok].astype(str), return_inverse=True)
     matrix = np.column_stack([codes.astype(np.float64), transform[ok, :6], shape[ok]])
-    uniq, first, inverse = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
-    keys: list[tuple[Any, ...]] = []
+    uniq, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    keys: list[tuple[Any, ...] | None] = []
     for row in uniq:
         kind, _, text = labels[int(row[0])].partition("|")
         grid = proj_grid({_FIELD[kind]: text, "proj:transform": list(row[1:7]),

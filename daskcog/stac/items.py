@@ -111,11 +111,11 @@ def item_datetime(item: ItemDict) -> dt.datetime:
         when = value
     else:
         try:
-            when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            when = dt.datetime.fromisoformat(str(value))
         except ValueError as exc:
             raise StacItemError(f"item {item_id(item)}: datetime {value!r} is not ISO 8601") from exc
     if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
     return when
 
 

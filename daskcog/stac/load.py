@@ -29,7 +29,7 @@ import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
@@ -54,6 +54,9 @@ from daskcog.stac.items import (
 )
 from daskcog.stac.result import StacStack
 from daskcog.stac.scenes import asset_tables, complete_facts
+
+if TYPE_CHECKING:
+    from daskcog.stac.geoparquet import ParquetSpec
 
 LOAD_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per (step, y, x) chunk, all bands."""
@@ -322,7 +325,9 @@ def _placement(
 
 def snap_bbox(bbox: Bounds, crs: str, res: tuple[float, float]) -> Bounds:
     """A lon/lat bbox in the output CRS, snapped outwards to multiples of the resolution."""
-    left, bottom, right, top = transform_bounds(tuple(bbox), crs_text("EPSG:4326"), crs)
+    west, south, east, north = (float(v) for v in bbox)
+    left, bottom, right, top = transform_bounds((west, south, east, north),
+                                                crs_text("EPSG:4326"), crs)
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         raise StacError(f"bbox {bbox!r} cannot be placed in the output CRS")
     rx, ry = res
@@ -360,11 +365,11 @@ def _stac_spec(
 
 
 def _stack(
-    spec: StacSpec,
+    spec: StacSpec | ParquetSpec,
     chunks: Any,
     out_bands: list[band_rules.Band],
     steps: grouping.Grouping,
-    items: list[ItemDict],
+    items: list[ItemDict] | None,
     groupby: Any,
 ) -> StacStack:
     time_chunk, plane = load_chunks(spec, chunks)
@@ -394,7 +399,7 @@ def _stack(
     )
 
 
-def load_chunks(spec: StacSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...], ...]]:
+def load_chunks(spec: StacSpec | ParquetSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...], ...]]:
     """(time chunk, (band, y, x) chunks); 'auto' aims at LOAD_CHUNK_BYTES per chunk."""
     time_chunk = 1
     if isinstance(chunks, dict):
@@ -418,7 +423,7 @@ def load_chunks(spec: StacSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...]
 class StacBlocks:
     """Array-like (step, band, y, x) that `da.from_array` slices: one call per chunk."""
 
-    def __init__(self, spec: StacSpec) -> None:
+    def __init__(self, spec: StacSpec | ParquetSpec) -> None:
         self.spec = spec
         grid = spec.grid
         self.shape = (spec.steps, len(spec.band_map), grid.height, grid.width)
@@ -482,5 +487,4 @@ def _finish(
         result = values.astype(dtype) * dtype.type(scale) + dtype.type(offset)
     else:
         result = values.astype(dtype)
-    return np.where(valid, result, dtype.type(fill) if dtype.kind != "f" or fill == fill
-                    else dtype.type(math.nan))
+    return np.where(valid, result, dtype.type(fill))

@@ -20,6 +20,7 @@ from daskcog.stac.items import ItemDict, item_id
 
 if TYPE_CHECKING:
     from daskcog.stac.explain import LoadPlan
+    from daskcog.stac.geoparquet import ParquetSpec
     from daskcog.stac.load import StacSpec
 
 _SCALARS = (str, int, float, bool)
@@ -32,7 +33,7 @@ class StacStack(GeoStack):
         self,
         data: da.Array,
         *,
-        spec: StacSpec,
+        spec: StacSpec | ParquetSpec,
         band_names: Sequence[str],
         steps: Grouping,
         items: Sequence[ItemDict] | None,

@@ -100,10 +100,11 @@ def write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(
-        driver="GTiff", width=SIZE, height=SIZE, count=data.shape[0], dtype=data.dtype,
-        crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=TILE, blockysize=TILE,
-    )
+    profile = {
+        "driver": "GTiff", "width": SIZE, "height": SIZE, "count": data.shape[0],
+        "dtype": data.dtype, "crs": crs, "transform": transform, "nodata": nodata,
+        "tiled": True, "blockxsize": TILE, "blockysize": TILE,
+    }
     tmp = path.with_suffix(".tmp.tif")
     with MemoryFile() as memfile:
         with memfile.open(**profile) as dst:

@@ -17,8 +17,8 @@ import rasterio.merge
 
 import daskcog
 from daskcog.mosaics.footprints import SceneMismatchError
-from georeader.errors import GeoreaderError
 from daskcog.stac import BandError, HeaderFallbackWarning, StacError
+from georeader.errors import GeoreaderError
 from tests.stac import catalogue
 from tests.stac.conftest import HTTP_OPTIONS, header_gets, s3_options
 
@@ -156,8 +156,7 @@ def test_multi_band_asset_loads_every_band(http_items, stac_files):
     np.testing.assert_array_equal(one.data.compute()[0], expected[1:])
 
 
-def test_rescale_applies_scale_and_offset(http_items, stac_files):
-    folder, _ = stac_files
+def test_rescale_applies_scale_and_offset(http_items):
     item = http_items[0]
     raw = daskcog.load([item], bands=["red"], **HTTP_OPTIONS).data.compute()[0, 0]
     scaled = daskcog.load([item], bands=["red"], rescale=True, **HTTP_OPTIONS)
