@@ -101,7 +101,8 @@ def transform_bounds(bounds: Bounds, src: str, dst: str) -> Bounds:
     """Bounds in another CRS (densified edges); non-finite values when outside its domain."""
     if same_crs(src, dst):
         return bounds
-    return _transform_bounds(tuple(float(v) for v in bounds), src, dst)  # type: ignore[arg-type]
+    left, bottom, right, top = (float(v) for v in bounds)
+    return _transform_bounds((left, bottom, right, top), src, dst)
 
 
 @lru_cache(maxsize=65536)
@@ -214,7 +215,7 @@ class Scene:
         return cls(
             url=_normal_url(url),
             crs=crs if isinstance(crs, str) and crs.endswith("]") else crs_text(crs),
-            transform=transform,  # type: ignore[arg-type]
+            transform=transform,
             width=int(shape[1]),
             height=int(shape[0]),
             count=int(count),

@@ -20,8 +20,7 @@ from daskcog.stac.items import ItemDict, item_id
 
 if TYPE_CHECKING:
     from daskcog.stac.explain import LoadPlan
-    from daskcog.stac.geoparquet import ParquetSpec
-    from daskcog.stac.load import StacSpec
+    from daskcog.stac.graph import LoadSpec
 
 _SCALARS = (str, int, float, bool)
 
@@ -33,7 +32,7 @@ class StacStack(GeoStack):
         self,
         data: da.Array,
         *,
-        spec: StacSpec | ParquetSpec,
+        spec: LoadSpec,
         band_names: Sequence[str],
         steps: Grouping,
         items: Sequence[ItemDict] | None,

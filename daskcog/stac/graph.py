@@ -1,0 +1,326 @@
+"""The graph of a STAC load: its plain-value spec, the grid, and the chunk task.
+
+Shared by in-memory items (`load.py`) and stac-geoparquet files
+(`geoparquet.py`): both hand `make_stack` a spec with `grid`, `steps`,
+`band_map`, `fills`, `rescale`, `out_dtype`, `loop` and `jobs(step, b0, b1,
+bounds)`; the graph is one `da.from_array` layer over `StacBlocks`, one task
+per (step, y, x) chunk with all its bands, built in constant time.
+
+A chunk task (`StacBlocks.__getitem__`) asks the spec for the mosaics the chunk
+needs (per asset, the scenes of its step that overlap it) and runs the mosaic
+engine's `mosaic_block` for all of them at once on the process's I/O loop:
+headers come from the per-process reader cache and are checked against the
+metadata (`check_header`), scenes are read concurrently and fused with
+`method`, first/last stopping early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from daskcog.mosaics.footprints import Bounds, crs_text, transform_bounds
+from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.mosaics.mosaic import MosaicSpec, mosaic_block
+from daskcog.reading import chunking
+from daskcog.reading.io_loop import LoopChoice, run_sync
+from daskcog.stac import bands as band_rules
+from daskcog.stac import grouping
+from daskcog.stac.items import ItemDict, StacError
+from daskcog.stac.result import StacStack
+
+Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
+"""(output band positions, the asset's mosaic spec, scene ids, band numbers in the files)."""
+
+
+class LoadSpec(Protocol):
+    """What `make_stack` and the chunk task need from a load's spec."""
+
+    @property
+    def band_map(self) -> tuple[tuple[int, int], ...]: ...
+
+    @property
+    def out_dtype(self) -> str: ...
+
+    @property
+    def fills(self) -> tuple[float, ...]: ...
+
+    @property
+    def rescale(self) -> tuple[tuple[float, float] | None, ...]: ...
+
+    @property
+    def loop(self) -> LoopChoice: ...
+
+    @property
+    def grid(self) -> Grid: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def assets(self) -> tuple[MosaicSpec, ...]: ...
+
+    def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]: ...
+
+
+LOAD_CHUNK_BYTES = 8 * 2**20
+"""'auto' chunks aim at this many bytes per (step, y, x) chunk, all bands."""
+CHUNK_GRANULE = 256
+
+
+@dataclass(frozen=True, eq=False)
+class StacSpec:
+    """What a chunk task needs: one mosaic spec per asset and the band map (plain values)."""
+
+    assets: tuple[MosaicSpec, ...]
+    band_map: tuple[tuple[int, int], ...]
+    """Per output band: (index into `assets`, 1-based band number in that asset's files)."""
+    out_dtype: str
+    fills: tuple[float, ...]
+    """Per output band: the value where no scene is valid."""
+    rescale: tuple[tuple[float, float] | None, ...]
+    """Per output band: (scale, offset) applied to valid pixels, or None."""
+    loop: LoopChoice = "io-thread"
+
+    @property
+    def grid(self) -> Any:
+        return self.assets[0].grid
+
+    @property
+    def steps(self) -> int:
+        return len(self.assets[0].groups)
+
+    def runs(self, b0: int, b1: int) -> list[tuple[int, list[int], list[int]]]:
+        return band_runs(self.band_map, b0, b1)
+
+    def jobs(
+        self, step: int, b0: int, b1: int, bounds: Bounds
+    ) -> list[tuple[list[int], MosaicSpec, np.ndarray, list[int]]]:
+        """The mosaics one chunk of one step needs: (output positions, spec, scene ids,
+        band numbers) per asset with a scene overlapping `bounds`."""
+        out = []
+        for asset, positions, numbers in self.runs(b0, b1):
+            mspec = self.assets[asset]
+            ids = mspec.candidates(step, bounds)
+            if len(ids):
+                out.append((positions, mspec, ids, numbers))
+        return out
+
+    def __dask_tokenize__(self) -> Any:
+        return (
+            "daskcog.StacSpec",
+            tuple(tokenize(a) for a in self.assets),
+            self.band_map,
+            self.out_dtype,
+            repr(self.fills),
+            self.rescale,
+            self.loop,
+        )
+
+
+def band_runs(
+    band_map: Sequence[tuple[int, int]], b0: int, b1: int
+) -> list[tuple[int, list[int], list[int]]]:
+    """Output bands b0..b1 as runs sharing an asset: (asset, output positions, band numbers)."""
+    out: list[tuple[int, list[int], list[int]]] = []
+    for pos in range(b0, b1):
+        asset, number = band_map[pos]
+        if out and out[-1][0] == asset:
+            out[-1][1].append(pos - b0)
+            out[-1][2].append(number)
+        else:
+            out.append((asset, [pos - b0], [number]))
+    return out
+
+
+def plan_grid(
+    scenes: Sequence[Any],
+    crs: Any,
+    resolution: Any,
+    bbox: Bounds | None,
+    bounds: Bounds | None,
+    like: Any,
+) -> Placement:
+    if bbox is None:
+        return place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
+    if bounds is not None or like is not None:
+        raise StacError("give one of bbox=, bounds= or like=")
+    first = place(scenes, crs=crs, resolution=resolution)
+    return place(
+        scenes, crs=first.grid.crs, resolution=first.grid.res,
+        bounds=snap_bbox(bbox, first.grid.crs, first.grid.res),
+    )
+
+
+def snap_bbox(bbox: Bounds, crs: str, res: tuple[float, float]) -> Bounds:
+    """A lon/lat bbox in the output CRS, snapped outwards to multiples of the resolution."""
+    west, south, east, north = (float(v) for v in bbox)
+    left, bottom, right, top = transform_bounds((west, south, east, north),
+                                                crs_text("EPSG:4326"), crs)
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        raise StacError(f"bbox {bbox!r} cannot be placed in the output CRS")
+    rx, ry = res
+    return (
+        math.floor(left / rx + 1e-9) * rx,
+        math.floor(bottom / ry + 1e-9) * ry,
+        math.ceil(right / rx - 1e-9) * rx,
+        math.ceil(top / ry - 1e-9) * ry,
+    )
+
+
+def make_spec(
+    specs: list[MosaicSpec],
+    band_map: tuple[tuple[int, int], ...],
+    out_bands: list[band_rules.Band],
+    dtype: Any,
+    rescale: bool,
+    loop: LoopChoice,
+) -> StacSpec:
+    scaling: list[tuple[float, float] | None] = []
+    for b in out_bands:
+        scale = 1.0 if b.info.scale is None else b.info.scale
+        offset = 0.0 if b.info.offset is None else b.info.offset
+        scaling.append((scale, offset) if rescale else None)
+    if dtype is not None:
+        out = np.dtype(dtype)
+    elif rescale:
+        out = np.result_type(np.float32, *(s.out_dtype for s in specs))
+    else:
+        out = np.result_type(*(s.out_dtype for s in specs))
+    fills = tuple(
+        math.nan if rescale and out.kind == "f" else float(specs[a].out_fill) for a, _ in band_map
+    )
+    return StacSpec(tuple(specs), band_map, str(out), fills, tuple(scaling), loop)
+
+
+def make_stack(
+    spec: LoadSpec,
+    chunks: Any,
+    out_bands: list[band_rules.Band],
+    steps: grouping.Grouping,
+    items: list[ItemDict] | None,
+    groupby: Any,
+) -> StacStack:
+    time_chunk, plane = load_chunks(spec, chunks)
+    n = spec.steps
+    tchunks = tuple(min(time_chunk, n - i) for i in range(0, n, time_chunk))
+    normalised = (tchunks, *plane)
+    name = f"daskcog-load-{tokenize(spec, normalised)}"
+    data = da.from_array(
+        StacBlocks(spec),
+        chunks=normalised,
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0, 0), dtype=spec.out_dtype),
+    )
+    fills = set(spec.fills)
+    common = fills.pop() if len(fills) == 1 else None
+    return StacStack(
+        data,
+        spec=spec,
+        band_names=[b.name for b in out_bands],
+        steps=steps,
+        items=items,
+        groupby=groupby,
+        nodata=common,
+    )
+
+
+def load_chunks(spec: LoadSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...], ...]]:
+    """(time chunk, (band, y, x) chunks); 'auto' aims at LOAD_CHUNK_BYTES per chunk."""
+    time_chunk = 1
+    if isinstance(chunks, dict):
+        chunks = dict(chunks)
+        time_chunk = int(chunks.pop("time", 1) or 1)
+    grid = spec.grid
+    auto = chunks is None or isinstance(chunks, str) or (
+        isinstance(chunks, dict) and (len(chunks) < 2 or "auto" in chunks.values())
+    )
+    return time_chunk, chunking.tile_chunks(
+        chunks,
+        window=(0, 0, grid.width, grid.height),
+        count=len(spec.band_map),
+        tile=(CHUNK_GRANULE, CHUNK_GRANULE) if auto else (1, 1),
+        itemsize=np.dtype(spec.out_dtype).itemsize,
+        target_bytes=LOAD_CHUNK_BYTES,
+    )
+
+
+# -- chunk tasks ----------------------------------------------------------------------
+class StacBlocks:
+    """Array-like (step, band, y, x) that `da.from_array` slices: one call per chunk."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.spec = spec
+        grid = spec.grid
+        self.shape = (spec.steps, len(spec.band_map), grid.height, grid.width)
+        self.dtype = np.dtype(spec.out_dtype)
+        self.ndim = 4
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StacBlocks, (self.spec,))
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        spec = self.spec
+        (t0, t1, _), (b0, b1, _), (r0, r1, _), (c0, c1, _) = (
+            s.indices(n) for s, n in zip(key, self.shape, strict=True)
+        )
+        shape = (max(t1 - t0, 0), max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0))
+        out = np.empty(shape, dtype=self.dtype)
+        if 0 in shape:
+            return out
+        for pos in range(shape[1]):
+            out[:, pos] = spec.fills[b0 + pos]
+        window = (c0, r0, c1 - c0, r1 - r0)
+        bounds = spec.grid.window_bounds(*window)
+        jobs = [
+            (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
+        ]
+        if jobs:
+            results = run_sync(_gather(jobs, window), spec.loop)
+            for (t, positions, mspec, _, _), values in zip(jobs, results, strict=True):
+                for k, pos in enumerate(positions):
+                    out[t, pos] = _finish(
+                        values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
+                    )
+        return out
+
+
+async def _gather(
+    jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int]]],
+    window: tuple[int, int, int, int],
+) -> list[np.ndarray]:
+    """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop."""
+    return await asyncio.gather(
+        *(mosaic_block(mspec, ids, numbers, window) for _, _, mspec, ids, numbers in jobs)
+    )
+
+
+def _finish(
+    values: np.ndarray,
+    mspec: MosaicSpec,
+    scaling: tuple[float, float] | None,
+    dtype: np.dtype,
+    fill: float,
+) -> np.ndarray:
+    """One band of one step in the output dtype, scale / offset applied to valid pixels."""
+    if scaling is None and mspec.out_fill == fill:
+        return values.astype(dtype, copy=False)
+    src_fill = mspec.out_fill
+    valid = ~(np.isnan(values) if isinstance(src_fill, float) and math.isnan(src_fill)
+              else values == src_fill)
+    if scaling is not None:
+        scale, offset = scaling
+        result = values.astype(dtype) * dtype.type(scale) + dtype.type(offset)
+    else:
+        result = values.astype(dtype)
+    return np.where(valid, result, dtype.type(fill))

@@ -1,0 +1,133 @@
+"""A stac-geoparquet file, opened once per process: the Arrow side of daskcog.load's parquet input.
+
+The file is read through pyarrow from a local path or, for any store URL,
+through obstore's ranged reads. `columns_table` keeps the columns chunk tasks
+filter as one Arrow table per process (numbers and strings in Arrow buffers, no
+Python objects); `row_items` turns only the rows a chunk needs into item dicts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from typing import Any
+
+_CORE = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
+                   "assets", "links", "collection"})
+_files: dict[tuple[str, str, int], Any] = {}
+_files_lock = threading.Lock()
+_MAX_FILES = 64
+
+
+def fragment(url: str, options: tuple[tuple[str, Any], ...]) -> Any:
+    """A pyarrow Parquet fragment over the file (local, or any obstore store), cached per
+    process and thread (the footer is read once per thread)."""
+    import pyarrow as pa
+    import pyarrow.dataset as pds
+
+    # one handle per thread: a Python file object under pyarrow is not safe to share
+    key = (url, json.dumps(options, default=repr), threading.get_ident())
+    with _files_lock:
+        found = _files.get(key)
+    if found is not None:
+        return found
+    from georeader.store import build_store, parse_location
+
+    location = parse_location(url)
+    if location.url.startswith("file://"):
+        source: Any = location.url[len("file://"):]
+    else:
+        import obstore
+
+        store = build_store(location, **dict(options))
+        source = pa.PythonFile(_Readable(obstore.open_reader(store, location.key)), mode="r")
+    if isinstance(source, str):
+        import pyarrow.fs as pfs
+
+        frag = pds.ParquetFileFormat().make_fragment(source, filesystem=pfs.LocalFileSystem())
+    else:
+        frag = pds.ParquetFileFormat().make_fragment(source)
+    with _files_lock:
+        while len(_files) >= _MAX_FILES:  # bounded: threads and files come and go
+            _files.pop(next(iter(_files)))
+        return _files.setdefault(key, frag)
+
+
+class _Readable(io.RawIOBase):
+    """obstore's ReadableFile (ranged GETs) with the file-object surface pyarrow expects."""
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__()
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._reader.read(size if size is not None and size >= 0 else None))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._reader.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._reader.tell())
+
+    def size(self) -> int:
+        return int(self._reader.size)
+
+
+_tables: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+_MAX_TABLES = 4
+
+
+def columns_table(url: str, options: tuple[tuple[str, Any], ...], assets: tuple[str, ...]) -> Any:
+    """The columns a chunk task filters (all but geometry and links; the asset structs it
+    reads), decoded once per process and kept as one Arrow table (no Python objects).
+
+    Measured (benchmarks/bench_geoparquet.py): a scan of the file per chunk decodes every
+    row group that may match, ~67 ms a chunk for 20,000 items in one row group; DuckDB's
+    read_parquet ~14 ms; a filter of this cached table ~1-2 ms.
+    """
+    import pyarrow.compute as pc
+
+    key = (url, json.dumps(options, default=repr), assets)
+    with _files_lock:
+        found = _tables.get(key)
+    if found is not None:
+        return found
+    frag = fragment(url, options)
+    names = frag.physical_schema.names
+    wanted = {c: pc.field(c) for c in names if c not in ("geometry", "links", "assets")}
+    for name in assets:
+        wanted[f"asset:{name}"] = pc.field("assets", name)
+    table = frag.to_table(columns=wanted).combine_chunks()
+    with _files_lock:
+        while len(_tables) >= _MAX_TABLES:
+            _tables.pop(next(iter(_tables)))
+        return _tables.setdefault(key, table)
+
+
+def row_items(table: Any) -> list[dict[str, Any]]:
+    """Rows of a stac-geoparquet table as STAC item dicts (properties un-flattened)."""
+    items = []
+    for row in table.to_pylist():
+        bbox = row.get("bbox")
+        if isinstance(bbox, dict):
+            bbox = [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]]
+        assets = {k: {f: v for f, v in a.items() if v is not None}
+                  for k, a in (row.get("assets") or {}).items() if a is not None}
+        props = {k: v for k, v in row.items() if k not in _CORE and v is not None}
+        items.append({"type": "Feature", "id": row.get("id"), "bbox": bbox, "assets": assets,
+                      "properties": props})
+    return items
+
+
