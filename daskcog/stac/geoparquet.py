@@ -36,7 +36,14 @@ from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, make_spec, make_stack, plan_grid
 from daskcog.stac.items import StacError
 from daskcog.stac.parquet_file import columns_table, fragment, row_items
-from daskcog.stac.parquet_plan import Step, distinct_scenes, plan_steps, row_keys, row_times
+from daskcog.stac.parquet_plan import (
+    Step,
+    distinct_scenes,
+    plan_steps,
+    row_keys,
+    row_times,
+    step_properties,
+)
 from daskcog.stac.scenes import asset_tables
 
 _LONLAT_MARGIN = 1e-6
@@ -200,7 +207,7 @@ def load_geoparquet(
     if isinstance(groupby, str) and groupby in names and groupby not in core:
         core.append(groupby)
     table = frag.to_table(columns=core)
-    steps, first_times = plan_steps(groupby, table)
+    steps, first_times, groups = plan_steps(groupby, table)
     scenes = distinct_scenes(frag, names, facts, str(url), patch_url, store_options)
     placement = plan_grid(scenes, crs, resolution, bbox, bounds, like)
     options = {"method": method, "nodata": nodata, "resampling": resampling, "dtype": None,
@@ -226,6 +233,7 @@ def load_geoparquet(
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
-    return make_stack(spec, chunks, out_bands, grouping_, None, groupby)
+    return make_stack(spec, chunks, out_bands, grouping_, None, groupby,
+                      properties=lambda: step_properties(frag, groups))
 
 

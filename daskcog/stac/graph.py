@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -207,6 +207,7 @@ def make_stack(
     steps: grouping.Grouping,
     items: list[ItemDict] | None,
     groupby: Any,
+    properties: Callable[[], dict[str, list[Any]]] | None = None,
 ) -> StacStack:
     time_chunk, plane = load_chunks(spec, chunks)
     n = spec.steps
@@ -232,6 +233,7 @@ def make_stack(
         items=items,
         groupby=groupby,
         nodata=common,
+        properties=properties,
     )
 
 

@@ -66,8 +66,11 @@ class Step:
     last: int
 
 
-def plan_steps(groupby: Any, table: Any) -> tuple[list[Step], list[np.datetime64]]:
-    """Steps sorted by key; each with its rows' time range and its first item's time."""
+def plan_steps(
+    groupby: Any, table: Any
+) -> tuple[list[Step], list[np.datetime64], list[np.ndarray]]:
+    """Steps sorted by key; each with its rows' time range, its first item's time, and its
+    row numbers (priority order)."""
     keys = row_keys(groupby, table)
     times = row_times(table)
     ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
@@ -81,13 +84,43 @@ def plan_steps(groupby: Any, table: Any) -> tuple[list[Step], list[np.datetime64
     bounds = np.flatnonzero(np.diff(full[order])) + 1
     steps: list[Step] = []
     first_times: list[np.datetime64] = []
-    for members in np.split(order, bounds):
+    groups = np.split(order, bounds)
+    for members in groups:
         code = int(full[members[0]])
         key = keys[members[0]] if code < len(uniq) else None
         span = times[members].astype("int64")
         steps.append(Step(_plain(key), int(span.min()), int(span.max())))
         first_times.append(np.datetime64(times[members[0]], "ns"))
-    return steps, first_times
+    return steps, first_times, groups
+
+
+def step_properties(frag: Any, groups: Sequence[np.ndarray]) -> dict[str, list[Any]]:
+    """Scalar property columns (and the id) that have one value within every step, one value
+    per step: the non-dimension coordinates of `to_xarray`, read from columns on demand."""
+    import pyarrow as pa
+
+    scalar = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer,
+              pa.types.is_floating, pa.types.is_boolean)
+    names = [f.name for f in frag.physical_schema
+             if (f.name == "id" or f.name not in _NOT_PROPERTIES)
+             and not f.name.startswith("proj:") and any(test(f.type) for test in scalar)]
+    table = frag.to_table(columns=names)
+    out: dict[str, list[Any]] = {}
+    for name in names:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        per_step: list[Any] = []
+        for rows in groups:
+            first = values[rows[0]]
+            if not all(v == first for v in values[rows[1:]]):
+                break
+            per_step.append(_plain(first))
+        else:
+            out[name] = per_step
+    return out
+
+
+_NOT_PROPERTIES = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
+                             "assets", "links", "collection", "datetime"})
 
 
 def _missing(value: Any) -> bool:

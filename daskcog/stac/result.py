@@ -9,7 +9,7 @@ eo:cloud_cover, ...) as a non-dimension coordinate along time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -38,7 +38,7 @@ class StacStack(GeoStack):
         items: Sequence[ItemDict] | None,
         groupby: Any,
         nodata: float | None,
-        properties: dict[str, list[Any]] | None = None,
+        properties: Callable[[], dict[str, list[Any]]] | None = None,
     ) -> None:
         grid = spec.grid
         super().__init__(
@@ -56,7 +56,8 @@ class StacStack(GeoStack):
         self.steps = steps
         self.groupby = groupby
         self._items = items
-        self._properties = properties
+        self._properties: dict[str, list[Any]] | None = None
+        self._properties_of = properties
 
     @property
     def urls(self) -> tuple[tuple[str, ...], ...]:
@@ -76,7 +77,10 @@ class StacStack(GeoStack):
         """Per property name, one value per step (only properties constant within a step);
         computed when first asked, not while the graph is built."""
         if self._properties is None:
-            self._properties = step_properties(self._items or [], self.steps)
+            self._properties = (
+                self._properties_of() if self._properties_of is not None
+                else step_properties(self._items or [], self.steps)
+            )
         return self._properties
 
     failure_token = None
@@ -114,11 +118,12 @@ class StacStack(GeoStack):
 
 
 def step_properties(items: Sequence[ItemDict], steps: Grouping) -> dict[str, list[Any]]:
-    """Scalar properties (and the id) that have one value within every step."""
+    """Scalar properties (and the id) that have one value within every step; proj:* fields
+    describe each file's grid, not the step, and are left out."""
     names: dict[str, None] = {"id": None}
     for item in items:
         for key, value in (item.get("properties") or {}).items():
-            if key != "datetime" and isinstance(value, _SCALARS):
+            if key != "datetime" and not key.startswith("proj:") and isinstance(value, _SCALARS):
                 names.setdefault(key)
     out: dict[str, list[Any]] = {}
     for key in names:

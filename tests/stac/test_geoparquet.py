@@ -42,6 +42,7 @@ def test_parquet_equals_items(local_parquet, groupby):
     assert isinstance(got.spec, ParquetSpec)
     assert (got.shape, got.transform, got.keys) == (expected.shape, expected.transform,
                                                   expected.keys)
+    assert got.properties == expected.properties
     np.testing.assert_array_equal(got.data.compute(), expected.data.compute())
 
 
