@@ -17,6 +17,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.import_plugin("tests.servers.fixtures")
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test counts its own requests: this process's headers and tile bytes forgotten."""
+    import daskcog
+    from georeader import range_cache
+
+    daskcog.cache_clear()
+    range_cache.CACHE.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def stac_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     folder = tmp_path_factory.mktemp("stac-cogs")
