@@ -8,7 +8,7 @@ a tile is a byte range, and a rewritten file gets new offsets from its new heade
 
 Bounds, so nothing grows without limit:
 * `capacity` bytes of entries (LRU; entries still in flight are never evicted, so a
-  burst can exceed it until they land). `GEOREADER_TILE_CACHE_BYTES`, 32 MiB; 0 turns
+  burst can exceed it until they land). `GEOREADER_TILE_CACHE_BYTES`, 128 MiB; 0 turns
   the cache off (every read fetches its own tiles, as before).
 * read-ahead bytes not yet used by a read stay under the budget the caller gives
   (`get(..., prefetch_budget=...)` refuses the whole prefetch rather than part of it).
@@ -210,4 +210,4 @@ class RangeCache:
             self._reset()
 
 
-CACHE = RangeCache(int(os.environ.get("GEOREADER_TILE_CACHE_BYTES", str(32 << 20))))
+CACHE = RangeCache(int(os.environ.get("GEOREADER_TILE_CACHE_BYTES", str(128 << 20))))

@@ -129,3 +129,24 @@ def test_a_failed_fetch_is_not_cached_and_reaches_every_waiter() -> None:
 @pytest.mark.parametrize("capacity", [0])
 def test_capacity_zero_means_off(capacity: int) -> None:
     assert not RangeCache(capacity).enabled
+
+
+def test_tiles_next_to_each_other_come_in_one_request() -> None:
+    from georeader.async_geotiff_reader import _fetch_runs
+
+    data = bytes(range(256)) * 40
+
+    class Store:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, int]] = []
+
+        async def get_range_async(self, key: str, *, start: int, end: int) -> bytes:
+            self.calls.append((start, end))
+            return data[start:end]
+
+    store = Store()
+    # two tiles 8 bytes apart (GDAL's leader and trailer), one far away, given out of order
+    ranges = [(5000, 100), (0, 100), (108, 50)]
+    got = run(_fetch_runs(store, "k", ranges))
+    assert [bytes(g) for g in got] == [data[o : o + n] for o, n in ranges]
+    assert sorted(store.calls) == [(0, 158), (5000, 5100)]
