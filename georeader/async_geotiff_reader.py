@@ -444,7 +444,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             if not hasattr(store, "get_range_async"):  # async-tiff's native stores
                 got = await self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices])
                 return [t.compressed_bytes for t in got]
-            return await _fetch_runs(store, key, [ranges[i] for i in indices])
+            return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
         return await range_cache.CACHE.get(self.url, ranges, fetch, prefetch_budget=prefetch_budget)
 
@@ -536,38 +536,6 @@ async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
     if not xy:
         return None
     return await ifd.fetch_tiles(xy)
-
-
-_RUN_GAP = 4096
-"""Bytes between two tiles that one request may read over (GDAL's tile leaders, padding)."""
-
-
-async def _fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> list[Any]:
-    """Tiles that follow each other in the file come in one request, all requests at once.
-
-    Not async-tiff's merge of ranges less than 1 MiB apart: its gap bytes are other
-    tiles, fetched again by the chunk that needs them (a 16-scene mosaic read 1.29x the
-    distinct bytes it asked for with that merge and the tile cache off; 1.15x with the
-    cache; see benchmarks/RESULTS.md). Tiles at most `_RUN_GAP` bytes apart (a tile
-    row of a COG: GDAL puts a 4-byte size before and 4 bytes after each tile) are still
-    one request, so a chunk costs no more round trips.
-    """
-    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
-    runs: list[tuple[int, int, list[int]]] = []
-    for i in order:
-        off, n = ranges[i]
-        if runs and 0 <= off - runs[-1][1] <= _RUN_GAP:
-            runs[-1] = (runs[-1][0], off + n, [*runs[-1][2], i])
-        else:
-            runs.append((off, off + n, [i]))
-    bufs = await asyncio.gather(*(store.get_range_async(key, start=a, end=b) for a, b, _ in runs))
-    out: list[Any] = [None] * len(ranges)
-    for (start, _, members), buf in zip(runs, bufs, strict=True):
-        view = memoryview(buf)
-        for i in members:
-            off, n = ranges[i]
-            out[i] = view[off - start : off - start + n]
-    return out
 
 
 def _fmt_window(w: Window) -> str:

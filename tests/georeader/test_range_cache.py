@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from georeader.range_cache import RangeCache
+from georeader.range_cache import RangeCache, fetch_runs
 
 
 class Source:
@@ -132,8 +132,6 @@ def test_capacity_zero_means_off(capacity: int) -> None:
 
 
 def test_tiles_next_to_each_other_come_in_one_request() -> None:
-    from georeader.async_geotiff_reader import _fetch_runs
-
     data = bytes(range(256)) * 40
 
     class Store:
@@ -147,6 +145,6 @@ def test_tiles_next_to_each_other_come_in_one_request() -> None:
     store = Store()
     # two tiles 8 bytes apart (GDAL's leader and trailer), one far away, given out of order
     ranges = [(5000, 100), (0, 100), (108, 50)]
-    got = run(_fetch_runs(store, "k", ranges))
+    got = run(fetch_runs(store, "k", ranges))
     assert [bytes(g) for g in got] == [data[o : o + n] for o, n in ranges]
     assert sorted(store.calls) == [(0, 158), (5000, 5100)]
