@@ -6,8 +6,10 @@ decoded by two tasks. `chunks` accepts what `dask.array` accepts: "auto", an
 int (y and x), a tuple (band, y, x) or a dict keyed by 0/1/2 or band/y/x; -1 or
 None means the whole axis.
 
-"auto" aims at `DEFAULT_CHUNK_BYTES` per chunk (all bands together) and then
-grows chunks until the task count is below `MAX_AUTO_CHUNKS`; any chunking
+"auto" is dask's own choice (`dask.array.core.normalize_chunks` with the tile as
+`previous_chunks`, aiming at `DEFAULT_CHUNK_BYTES` per chunk, all bands
+together); on top of it, chunks are rounded to tile multiples, aligned to the
+image's tile grid, and grown until the task count is below `MAX_AUTO_CHUNKS`; any chunking
 above `WARN_CHUNKS` warns: Dask expands every chunk into tasks at compute time
 (~70-100 µs each here), and schedulers stall with more than ~500k tasks.
 """
@@ -18,6 +20,9 @@ import math
 import numbers
 import warnings
 from typing import Any
+
+import numpy as np
+from dask.array.core import normalize_chunks
 
 from georeader.errors import WindowError
 
@@ -59,6 +64,11 @@ def _axis_chunks(start: int, stop: int, step: int | None) -> tuple[int, ...]:
     return tuple(b - a for a, b in zip(edges[:-1], edges[1:], strict=True))
 
 
+def _for_dask(size: Any) -> Any:
+    """A size in dask's terms: "auto" stays, None or -1 is the whole axis (-1)."""
+    return -1 if size is None else size
+
+
 def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
     if isinstance(chunks, dict):
         values: list[Any] = [None, "auto", "auto"]
@@ -97,12 +107,16 @@ def tile_chunks(
     if band_size <= 0:
         raise WindowError(f"band chunk size must be positive or -1, got {band_c!r}")
     if y_c == "auto" or x_c == "auto":
-        side = math.sqrt(target_bytes / max(1, band_size * itemsize))
-        auto_y = max(tile_h, int(side // tile_h) * tile_h)
-        auto_x = max(tile_w, int(side // tile_w) * tile_w)
+        _, auto_ys, auto_xs = normalize_chunks(
+            (band_size, _for_dask(y_c), _for_dask(x_c)),
+            shape=(count, max(height, 1), max(width, 1)),
+            limit=target_bytes,
+            dtype=np.dtype(f"V{itemsize}"),
+            previous_chunks=(band_size, tile_h, tile_w),
+        )
         grow_y, grow_x = y_c == "auto", x_c == "auto"
-        y_c = auto_y if grow_y else y_c
-        x_c = auto_x if grow_x else x_c
+        y_c = max(tile_h, auto_ys[0]) if grow_y else y_c
+        x_c = max(tile_w, auto_xs[0]) if grow_x else x_c
 
         def blocks(size: Any, extent: int) -> int:
             return 1 if size in (None, -1) or size <= 0 else math.ceil(extent / size)
