@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from daskcog.cli.app import (
-    error_line,
-    parse_bounds,
-    parse_resolution,
-    parse_store_option,
-    sparkline,
-)
+from daskcog.cli.output import error_line, sparkline
+from daskcog.cli.parse import parse_bounds, parse_resolution, parse_store_option
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 from tests.conftest import PROJECT_ROOT, REAL_DIR
 
@@ -177,12 +172,12 @@ def test_option_parsers() -> None:
     assert parse_store_option("skip_signature=true") == ("skip_signature", True)
     assert parse_resolution("10") == 10.0 and parse_resolution("10,20") == (10.0, 20.0)
     assert parse_bounds("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
-    import argparse
+    import click
 
     for bad in ("0", "a", "1,2,3"):
-        with pytest.raises(argparse.ArgumentTypeError):
+        with pytest.raises(click.BadParameter):  # a usage error (exit 2), as argparse's was
             parse_resolution(bad)
-    with pytest.raises(argparse.ArgumentTypeError):
+    with pytest.raises(click.BadParameter):
         parse_bounds("3,2,1,4")
     assert (
         error_line(ValueError("bad\nmore"))
@@ -261,7 +256,7 @@ def test_stats_real_striped_file_matches_rasterio() -> None:
 
 # -- mosaic and demo -------------------------------------------------------------------
 def test_mosaic_command(tmp_path: Path, tiff_cache: Path) -> None:
-    from daskcog.cli.app import resolve_mosaic
+    from daskcog.cli.commands import resolve_mosaic
 
     left = cached_tiff(TiffSpec(dtype="uint16", width=300, height=200, nodata=0), tiff_cache)
     right = cached_tiff(
@@ -287,7 +282,7 @@ def test_mosaic_command(tmp_path: Path, tiff_cache: Path) -> None:
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    from daskcog.cli.app import resolve_mosaic
+    from daskcog.cli.commands import resolve_mosaic
 
     workdir = tmp_path / "demo"
     result = run_cli("demo", "--workdir", workdir, "--size", "1024", timeout=170)
