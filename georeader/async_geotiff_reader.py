@@ -32,7 +32,6 @@ from georeader.errors import (
     GeoreaderError,
     ReaderNotOpenedError,
     TileDecodeError,
-    UnsupportedLayoutError,
     WindowError,
 )
 from georeader.geotensor import GeoTensor
@@ -355,21 +354,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         fmt = level.native_fmt
         th, tw = fmt.tile_height, fmt.tile_width
         nx = math.ceil(level.width / tw)
-        ntiles = nx * math.ceil(level.height / th)
         tiles = list(window_utils.iter_tiles(inside, tw, th))
-        counts = level.tile_byte_counts
-
-        def is_sparse(tx: int, ty: int) -> bool:
-            index = ty * nx + tx
-            per_band = [counts[index + b * ntiles] for b in range(fmt.samples)] if fmt.planar == 2 else [counts[index]]
-            if 0 in per_band and any(per_band):
-                raise UnsupportedLayoutError(
-                    f"{self.url}: tile ({tx}, {ty}) is sparse in some bands only; "
-                    "rewrite the file as a COG (rio cogeo create)"
-                )
-            return not any(per_band)
-
-        present = [t for t in tiles if not is_sparse(*t)]
+        present = [t for t in tiles if not level.is_sparse(*t, self.url)]
         present_set = set(present)
         fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
         mask_present: list[tuple[int, int]] = []
@@ -500,23 +486,14 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         fetched = None
         if inside is not None:
             fd = self._opened.local_fd()
-            th, tw = fmt.tile_height, fmt.tile_width
-            nx, ny = math.ceil(level.width / tw), math.ceil(level.height / th)
             offsets = level.tile_offsets
             counts = level.tile_byte_counts
             fetched = Fetched()
-            for tx, ty in window_utils.iter_tiles(inside, tw, th):
-                index = ty * nx + tx
-                indices = [index + b * nx * ny for b in range(fmt.samples)] if fmt.planar == 2 else [index]
-                present = [bool(counts[i]) for i in indices]
-                if not any(present):
+            for tx, ty in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
+                if level.is_sparse(tx, ty, self.url):
                     fetched.sparse.append((tx, ty))
                     continue
-                if not all(present):
-                    raise UnsupportedLayoutError(
-                        f"{self.url}: tile ({tx}, {ty}) is sparse in some bands only; "
-                        "rewrite the file as a COG (rio cogeo create)"
-                    )
+                indices = level.tile_indices(tx, ty)
                 try:
                     parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:

@@ -42,7 +42,6 @@ class Layout:
 
     route: str
     reasons: tuple[str, ...] = field(default=())
-    decoder: str = ""
 
     @property
     def exact(self) -> bool:

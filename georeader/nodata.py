@@ -26,10 +26,23 @@ def nodata_mask(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
             return (values == nodata) | (
                 np.abs(values - nodata) < _EPS * np.abs(values + nodata) * 2
             )
-    info = np.iinfo(values.dtype)
-    if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+    if not fits_dtype(nodata, values.dtype):
         return None
     return values == int(nodata)
+
+
+def fits_dtype(value: float | int, dtype: np.dtype) -> bool:
+    """True when `dtype` holds `value` exactly (any number fits a float dtype)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return True
+    try:
+        if math.isnan(value) or float(value) != int(value):
+            return False
+        info = np.iinfo(dtype)
+        return bool(info.min <= int(value) <= info.max)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def default_fill(nodata: float | None) -> float | int:
@@ -49,15 +62,7 @@ def check_fill(fill: float | int, dtype: np.dtype, url: str = "") -> float | int
     from georeader.errors import WindowError
 
     dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.floating):
-        return fill
-    try:
-        fits = not math.isnan(fill) and float(fill) == int(fill)
-        info = np.iinfo(dtype)
-        fits = fits and info.min <= int(fill) <= info.max
-    except (TypeError, ValueError, OverflowError):
-        fits = False
-    if not fits:
+    if not fits_dtype(fill, dtype):
         raise WindowError(
             f"{url}: fill value {fill!r} does not fit {dtype}; pass fill_value= with a value "
             f"{dtype} can hold"

@@ -82,6 +82,30 @@ class Level(OnGrid):
             raise UnsupportedLayoutError(f"level {self.index} has no native decode recipe")
         return self.fmt
 
+    def tile_indices(self, tx: int, ty: int) -> list[int]:
+        """Where tile (tx, ty) sits in `tile_offsets` / `tile_byte_counts`: one index per band
+        for band-interleaved files, else one."""
+        fmt = self.native_fmt
+        nx = math.ceil(self.width / fmt.tile_width)
+        index = ty * nx + tx
+        if fmt.planar != 2:
+            return [index]
+        ntiles = nx * math.ceil(self.height / fmt.tile_height)
+        return [index + b * ntiles for b in range(fmt.samples)]
+
+    def is_sparse(self, tx: int, ty: int, url: str) -> bool:
+        """True when tile (tx, ty) has no bytes (read as nodata or 0, like GDAL).
+
+        A tile with bytes in some bands only is refused: GDAL and async-tiff disagree there.
+        """
+        present = [bool(self.tile_byte_counts[i]) for i in self.tile_indices(tx, ty)]
+        if any(present) and not all(present):
+            raise UnsupportedLayoutError(
+                f"{url}: tile ({tx}, {ty}) is sparse in some bands only; "
+                "rewrite the file as a COG (rio cogeo create)"
+            )
+        return not any(present)
+
     @property
     def tile_shape(self) -> tuple[int, int]:
         """(tile_height, tile_width), of native levels."""

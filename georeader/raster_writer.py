@@ -27,6 +27,7 @@ import rasterio
 import rasterio.shutil
 
 from georeader.errors import GeoreaderError
+from georeader.nodata import fits_dtype
 
 if TYPE_CHECKING:
     from georeader.geotensor import GeoTensor
@@ -111,10 +112,8 @@ def resolve_options(
     resampling_enum(resampling)
     if blocksize <= 0 or blocksize % 16:
         raise WriteError(f"blocksize must be a positive multiple of 16, got {blocksize}")
-    if nodata is not None and dtype.kind in "iu" and not np.isnan(nodata):
-        info = np.iinfo(dtype)
-        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-            raise WriteError(f"nodata {nodata} cannot be stored in {dtype}")
+    if nodata is not None and dtype.kind in "iu" and not np.isnan(nodata) and not fits_dtype(nodata, dtype):
+        raise WriteError(f"nodata {nodata} cannot be stored in {dtype}")
     extra = tuple(sorted((str(k).upper(), str(v)) for k, v in (creation_options or {}).items()))
     return WriteOptions(
         cog=cog,

@@ -69,17 +69,6 @@ def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
     return opener
 
 
-def fill_invalid(
-    data: np.ndarray, valid: np.ndarray | None, nodata: float | None, fill: float | int
-) -> np.ndarray:
-    """Give invalid pixels the fill value (mask False, or equal to nodata)."""
-    if valid is not None:
-        data[~np.broadcast_to(valid, data.shape)] = fill
-    if nodata is not None and not (fill == nodata or (np.isnan(fill) and np.isnan(nodata))):
-        data[data == nodata] = fill
-    return data
-
-
 class RasterioReader(ReaderSurface):
     """Sync reader with the same metadata surface as `AsyncGeoTIFFReader`.
 

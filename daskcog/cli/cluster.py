@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from georeader.error_mapping import first_line
 from georeader.errors import GeoreaderError
 
 
@@ -133,7 +134,7 @@ def _connect(
         client = Client(address, timeout=f"{timeout}s", set_as_default=True)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(
-            f"cannot connect to the Dask scheduler at {address}: {_first_line(exc)}"
+            f"cannot connect to the Dask scheduler at {address}: {first_line(exc)}"
         ) from exc
     try:
         workers = client.nthreads()
@@ -169,7 +170,7 @@ def _local(
                 silence_logs=logging.ERROR,
             )
     except Exception as exc:
-        raise ClusterError(f"cannot start a local Dask cluster: {_first_line(exc)}") from exc
+        raise ClusterError(f"cannot start a local Dask cluster: {first_line(exc)}") from exc
     client = None
     try:
         client = Client(cluster, set_as_default=True)
@@ -184,8 +185,3 @@ def _local(
                 client.close(timeout=5)
         with contextlib.suppress(Exception):
             cluster.close(timeout=10)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

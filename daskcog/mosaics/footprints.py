@@ -45,10 +45,6 @@ FETCH_CONCURRENCY = 64
 DENSIFY_POINTS = 21
 
 
-class FootprintError(GeoreaderError, ValueError):
-    """A scene's footprint cannot be computed or placed in the target CRS."""
-
-
 class SceneMismatchError(GeoreaderError, ValueError):
     """A scene's precomputed facts (e.g. a STAC item's proj:* fields) disagree with its header."""
 
@@ -405,7 +401,7 @@ def reproject_footprints(
 
 
 class SceneIndex:
-    """Footprints (N, 4) in the target CRS; `query` gives the scenes overlapping a box."""
+    """Footprints (N, 4) in the target CRS; `hits` tells the scenes overlapping a box."""
 
     def __init__(self, footprints: np.ndarray) -> None:
         self.footprints = np.asarray(footprints, dtype=np.float64).reshape(-1, 4)
@@ -419,7 +415,3 @@ class SceneIndex:
         fp = self.footprints
         with np.errstate(invalid="ignore"):
             return (fp[:, 0] < right) & (fp[:, 2] > left) & (fp[:, 1] < top) & (fp[:, 3] > bottom)
-
-    def query(self, bounds: Bounds) -> np.ndarray:
-        """Indices (ascending: priority order) of the scenes overlapping `bounds`."""
-        return np.flatnonzero(self.hits(bounds))

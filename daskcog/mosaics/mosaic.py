@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from affine import Affine
 from dask.base import tokenize
@@ -63,10 +62,11 @@ from daskcog.mosaics.methods import MosaicMethod, get_method
 from daskcog.reading import chunking, failures
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
+from daskcog.reading.read_graph import array_over
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
 from georeader.errors import GeoreaderError, WindowError
-from georeader.nodata import nodata_mask
+from georeader.nodata import fits_dtype, nodata_mask
 
 MOSAIC_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per chunk (all bands): a chunk task holds a few
@@ -217,15 +217,7 @@ def mosaic(
     )
     normalised = mosaic_chunks(spec, chunks)
     name = f"daskcog-mosaic-{tokenize(spec, normalised)}"
-    data = da.from_array(
-        MosaicBlocks(spec),
-        chunks=normalised,
-        name=name,
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0, 0, 0), dtype=spec.out_dtype),
-    )
+    data = array_over(MosaicBlocks(spec), normalised, name, spec.out_dtype)
     out_nodata = None if spec.method_class.name == "count" else spec.out_fill
     return GeoArray(
         data,
@@ -301,8 +293,7 @@ def _fill_in_dtype(fill: float, dtype: np.dtype) -> float | int:
         return float(fill)
     if isinstance(fill, float) and (math.isnan(fill) or not fill.is_integer()):
         raise MosaicError(f"nodata {fill!r} cannot be stored in {dtype}; give nodata= or dtype=")
-    info = np.iinfo(dtype)
-    if not info.min <= int(fill) <= info.max:
+    if not fits_dtype(fill, dtype):
         raise MosaicError(
             f"nodata {fill!r} is outside the range of {dtype}; give nodata= or dtype="
         )
@@ -440,10 +431,7 @@ def _read_fill(fill: float, dtype: np.dtype) -> float | int:
     """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it."""
     if np.issubdtype(dtype, np.floating):
         return float(fill)
-    if isinstance(fill, float) and (math.isnan(fill) or not fill.is_integer()):
-        return 0
-    info = np.iinfo(dtype)
-    return int(fill) if info.min <= int(fill) <= info.max else 0
+    return int(fill) if fits_dtype(fill, dtype) else 0
 
 
 async def read_scene(

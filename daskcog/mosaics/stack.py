@@ -29,8 +29,9 @@ from daskcog.mosaics.mosaic import (
     build_spec,
     mosaic_chunks,
 )
-from daskcog.reading.geoarray import GeoArray
+from daskcog.reading.geoarray import GeoArray, to_dataarray
 from daskcog.reading.io_loop import LoopChoice
+from daskcog.reading.read_graph import array_over
 
 
 class GeoStack:
@@ -100,36 +101,10 @@ class GeoStack:
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A dask-backed xarray.DataArray (time, band, y, x), CRS on `spatial_ref` like rioxarray."""
-        import xarray as xr
-
-        t = self.transform
-        if t.b != 0 or t.d != 0:
-            raise ValueError("rotated grids have no 1-D x/y coordinates")
-        xs = t.c + (np.arange(self.shape[3]) + 0.5) * t.a
-        ys = t.f + (np.arange(self.shape[2]) + 0.5) * t.e
-        spatial_ref = xr.DataArray(0)
-        if self.crs is not None:
-            wkt = self.crs.to_wkt()
-            spatial_ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt)
-        spatial_ref.attrs["GeoTransform"] = " ".join(str(v) for v in t.to_gdal())
-        attrs: dict[str, Any] = {}
-        if self.nodata is not None:
-            attrs["_FillValue"] = self.nodata
-        out = xr.DataArray(
-            self.data,
-            dims=("time", "band", "y", "x"),
-            coords={
-                "time": list(self.keys),
-                "band": list(self.bands),
-                "y": ys,
-                "x": xs,
-                "spatial_ref": spatial_ref,
-            },
-            attrs=attrs,
-            name=name,
+        return to_dataarray(
+            self.data, {"time": list(self.keys), "band": list(self.bands)}, transform=self.transform,
+            crs=self.crs, fill_value=self.nodata, name=name,
         )
-        out.encoding["grid_mapping"] = "spatial_ref"
-        return out
 
 
 def _group(
@@ -203,15 +178,7 @@ def stack(
     plane = mosaic_chunks(spec, chunks)
     normalised = ((1,) * len(groups), *plane)
     name = f"daskcog-stack-{tokenize(spec, normalised)}"
-    data = da.from_array(
-        MosaicBlocks(spec, ndim=4),
-        chunks=normalised,
-        name=name,
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0, 0, 0, 0), dtype=spec.out_dtype),
-    )
+    data = array_over(MosaicBlocks(spec, ndim=4), normalised, name, spec.out_dtype)
     return GeoStack(
         data,
         transform=spec.grid.affine,

@@ -210,30 +210,11 @@ class GeoArray(OnGrid):
         CRS and transform sit on a `spatial_ref` coordinate the way rioxarray
         writes them, so `.rio.crs`, `.rio.transform()` and `.rio.nodata` work.
         """
-        import xarray as xr
-
-        t = self.transform
-        if t.b != 0 or t.d != 0:
-            raise ValueError("rotated grids have no 1-D x/y coordinates")
-        xs = t.c + (np.arange(self.width) + 0.5) * t.a
-        ys = t.f + (np.arange(self.height) + 0.5) * t.e
-        spatial_ref = xr.DataArray(0)
-        if self.crs is not None:
-            wkt = self.crs.to_wkt()
-            spatial_ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt)
-        spatial_ref.attrs["GeoTransform"] = " ".join(str(v) for v in t.to_gdal())
-        attrs: dict[str, Any] = {}
-        if self.nodata is not None or self.fill_value_default is not None:
-            attrs["_FillValue"] = self.nodata if self.nodata is not None else self.fill_value_default
-        out = xr.DataArray(
-            self.data,
-            dims=("band", "y", "x"),
-            coords={"band": list(self.bands), "y": ys, "x": xs, "spatial_ref": spatial_ref},
-            attrs=attrs,
-            name=name,
+        fill = self.nodata if self.nodata is not None else self.fill_value_default
+        return to_dataarray(
+            self.data, {"band": list(self.bands)}, transform=self.transform, crs=self.crs,
+            fill_value=fill, name=name,
         )
-        out.encoding["grid_mapping"] = "spatial_ref"
-        return out
 
     # -- writing ------------------------------------------------------------
     def to_cog(self, path: Any, **options: Any) -> Any:
@@ -256,3 +237,36 @@ class GeoArray(OnGrid):
 
         options.setdefault("cog", False)
         return write_raster(self, path, **options)
+
+
+def to_dataarray(
+    data: da.Array, leading: dict[str, list[Any]], *, transform: Affine, crs: CRS | None,
+    fill_value: float | int | None, name: str | None,
+) -> Any:
+    """A dask-backed xarray.DataArray: `leading` dims (band, or time and band), then y and x.
+
+    Pixel-centre x/y coordinates; CRS and transform on a `spatial_ref` coordinate
+    the way rioxarray writes them, so `.rio.crs`, `.rio.transform()` and `.rio.nodata` work.
+    """
+    import xarray as xr
+
+    t = transform
+    if t.b != 0 or t.d != 0:
+        raise ValueError("rotated grids have no 1-D x/y coordinates")
+    xs = t.c + (np.arange(data.shape[-1]) + 0.5) * t.a
+    ys = t.f + (np.arange(data.shape[-2]) + 0.5) * t.e
+    spatial_ref = xr.DataArray(0)
+    if crs is not None:
+        wkt = crs.to_wkt()
+        spatial_ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt)
+    spatial_ref.attrs["GeoTransform"] = " ".join(str(v) for v in t.to_gdal())
+    attrs: dict[str, Any] = {} if fill_value is None else {"_FillValue": fill_value}
+    out = xr.DataArray(
+        data,
+        dims=(*leading, "y", "x"),
+        coords={**leading, "y": ys, "x": xs, "spatial_ref": spatial_ref},
+        attrs=attrs,
+        name=name,
+    )
+    out.encoding["grid_mapping"] = "spatial_ref"
+    return out

@@ -171,15 +171,7 @@ def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: 
     )
     name = f"daskcog-read-{tokenize(spec, normalised)}"
     grid = read_ahead.Grid.from_chunks(row_off, col_off, normalised[1], normalised[2])
-    data = da.from_array(
-        BlockReader(spec, grid),
-        chunks=normalised,
-        name=name,
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0, 0, 0), dtype=dtype),
-    )
+    data = array_over(BlockReader(spec, grid), normalised, name, dtype)
     from georeader.window_utils import window_transform
 
     return GeoArray(
@@ -191,6 +183,23 @@ def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: 
         source=spec,
         chunk_request=chunks,
         base_transform=transform,
+    )
+
+
+def array_over(blocks: Any, chunks: tuple[tuple[int, ...], ...], name: str, dtype: Any) -> da.Array:
+    """One blockwise layer over `blocks`, a light array-like sliced once per chunk task.
+
+    No lock, no `np.asarray` of the source and no fancy indexing: the slices
+    go to `blocks.__getitem__` as they are (shared by reads, mosaics and stacks).
+    """
+    return da.from_array(
+        blocks,
+        chunks=chunks,
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0,) * len(chunks), dtype=dtype),
     )
 
 
