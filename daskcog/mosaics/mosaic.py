@@ -64,6 +64,7 @@ from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.read_graph import array_over
 from daskcog.reading.reader_cache import CACHE
+from georeader import window_utils
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
 from georeader.errors import GeoreaderError, WindowError
 from georeader.nodata import fits_dtype, nodata_mask
@@ -452,7 +453,7 @@ async def read_scene(
     )
     if offset is not None:
         source = Window(col_off + offset[0], row_off + offset[1], width, height)
-        if _clip(source, reader.width, reader.height) is None:
+        if window_utils.clip_window(source, reader.width, reader.height) is None:
             return None
         values = (await reader.read_window(source, fill_value=fill)).values
     else:
@@ -477,15 +478,6 @@ async def read_scene(
     invalid = nodata_mask(values, fill)
     valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
     return values, valid
-
-
-def _clip(window: Window, width: int, height: int) -> Window | None:
-    c0, r0 = max(int(window.col_off), 0), max(int(window.row_off), 0)
-    c1 = min(int(window.col_off + window.width), width)
-    r1 = min(int(window.row_off + window.height), height)
-    if c1 <= c0 or r1 <= r0:
-        return None
-    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def _level_scales(
@@ -520,7 +512,7 @@ def _source_window(
     margin = math.ceil(radius / shrink) + 1
     left, bottom, right, top = transform_bounds(chunk_bounds, spec.grid.crs, scene.crs)
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
-        return _clip(Window(0, 0, reader.width, reader.height), reader.width, reader.height)
+        return Window(0, 0, reader.width, reader.height)  # the whole scene (never empty)
     inverse = ~reader.transform
     cols, rows = zip(
         *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
@@ -528,7 +520,7 @@ def _source_window(
     )
     c0, c1 = math.floor(min(cols)) - margin, math.ceil(max(cols)) + margin
     r0, r1 = math.floor(min(rows)) - margin, math.ceil(max(rows)) + margin
-    return _clip(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+    return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
 
 
 @lru_cache(maxsize=256)

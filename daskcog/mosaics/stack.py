@@ -32,9 +32,10 @@ from daskcog.mosaics.mosaic import (
 from daskcog.reading.geoarray import GeoArray, to_dataarray
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
+from georeader.on_grid import OnGrid
 
 
-class GeoStack:
+class GeoStack(OnGrid):
     """A lazy (time, band, y, x) dask array on one grid, with a key per step."""
 
     def __init__(
@@ -76,8 +77,12 @@ class GeoStack:
         return self.data.dtype
 
     @property
-    def res(self) -> tuple[float, float]:
-        return (abs(self.transform.a), abs(self.transform.e))
+    def height(self) -> int:
+        return self.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.shape[3]
 
     def __len__(self) -> int:
         return self.shape[0]
