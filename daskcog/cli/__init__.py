@@ -1,4 +1,5 @@
-"""The `daskcog` command line (`app`), the clusters it runs on (`cluster`) and `daskcog demo`."""
+"""The `daskcog` command line: `app` (click wiring, exit codes) parses with `parse`, runs the
+`commands` and prints through `output`; `cluster` gives the Dask session, `demo` its sample data."""
 
 from daskcog.cli.app import main
 
