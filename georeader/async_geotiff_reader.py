@@ -181,6 +181,11 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         return self._level
 
     @property
+    def store_options(self) -> dict[str, Any]:
+        """The store options this reader was made with (a copy)."""
+        return dict(self._store_options)
+
+    @property
     def opened_file(self) -> OpenedFile:
         return self._opened
 

@@ -99,6 +99,12 @@ def register(name: str, **secret_options: Any) -> None:
         _providers.pop(name, None)
 
 
+def registered_names() -> list[str]:
+    """Names of the credential sets registered in this process (never their secrets)."""
+    with _lock:
+        return sorted(_registry)
+
+
 def unregister(name: str) -> None:
     with _lock:
         _registry.pop(name, None)

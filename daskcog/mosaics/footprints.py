@@ -292,7 +292,7 @@ def _pending(source: Any, options: StoreOptions) -> Scene | tuple[str, StoreOpti
         try:
             return source.opened_file  # opened already: use its header, no I/O
         except GeoreaderError:
-            return (source.url, tuple(sorted(source._store_options.items())))
+            return (source.url, tuple(sorted(source.store_options.items())))
     if isinstance(source, str | os.PathLike):
         return (parse_location(source).url, options)
     raise TypeError(

@@ -73,7 +73,11 @@ async def _open_header(url: str, **store_options: Any) -> OpenedFile:
 
 
 class ReaderCache:
-    """The cache of one process; `CACHE` below is the one daskcog uses."""
+    """The cache of one process; `CACHE` below is the one daskcog uses.
+
+    `pid` is the process its contents belong to: when that is not this process
+    (a fork), the cache starts empty at its next use.
+    """
 
     def __init__(
         self,
@@ -89,13 +93,13 @@ class ReaderCache:
         self._reset()
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
+        self.pid = os.getpid()
         self._done: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._inflight: dict[tuple[str, str], Future[Any]] = {}
-        self._info = CacheInfo(maxsize=self.maxsize, pid=self._pid)
+        self._info = CacheInfo(maxsize=self.maxsize, pid=self.pid)
 
     def _check_pid(self) -> None:
-        if self._pid != os.getpid():
+        if self.pid != os.getpid():
             self._reset()
 
     async def opened(self, url: str, store_options: dict[str, Any]) -> Any:

@@ -175,13 +175,13 @@ def _store_dask(
         finally:
             writer.close()
         return
-    for done, (key, value) in enumerate(_gather_in_batches(client, data), start=1):
+    for done, (key, value) in enumerate(gather_in_batches(client, data), start=1):
         _write_block(dataset, key, value)
         if progress is not None:
             progress(done, total)
 
 
-def _gather_in_batches(
+def gather_in_batches(
     client: Any, data: da.Array
 ) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
     """Chunks of `data` computed on the cluster, a few per worker thread at a time.

@@ -180,10 +180,10 @@ def test_pid_change_resets(gen_paths) -> None:
     asyncio.run(cache.opened(url, {}))
     asyncio.run(cache.opened(url, {}))
     assert (cache.info().opens, cache.info().hits) == (1, 1)
-    cache._pid = -1  # as if this process were a fork of another
+    cache.pid = -1  # as if this process were a fork of another
     info = cache.info()
     assert (info.opens, info.hits, info.size, info.pid) == (0, 0, 0, os.getpid())
-    cache._pid = -1
+    cache.pid = -1
     asyncio.run(cache.opened(url, {}))  # the parent's headers are not reused
     info = cache.info()
     assert (info.opens, info.hits, info.size) == (1, 0, 1)

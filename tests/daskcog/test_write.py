@@ -198,10 +198,10 @@ def test_distributed_client_gathers_in_batches(
     import daskcog.writing.write as write_module
 
     batched = []
-    real = write_module._gather_in_batches
+    real = write_module.gather_in_batches
     monkeypatch.setattr(
         write_module,
-        "_gather_in_batches",
+        "gather_in_batches",
         lambda client, data: batched.append(1) or real(client, data),
     )
     spec = SPECS["i16-band-interleave"]

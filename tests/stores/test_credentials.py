@@ -154,7 +154,7 @@ def test_credentials_reach_distributed_workers(s3_server, s3_cog, reference):
         try:
             named = daskcog.open(s3_cog, chunks=(2, 96, 128), credentials="stores-cluster", **public)
             np.testing.assert_array_equal(named.data.compute(), reference[0])
-            assert client.run(lambda: sorted(creds._registry)).popitem()[1].count("stores-cluster") == 1
+            assert client.run(creds.registered_names).popitem()[1].count("stores-cluster") == 1
         finally:
             creds.unregister("stores-cluster")
 
@@ -179,7 +179,7 @@ def test_signed_query_never_in_graph_reprs_pickles_logs(s3_server, s3_bucket, s3
         texts = _texts_of_graph(arr)
         for secret in secrets:
             _assert_absent(secret, texts)
-        assert arr._source.credentials.startswith("signed-")
+        assert arr.source.credentials.startswith("signed-")
         caplog.set_level(logging.DEBUG)
         np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
         logged = caplog.text + "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)

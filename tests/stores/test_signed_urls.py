@@ -78,7 +78,7 @@ def test_presigned_url_reads_and_expires(presign, reference):
     url = presign(None)
     np.testing.assert_array_equal(read_async(url, **HTTP_OPTIONS), reference[0])
     arr = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
-    assert arr._source.url == url.partition("?")[0]
+    assert arr.source.url == url.partition("?")[0]
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
     time.sleep(max(0.0, expiry(split_query(url)[1]) - time.time()) + 1.1)
     daskcog.cache_clear()
@@ -145,7 +145,7 @@ def test_resigned_url_is_the_same_object(presign, reference):
     second_url = presign(None)
     second = daskcog.open(second_url, chunks=64, **HTTP_OPTIONS)
     assert first.data.name == second.data.name
-    assert first._source == second._source
+    assert first.source == second.source
     assert daskcog.cache_info().opens == 1
     np.testing.assert_array_equal(second.data.compute(scheduler="threads"), reference[0])
 
