@@ -144,3 +144,25 @@ def _package_edges_ok(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_no_import_cycles(package: str) -> None:
     cycles = [c for c in _cycles(_package_edges_ok(_graph())) if any(m.startswith(package) for m in c)]
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_daskcog_uses_georeaders_public_surface() -> None:
+    """daskcog imports from georeader only what georeader declares public.
+
+    A module with `__all__` (the package itself, the reader module) exports exactly
+    those names; other georeader modules are public as a whole (their public
+    functions and values), `_private` ones never.
+    """
+    import importlib
+
+    bad = []
+    for module, path in _sources("daskcog").items():
+        for target, name, line in _imports(path, module):
+            if target.split(".")[0] != "georeader" or name is None:
+                continue
+            if f"{target}.{name}" in _sources("georeader"):
+                continue  # a whole module: `from georeader import window_utils`
+            exported = getattr(importlib.import_module(target), "__all__", None)
+            if exported is not None and name not in exported:
+                bad.append(f"{module}:{line} imports {target}.{name}, which {target}.__all__ does not export")
+    assert not bad, "\n".join(bad)
