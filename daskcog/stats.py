@@ -208,20 +208,19 @@ def _chunk_moments(block: np.ndarray, invalid: _Invalid) -> np.ndarray:
     return out
 
 
-def _moments_graph(data: da.Array, invalid: _Invalid) -> da.Array:
+def _per_chunk(func: Any, data: da.Array, *args: Any, width: int, dtype: Any, token: str) -> da.Array:
+    """`func` on each (band, y, x) chunk -> (bands, 1, 1, width) per chunk: one small task each."""
     import dask.array as da
 
-    chunks = (data.chunks[0], (1,) * len(data.chunks[1]), (1,) * len(data.chunks[2]), (5,))
+    chunks = (data.chunks[0], (1,) * len(data.chunks[1]), (1,) * len(data.chunks[2]), (width,))
     return da.map_blocks(
-        _chunk_moments,
-        data,
-        invalid,
-        new_axis=[3],
-        chunks=chunks,
-        dtype=np.float64,
-        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
-        token="daskcog-stats-moments",
+        func, data, *args, new_axis=[3], chunks=chunks, dtype=dtype,
+        meta=np.empty((0, 0, 0, 0), dtype=dtype), token=token,
     )
+
+
+def _moments_graph(data: da.Array, invalid: _Invalid) -> da.Array:
+    return _per_chunk(_chunk_moments, data, invalid, width=5, dtype=np.float64, token="daskcog-stats-moments")
 
 
 def _merge_moments(partials: np.ndarray) -> np.ndarray:
@@ -289,19 +288,9 @@ def _histogram_graph(
     parts = []
     start = 0
     for size in data.chunks[0]:
-        part = data[start : start + size]
-        chunks = (part.chunks[0], (1,) * len(part.chunks[1]), (1,) * len(part.chunks[2]), (bins,))
-        counts = da.map_blocks(
-            _chunk_histogram,
-            part,
-            invalid,
-            tuple(ranges[start : start + size]),
-            bins,
-            new_axis=[3],
-            chunks=chunks,
-            dtype=np.int64,
-            meta=np.empty((0, 0, 0, 0), dtype=np.int64),
-            token="daskcog-stats-histogram",
+        counts = _per_chunk(
+            _chunk_histogram, data[start : start + size], invalid, tuple(ranges[start : start + size]),
+            bins, width=bins, dtype=np.int64, token="daskcog-stats-histogram",
         )
         parts.append(counts.sum(axis=(1, 2)))
         start += size

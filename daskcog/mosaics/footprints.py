@@ -9,7 +9,7 @@
 * `reproject_footprints`: each scene's bounds in a target CRS
   (`Transformer.transform_bounds` with densified edges, one transformer per
   source CRS).
-* `SceneIndex`: the footprints as one (N, 4) array; `query(bounds)` is a
+* `SceneIndex`: the footprints as one (N, 4) array; `hits(bounds)` is a
   vectorised intersection test, so a chunk task finds its scenes in O(N) numpy
   work without a graph edge per (chunk, scene) pair.
 """

@@ -2,7 +2,7 @@
 
 One scene per step, or, with `group_by`, the scenes of one key mosaicked into
 one step (e.g. all tiles of a date). The graph is the mosaic's: one
-`da.from_array` layer over `MosaicBlocks` with one group of scene indices per
+blockwise layer (`array_over`) over `MosaicBlocks` with one group of scene indices per
 step, one task per (step, y, x) chunk, plain values only.
 """
 

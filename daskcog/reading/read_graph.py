@@ -11,9 +11,9 @@ order they run):
   whatever the chunk count, and deterministic keys from the spec's token.
 * Each chunk task is a plain sync function (`BlockReader.__getitem__`), so it
   works on every scheduler and survives graph fusion. It submits the async
-  `read_window` to an event loop of the process that runs it (`io_loop`) and
-  gets the reader from the per-process `reader_cache`, so each worker fetches a
-  header once, not once per chunk.
+  `fetch_window` to an event loop of the process that runs it (`io_loop`),
+  decodes in its own thread, and gets the reader from the per-process
+  `reader_cache`, so each worker fetches a header once, not once per chunk.
 """
 
 from __future__ import annotations
