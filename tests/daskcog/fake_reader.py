@@ -121,3 +121,11 @@ class FakeReader(ReaderSurface, OnGrid):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def fake_cache(maxsize: int = 8, **opener: Any) -> tuple[Any, FakeOpener]:
+    """A `ReaderCache` over fake headers and readers, and its opener (to count opens)."""
+    from daskcog.reading.reader_cache import ReaderCache
+
+    open_header = FakeOpener(**opener)
+    return ReaderCache(maxsize, open_header=open_header, make_reader=FakeReader.from_header), open_header

@@ -1,32 +1,25 @@
 """The reader cache and the graph builder driven by a fake reader (no files, no store).
 
 The fake satisfies georeader's `AsyncGeoData` Protocol; what these tests check
-needs no pixels: the cache's sharing, failure and LRU rules, and the graph's
-names, size and contents. (test_reader_cache.py and test_graph.py check the same
-against real files.)
+needs no pixels: the cache's failure and key rules, and the graph's names, size
+and contents. (test_reader_cache.py drives its sharing, LRU and fork rules with
+the same fake; test_graph.py checks the graph against real files.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import pickle
-import threading
 
 import pytest
 from rasterio.windows import Window
 
 import daskcog
 from daskcog.reading import read_graph
-from daskcog.reading.reader_cache import ReaderCache
 from georeader import AsyncGeoData, ObjectNotFoundError
-from tests.daskcog.fake_reader import FakeOpener, FakeReader
+from tests.daskcog.fake_reader import FakeOpener, fake_cache
 
 URL = "https://fake.invalid/scene.tif"
-
-
-def fake_cache(maxsize: int = 8, **opener: object) -> tuple[ReaderCache, FakeOpener]:
-    open_header = FakeOpener(**opener)  # type: ignore[arg-type]
-    return ReaderCache(maxsize, open_header=open_header, make_reader=FakeReader.from_header), open_header
 
 
 def test_the_fake_is_an_async_reader() -> None:
@@ -34,38 +27,6 @@ def test_the_fake_is_an_async_reader() -> None:
     assert isinstance(reader, AsyncGeoData)
     assert reader.shape == (2, 4096, 4096)
     assert reader.footprint[0] == (500_000.0, 4_200_000.0)
-
-
-def test_concurrent_opens_share_one_inflight_open() -> None:
-    cache, opener = fake_cache()
-
-    async def many():
-        return await asyncio.gather(*(cache.reader(URL, {}) for _ in range(20)))
-
-    readers = asyncio.run(many())
-    info = cache.info()
-    assert (info.opens, info.joins, info.hits, info.failures) == (1, 19, 0, 0)
-    assert len(opener.calls) == 1
-    assert len({id(r.opened_file) for r in readers}) == 1
-
-
-def test_opens_from_many_threads_and_loops_share() -> None:
-    cache, opener = fake_cache(delay=0.05)
-    barrier = threading.Barrier(8)
-    results: list[object] = []
-
-    def task() -> None:
-        barrier.wait()
-        results.append(asyncio.run(cache.opened(URL, {})))
-
-    threads = [threading.Thread(target=task) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    info = cache.info()
-    assert info.opens == 1 and info.joins + info.hits == 7
-    assert len({id(r) for r in results}) == 1
 
 
 def test_failures_are_not_cached() -> None:
@@ -97,21 +58,6 @@ def test_lru_bound_and_store_options_in_the_key() -> None:
     with pytest.raises(ObjectNotFoundError):
         get(a, refuse=True)
     assert cache.info().failures == 1
-
-
-def test_overview_and_band_readers_reuse_the_header() -> None:
-    cache, opener = fake_cache()
-
-    async def levels():
-        return [
-            await cache.reader(URL, {}, overview_level=0),
-            await cache.reader(URL, {}, overview_level=1),
-            await cache.reader(URL, {}, overview_level=1, bands=[2]),
-        ]
-
-    readers = asyncio.run(levels())
-    assert [r.shape for r in readers] == [(2, 4096, 4096), (2, 2048, 2048), (1, 2048, 2048)]
-    assert (cache.info().opens, cache.info().hits, len(opener.calls)) == (1, 2, 1)
 
 
 @pytest.fixture

@@ -1,4 +1,9 @@
-"""The per-process reader cache: shared in-flight opens, no cached failures, LRU, overviews, fork."""
+"""The per-process reader cache: shared in-flight opens, no cached failures, LRU, overviews, fork.
+
+The sharing, LRU, overview and fork rules need no pixels: a fake reader that
+satisfies georeader's `AsyncGeoData` drives them (tests/daskcog/fake_reader.py);
+the rest opens real files.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,18 @@ import daskcog
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE, ReaderCache, cache_key
 from georeader.errors import GeoreaderError, ObjectNotFoundError
+from tests.daskcog.fake_reader import fake_cache
+
+FAKE = "https://fake.invalid/{}.tif"
 
 
 def _uri(path: Path) -> str:
     return Path(path).resolve().as_uri()
 
 
-def test_concurrent_opens_share_one_inflight_open(gen_paths) -> None:
-    url = _uri(gen_paths["multi-tile"])
-    cache = ReaderCache(maxsize=8)
+def test_concurrent_opens_share_one_inflight_open() -> None:
+    url = FAKE.format("multi-tile")
+    cache, _ = fake_cache(maxsize=8)
 
     async def many():
         return await asyncio.gather(*(cache.reader(url, {}) for _ in range(20)))
@@ -50,10 +58,10 @@ def test_global_cache_on_the_io_loop(gen_paths) -> None:
     assert daskcog.cache_info().hits == 1
 
 
-def test_opens_from_many_threads_and_loops_share(gen_paths) -> None:
+def test_opens_from_many_threads_and_loops_share() -> None:
     """Tasks on different event loops (I/O thread, worker loops) join the same open."""
-    url = _uri(gen_paths["mask"])
-    cache = ReaderCache()
+    url = FAKE.format("mask")
+    cache, _ = fake_cache(delay=0.05)
     barrier = threading.Barrier(8)
     results: list[object] = []
 
@@ -95,9 +103,9 @@ def test_failures_are_not_cached(tmp_path, gen_paths) -> None:
     assert (info.opens, info.failures, info.size) == (2, 1, 1)
 
 
-def test_lru_bound_evicts_least_recently_used(gen_paths) -> None:
-    a, b, c = (_uri(gen_paths[n]) for n in ("multi-tile", "odd-size-nodata", "mask"))
-    cache = ReaderCache(maxsize=2)
+def test_lru_bound_evicts_least_recently_used() -> None:
+    a, b, c = (FAKE.format(n) for n in ("multi-tile", "odd-size-nodata", "mask"))
+    cache, _ = fake_cache(maxsize=2)
 
     def get(url: str) -> None:
         asyncio.run(cache.opened(url, {}))
@@ -155,9 +163,9 @@ def test_store_options_are_part_of_the_key(gen_paths) -> None:
     assert (info.opens, info.hits, info.failures, info.size) == (2, 1, 1, 1)
 
 
-def test_overview_and_band_readers_reuse_the_header(gen_paths) -> None:
-    url = _uri(gen_paths["overviews-nan"])
-    cache = ReaderCache()
+def test_overview_and_band_readers_reuse_the_header() -> None:
+    url = FAKE.format("overviews-nan")
+    cache, _ = fake_cache(sizes=((300, 217), (150, 109), (75, 55)), count=1)
 
     async def levels():
         return [
@@ -174,9 +182,9 @@ def test_overview_and_band_readers_reuse_the_header(gen_paths) -> None:
     assert len({id(r.opened_file) for r in readers}) == 1
 
 
-def test_pid_change_resets(gen_paths) -> None:
-    url = _uri(gen_paths["multi-tile"])
-    cache = ReaderCache()
+def test_pid_change_resets() -> None:
+    url = FAKE.format("multi-tile")
+    cache, _ = fake_cache()
     asyncio.run(cache.opened(url, {}))
     asyncio.run(cache.opened(url, {}))
     assert (cache.info().opens, cache.info().hits) == (1, 1)
