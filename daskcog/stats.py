@@ -208,7 +208,9 @@ def _chunk_moments(block: np.ndarray, invalid: _Invalid) -> np.ndarray:
     return out
 
 
-def _per_chunk(func: Any, data: da.Array, *args: Any, width: int, dtype: Any, token: str) -> da.Array:
+def _per_chunk(
+    func: Any, data: da.Array, *args: Any, width: int, dtype: Any, token: str
+) -> da.Array:
     """`func` on each (band, y, x) chunk -> (bands, 1, 1, width) per chunk: one small task each."""
     import dask.array as da
 
@@ -220,7 +222,9 @@ def _per_chunk(func: Any, data: da.Array, *args: Any, width: int, dtype: Any, to
 
 
 def _moments_graph(data: da.Array, invalid: _Invalid) -> da.Array:
-    return _per_chunk(_chunk_moments, data, invalid, width=5, dtype=np.float64, token="daskcog-stats-moments")
+    return _per_chunk(
+        _chunk_moments, data, invalid, width=5, dtype=np.float64, token="daskcog-stats-moments"
+    )
 
 
 def _merge_moments(partials: np.ndarray) -> np.ndarray:
@@ -289,8 +293,9 @@ def _histogram_graph(
     start = 0
     for size in data.chunks[0]:
         counts = _per_chunk(
-            _chunk_histogram, data[start : start + size], invalid, tuple(ranges[start : start + size]),
-            bins, width=bins, dtype=np.int64, token="daskcog-stats-histogram",
+            _chunk_histogram, data[start : start + size], invalid,
+            tuple(ranges[start : start + size]), bins,
+            width=bins, dtype=np.int64, token="daskcog-stats-histogram",
         )
         parts.append(counts.sum(axis=(1, 2)))
         start += size

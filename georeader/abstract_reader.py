@@ -40,7 +40,7 @@ class _ReaderProtocolMeta(type(Protocol)):  # type: ignore[misc]
 
 
 def _protocol_members(proto: type) -> dict[str, Any]:
-    """Public members (and the async context manager's dunders) declared on `proto` and its bases."""
+    """Public members (and the async context manager's dunders) of `proto` and its bases."""
     members: dict[str, Any] = {}
     for base in reversed(proto.__mro__):
         if base in (object, Protocol) or not isinstance(base, _ReaderProtocolMeta):
@@ -158,7 +158,8 @@ def check_no_warp(
             if isinstance(target_resolution, int | float)
             else (float(target_resolution[0]), float(target_resolution[1]))
         )
-        if not all(math.isclose(w, r, rel_tol=1e-9) for w, r in zip(wanted, reader.res, strict=True)):
+        same = zip(wanted, reader.res, strict=True)
+        if not all(math.isclose(w, r, rel_tol=1e-9) for w, r in same):
             raise NotImplementedError(
                 f"read_bounds reads at the level's own resolution {reader.res}; to read near "
                 f"{wanted}, open the nearest overview (AsyncGeoTIFFReader(url, resolution=...)), "

@@ -81,9 +81,10 @@ class PendingWindow:
         if self.inside is not None and self.fetched is not None:
             values = self.fetched.values
             if values is None:
-                out = empty_window(self.level, self.inside)
-                decode_tiles(self.opened.location.url, self.level, out, self.inside, self.fetched.raw)
-                values = finish_window(self.opened, self.level, self.bands, out, self.inside, self.fetched, self.fill)
+                level, inside, fetched = self.level, self.inside, self.fetched
+                out = empty_window(level, inside)
+                decode_tiles(self.opened.location.url, level, out, inside, fetched.raw)
+                values = finish_window(self.opened, level, self.bands, out, inside, fetched, self.fill)
         return self._pad(values)
 
     async def assemble_async(self) -> GeoTensor:
@@ -92,15 +93,19 @@ class PendingWindow:
         if self.inside is not None and self.fetched is not None:
             values = self.fetched.values
             if values is None:
-                level, inside, raw, url = self.level, self.inside, self.fetched.raw, self.opened.location.url
+                level, inside, fetched = self.level, self.inside, self.fetched
+                url, raw = self.opened.location.url, fetched.raw
                 out = empty_window(level, inside)
                 loop = asyncio.get_running_loop()
                 pool, workers = _decode_pool()
                 n = max(1, min(len(raw), workers))
                 await asyncio.gather(
-                    *(loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n]) for i in range(n))
+                    *(
+                        loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n])
+                        for i in range(n)
+                    )
                 )
-                values = finish_window(self.opened, level, self.bands, out, inside, self.fetched, self.fill)
+                values = finish_window(self.opened, level, self.bands, out, inside, fetched, self.fill)
         return self._pad(values)
 
     def _pad(self, values: np.ndarray | None) -> GeoTensor:

@@ -316,7 +316,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         boundless: bool = True,
         fill_value: float | None = None,
     ) -> GeoTensor:
-        """Read the pixels of one geoslice value: `(rows, cols)` slices, e.g. `np.s_[0:256, 512:768]`.
+        """Read the pixels of one geoslice value: `(rows, cols)` slices (`np.s_[0:256, 512:768]`).
 
         `read_geoslice(rows, cols)` (two slices) reads the same. Slices take step 1
         (subsample with an overview instead); their ends may lie outside the image.
@@ -504,7 +504,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
-        return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched).assemble()
+        pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
+        return pending.assemble()
 
 
 async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:

@@ -287,7 +287,8 @@ def _ellipsoid_overridden(gkd: Any) -> bool:
     if ellipsoid is None:
         return True
     expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
-    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in zip(given, expected, strict=True))
+    pairs = zip(given, expected, strict=True)
+    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in pairs)
 
 
 def _gdal_alpha_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:

@@ -36,8 +36,10 @@ def to_async_geotiff_window(window: Window) -> async_geotiff.Window:
             "(clip it with georeader.window_utils.clip_window, or read with AsyncGeoTIFFReader)"
         )
     return async_geotiff.Window(
-        col_off=int(window.col_off), row_off=int(window.row_off),
-        width=int(window.width), height=int(window.height),
+        col_off=int(window.col_off),
+        row_off=int(window.row_off),
+        width=int(window.width),
+        height=int(window.height),
     )
 
 
@@ -56,7 +58,9 @@ def raster_array_to_geotensor(array: Any, *, fill_value: float | None = None) ->
     data = np.asarray(array.data)
     nodata = array.nodata
     fill = check_fill(default_fill(nodata) if fill_value is None else fill_value, data.dtype)
-    invalid = ~np.asarray(array.mask, dtype=bool) if array.mask is not None else nodata_mask(data, nodata)
+    invalid = (
+        ~np.asarray(array.mask, dtype=bool) if array.mask is not None else nodata_mask(data, nodata)
+    )
     if invalid is not None and invalid.any():
         data = np.where(invalid, np.asarray(fill, dtype=data.dtype), data)
     return GeoTensor(data, array.transform, array.crs, fill_value_default=fill)

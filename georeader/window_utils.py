@@ -131,8 +131,12 @@ def geoslice_window(slice_: GeoSlice | object, width: int, height: int) -> Windo
     Open ends run to the grid's edge; other ends are taken as they are (they
     may lie outside: boundless reads fill there). Steps other than 1 are refused.
     """
-    if not (isinstance(slice_, tuple) and len(slice_) == 2 and all(isinstance(s, slice) for s in slice_)):
-        raise WindowError(f"a geoslice is (rows, cols) slices, e.g. np.s_[0:256, 0:256]; got {slice_!r}")
+    if not (
+        isinstance(slice_, tuple) and len(slice_) == 2 and all(isinstance(s, slice) for s in slice_)
+    ):
+        raise WindowError(
+            f"a geoslice is (rows, cols) slices, e.g. np.s_[0:256, 0:256]; got {slice_!r}"
+        )
     rows, cols = slice_
     if (rows.step or 1) != 1 or (cols.step or 1) != 1:
         raise WindowError("read_geoslice takes step-1 slices; subsample with an overview")

@@ -65,7 +65,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     state = Settings()
     try:
         code = cli.main(
-            list(sys.argv[1:] if argv is None else argv), prog_name=PROG, obj=state, standalone_mode=False
+            list(sys.argv[1:] if argv is None else argv),
+            prog_name=PROG,
+            obj=state,
+            standalone_mode=False,
         )
     except click.UsageError as exc:
         if exc.ctx is not None:
@@ -106,11 +109,18 @@ def info(ctx: click.Context, url: str, as_json: bool) -> int:
 
 @cli.command(help="per-band min, max, mean, std, valid count, histogram")
 @click.argument("url")
-@click.option("--overview", type=int, default=0, metavar="N", help="overview level (0: full resolution)")
-@click.option("--bands", type=BANDS, multiple=True, help="1-based bands, e.g. 1,3 (repeatable; default: all)")
+@click.option(
+    "--overview", type=int, default=0, metavar="N", help="overview level (0: full resolution)"
+)
+@click.option(
+    "--bands", type=BANDS, multiple=True, help="1-based bands, e.g. 1,3 (repeatable; default: all)"
+)
 @click.option("--bins", type=POSITIVE, default=256, metavar="N", help="histogram bins (256)")
 @click.option(
-    "--chunks", type=POSITIVE, default=commands.STATS_CHUNKS, metavar="N",
+    "--chunks",
+    type=POSITIVE,
+    default=commands.STATS_CHUNKS,
+    metavar="N",
     help=f"chunk side in pixels ({commands.STATS_CHUNKS})",
 )
 @click.option("--keep-fill", is_flag=True, help="count pixels equal to the fill value as valid")
@@ -120,7 +130,10 @@ def info(ctx: click.Context, url: str, as_json: bool) -> int:
 def stats(ctx: click.Context, url: str, bands: tuple[tuple[int, ...], ...], **options: Any) -> int:
     found = settings(ctx)
     return commands.stats(
-        url, bands=[b for group in bands for b in group] or None, scheduler=found.scheduler, store_options=found.store_options,
+        url,
+        bands=[b for group in bands for b in group] or None,
+        scheduler=found.scheduler,
+        store_options=found.store_options,
         **options,
     )
 
@@ -132,17 +145,29 @@ def stats(ctx: click.Context, url: str, bands: tuple[tuple[int, ...], ...], **op
 @click.option("--resolution", type=RESOLUTION, help="output pixel size: X or X,Y")
 @click.option("--bounds", type=BOUNDS, help="output bounds in the output CRS")
 @click.option("--method", help="mosaic method (default: daskcog.mosaic's)")
-@click.option("--compress", default="deflate", type=click.Choice(COMPRESSIONS), help="compression (deflate)")
+@click.option(
+    "--compress", default="deflate", type=click.Choice(COMPRESSIONS), help="compression (deflate)"
+)
 @click.option("--blocksize", type=POSITIVE, default=512, metavar="N", help="tile size (512)")
 @click.option(
-    "--overview-resampling", default="nearest", metavar="METHOD",
+    "--overview-resampling",
+    default="nearest",
+    metavar="METHOD",
     help="nearest (default), average, bilinear, ...",
 )
 @global_options
 @click.pass_context
 def mosaic(
-    ctx: click.Context, urls: tuple[str, ...], output: str, crs: str | None, resolution: Any,
-    bounds: Any, method: str | None, compress: str, blocksize: int, overview_resampling: str,
+    ctx: click.Context,
+    urls: tuple[str, ...],
+    output: str,
+    crs: str | None,
+    resolution: Any,
+    bounds: Any,
+    method: str | None,
+    compress: str,
+    blocksize: int,
+    overview_resampling: str,
 ) -> int:
     found = settings(ctx)
     return commands.mosaic(
@@ -157,10 +182,14 @@ def mosaic(
 
 @cli.command(help="sample COGs, then stats and a mosaic on a local Dask cluster")
 @click.option(
-    "--workdir", type=click.Path(path_type=Path), metavar="DIR",
+    "--workdir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
     help="folder for samples and outputs (default: ~/.cache/daskcog/demo)",
 )
-@click.option("--size", type=POSITIVE, default=4096, metavar="N", help="sample width and height (4096)")
+@click.option(
+    "--size", type=POSITIVE, default=4096, metavar="N", help="sample width and height (4096)"
+)
 @click.option("--count", type=POSITIVE, default=4, metavar="N", help="number of samples (4)")
 @global_options
 @click.pass_context

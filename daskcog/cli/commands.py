@@ -89,8 +89,16 @@ def info(url: str, *, as_json: bool, store_options: dict[str, Any]) -> int:
 
 # -- stats ---------------------------------------------------------------------------
 def stats(
-    url: str, *, overview: int, bands: Sequence[int] | None, bins: int, chunks: int,
-    keep_fill: bool, as_json: bool, scheduler: str | None, store_options: dict[str, Any],
+    url: str,
+    *,
+    overview: int,
+    bands: Sequence[int] | None,
+    bins: int,
+    chunks: int,
+    keep_fill: bool,
+    as_json: bool,
+    scheduler: str | None,
+    store_options: dict[str, Any],
 ) -> int:
     import daskcog
     from daskcog.cli.cluster import get_client
@@ -98,14 +106,18 @@ def stats(
 
     out = sys.stderr if as_json else sys.stdout  # narration leaves stdout to the JSON
     say = say_to(out)
-    geoarray = daskcog.open(url, chunks=chunks, overview_level=overview, bands=bands, **store_options)
+    geoarray = daskcog.open(
+        url, chunks=chunks, overview_level=overview, bands=bands, **store_options
+    )
     with get_client(scheduler, local=False) as session:
         say(
             f"{geoarray.data.npartitions} chunks of {url} (level {overview}, "
             f"{geoarray.width}x{geoarray.height}) on {session.description}"
         )
         start = time.perf_counter()
-        results = band_stats(geoarray, bins=bins, ignore_fill=not keep_fill, compute=session.compute)
+        results = band_stats(
+            geoarray, bins=bins, ignore_fill=not keep_fill, compute=session.compute
+        )
         elapsed = time.perf_counter() - start
     if as_json:
         print(
@@ -125,7 +137,10 @@ def stats(
         )
         return EXIT_OK
     fill = "" if keep_fill else f", fill value {geoarray.fill_value_default:g} excluded"
-    say(f"statistics of valid pixels (nodata {geoarray.nodata}{fill}), {bins} bins, {elapsed:.2f} s:")
+    say(
+        f"statistics of valid pixels (nodata {geoarray.nodata}{fill}), {bins} bins, "
+        f"{elapsed:.2f} s:"
+    )
     for line in stats_table(results, out):
         say(line)
     return EXIT_OK
@@ -161,14 +176,21 @@ def write_mosaic(
     result = mosaic(list(urls), **{k: v for k, v in mosaic_kwargs.items() if v is not None})
     say(f"mosaic: {result!r}")
     start = time.perf_counter()
-    result.to_cog(output, scheduler=session.scheduler, progress=ChunkProgress(stream), **write_kwargs)
+    result.to_cog(
+        output, scheduler=session.scheduler, progress=ChunkProgress(stream), **write_kwargs
+    )
     say(f"wrote {output} ({mib(output.stat().st_size)}) in {time.perf_counter() - start:.1f} s")
     return output
 
 
 def mosaic(
-    urls: Sequence[str], *, output: str, mosaic_kwargs: dict[str, Any], write_kwargs: dict[str, Any],
-    scheduler: str | None, store_options: dict[str, Any],
+    urls: Sequence[str],
+    *,
+    output: str,
+    mosaic_kwargs: dict[str, Any],
+    write_kwargs: dict[str, Any],
+    scheduler: str | None,
+    store_options: dict[str, Any],
 ) -> int:
     from daskcog.cli.cluster import get_client
 
@@ -178,7 +200,9 @@ def mosaic(
     say = say_to(sys.stdout)
     with get_client(scheduler, local=True) as session:
         say(f"running on {session.description}")
-        write_mosaic(urls, path, session, {**mosaic_kwargs, **store_options}, write_kwargs, say, sys.stderr)
+        write_mosaic(
+            urls, path, session, {**mosaic_kwargs, **store_options}, write_kwargs, say, sys.stderr
+        )
     return EXIT_OK
 
 

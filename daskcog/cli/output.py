@@ -145,7 +145,9 @@ class ChunkProgress:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=total, file=self.stream, unit=" chunks", desc=self.label, mininterval=0.1)
+            self.bar = tqdm(
+                total=total, file=self.stream, unit=" chunks", desc=self.label, mininterval=0.1
+            )
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.bar.close()

@@ -116,17 +116,25 @@ def global_options(command: F) -> F:
     """--scheduler, --store-option (repeatable) and --debug, for the group and each command."""
     options = [
         click.option(
-            "--scheduler", metavar="ADDRESS", expose_value=False, callback=_remember,
+            "--scheduler",
+            metavar="ADDRESS",
+            expose_value=False,
+            callback=_remember,
             help="address of a running Dask scheduler (tcp://host:8786); default: a local cluster "
             "for mosaic and demo, the threaded scheduler for info and stats",
         ),
         click.option(
-            "--store-option", type=STORE_OPTION, multiple=True, expose_value=False,
+            "--store-option",
+            type=STORE_OPTION,
+            multiple=True,
+            expose_value=False,
             callback=_remember,
             help="obstore option, repeatable; VALUE is JSON when it parses "
             "(e.g. region=eu-west-1, client_options='{\"allow_http\":true}')",
         ),
-        click.option("--debug", is_flag=True, expose_value=False, callback=_remember, help="show tracebacks"),
+        click.option(
+            "--debug", is_flag=True, expose_value=False, callback=_remember, help="show tracebacks"
+        ),
     ]
     for option in reversed(options):
         command = option(command)

@@ -83,7 +83,7 @@ class GeoArray(OnGrid):
 
     @property
     def source(self) -> Any:
-        """What the array reads from: the `ReadSpec` of plain values `daskcog.open` built, or None."""
+        """What the array reads from: the plain-values `ReadSpec` `daskcog.open` built, or None."""
         return self._source
 
     def __repr__(self) -> str:
@@ -108,7 +108,8 @@ class GeoArray(OnGrid):
         spec = self._source
         if spec is not None and hasattr(spec, "isel_window"):  # a ReadSpec: a new graph, no slicing
             return spec.isel_window(
-                window, self._chunk_request, transform=self._base_transform, crs=self.crs, nodata=self.nodata
+                window, self._chunk_request, transform=self._base_transform, crs=self.crs,
+                nodata=self.nodata,
             )
         inside = window_utils.clip_window(window, self.width, self.height)
         transform = window_utils.window_transform(window, self.transform)

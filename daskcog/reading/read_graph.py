@@ -77,7 +77,8 @@ class ReadSpec:
         self, window: Window, chunks: Any, *, transform: Any, crs: Any, nodata: float | None
     ) -> GeoArray:
         """The GeoArray of a sub-window (in this spec's window's pixels): a graph of its own."""
-        return from_spec(sub_spec(self, window), chunks, transform=transform, crs=crs, nodata=nodata)
+        sub = sub_spec(self, window)
+        return from_spec(sub, chunks, transform=transform, crs=crs, nodata=nodata)
 
 
 def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / rioxarray.open_rasterio
@@ -142,7 +143,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     options = tuple(sorted(public.items()))
     full_options = creds.merge(public, creds.resolve(credential_name, location.url)) if credential_name else public
     opened = run_sync(CACHE.opened(location.url, full_options))
-    reader = CACHE.make_reader(opened, overview_level=overview_level, bands=bands, resolution=resolution)
+    reader = CACHE.make_reader(
+        opened, overview_level=overview_level, bands=bands, resolution=resolution
+    )
     spec = ReadSpec(
         url=location.url,
         store_options=options,

@@ -28,9 +28,7 @@ def _module_name(path: Path) -> str:
 
 
 def _sources(*tops: str) -> dict[str, Path]:
-    return {
-        _module_name(p): p for top in tops for p in sorted((ROOT / top).rglob("*.py"))
-    }
+    return {_module_name(p): p for top in tops for p in sorted((ROOT / top).rglob("*.py"))}
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -86,7 +84,9 @@ def test_no_private_names_cross_modules() -> None:
         for target, name, line in _imports(path, module):
             if target.split(".")[0] not in (*PACKAGES, "tests", "benchmarks"):
                 continue
-            private_module = any(part.startswith("_") and part != "__init__" for part in target.split("."))
+            private_module = any(
+                part.startswith("_") and part != "__init__" for part in target.split(".")
+            )
             private_name = name is not None and name.startswith("_") and not name.startswith("__")
             if private_module or private_name:
                 bad.append(f"{module}:{line} imports {target}{'.' + name if name else ''}")
@@ -142,7 +142,9 @@ def _package_edges_ok(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycles(package: str) -> None:
-    cycles = [c for c in _cycles(_package_edges_ok(_graph())) if any(m.startswith(package) for m in c)]
+    cycles = [
+        c for c in _cycles(_package_edges_ok(_graph())) if any(m.startswith(package) for m in c)
+    ]
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
@@ -164,5 +166,8 @@ def test_daskcog_uses_georeaders_public_surface() -> None:
                 continue  # a whole module: `from georeader import window_utils`
             exported = getattr(importlib.import_module(target), "__all__", None)
             if exported is not None and name not in exported:
-                bad.append(f"{module}:{line} imports {target}.{name}, which {target}.__all__ does not export")
+                bad.append(
+                    f"{module}:{line} imports {target}.{name}, "
+                    f"which {target}.__all__ does not export"
+                )
     assert not bad, "\n".join(bad)

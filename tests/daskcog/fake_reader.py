@@ -63,14 +63,18 @@ class FakeOpener:
 class FakeReader(ReaderSurface, OnGrid):
     """One level and band subset of a FakeHeader; every read is a coroutine."""
 
-    def __init__(self, header: FakeHeader, *, overview_level: int = 0, bands: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, header: FakeHeader, *, overview_level: int = 0, bands: Sequence[int] | None = None
+    ) -> None:
         self.opened_file = header
         self.location = header.location
         self.overview_level = overview_level
         self.bands = tuple(bands) if bands is not None else tuple(range(1, header.count + 1))
         self.width, self.height = header.sizes[overview_level]
         scale = header.sizes[0][0] / self.width
-        self.transform = Affine(header.res * scale, 0, header.origin[0], 0, -header.res * scale, header.origin[1])
+        self.transform = Affine(
+            header.res * scale, 0, header.origin[0], 0, -header.res * scale, header.origin[1]
+        )
         self.crs = header.crs
         self.dtype = np.dtype(header.dtype)
         self.nodata = header.nodata
@@ -79,13 +83,21 @@ class FakeReader(ReaderSurface, OnGrid):
 
     @classmethod
     def from_header(
-        cls, header: FakeHeader, *, overview_level: int = 0, bands: Sequence[int] | None = None,
+        cls,
+        header: FakeHeader,
+        *,
+        overview_level: int = 0,
+        bands: Sequence[int] | None = None,
         resolution: float | tuple[float, float] | None = None,
     ) -> FakeReader:
         """`make_reader` for `ReaderCache` (the fake of `AsyncGeoTIFFReader.from_opened`)."""
         if resolution is not None:
             target = resolution if isinstance(resolution, int | float) else min(resolution)
-            fits = [i for i, (w, _) in enumerate(header.sizes) if header.res * header.sizes[0][0] / w <= target]
+            fits = [
+                i
+                for i, (w, _) in enumerate(header.sizes)
+                if header.res * header.sizes[0][0] / w <= target
+            ]
             overview_level = fits[-1] if fits else 0
         return cls(header, overview_level=overview_level, bands=bands)
 
@@ -93,22 +105,38 @@ class FakeReader(ReaderSurface, OnGrid):
     def count(self) -> int:
         return len(self.bands)
 
-    async def read_window(self, window: Window, *, boundless: bool = True, fill_value: float | None = None) -> GeoTensor:
+    async def read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor:
         window = window_utils.to_int_window(window)
         rows = np.arange(int(window.row_off), int(window.row_off + window.height))[:, None]
         cols = np.arange(int(window.col_off), int(window.col_off + window.width))[None, :]
-        values = np.stack([(b * 1_000_000 + rows * 1000 + cols) for b in self.bands]).astype(self.dtype)
-        return GeoTensor(values, window_utils.window_transform(window, self.transform), self.crs, self.fill_value_default)
+        values = np.stack([(b * 1_000_000 + rows * 1000 + cols) for b in self.bands]).astype(
+            self.dtype
+        )
+        return GeoTensor(
+            values,
+            window_utils.window_transform(window, self.transform),
+            self.crs,
+            self.fill_value_default,
+        )
 
     async def read_bounds(
-        self, bounds: tuple[float, float, float, float], *, target_resolution: Any = None,
-        target_crs: Any = None, boundless: bool = True, fill_value: float | None = None,
+        self,
+        bounds: tuple[float, float, float, float],
+        *,
+        target_resolution: Any = None,
+        target_crs: Any = None,
+        boundless: bool = True,
+        fill_value: float | None = None,
     ) -> GeoTensor:
         check_no_warp(self, target_resolution=target_resolution, target_crs=target_crs)
         return await self.read_window(window_utils.window_from_bounds(bounds, self.transform))
 
     async def read_geoslice(self, slice_: window_utils.GeoSlice, **kwargs: Any) -> GeoTensor:
-        return await self.read_window(window_utils.geoslice_window(slice_, self.width, self.height), **kwargs)
+        return await self.read_window(
+            window_utils.geoslice_window(slice_, self.width, self.height), **kwargs
+        )
 
     async def load(self, **kwargs: Any) -> GeoTensor:
         return await self.read_window(Window(0, 0, self.width, self.height), **kwargs)
@@ -128,4 +156,6 @@ def fake_cache(maxsize: int = 8, **opener: Any) -> tuple[Any, FakeOpener]:
     from daskcog.reading.reader_cache import ReaderCache
 
     open_header = FakeOpener(**opener)
-    return ReaderCache(maxsize, open_header=open_header, make_reader=FakeReader.from_header), open_header
+    return ReaderCache(
+        maxsize, open_header=open_header, make_reader=FakeReader.from_header
+    ), open_header

@@ -33,11 +33,18 @@ def test_failures_are_not_cached() -> None:
     cache, opener = fake_cache(missing=[URL])
 
     async def many():
-        return await asyncio.gather(*(cache.reader(URL, {}) for _ in range(5)), return_exceptions=True)
+        return await asyncio.gather(
+            *(cache.reader(URL, {}) for _ in range(5)), return_exceptions=True
+        )
 
     errors = asyncio.run(many())
     assert all(isinstance(e, ObjectNotFoundError) and URL in str(e) for e in errors), errors
-    assert (cache.info().opens, cache.info().joins, cache.info().failures, cache.info().size) == (1, 4, 1, 0)
+    assert (cache.info().opens, cache.info().joins, cache.info().failures, cache.info().size) == (
+        1,
+        4,
+        1,
+        0,
+    )
     opener.missing.clear()  # the object appears
     assert asyncio.run(cache.reader(URL, {})).shape == (2, 4096, 4096)
     assert (cache.info().opens, cache.info().failures, cache.info().size) == (2, 1, 1)
@@ -72,8 +79,10 @@ def test_graph_names_are_deterministic_and_differ_with_options(fake_graphs: Fake
     a, b = daskcog.open(URL, chunks=512), daskcog.open(URL, chunks=512)
     assert a.data.name == b.data.name and a.data.name.startswith("daskcog-read-")
     others = [
-        daskcog.open(URL, chunks=256), daskcog.open(URL, chunks=512, overview_level=1),
-        daskcog.open(URL, chunks=512, bands=[2]), daskcog.open(URL, chunks=512, fill_value=7),
+        daskcog.open(URL, chunks=256),
+        daskcog.open(URL, chunks=512, overview_level=1),
+        daskcog.open(URL, chunks=512, bands=[2]),
+        daskcog.open(URL, chunks=512, fill_value=7),
         daskcog.open(URL, chunks=512).isel_window(Window(0, 0, 100, 100)),
         daskcog.open("https://fake.invalid/other.tif", chunks=512),
     ]
@@ -81,7 +90,9 @@ def test_graph_names_are_deterministic_and_differ_with_options(fake_graphs: Fake
     assert len(fake_graphs.calls) == 2  # one header per URL, whatever was built
 
 
-def test_graph_is_constant_size_and_holds_only_plain_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graph_is_constant_size_and_holds_only_plain_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cache, _ = fake_cache(tile=(16, 16))
     monkeypatch.setattr(read_graph, "CACHE", cache)
     small = daskcog.open(URL, chunks=2048)

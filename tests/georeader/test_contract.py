@@ -66,7 +66,11 @@ def test_footprint_is_the_closed_outline(cog) -> None:
     reader = run(AsyncGeoTIFFReader.open(cog))
     left, bottom, right, top = reader.bounds
     assert reader.footprint == (
-        (left, top), (right, top), (right, bottom), (left, bottom), (left, top)
+        (left, top),
+        (right, top),
+        (right, bottom),
+        (left, bottom),
+        (left, top),
     )
     with RasterioReader(cog) as ref:
         assert ref.footprint == reader.footprint
@@ -74,7 +78,9 @@ def test_footprint_is_the_closed_outline(cog) -> None:
 
 def test_read_bounds_refuses_warp_and_resampling(cog) -> None:
     reader = run(AsyncGeoTIFFReader.open(cog))
-    same = run(reader.read_bounds(reader.bounds, target_crs=reader.crs, target_resolution=reader.res))
+    same = run(
+        reader.read_bounds(reader.bounds, target_crs=reader.crs, target_resolution=reader.res)
+    )
     assert same.shape == reader.shape
     with pytest.raises(NotImplementedError, match="daskcog.mosaic"):
         run(reader.read_bounds(reader.bounds, target_crs="EPSG:4326"))

@@ -28,7 +28,12 @@ SPECS = {
     "float-nodata": TiffSpec(dtype="float32", width=200, height=150, compress="zstd", nodata=-1.5),
     "plain": TiffSpec(dtype="uint16", width=200, height=150, compress="zstd"),
 }
-WINDOWS = [Window(0, 0, 64, 32), Window(17, 9, 100, 71), Window(150, 120, 50, 30), Window(0, 0, 200, 150)]
+WINDOWS = [
+    Window(0, 0, 64, 32),
+    Window(17, 9, 100, 71),
+    Window(150, 120, 50, 30),
+    Window(0, 0, 200, 150),
+]
 
 
 def test_window_round_trip() -> None:
@@ -54,7 +59,9 @@ def test_raster_array_matches_reader(name: str, tiff_cache) -> None:
 
     async def main() -> None:
         reader = await AsyncGeoTIFFReader.open(path)
-        geotiff = await async_geotiff.GeoTIFF.open(path.name, store=LocalStore(str(path.parent.resolve())))
+        geotiff = await async_geotiff.GeoTIFF.open(
+            path.name, store=LocalStore(str(path.parent.resolve()))
+        )
         filled = 0
         for window in WINDOWS:
             ours = await reader.read_window(window)
