@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from georeader import window_utils
 from georeader.geotensor import GeoTensor, norm_crs
 from georeader.nodata import default_fill
+from georeader.on_grid import Gridded
 from georeader.store import Location
 
 _ASYNC_ONLY = ("__aenter__", "__aexit__", "aclose")
@@ -167,21 +168,15 @@ def check_no_warp(
             )
 
 
-class _SurfaceNeeds(Protocol):
-    """What `ReaderSurface` derives from; readers provide it as fields or properties."""
+class _SurfaceNeeds(Gridded, Protocol):
+    """What `ReaderSurface` derives from beyond the grid (fields or properties of a reader)."""
 
     @property
     def location(self) -> Location: ...
     @property
     def count(self) -> int: ...
     @property
-    def height(self) -> int: ...
-    @property
-    def width(self) -> int: ...
-    @property
     def nodata(self) -> float | None: ...
-    @property
-    def transform(self) -> Affine: ...
 
 
 class ReaderSurface:

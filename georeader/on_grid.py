@@ -16,8 +16,8 @@ from rasterio.windows import Window
 from georeader import window_utils
 
 
-class _Gridded(Protocol):
-    """What the mixin needs; subclasses provide it as fields or properties."""
+class Gridded(Protocol):
+    """What has a grid: a size and a transform (as fields or properties); what `OnGrid` needs."""
 
     @property
     def width(self) -> int: ...
@@ -33,12 +33,12 @@ class OnGrid:
     __slots__ = ()
 
     @property
-    def res(self: _Gridded) -> tuple[float, float]:
+    def res(self: Gridded) -> tuple[float, float]:
         """Pixel size (x, y), positive, like rasterio's `res` (rotation-aware)."""
         t = self.transform
         return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
 
     @property
-    def bounds(self: _Gridded) -> tuple[float, float, float, float]:
+    def bounds(self: Gridded) -> tuple[float, float, float, float]:
         """(left, bottom, right, top), always ordered, whatever the grid's orientation."""
         return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
