@@ -108,8 +108,10 @@ class GeoMetadata(Protocol, metaclass=_ReaderProtocolMeta):
 class GeoData(GeoMetadata, Protocol):
     """A synchronous reader (rasterio-backed): the reference."""
 
-    def read_window(self, window: Window, *, boundless: bool = True, fill_value: float | None = None) -> GeoTensor: ...
-    def read_bounds(self, bounds: tuple[float, float, float, float], **kwargs: Any) -> GeoTensor: ...
+    def read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor: ...
+    def read_bounds(self, bounds: window_utils.Bounds, **kwargs: Any) -> GeoTensor: ...
     def load(self, **kwargs: Any) -> GeoTensor: ...
 
 
@@ -120,10 +122,12 @@ class AsyncGeoData(GeoMetadata, Protocol):
     `async with reader:` opens it if needed and `aclose()`s it after.
     """
 
-    async def read_window(self, window: Window, *, boundless: bool = True, fill_value: float | None = None) -> GeoTensor: ...
+    async def read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor: ...
     async def read_bounds(
         self,
-        bounds: tuple[float, float, float, float],
+        bounds: window_utils.Bounds,
         *,
         target_resolution: float | tuple[float, float] | None = None,
         target_crs: Any = None,
