@@ -352,6 +352,7 @@ def scenario_run(args: argparse.Namespace, scenario: str, server: Any) -> list[d
                      "header_requests": best["header_requests"], "bytes": best["bytes"],
                      "peak_rss_mib": best["peak_rss_mib"], "differ": differ,
                      "pixels": int(reference.size)})
+        print(f"  {scenario} {lib}: {rows[-1]['all']} s, load {os.getloadavg()[0]:.1f}", flush=True)
     cpu, tiles = decode_seconds(scenes)
     cores = os.cpu_count() or 1
     out_pixels = grid["width"] * grid["height"]
