@@ -437,7 +437,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 return [t.compressed_bytes for t in got]
             return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
-        return await range_cache.CACHE.get(self.url, ranges, fetch, prefetch_budget=prefetch_budget)
+        return await range_cache.CACHE.get(
+            self._opened.tile_cache_id, ranges, fetch, prefetch_budget=prefetch_budget
+        )
 
     async def prefetch_window(self, window: Window, *, budget: int) -> bool:
         """Start fetching a window's tiles into the range cache, for a read that is likely next.

@@ -21,7 +21,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import layout_guard, tile_decode
+from georeader import layout_guard, range_cache, tile_decode
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import NoGeoreferenceError, UnsupportedLayoutError
 from georeader.on_grid import OnGrid
@@ -134,6 +134,9 @@ class OpenedFile:
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
     _fd: tuple[int, int] | None = None
+    tile_cache_id: str = field(default_factory=range_cache.new_header_id, repr=False)
+    """This header's name in the tile-bytes cache: bytes fetched under another (older) header of
+    the same URL are never served with this one, even where offsets and lengths coincide."""
     """(pid, file descriptor) of a local file, for `pread` of tile bytes."""
 
     def local_fd(self) -> int:

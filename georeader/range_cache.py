@@ -3,8 +3,9 @@
 Why: a tile that two windows need (a chunk edge that cuts through a tile, a mosaic's
 scenes read on another grid, two fan-out windows side by side) was fetched once per
 window; and a read-ahead (`AsyncGeoTIFFReader.prefetch_window`) needs somewhere to
-leave bytes for the read that comes next. Entries are keyed by (URL, offset, length):
-a tile is a byte range, and a rewritten file gets new offsets from its new header.
+leave bytes for the read that comes next. Entries are keyed by (header, offset, length):
+a tile is a byte range of the file one opened header describes (`OpenedFile.tile_cache_id`),
+so a file re-opened after a change never gets the old bytes.
 
 Bounds, so nothing grows without limit:
 * `capacity` bytes of entries (LRU; entries still in flight are never evicted, so a
@@ -21,6 +22,7 @@ the next read (or the retry layer) fetches again.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -87,10 +89,11 @@ class RangeCache:
         return self.capacity > 0
 
     async def get(
-        self, url: str, ranges: Sequence[tuple[int, int]], fetch: Fetch, *,
+        self, source: str, ranges: Sequence[tuple[int, int]], fetch: Fetch, *,
         prefetch_budget: int | None = None,
     ) -> list[Any] | None:
-        """The bytes of each (offset, length) of `url`, fetching only what no one has or is fetching.
+        """The bytes of each (offset, length) of `source` (a header's `tile_cache_id`), fetching
+        only what no one has or is fetching.
 
         With `prefetch_budget` this is a read-ahead: it fetches what is missing and returns
         [] once that landed (without waiting for ranges someone else is fetching), or does
@@ -104,14 +107,14 @@ class RangeCache:
             if self._pid != os.getpid():
                 self._reset()  # bytes in flight in the parent never arrive here
             if prefetch:
-                need = sum(n for off, n in ranges if (url, off, n) not in self._entries)
+                need = sum(n for off, n in ranges if (source, off, n) not in self._entries)
                 if need == 0:
                     return []
                 if prefetch_budget is not None and self._unused + need > prefetch_budget:
                     self._info.prefetch_refused += 1
                     return None
             for i, (off, n) in enumerate(ranges):
-                key = (url, off, n)
+                key = (source, off, n)
                 entry = self._entries.get(key)
                 if entry is None:
                     entry = self._entries[key] = _Entry(n, prefetch)
@@ -130,14 +133,14 @@ class RangeCache:
                         (self._spare if entry.unused_prefetch else self._used).move_to_end(key)
                 waits.append(entry)
         if missing:
-            await self._fill(url, ranges, missing, fresh, fetch)
+            await self._fill(source, ranges, missing, fresh, fetch)
         if prefetch:
             return []
         return [
             e.future.result() if e.future.done() else await asyncio.wrap_future(e.future) for e in waits
         ]
 
-    async def _fill(self, url: str, ranges: Sequence[tuple[int, int]], missing: list[int],
+    async def _fill(self, source: str, ranges: Sequence[tuple[int, int]], missing: list[int],
                     fresh: list[_Entry], fetch: Fetch) -> None:
         try:
             datas = await fetch(missing)
@@ -145,8 +148,8 @@ class RangeCache:
             with self._lock:
                 for i, entry in zip(missing, fresh, strict=True):
                     off, n = ranges[i]
-                    if self._entries.get((url, off, n)) is entry:
-                        self._drop((url, off, n), wasted=False)
+                    if self._entries.get((source, off, n)) is entry:
+                        self._drop((source, off, n), wasted=False)
             for entry in fresh:
                 entry.future.set_exception(exc)
                 entry.future.exception()  # retrieved: each waiter re-raises it itself
@@ -154,7 +157,7 @@ class RangeCache:
         with self._lock:
             self._info.fetched_bytes += sum(e.size for e in fresh)
             for i, entry in zip(missing, fresh, strict=True):
-                key = (url, *ranges[i])
+                key = (source, *ranges[i])
                 if self._entries.get(key) is entry:  # not cleared meanwhile
                     entry.landed = True
                     (self._spare if entry.unused_prefetch else self._used)[key] = None
@@ -240,6 +243,14 @@ async def fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> lis
             off, n = ranges[i]
             out[i] = view[off - start : off - start + n]
     return out
+
+
+_header_ids = itertools.count()
+
+
+def new_header_id() -> str:
+    """A process-unique name for one opened header (its tiles' cache keys start with it)."""
+    return f"{os.getpid()}-{next(_header_ids)}"
 
 
 CACHE = RangeCache(int(os.environ.get("GEOREADER_TILE_CACHE_BYTES", str(128 << 20))))

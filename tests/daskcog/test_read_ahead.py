@@ -108,3 +108,21 @@ def test_windows_sharing_a_tile_fetch_it_once(served) -> None:  # noqa: ANN001
     np.testing.assert_array_equal(b, reference[:, 0:128, 192:320])
     needed = int(served[3][0:3].sum())  # tiles (0, 0), (1, 0), (2, 0)
     assert server.stats().bytes_sent <= 1.05 * needed
+
+
+def test_a_reopened_header_never_gets_the_old_headers_tile_bytes(served) -> None:  # noqa: ANN001
+    server, url, reference, _ = served
+    range_cache.CACHE.clear()
+
+    async def read_once() -> tuple[str, np.ndarray]:
+        reader = await AsyncGeoTIFFReader.open(url, **OPTIONS)
+        got = await reader.read_window(Window(0, 0, 128, 128))
+        return reader.opened_file.tile_cache_id, got.values
+
+    first_id, first = asyncio.run(read_once())
+    server.reset()
+    second_id, second = asyncio.run(read_once())  # the file could have changed in between
+    assert first_id != second_id
+    assert server.stats().gets >= 2  # header and tile fetched again, not served from the cache
+    np.testing.assert_array_equal(first, reference[:, :128, :128])
+    np.testing.assert_array_equal(second, first)
