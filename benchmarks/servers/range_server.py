@@ -30,7 +30,8 @@ HTTP it speaks: ``GET`` and ``HEAD``, keep-alive (HTTP/1.1 default), one ``Range
 bytes=a-b`` / ``a-`` / ``-n`` per request (206 with ``Content-Range``), a whole file
 without ``Range`` (200), ``416`` for an unsatisfiable or multi-range header, ``404``,
 ``405``. ``ETag``, ``Last-Modified`` and ``Accept-Ranges`` as obstore, GDAL and
-fsspec expect. No conditional requests: benchmark files do not change.
+fsspec expect. No conditional requests: benchmark files do not change (each file is opened
+once and kept open, so a file replaced on disk is still served from the old one).
 """
 
 from __future__ import annotations
