@@ -102,7 +102,9 @@ def test_header_fetched_once_per_process(s3_server, s3_cog, reference, range_pro
     print("header requests:", per_step)
     assert [s["header_requests_at_open"] for s in per_step] == [1, 0]
     assert [s["header_requests_in_compute"] for s in per_step] == [0, 0]
-    assert per_step[0]["requests_in_compute"] == per_step[1]["requests_in_compute"]
+    # the second compute may find tiles in the per-process tile cache (georeader.range_cache)
+    assert per_step[0]["requests_in_compute"] > 0
+    assert per_step[1]["requests_in_compute"] <= per_step[0]["requests_in_compute"]
     assert daskcog.cache_info().opens == 1
 
 
