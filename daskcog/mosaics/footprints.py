@@ -31,12 +31,13 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from daskcog.credentials import registry as creds
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
 from georeader.errors import GeoreaderError, NoGeoreferenceError
 from georeader.geotensor import norm_crs
-from georeader.store import parse_location
+from georeader.store import parse_location, split_signed_url
 
 Bounds = tuple[float, float, float, float]
 StoreOptions = tuple[tuple[str, Any], ...]
@@ -129,6 +130,9 @@ class Scene:
     store_options: StoreOptions = ()
     label: str = ""
     """Where the facts came from (e.g. a STAC item id and asset key), for error messages."""
+    credentials: str | None = None
+    """Name of the secrets (keys, a signed URL's query, a signer) registered in each
+    process: `store_options` holds public options only, never those (graphs hold Scenes)."""
 
     @property
     def affine(self) -> Affine:
@@ -136,7 +140,11 @@ class Scene:
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.store_options)
+        """Store options with the named credentials resolved in this process."""
+        public = dict(self.store_options)
+        if self.credentials is None:
+            return public
+        return creds.merge(public, creds.resolve(self.credentials, self.url))
 
     @property
     def res(self) -> tuple[float, float]:
@@ -162,6 +170,7 @@ class Scene:
             )
         level = opened.levels[0]
         t = level.transform
+        public, credentials = creds.keep_out_of_graph(opened.store_options, None, opened.location.url)
         return cls(
             url=opened.location.url,
             crs=crs_text(opened.crs),
@@ -171,7 +180,8 @@ class Scene:
             count=int(opened.count),
             dtype=str(np.dtype(opened.dtype)),
             nodata=None if opened.nodata is None else float(opened.nodata),
-            store_options=tuple(sorted(opened.store_options.items())),
+            store_options=tuple(sorted(public.items())),
+            credentials=credentials,
         )
 
     @classmethod
@@ -208,8 +218,13 @@ class Scene:
             transform = (float(rx), 0.0, float(left), 0.0, -float(ry), float(top))
         elif not (type(transform) is tuple and all(type(v) is float for v in transform)):
             transform = tuple(float(v) for v in transform)  # type: ignore[assignment]
+        url, store_options = split_signed_url(url, store_options)
+        plain = _normal_url(url)
+        public, credentials = (
+            creds.keep_out_of_graph(store_options, None, plain) if store_options else ({}, None)
+        )
         return cls(
-            url=_normal_url(url),
+            url=plain,
             crs=crs if isinstance(crs, str) and crs.endswith("]") else crs_text(crs),
             transform=transform,
             width=int(shape[1]),
@@ -217,8 +232,9 @@ class Scene:
             count=int(count),
             dtype=_dtype_name(dtype),
             nodata=None if nodata is None else float(nodata),
-            store_options=tuple(sorted(store_options.items())),
+            store_options=tuple(sorted(public.items())),
             label=label,
+            credentials=credentials,
         )
 
 
@@ -294,7 +310,8 @@ def _pending(source: Any, options: StoreOptions) -> Scene | tuple[str, StoreOpti
         except GeoreaderError:
             return (source.url, tuple(sorted(source.store_options.items())))
     if isinstance(source, str | os.PathLike):
-        return (parse_location(source).url, options)
+        url, with_query = split_signed_url(source, dict(options))
+        return (parse_location(url).url, tuple(sorted(with_query.items())))
     raise TypeError(
         f"mosaic sources are paths, URLs, daskcog Scene values or AsyncGeoTIFFReaders; got "
         f"{type(source).__name__}: {source!r}"

@@ -20,7 +20,10 @@ optional ``path_pattern`` / ``methods`` filter:
   without answering;
 * ``truncate_first`` / ``truncate_rate`` (+ ``truncate_bytes``): send the upstream
   response headers (full ``Content-Length``) but only part of the body, then close;
-* ``bandwidth_bps``: cap the rate of response bodies (shared by all connections).
+* ``bandwidth_bps``: cap the rate of response bodies (shared by all connections);
+* ``require_header`` (``(name, value)``): a matching request without that header
+  (value compared case-insensitively) is answered 403 AccessDenied, like a
+  requester-pays bucket asked without ``x-amz-request-payer: requester``.
 
 The ``*_first`` counts are consumed by matching requests in arrival order; the
 ``*_rate`` draws use a ``random.Random(seed)``.  A request gets at most one of
@@ -84,6 +87,7 @@ class FaultConfig:
     truncate_rate: float = 0.0
     truncate_bytes: int | None = None  # body bytes sent before the cut; None: half (CL) / 0
     bandwidth_bps: float | None = None
+    require_header: tuple[str, str] | None = None
     path_pattern: str | None = None  # regex, re.search()ed against the URL path
     methods: frozenset[str] | None = None  # e.g. {"GET"}; None: all
 
@@ -206,7 +210,8 @@ class FaultProxy:
         ``fail_rate``, ``retry_after`` (Retry-After header value for injected
         statuses), ``reset_first``, ``reset_rate``, ``truncate_first``,
         ``truncate_rate``, ``truncate_bytes``, ``bandwidth_bps`` (None: unlimited),
-        ``path_pattern`` (regex on the URL path), ``methods`` (iterable of HTTP
+        ``require_header`` ((name, value): 403 without it), ``path_pattern`` (regex on
+        the URL path), ``methods`` (iterable of HTTP
         methods), and ``seed`` (re-seeds the RNG used for rates and jitter).
         """
         unknown = set(kwargs) - _FIELDS - {"seed"}
@@ -347,6 +352,14 @@ class FaultProxy:
                 self._faults[d.action] += 1
             return d
 
+    def _lacks_required_header(self, req: "_Request") -> bool:
+        with self._lock:
+            required = self._cfg.require_header
+        if required is None:
+            return False
+        name, value = required
+        return (req.header(name) or "").strip().lower() != value.lower()
+
     def _take_truncate(self) -> int | None:
         """Called for a matching response with a body: bytes to send, or None (no cut)."""
         with self._lock:
@@ -393,6 +406,10 @@ class FaultProxy:
                     await self._send_simple(cwriter, 400, b"bad request\n", close=True)
                     break
                 d = self._decide(req.method, req.path)
+                if d.matches and self._lacks_required_header(req):
+                    d = _Decision(matches=True, action="status", status=403)
+                    with self._lock:
+                        self._faults["missing-header"] += 1
                 if d.delay:
                     await asyncio.sleep(d.delay)
                 if d.action == "reset":

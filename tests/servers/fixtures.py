@@ -7,6 +7,9 @@ Session-scoped servers (started once, on first use):
 
 * ``s3_server`` - :class:`~tests.servers.s3_server.S3Server` (SeaweedFS, SigV4 checked)
 * ``s3_bucket`` - name of a bucket created on it (``"daskcog-test"``)
+* ``azurite_server`` - :class:`~tests.servers.azurite_server.AzuriteServer` (installed
+  from npm into ``.cache/azurite`` on first use; needs node and npm)
+* ``azurite_container`` - name of a container created on it (``"daskcog-test"``)
 * ``http_server_session`` - :class:`~tests.servers.http_server.RangeHTTPServer`
   serving a session temp directory
 * ``fault_proxy_s3_session`` / ``fault_proxy_http_session`` - :class:`FaultProxy`
@@ -33,6 +36,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .azurite_server import AzuriteServer
 from .fault_proxy import FaultProxy
 from .http_server import RangeHTTPServer
 from .s3_server import S3Server
@@ -64,6 +68,27 @@ def s3_server() -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """Name of a bucket on ``s3_server`` (session), created on first use."""
     s3_server.create_bucket(DEFAULT_BUCKET)
+    return DEFAULT_BUCKET
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[AzuriteServer]:
+    """Azurite blob service (session): ``.endpoint``, ``.options()``, ``.store(container)``,
+    ``.create_container``, ``.container_sas``."""
+    try:
+        server = AzuriteServer()
+    except Exception as exc:  # noqa: BLE001 - report any start-up failure as a test failure
+        pytest.fail(f"could not start Azurite (the Azure Storage emulator): {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_container(azurite_server: AzuriteServer) -> str:
+    """Name of a container on ``azurite_server`` (session), created on first use."""
+    azurite_server.create_container(DEFAULT_BUCKET)
     return DEFAULT_BUCKET
 
 
@@ -149,6 +174,8 @@ __all__ = [
     "copy_to_http_server",
     "s3_server",
     "s3_bucket",
+    "azurite_server",
+    "azurite_container",
     "http_server_session",
     "http_server",
     "fault_proxy_s3_session",

@@ -219,3 +219,15 @@ def test_signed_query_never_in_errors_of_failing_reads(s3_server, s3_bucket, s3_
     text = _error_text(info.value)
     assert url.partition("?")[0] in str(info.value)
     assert all(secret not in text for secret in secrets[1:]) and tampered.partition("?")[2] not in text
+
+
+def test_mosaic_graphs_hold_no_secrets(s3_server, s3_bucket, s3_cog, reference):
+    """Mosaics carry Scene values: public options and a credential name, never the secrets."""
+    url, secrets = _signed(s3_server, s3_bucket, s3_cog)
+    signed = daskcog.mosaic([url], chunks=64, **HTTP_OPTIONS)
+    keyed = daskcog.mosaic([s3_cog], chunks=64, **s3_options(s3_server))
+    for secret in secrets:
+        _assert_absent(secret, _texts_of_graph(signed))
+    _assert_absent(s3_server.secret_key, _texts_of_graph(keyed))
+    for arr in (signed, keyed):
+        np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
