@@ -58,9 +58,18 @@ def _kind(exc: BaseException, message: str) -> str | None:
     return None
 
 
+_URL_WITH_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)\?[^\s\"'<>]*", re.IGNORECASE)
+
+
+def strip_queries(text: str) -> str:
+    """`text` without the query of any URL in it: obstore's messages show the URLs it
+    requested, and a query may be a SAS token (Azure credentials) or a presigned signature."""
+    return _URL_WITH_QUERY.sub(r"\1?<query removed>", text)
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return strip_queries(text[0]) if text else type(exc).__name__
 
 
 def map_store_error(exc: BaseException, url: str, doing: str) -> GeoreaderError:

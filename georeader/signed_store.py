@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from georeader.error_mapping import first_line
+from georeader.error_mapping import first_line, strip_queries
 from georeader.errors import AccessDeniedError, InvalidURLError, StoreReadError
 
 Signer = Callable[[str], Any]
@@ -54,7 +54,6 @@ SIGNED_STORE_OPTIONS = frozenset({"client_options", "retry_config"})
 EXPIRY_MARGIN = 2.0
 """Seconds before a known expiry time at which a signer is asked for a new URL."""
 
-_URL_WITH_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)\?[^\s\"'<>]*", re.IGNORECASE)
 _DENIED = re.compile(r"status code: (401|403)\b|PermissionDenied|Unauthenticated", re.IGNORECASE)
 
 
@@ -70,7 +69,7 @@ def split_query(url: str) -> tuple[str, str]:
 
 def redact(text: str, query: str) -> str:
     """`text` with every URL's query and each value of `query` removed."""
-    text = _URL_WITH_QUERY.sub(r"\1?<query removed>", text)
+    text = strip_queries(text)
     values = {query} | {v for _, v in parse_qsl(query, keep_blank_values=True)}
     for value in sorted(values, key=len, reverse=True):
         if len(value) < 4:

@@ -163,13 +163,13 @@ def resolve_mosaic() -> Callable[..., Any] | None:
 
 def write_mosaic(
     urls: Sequence[str],
-    output: Path,
+    output: Path | str,
     session: Any,
     mosaic_kwargs: dict[str, Any],
     write_kwargs: dict[str, Any],
     say: Callable[[str], None],
     stream: IO[str],
-) -> Path:
+) -> Path | str:
     mosaic = resolve_mosaic()
     if mosaic is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
@@ -179,7 +179,8 @@ def write_mosaic(
     result.to_cog(
         output, scheduler=session.scheduler, progress=ChunkProgress(stream), **write_kwargs
     )
-    say(f"wrote {output} ({mib(output.stat().st_size)}) in {time.perf_counter() - start:.1f} s")
+    size = f" ({mib(output.stat().st_size)})" if isinstance(output, Path) else ""
+    say(f"wrote {output}{size} in {time.perf_counter() - start:.1f} s")
     return output
 
 
@@ -196,7 +197,12 @@ def mosaic(
 
     if resolve_mosaic() is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
-    path = Path(output).expanduser()
+    from georeader.upload import is_store_url
+
+    # an object-store URL is uploaded when the COG is finished, with the --store-option options
+    path: Path | str = output if is_store_url(output) else Path(output).expanduser()
+    if isinstance(path, str):
+        write_kwargs = {**write_kwargs, "store_options": store_options}
     say = say_to(sys.stdout)
     with get_client(scheduler, local=True) as session:
         say(f"running on {session.description}")

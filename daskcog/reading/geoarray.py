@@ -221,6 +221,8 @@ class GeoArray(OnGrid):
     def to_cog(self, path: Any, **options: Any) -> Any:
         """Write a Cloud-Optimized GeoTIFF, computing chunk by chunk; returns the path.
 
+        `path` may be an object-store URL (s3://, gs://, az://): the finished file
+        is uploaded (multipart), with `store_options=` / `credentials=` as for reads.
         Options (see `daskcog.write.write_raster`): compress ("deflate"), predictor
         (2 for ints, 3 for floats), level, blocksize (512), overviews (True),
         resampling ("nearest"), nodata (this array's), scheduler, progress.

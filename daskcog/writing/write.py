@@ -19,6 +19,11 @@ Strategy (memory bounded by chunks, not by the raster):
    are) or the GTiff driver (`COPY_SRC_OVERVIEWS`) for a plain tiled GeoTIFF.
 
 `progress(done, total)` is called after each written chunk.
+
+An object-store URL (s3://, gs://, az://) as the output: steps 1-3 run into a
+local temporary folder (`tmpdir`, default the system's), then the finished file
+is uploaded in one multipart upload (`georeader.upload`: bounded memory, atomic,
+no partial object on failure), with the same credential rules as reads.
 """
 
 from __future__ import annotations
@@ -63,13 +68,18 @@ def write_raster(
     scheduler: Any = None,
     progress: ProgressCallback | None = None,
     tmpdir: str | os.PathLike[str] | None = None,
+    credentials: str | None = None,
+    store_options: dict[str, Any] | None = None,
     **options: Any,
-) -> Path:
+) -> Path | str:
     """Write `source` to `path` as a COG (`cog=True`) or a tiled GeoTIFF.
 
     Args:
         source: a GeoArray (computed chunk by chunk) or a GeoTensor (in memory).
-        path: local output path; replaced atomically when the write succeeds.
+        path: local output path, replaced atomically when the write succeeds; or an
+            object-store URL (s3://, gs://, az://), uploaded when the file is finished.
+        credentials: for a URL: name of credentials registered in this process.
+        store_options: for a URL: obstore options (region, endpoint, keys, ...).
         cog: COG layout (overviews first, validated by rio-cogeo) or a plain tiled GTiff.
         nodata: nodata value to write (default: the GeoArray's nodata; none for a GeoTensor).
         scheduler: Dask scheduler to use (default: the active one).
@@ -81,7 +91,18 @@ def write_raster(
     """
     from georeader.geotensor import GeoTensor
     from georeader.raster_writer import write_geotensor
+    from georeader.upload import is_store_url, staged_upload
 
+    if is_store_url(path):
+        url = str(path)
+        with staged_upload(url, tmpdir=tmpdir, **_output_options(store_options, credentials, url)) as local:
+            write_raster(
+                source, local, cog=cog, nodata=nodata, scheduler=scheduler, progress=progress,
+                tmpdir=local.parent, **options,
+            )
+        return url
+    if credentials is not None or store_options:
+        raise WriteError(f"{path}: credentials and store options are for object-store outputs")
     if isinstance(source, GeoTensor):
         written = write_geotensor(
             source, path, cog=cog, nodata=None if nodata is _AUTO else nodata, tmpdir=tmpdir, **options
@@ -99,6 +120,20 @@ def write_raster(
     return write_via_temp(
         path, profile, opts, lambda tmp: _store_dask(source.data, tmp, scheduler, progress), tmpdir
     )
+
+
+def _output_options(
+    store_options: dict[str, Any] | None, credentials: str | None, url: str
+) -> dict[str, Any]:
+    """Store options of an output, with named credentials resolved (this process uploads)."""
+    from daskcog.credentials import registry as creds
+
+    options = dict(store_options or {})
+    if credentials is None:
+        return options
+    if creds.split_secrets(options)[1]:
+        raise ValueError("give either credentials=NAME or secret store options, not both")
+    return creds.merge(options, creds.resolve(credentials, url))
 
 
 # -- chunk by chunk ------------------------------------------------------------
