@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -50,18 +51,26 @@ def copy_to_http_server(server: RangeHTTPServer, local_path: str | os.PathLike,
     return server.put_file(local_path, relpath)
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """SeaweedFS S3 server (session): ``.endpoint``, ``.access_key``, ``.secret_key``,
-    ``.region``, ``.store(bucket, endpoint=None, **kw)``, ``.create_bucket``, ``.upload``."""
+def _serving(start: Callable[[], Any], what: str) -> Iterator[Any]:
+    """Start a server, yield it, stop it; a server that cannot start FAILS the test."""
     try:
-        server = S3Server(mode=os.environ.get("DASKCOG_S3_MODE", "mini"))
+        server = start()
     except Exception as exc:  # noqa: BLE001 - report any start-up failure as a test failure
-        pytest.fail(f"could not start the S3 test server (SeaweedFS): {exc}", pytrace=False)
+        pytest.fail(f"could not start {what}: {exc}", pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """SeaweedFS S3 server (session): ``.endpoint``, ``.access_key``, ``.secret_key``,
+    ``.region``, ``.store(bucket, endpoint=None, **kw)``, ``.create_bucket``, ``.upload``."""
+    yield from _serving(
+        lambda: S3Server(mode=os.environ.get("DASKCOG_S3_MODE", "mini")),
+        "the S3 test server (SeaweedFS)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,14 +84,7 @@ def s3_bucket(s3_server: S3Server) -> str:
 def azurite_server() -> Iterator[AzuriteServer]:
     """Azurite blob service (session): ``.endpoint``, ``.options()``, ``.store(container)``,
     ``.create_container``, ``.container_sas``."""
-    try:
-        server = AzuriteServer()
-    except Exception as exc:  # noqa: BLE001 - report any start-up failure as a test failure
-        pytest.fail(f"could not start Azurite (the Azure Storage emulator): {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(AzuriteServer, "Azurite (the Azure Storage emulator)")
 
 
 @pytest.fixture(scope="session")
