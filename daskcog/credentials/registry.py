@@ -162,13 +162,14 @@ nothing about the secrets (an unkeyed hash of a weak password could be checked o
 
 
 def anonymous_name(secret: dict[str, Any], url: str = "") -> str:
-    """`auto-<keyed hash of the secrets>`; with a signed URL's query or a signer,
-    `signed-<keyed hash of the URL and the other secrets>`: not of the token."""
-    if SIGNING_OPTIONS.isdisjoint(secret):
+    """`auto-<keyed hash of the secrets>`; with a signed URL's query,
+    `signed-<keyed hash of the URL and the other secrets>`: not of the token. A signer
+    alone names one set for all the URLs it signs (one registration for a mosaic)."""
+    if "url_query" not in secret:
         payload = json.dumps(secret, sort_keys=True, default=str).encode()
         prefix = "auto"
     else:
-        others = {k: v for k, v in secret.items() if k not in SIGNING_OPTIONS}
+        others = {k: v for k, v in secret.items() if k != "url_query"}
         payload = json.dumps([url, others], sort_keys=True, default=str).encode()
         prefix = "signed"
     return f"{prefix}-{hmac.new(_NAME_KEY, payload, hashlib.sha256).hexdigest()[:16]}"
@@ -241,7 +242,10 @@ def keep_out_of_graph(
     if not secret:
         return public, credentials
     if credentials is not None:
-        raise ValueError("give either credentials=NAME or secret store options, not both")
+        raise ValueError(
+            "give either credentials=NAME or secret store options (a signed URL's query and "
+            "sign= count as secrets), not both"
+        )
     name = anonymous_name(secret, url)
     with _lock:
         previous = _registry.get(name)
