@@ -57,13 +57,16 @@ def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
 
     from georeader.store import open_store
 
-    store, _ = open_store(location.url, **store_options)
-    current = getattr(store, "current", None)  # a SignedStore: the obstore store of its signed URL
-    if current is not None:
-        store = current()
+    from georeader.signed_store import SignedFile, SignedStore
 
-    def opener(path: str, mode: str = "rb") -> _ObstoreFile:
+    store, _ = open_store(location.url, **store_options)
+
+    def opener(path: str, mode: str = "rb") -> _ObstoreFile | SignedFile:
         key = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        if isinstance(store, SignedStore):
+            if key != location.key:  # a sidecar GDAL looks for: not covered by the signature
+                raise FileNotFoundError(key)
+            return SignedFile(store, key)
         return _ObstoreFile(obstore.open_reader(store, key, buffer_size=256 * 1024))
 
     return opener

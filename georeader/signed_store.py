@@ -304,3 +304,79 @@ async def _attempt(fn: Callable[..., Any], inner: Any, path: str, kwargs: dict[s
 
 async def _awaited(value: Any) -> Any:
     return await value
+
+
+class SignedFile:
+    """A read-only seekable file over a SignedStore, for GDAL's opener (the rasterio route).
+
+    obstore's `open_reader` asks for the size with a HEAD request, which a URL
+    signed for GET refuses (the method is part of the signature): here the size
+    comes with the first ranged GET. Reads go through the store's renewal and
+    redaction, `BUFFER` bytes ahead. Called from worker threads (no running loop).
+    """
+
+    BUFFER = 256 * 1024
+
+    def __init__(self, store: SignedStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._pos = 0
+        self._buffer = b""
+        self._buffer_start = 0
+        self._size = 0
+        self._fetch(0)
+
+    def _fetch(self, start: int, length: int = 0) -> None:
+        size, data = _run_sync(
+            self._store._call(_ranged_get, self._key, {"start": start, "length": max(length, self.BUFFER)})
+        )
+        self._size, self._buffer, self._buffer_start = size, data, start
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        if end <= self._pos:
+            return b""
+        if not (self._buffer_start <= self._pos and end <= self._buffer_start + len(self._buffer)):
+            self._fetch(self._pos, end - self._pos)
+        offset = self._pos - self._buffer_start
+        data = self._buffer[offset : offset + end - self._pos]
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._buffer = b""
+
+    def __enter__(self) -> SignedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _ranged_get(inner: Any, path: str, *, start: int, length: int) -> tuple[int, bytes]:
+    """(object size, bytes from `start`, at most `length`) in one ranged GET."""
+    import obstore
+
+    result = await obstore.get_async(inner, path, options={"range": (start, start + length)})
+    return int(result.meta["size"]), bytes(await result.bytes_async())
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run a coroutine to its end from sync code, also inside a running loop's thread
+    (GDAL's opener is called there while a header is described): then in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

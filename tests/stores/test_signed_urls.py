@@ -161,3 +161,13 @@ def test_signer_reaches_distributed_workers(presign, reference):
         np.testing.assert_array_equal(arr.data.compute(), reference[0])
         stats = client.run(lambda: daskcog.cache_info().opens)
         assert list(stats.values()) == [1]
+
+
+def test_striped_file_behind_a_presigned_url(s3_server, s3_bucket, striped_path, striped_reference):
+    """The rasterio route (GDAL through obstore's ranged reader) reads signed URLs too."""
+    key = "stores/signed-striped.tif"
+    s3_server.upload(s3_bucket, key, striped_path)
+    url = obstore.sign(s3_server.store(s3_bucket), "GET", key, timedelta(seconds=60))
+    np.testing.assert_array_equal(read_async(url, **HTTP_OPTIONS), striped_reference)
+    arr = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
+    np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), striped_reference)
