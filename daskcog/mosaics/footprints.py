@@ -162,15 +162,17 @@ class Scene:
         return (min(xs), min(ys), max(xs), max(ys))
 
     @classmethod
-    def from_opened(cls, opened: OpenedFile) -> Scene:
-        """The scene of an opened header (no I/O)."""
+    def from_opened(cls, opened: OpenedFile, store_options: dict[str, Any] | None = None) -> Scene:
+        """The scene of an opened header (no I/O), read with `store_options` (default: the
+        header's own; a cached header may have been opened with an older token)."""
         if opened.crs is None:
             raise NoGeoreferenceError(
                 f"{opened.location.url}: the file has no CRS; it cannot be mosaicked"
             )
         level = opened.levels[0]
         t = level.transform
-        public, credentials = creds.keep_out_of_graph(opened.store_options, None, opened.location.url)
+        options = opened.store_options if store_options is None else store_options
+        public, credentials = creds.keep_out_of_graph(options, None, opened.location.url)
         return cls(
             url=opened.location.url,
             crs=crs_text(opened.crs),
@@ -352,7 +354,7 @@ def fetch_scenes(
         if isinstance(p, Scene):
             scenes.append(p)
         elif isinstance(p, tuple):
-            scenes.append(Scene.from_opened(opened[_key(*p)]))
+            scenes.append(Scene.from_opened(opened[_key(*p)], dict(p[1])))
         else:
             scenes.append(Scene.from_opened(p))
     return scenes

@@ -171,3 +171,15 @@ def test_striped_file_behind_a_presigned_url(s3_server, s3_bucket, striped_path,
     np.testing.assert_array_equal(read_async(url, **HTTP_OPTIONS), striped_reference)
     arr = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), striped_reference)
+
+
+def test_mosaic_with_a_signer(presign, s3_server, s3_bucket, s3_cog, reference):
+    """Plain URLs and one signer: every scene shares one credential set; the workers sign."""
+    plain = presign(None).partition("?")[0]
+    mosaic = daskcog.mosaic([plain, plain], chunks=64, sign=presign, **HTTP_OPTIONS)
+    from daskcog.mosaics.footprints import fetch_scenes
+
+    scenes = fetch_scenes([plain, presign(None)], sign=presign, **HTTP_OPTIONS)
+    assert scenes[0].credentials.startswith("auto-")  # the signer alone: one set for all URLs
+    assert scenes[1].credentials.startswith("signed-")  # a URL with its own token
+    np.testing.assert_array_equal(mosaic.data.compute(scheduler="threads"), reference[0])
