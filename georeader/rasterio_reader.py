@@ -55,9 +55,8 @@ def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
     """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore."""
     import obstore
 
-    from georeader.store import open_store
-
     from georeader.signed_store import SignedFile, SignedStore
+    from georeader.store import open_store
 
     store, _ = open_store(location.url, **store_options)
 

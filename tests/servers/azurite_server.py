@@ -161,7 +161,7 @@ class AzuriteServer:
     # -- requests obstore does not make --------------------------------------------
     def create_container(self, name: str) -> None:
         """Create a container (Shared Key signed); no error when it exists."""
-        date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        date = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
         headers = {"x-ms-date": date, "x-ms-version": SAS_VERSION}
         canonical = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
         resource = f"/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
@@ -180,7 +180,7 @@ class AzuriteServer:
 
     def container_sas(self, container: str, seconds: float, permissions: str = "rl") -> tuple[str, dt.datetime]:
         """(SAS token for the whole container, its expiry): a service SAS signed with the key."""
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = now - dt.timedelta(seconds=60)
         expiry = now + dt.timedelta(seconds=seconds)
         fmt = "%Y-%m-%dT%H:%M:%SZ"

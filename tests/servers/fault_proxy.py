@@ -352,7 +352,7 @@ class FaultProxy:
                 self._faults[d.action] += 1
             return d
 
-    def _lacks_required_header(self, req: "_Request") -> bool:
+    def _lacks_required_header(self, req: _Request) -> bool:
         with self._lock:
             required = self._cfg.require_header
         if required is None:
@@ -407,7 +407,7 @@ class FaultProxy:
                     break
                 d = self._decide(req.method, req.path)
                 if d.matches and self._lacks_required_header(req):
-                    d = _Decision(matches=True, action="status", status=403)
+                    d = Decision(matches=True, action="status", status=403)
                     with self._lock:
                         self._faults["missing-header"] += 1
                 if d.delay:
