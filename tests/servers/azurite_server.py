@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .s3_server import _WATCHDOG, HOST, _free_ports, _port_open
+from .s3_server import WATCHDOG, HOST, free_ports, port_open
 
 __all__ = ["ACCOUNT", "AzuriteServer", "AzuriteError", "TokenEndpoint", "AZURITE_VERSION"]
 
@@ -95,7 +95,7 @@ class AzuriteServer:
     def __init__(self, startup_timeout: float = 60.0) -> None:
         entry = azurite_binary()
         self._tmp = tempfile.mkdtemp(prefix="daskcog-azurite-")
-        (self.port,) = _free_ports(1)
+        (self.port,) = free_ports(1)
         self._log_path = os.path.join(self._tmp, "azurite.log")
         self._log = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()
         started = time.monotonic()
@@ -105,11 +105,11 @@ class AzuriteServer:
             "--disableProductStyleUrl",
         ]
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, *command], stdin=subprocess.PIPE,
+            [sys.executable, "-c", WATCHDOG, *command], stdin=subprocess.PIPE,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "DASKCOG_S3_CLEANUP": self._tmp},
         )
-        while not _port_open(self.port):
+        while not port_open(self.port):
             if self._proc.poll() is not None:
                 self.stop()
                 raise AzuriteError(f"azurite exited with code {self._proc.returncode}: {self.log_tail()}")

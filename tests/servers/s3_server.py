@@ -54,7 +54,7 @@ HOST = "127.0.0.1"
 # away: `weed server` needs ~15 s for a graceful SIGTERM shutdown and its data is
 # throw-away anyway.  After such a kill it also deletes the temp directory and
 # the server's /tmp sockets (the test process may no longer be there to do it).
-_WATCHDOG = r"""
+WATCHDOG = r"""
 import os, shutil, signal, subprocess, sys, threading
 child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
 orphaned = threading.Event()
@@ -109,7 +109,7 @@ def find_weed_binary() -> str | None:
     return None
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     """Return ``n`` distinct ports that were free on 127.0.0.1 a moment ago."""
     socks = []
     try:
@@ -140,7 +140,7 @@ def _free_port_with_offset(offset: int, tries: int = 200) -> int:
     raise S3ServerError(f"no free port pair (P, P + {offset}) found on {HOST}")
 
 
-def _port_open(port: int, timeout: float = 0.2) -> bool:
+def port_open(port: int, timeout: float = 0.2) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=timeout):
         return True
     return False
@@ -365,7 +365,7 @@ class S3Server:
                 },
                 f,
             )
-        (mport, mgrpc, vport, vgrpc, fport, fgrpc, sport, sgrpc) = _free_ports(8)
+        (mport, mgrpc, vport, vgrpc, fport, fgrpc, sport, sgrpc) = free_ports(8)
         self._grpc_ports = [mgrpc, vgrpc, fgrpc, sgrpc]
         args = [
             binary, self.mode,
@@ -406,7 +406,7 @@ class S3Server:
             [self._tmp] + self._socket_paths()
         )
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _WATCHDOG, *args],
+            [sys.executable, "-I", "-c", WATCHDOG, *args],
             stdin=subprocess.PIPE,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -418,7 +418,7 @@ class S3Server:
         self.port = sport
 
         # 1) wait for the S3 port
-        while not _port_open(sport):
+        while not port_open(sport):
             self._check_alive()
             if time.monotonic() >= deadline:
                 raise S3ServerError(self._timeout_message("S3 port never opened"))

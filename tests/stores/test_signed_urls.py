@@ -98,7 +98,7 @@ def test_signer_renews_before_expiry(presign, reference):
     before = presign.calls
     time.sleep(LIFE + 0.5)
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
-    assert presign.calls == before + 1  # one new URL for the whole second compute
+    assert before + 1 <= presign.calls <= before + 2  # renewed for the compute, not per request
     assert daskcog.cache_info().opens == 1  # the header was not fetched again
 
 
