@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .s3_server import WATCHDOG, HOST, free_ports, port_open
+from .s3_server import HOST, WATCHDOG, free_ports, port_open
 
 __all__ = ["ACCOUNT", "AzuriteServer", "AzuriteError", "TokenEndpoint", "AZURITE_VERSION"]
 
