@@ -51,7 +51,7 @@ def asset_tables(
 ) -> list[AssetTable]:
     """One AssetTable per asset key in `assets` (the first band of each, for its facts)."""
     tables: list[AssetTable] = []
-    pending: list[tuple[str, int, str]] = []
+    pending: list[tuple[str, int, str, bool]] = []
     built: dict[str, dict[int, Scene]] = {key: {} for key in assets}
     first_raw: dict[str, tuple[str, Any]] = {}
     for i, item in enumerate(items):
@@ -73,8 +73,9 @@ def asset_tables(
                 check_asset(info, item, asset, first_raw[key][0])
             label = f"item {name} asset {key!r}"
             grid = proj_grid(asset, props, label) if use_proj else None
+            pays = requester_pays(asset, props)
             if grid is None:
-                pending.append((key, i, href))
+                pending.append((key, i, href, pays))
                 continue
             a, _, c, _, e, f = grid.transform
             built[key][i] = Scene.from_footprint(
@@ -88,7 +89,7 @@ def asset_tables(
                 count=info.count,
                 label=label,
                 transform=grid.transform,
-                **store_options,
+                **({**store_options, "requester_pays": True} if pays else store_options),
             )
     fetched = _fetch(items, pending, assets, store_options)
     for key in assets:
@@ -100,7 +101,7 @@ def asset_tables(
                 key=key,
                 scenes=tuple(scenes[i] for i in order),
                 items=np.asarray(order, dtype=np.int64),
-                headers_fetched=sum(1 for k, _, _ in pending if k == key),
+                headers_fetched=sum(1 for k, *_ in pending if k == key),
             )
         )
     return tables
@@ -138,9 +139,21 @@ def complete_facts(
     return out, len(missing)
 
 
+def requester_pays(asset: dict[str, Any], properties: dict[str, Any]) -> bool:
+    """Whether the STAC storage extension says the requester pays for this asset:
+    `storage:requester_pays` (v1, on the asset or the item) or the requester_pays of the
+    `storage:schemes` entries the asset's `storage:refs` name (v2)."""
+    for where in (asset, properties):
+        if "storage:requester_pays" in where:
+            return bool(where["storage:requester_pays"])
+    schemes = properties.get("storage:schemes") or {}
+    refs = asset.get("storage:refs") or []
+    return any(bool((schemes.get(ref) or {}).get("requester_pays")) for ref in refs)
+
+
 def _fetch(
     items: Sequence[ItemDict],
-    pending: list[tuple[str, int, str]],
+    pending: list[tuple[str, int, str, bool]],
     assets: Mapping[str, BandInfo],
     store_options: dict[str, Any],
 ) -> dict[str, dict[int, Scene]]:
@@ -153,9 +166,14 @@ def _fetch(
         HeaderFallbackWarning,
         stacklevel=4,
     )
-    scenes = fetch_scenes([href for _, _, href in pending], **store_options)
+    free = [p for p in pending if not p[3]]
+    paying = [p for p in pending if p[3]]
+    pending = free + paying
+    scenes = fetch_scenes([p[2] for p in free], **store_options) + fetch_scenes(
+        [p[2] for p in paying], **{**store_options, "requester_pays": True}
+    )
     out: dict[str, dict[int, Scene]] = {}
-    for (key, i, _), scene in zip(pending, scenes, strict=True):
+    for (key, i, *_), scene in zip(pending, scenes, strict=True):
         info = assets[key]
         scene = dataclasses.replace(
             scene,
