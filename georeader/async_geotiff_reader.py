@@ -47,7 +47,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
-from georeader.store import parse_location, split_signed_url
+from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -74,7 +74,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def __init__(
         self,
-        path_or_url: str | os.PathLike[str],
+        path_or_url: str | os.PathLike[str] | Location,
         *,
         store: Any = None,
         overview_level: int = 0,
@@ -83,8 +83,14 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         prefetch: int | None = None,
         **store_options: Any,
     ) -> None:
-        path_or_url, store_options = split_signed_url(path_or_url, store_options)
-        self.location = parse_location(path_or_url)
+        if isinstance(path_or_url, Location):
+            self.location = path_or_url
+        else:
+            path_or_url, store_options = split_signed_url(path_or_url, store_options)
+            if store is not None:
+                self.location = locate_in_store(path_or_url, store)  # the whole key, prefix kept
+            else:
+                self.location = parse_location(path_or_url)
         self._store = store
         self._overview_level = overview_level
         self._resolution = resolution
@@ -103,8 +109,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """Fetch the header unless this reader has it already."""
         if self._file is None:
             opened = await open_file(
-                self.location.url, store=self._store, prefetch=self._prefetch, retry=self.retry,
-                **self._store_options,
+                self.location if self._store is not None else self.location.url,
+                store=self._store, prefetch=self._prefetch, retry=self.retry, **self._store_options,
             )
             self._attach(opened)
         return self
@@ -147,7 +153,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     ) -> AsyncGeoTIFFReader:
         """A reader over an already fetched header (no I/O)."""
         reader = cls(
-            opened.location.url, store=opened.store, overview_level=overview_level,
+            opened.location, store=opened.store, overview_level=overview_level,
             bands=bands, resolution=resolution, **opened.store_options,
         )
         reader._attach(opened)

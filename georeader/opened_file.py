@@ -27,8 +27,10 @@ from georeader.errors import NoGeoreferenceError, UnsupportedLayoutError
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy, retrying
+from georeader.bounded import LRU
 from georeader.store import (
     Location,
+    locate_in_store,
     native_remote_default,
     open_store,
     parse_location,
@@ -36,8 +38,8 @@ from georeader.store import (
 )
 
 DEFAULT_PREFETCH = 32768
-_header_sizes: dict[str, int] = {}
-"""url -> bytes that hold the whole header, learnt at first open (prefetch hint)."""
+_header_sizes: LRU[str, int] = LRU(int(os.environ.get("GEOREADER_HEADER_HINTS", "65536")))
+"""url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded."""
 
 
 def header_size_hint(url: str) -> int | None:
@@ -131,6 +133,8 @@ class OpenedFile:
     alpha_index: int | None
     store_options: dict[str, Any] = field(repr=False)
     """Hold secrets (keys, a signed URL's query): never shown."""
+    user_store: Any = None
+    """The store the caller gave (the rasterio route reads through it too), or None."""
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
     _fd: tuple[int, int] | None = None
@@ -156,13 +160,15 @@ class OpenedFile:
         """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
         with self._rasterio_lock:
             if level not in self._rasterio:
-                reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
+                reader = RasterioReader(
+                    self.location, store=self.user_store, overview_level=level, **self.store_options
+                )
                 self._rasterio[level] = (threading.Lock(), reader)
             return self._rasterio[level]
 
 
 async def open_file(
-    path_or_url: str | os.PathLike[str],
+    path_or_url: str | os.PathLike[str] | Location,
     *,
     store: Any = None,
     prefetch: int | None = None,
@@ -172,12 +178,18 @@ async def open_file(
     """Fetch and classify one header. The only function here that does header I/O."""
     from async_geotiff import GeoTIFF
 
-    path_or_url, store_options = split_signed_url(path_or_url, store_options)
-    location = parse_location(path_or_url)
+    user_store = store
+    if not isinstance(path_or_url, Location):
+        path_or_url, store_options = split_signed_url(path_or_url, store_options)
     if store is None:
+        location = parse_location(path_or_url)
         store, key = open_store(location.url, native=native_remote_default(), **store_options)
     else:
-        key = location.key if location.is_local else location.key
+        # the caller's store: the whole key inside it, never just the file's base name
+        location = (
+            path_or_url if isinstance(path_or_url, Location) else locate_in_store(path_or_url, store)
+        )
+        key = location.key
     url = location.url
     hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
 
@@ -201,7 +213,7 @@ async def open_file(
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
-    return _describe(location, store, key, geotiff, store_options)
+    return _describe(location, store, key, geotiff, store_options, user_store)
 
 
 def _header_size(tiff: Any) -> int | None:
@@ -220,7 +232,8 @@ def _header_size(tiff: Any) -> int | None:
 
 
 def _describe(
-    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any]
+    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any],
+    user_store: Any = None,
 ) -> OpenedFile:
     url = location.url
     try:
@@ -235,7 +248,7 @@ def _describe(
     except Exception as exc:
         raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
     if _ellipsoid_overridden(geotiff.ifd.geo_key_directory):
-        with RasterioReader(url, **store_options) as ref:
+        with RasterioReader(location, store=user_store, **store_options) as ref:
             crs = ref.crs
     byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
     verdicts: list[tuple[str, list[str]]] = []
@@ -257,14 +270,14 @@ def _describe(
     if base_fmt is not None:
         dtype = base_fmt.dtype
     else:
-        with RasterioReader(url, **store_options) as ref:
+        with RasterioReader(location, store=user_store, **store_options) as ref:
             dtype = ref.dtype
     count = int(geotiff.count)
     alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
     return OpenedFile(
         location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
         crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
-        store_options=store_options,
+        store_options=store_options, user_store=user_store,
     )
 
 

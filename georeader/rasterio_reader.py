@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from georeader import window_utils
 from georeader.abstract_reader import ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
-from georeader.store import Location, parse_location, split_signed_url
+from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 
 class _ObstoreFile:
@@ -51,19 +51,24 @@ class _ObstoreFile:
         self.close()
 
 
-def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
+def _obstore_opener(location: Location, store_options: dict[str, Any], store: Any = None) -> Any:
     """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore."""
+    import posixpath
+
     import obstore
 
     from georeader.store import open_store
 
-    store, _ = open_store(location.url, **store_options)
-    current = getattr(store, "current", None)  # a SignedStore: the obstore store of its signed URL
-    if current is not None:
-        store = current()
+    if store is None:
+        store, _ = open_store(location.url, **store_options)
+        current = getattr(store, "current", None)  # a SignedStore: the obstore store of its signed URL
+        if current is not None:
+            store = current()
+    folder = posixpath.dirname(location.key)  # kept: a caller's store holds whole keys
 
     def opener(path: str, mode: str = "rb") -> _ObstoreFile:
-        key = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        name = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        key = posixpath.join(folder, name)
         return _ObstoreFile(obstore.open_reader(store, key, buffer_size=256 * 1024))
 
     return opener
@@ -78,14 +83,21 @@ class RasterioReader(ReaderSurface):
 
     def __init__(
         self,
-        path_or_url: str | os.PathLike[str],
+        path_or_url: str | os.PathLike[str] | Location,
         *,
         overview_level: int = 0,
         bands: Sequence[int] | None = None,
+        store: Any = None,
         **store_options: Any,
     ) -> None:
-        path_or_url, store_options = split_signed_url(path_or_url, store_options)
-        self.location = parse_location(path_or_url)
+        if isinstance(path_or_url, Location):
+            self.location = path_or_url
+        else:
+            path_or_url, store_options = split_signed_url(path_or_url, store_options)
+            if store is not None:
+                self.location = locate_in_store(path_or_url, store)
+            else:
+                self.location = parse_location(path_or_url)
         self.overview_level = overview_level
         self._store_options = store_options
         kwargs: dict[str, Any] = {}
@@ -94,7 +106,7 @@ class RasterioReader(ReaderSurface):
         if self.location.is_local:
             self._src = rasterio.open(self.location.local_path, **kwargs)
         else:
-            opener = _obstore_opener(self.location, store_options)
+            opener = _obstore_opener(self.location, store_options, store)
             self._src = rasterio.open(self.location.key, opener=opener, **kwargs)
         self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
 
