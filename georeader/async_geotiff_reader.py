@@ -24,7 +24,7 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import layout_guard, range_cache, tile_decode, window_utils
+from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
 from georeader.abstract_reader import ReaderSurface, check_no_warp
 from georeader.assemble import Fetched, PendingWindow, decode_pool
 from georeader.error_mapping import first_line, map_store_error
@@ -366,6 +366,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         th, tw = fmt.tile_height, fmt.tile_width
         nx = math.ceil(level.width / tw)
         tiles = list(window_utils.iter_tiles(inside, tw, th))
+        counts = level.tile_byte_counts
         present = [t for t in tiles if not level.is_sparse(*t, self.url)]
         present_set = set(present)
         fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
@@ -381,16 +382,25 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         results = await asyncio.gather(*fetches)
         data_tiles = results[0] or []
 
-        if cached:
-            fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
-        elif fmt.decoder == "imagecodecs":
-            fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
+        if cached or fmt.decoder == "imagecodecs":
+            if cached:
+                fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
+            else:
+                fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
+            for tx, ty, data in fetched.raw:
+                self._check_length(counts, tx, ty, data)
         else:
             # a Tile object is consumed by decode(): read nothing from it afterwards
+            name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
             try:
+                for t, (tx, ty) in zip(data_tiles, present, strict=True):
+                    data = t.compressed_bytes
+                    self._check_length(counts, tx, ty, data)
+                    decode_bounds.check_jpeg(bytes(data), th, tw)  # Rust allocates what it declares
                 arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+            except TileDecodeError as exc:
+                raise TileDecodeError(f"{self.url}: level {level.index}: {exc}") from exc
             except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
-                name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
                 raise TileDecodeError(
                     f"{self.url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
                 ) from exc
@@ -398,16 +408,10 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar)) for (tx, ty), a in zip(present, arrays, strict=True)
             ]
         if level.mask_ifd is not None:
-            try:
-                masks = await asyncio.gather(*(t.decode() for t in (results[1] or [])))
-                fetched.masks = [
-                    (tx, ty, np.asarray(m).reshape(1, th, tw) != 0)
-                    for (tx, ty), m in zip(mask_present, masks, strict=True)
-                ]
-            except Exception as exc:  # corrupt mask bytes stay corrupt: not a (retried) read error
-                raise TileDecodeError(
-                    f"{self.url}: level {level.index}: cannot decode a mask tile: {first_line(exc)}"
-                ) from exc
+            mask_tiles = results[1] or []
+            fetched.masks = [(tx, ty, t.compressed_bytes) for (tx, ty), t in zip(mask_present, mask_tiles, strict=True)]
+            for tx, ty, data in fetched.masks:
+                self._check_length(level.mask_byte_counts, tx, ty, data, "mask ")
         return fetched
 
     # -- tile bytes through the per-process range cache ------------------------
@@ -511,9 +515,28 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
+                self._check_length(counts, tx, ty, parts)
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
+
+    def _check_length(
+        self, counts: np.ndarray, tx: int, ty: int, data: Any, what: str = ""
+    ) -> None:
+        """A tile's bytes must be as long as its byte count: stores clamp ranges at the end
+        of the object, so a truncated file would otherwise decode a short tile."""
+        level = self._lvl
+        fmt = level.native_fmt
+        nx = math.ceil(level.width / fmt.tile_width)
+        ntiles = nx * math.ceil(level.height / fmt.tile_height)
+        parts = data if isinstance(data, list) else [data]
+        for band, part in enumerate(parts):
+            expected = int(counts[ty * nx + tx + band * ntiles])
+            if len(part) != expected:
+                raise TileDecodeError(
+                    f"{self.url}: level {level.index} {what}tile ({tx}, {ty}): {len(part)} of its "
+                    f"{expected} bytes exist; the file is truncated"
+                )
 
 
 async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:

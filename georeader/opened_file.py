@@ -7,6 +7,7 @@ returns, and daskcog's per-process cache keeps them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import os
@@ -21,13 +22,19 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import layout_guard, range_cache, tile_decode
+from georeader import header_checks, ifd_chain, layout_guard, range_cache, tile_decode
 from georeader.error_mapping import first_line, map_store_error
-from georeader.errors import NoGeoreferenceError, UnsupportedLayoutError
+from georeader.errors import (
+    GeoreaderError,
+    InvalidHeaderError,
+    NoGeoreferenceError,
+    UnsupportedLayoutError,
+)
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy, retrying
 from georeader.bounded import LRU
+from georeader.guarded_store import GuardedStore
 from georeader.store import (
     Location,
     locate_in_store,
@@ -195,9 +202,14 @@ async def open_file(
 
     async def attempt() -> Any:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
-                return await GeoTIFF.open(key, store=store, prefetch=hint)
+            checked = await _checked_store(location, store, key, hint, user_store, store_options)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+                    return await GeoTIFF.open(key, store=checked, prefetch=hint)
+            finally:
+                if isinstance(checked, GuardedStore):
+                    checked.release()
         except ValueError as exc:
             if "GeoTIFF keys" in str(exc):
                 raise NoGeoreferenceError(
@@ -213,7 +225,55 @@ async def open_file(
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
-    return _describe(location, store, key, geotiff, store_options, user_store)
+    try:
+        return _describe(location, store, key, geotiff, store_options, user_store)
+    except GeoreaderError:
+        raise
+    except Exception as exc:  # e.g. a nodata tag that is not a number, an unknown GeoKey value
+        raise InvalidHeaderError(f"{url}: the header cannot be read: {first_line(exc)}") from exc
+
+
+async def _checked_store(
+    location: Location, store: Any, key: str, hint: int, user_store: Any, store_options: dict[str, Any]
+) -> Any:
+    """Walk the IFD chain (bounded, cycle-checked) before async-tiff parses it.
+
+    Returns the store async-tiff should open the file with: for stores Python
+    can call, a `GuardedStore` that answers async-tiff's first request from the
+    bytes fetched here (no extra request); local files are checked with `pread`.
+    """
+    if location.is_local:
+        path = location.local_path
+
+        def pread(start: int, length: int) -> bytes:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return os.pread(fd, length, start)
+            finally:
+                os.close(fd)
+
+        async def read_local(start: int, length: int) -> bytes:
+            return await asyncio.to_thread(pread, start, length)
+
+        await ifd_chain.check_ifd_chain(read_local, await read_local(0, hint), location.url)
+        return store
+    reader = store
+    if not hasattr(store, "get_range_async"):
+        if user_store is not None:
+            return store  # a caller's Rust-native remote store: nothing Python can read with
+        reader, _ = open_store(location.url, native=False, **store_options)  # one extra request
+
+    async def read(start: int, length: int) -> bytes:
+        return bytes(await reader.get_range_async(key, start=start, length=length))
+
+    head = await read(0, hint)
+    await ifd_chain.check_ifd_chain(read, head, location.url)
+    if reader is not store:
+        return store
+    guarded = GuardedStore(store, key, head)
+    if len(head) < hint:
+        guarded.mark_whole()
+    return guarded
 
 
 def _header_size(tiff: Any) -> int | None:
@@ -257,11 +317,14 @@ def _describe(
         (ovr, ovr.ifd, ovr.mask_ifd) for ovr in geotiff.overviews
     ]
     for index, (obj, ifd, mask_ifd) in enumerate(sources):
+        level_transform = transform if index == 0 else obj.transform
+        header_checks.check_level(url, index, ifd, level_transform)
+        if mask_ifd is not None:
+            header_checks.check_level(url, index, mask_ifd, None)
         route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
         if mask_ifd is not None and mask_ifd.tile_width is None:
             route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
         verdicts.append((route, reasons))
-        level_transform = transform if index == 0 else obj.transform
         levels.append(
             Level(index, int(ifd.image_width), int(ifd.image_height), level_transform, ifd, mask_ifd, fmt)
         )
@@ -271,7 +334,13 @@ def _describe(
         dtype = base_fmt.dtype
     else:
         with RasterioReader(location, store=user_store, **store_options) as ref:
-            dtype = ref.dtype
+            try:
+                dtype = ref.dtype
+            except TypeError as exc:  # GDAL's CInt16 / CInt32: "complex_int16" has no numpy dtype
+                raise UnsupportedLayoutError(
+                    f"{url}: samples of type {ref._src.dtypes[0]} have no numpy dtype "  # noqa: SLF001
+                    "(complex integers); convert them, e.g. gdal_translate -ot CFloat32"
+                ) from exc
     count = int(geotiff.count)
     alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
     return OpenedFile(
