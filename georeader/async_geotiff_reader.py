@@ -46,6 +46,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     header_size_hint,
     open_file,
 )
+from georeader.guarded_store import policy_scope
 from georeader.retry import RetryPolicy, retrying
 from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
@@ -292,7 +293,11 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             )
         fetched = None
         if inside is not None:
-            fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
+            if self._opened.layout.route == layout_guard.NATIVE:
+                with policy_scope(self.retry):  # each request retries in the store (one layer)
+                    fetched = await self._fetch_inside(inside, fill)
+            else:  # GDAL's reads do not pass through our store: retried here, whole window
+                fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
         return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
 
     async def read_bounds(

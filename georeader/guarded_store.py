@@ -1,37 +1,79 @@
-"""The obspec store async-tiff reads through: head bytes from memory, bounded concurrency.
+"""The obspec store async-tiff reads remote objects through: one retry layer, bounded concurrency.
 
-* `head`: the header walk (`ifd_chain`) fetched the object's first bytes to
-  check its IFD chain; async-tiff's own first request asks for the same range,
-  so it is answered from memory (no second request), and the bytes are then
-  dropped (`release`).
-* `limit`: a semaphore shared by every object of a store bounds the requests in
-  flight (`max_concurrency`), for origins that refuse bursts.
+* retries: every request (a header range, a window's batched tile ranges) is
+  tried again after a transient failure (5xx, 429, a refused, reset or timed-out
+  connection, a body cut short), per the `RetryPolicy` of the read that made it
+  (`policy_scope`; a context variable, which async-tiff's calls back into Python
+  keep: measured). obstore's own retries are off for these stores
+  (`max_retries=0`): one layer, so a permanent 503 costs `attempts` requests per
+  range, not attempts x obstore's tries.
+* `max_concurrency`: requests in flight per store and event loop are bounded
+  by a semaphore, so a burst of reads does not open more connections than an
+  origin accepts (a small listen backlog refuses the rest).
+* `head`: the header walk (`ifd_chain`) fetched the object's first bytes;
+  async-tiff's own first request asks for the same range and is answered from
+  memory (no second request); the bytes are dropped after the open.
 
-Wraps stores that Python can call (obstore's, `PathStore`, any obspec object);
-async-tiff's Rust-native stores cannot be wrapped (their requests never reach Python).
+Wraps stores Python can call (obstore's, `PathStore`, any obspec object);
+async-tiff's Rust-native stores cannot be wrapped (their requests never reach
+Python) and keep obstore's retries instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+import contextvars
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from georeader.bounded import LRU
+from georeader.error_mapping import map_store_error
+from georeader.errors import StoreReadError
+from georeader.retry import RetryPolicy, retrying
+
+T = TypeVar("T")
+
+DEFAULT_MAX_CONCURRENCY = int(os.environ.get("GEOREADER_MAX_CONCURRENCY", "64"))
+"""Store calls in flight per store and event loop unless `max_concurrency=` says otherwise."""
+
+_policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar("georeader_retry", default=None)
+_limits: LRU[tuple[int, int, int], tuple[Any, asyncio.Semaphore]] = LRU(1024)
+
+
+@contextlib.contextmanager
+def policy_scope(policy: RetryPolicy) -> Iterator[None]:
+    """Requests made by this task (and tasks it starts) retry per `policy`."""
+    token = _policy.set(policy)
+    try:
+        yield
+    finally:
+        _policy.reset(token)
+
+
+def _limit(store: Any, size: int) -> asyncio.Semaphore:
+    """The semaphore of (store, running loop, size): asyncio primitives belong to one loop."""
+    loop = asyncio.get_running_loop()
+    key = (id(store), id(loop), size)
+    # the value keeps the store alive, so its id is not reused while the entry exists
+    return _limits.get_or_set(key, lambda: (store, asyncio.Semaphore(size)))[1]  # type: ignore[index]
 
 
 class GuardedStore:
     """obspec `get_range_async` / `get_ranges_async` over another store."""
 
-    def __init__(self, store: Any, key: str, head: bytes, limit: asyncio.Semaphore | None = None) -> None:
+    def __init__(self, store: Any, key: str, url: str, max_concurrency: int | None = None) -> None:
         self.store = store
         self._key = key
-        self._head: bytes | None = head
+        self._url = url
+        self._size = max(1, max_concurrency or DEFAULT_MAX_CONCURRENCY)
+        self._head: bytes | None = None
         self._whole = False
-        self._limit = limit
 
-    def mark_whole(self) -> None:
-        """The head is the whole object (it came back shorter than asked)."""
-        self._whole = True
+    def set_head(self, head: bytes, *, whole: bool) -> None:
+        """Serve ranges inside `head` from memory (`whole`: it is the entire object)."""
+        self._head, self._whole = head, whole
 
     def release(self) -> None:
         """Forget the head bytes (after the open)."""
@@ -45,12 +87,28 @@ class GuardedStore:
             return head[start:stop]
         return None
 
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def attempt() -> T:
+            async with self._slot():
+                try:
+                    return await make()
+                except Exception as exc:
+                    mapped = map_store_error(exc, self._url, "fetching bytes")
+                    if isinstance(mapped, StoreReadError):
+                        raise mapped from exc  # transient: the retry layer decides
+                    raise
+
+        policy = _policy.get() or RetryPolicy()
+        try:
+            return await retrying(attempt, policy)
+        except StoreReadError as exc:
+            # async-tiff keeps only the message of what a store raises: put the count in it
+            notes = "; ".join(getattr(exc, "__notes__", []))
+            raise StoreReadError(f"{exc} ({notes})" if notes else str(exc)) from exc
+
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        if self._limit is None:
-            yield
-            return
-        async with self._limit:
+        async with _limit(self.store, self._size):
             yield
 
     async def get_range_async(
@@ -60,8 +118,7 @@ class GuardedStore:
         cached = self._from_head(path, start, stop)
         if cached is not None:
             return cached
-        async with self._slot():
-            return await self.store.get_range_async(path, start=start, end=stop)
+        return await self._call(lambda: self.store.get_range_async(path, start=start, end=stop))
 
     async def get_ranges_async(
         self,
@@ -76,5 +133,5 @@ class GuardedStore:
         cached = [self._from_head(path, s, e) for s, e in zip(starts, ends, strict=True)]
         if all(c is not None for c in cached):
             return cached
-        async with self._slot():
-            return await self.store.get_ranges_async(path, starts=list(starts), ends=list(ends))
+        starts, ends = list(starts), list(ends)
+        return await self._call(lambda: self.store.get_ranges_async(path, starts=starts, ends=ends))

@@ -32,10 +32,11 @@ from georeader.errors import (
 )
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
-from georeader.retry import RetryPolicy, retrying
+from georeader.retry import RetryPolicy
 from georeader.bounded import LRU
-from georeader.guarded_store import GuardedStore
+from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.store import (
+    READER_OPTIONS,
     Location,
     locate_in_store,
     native_remote_default,
@@ -188,6 +189,8 @@ async def open_file(
     user_store = store
     if not isinstance(path_or_url, Location):
         path_or_url, store_options = split_signed_url(path_or_url, store_options)
+    max_concurrency = store_options.get("max_concurrency")
+    store_options = {k: v for k, v in store_options.items() if k not in READER_OPTIONS}
     if store is None:
         location = parse_location(path_or_url)
         store, key = open_store(location.url, native=native_remote_default(), **store_options)
@@ -202,7 +205,9 @@ async def open_file(
 
     async def attempt() -> Any:
         try:
-            checked = await _checked_store(location, store, key, hint, user_store, store_options)
+            checked = await _checked_store(
+                location, store, key, hint, user_store, store_options, max_concurrency
+            )
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
@@ -221,7 +226,8 @@ async def open_file(
             raise map_store_error(exc, url, "opening the header") from exc
 
     # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
-    geotiff = await retrying(attempt, RetryPolicy() if retry is None else retry)
+    with policy_scope(RetryPolicy() if retry is None else retry):  # one layer: georeader.retry
+        geotiff = await attempt()
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
@@ -234,13 +240,15 @@ async def open_file(
 
 
 async def _checked_store(
-    location: Location, store: Any, key: str, hint: int, user_store: Any, store_options: dict[str, Any]
+    location: Location, store: Any, key: str, hint: int, user_store: Any,
+    store_options: dict[str, Any], max_concurrency: int | None,
 ) -> Any:
     """Walk the IFD chain (bounded, cycle-checked) before async-tiff parses it.
 
     Returns the store async-tiff should open the file with: for stores Python
-    can call, a `GuardedStore` that answers async-tiff's first request from the
-    bytes fetched here (no extra request); local files are checked with `pread`.
+    can call, a `GuardedStore` (the one retry layer, bounded concurrency) that
+    also answers async-tiff's first request from the bytes fetched here (no
+    extra request); local files are checked with `pread`.
     """
     if location.is_local:
         path = location.local_path
@@ -257,22 +265,23 @@ async def _checked_store(
 
         await ifd_chain.check_ifd_chain(read_local, await read_local(0, hint), location.url)
         return store
-    reader = store
-    if not hasattr(store, "get_range_async"):
-        if user_store is not None:
-            return store  # a caller's Rust-native remote store: nothing Python can read with
-        reader, _ = open_store(location.url, native=False, **store_options)  # one extra request
+    if hasattr(store, "get_range_async"):
+        guarded = GuardedStore(store, key, location.url, max_concurrency)
+        reader: Any = guarded
+    elif user_store is not None:
+        return store  # a caller's Rust-native remote store: nothing Python can read with
+    else:
+        guarded = None  # async-tiff's native store: the walk reads through an obstore twin
+        reader = GuardedStore(open_store(location.url, native=False, **store_options)[0], key, location.url)
 
     async def read(start: int, length: int) -> bytes:
         return bytes(await reader.get_range_async(key, start=start, length=length))
 
     head = await read(0, hint)
     await ifd_chain.check_ifd_chain(read, head, location.url)
-    if reader is not store:
+    if guarded is None:
         return store
-    guarded = GuardedStore(store, key, head)
-    if len(head) < hint:
-        guarded.mark_whole()
+    guarded.set_head(head, whole=len(head) < hint)
     return guarded
 
 

@@ -27,6 +27,8 @@ from georeader.bounded import LRU
 from georeader.errors import InvalidURLError
 from georeader.local_store import PathStore
 
+READER_OPTIONS = frozenset({"max_concurrency"})
+"""Options for georeader's reads, not for obstore (taken out before a store is built)."""
 REMOTE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"})
 
 
@@ -233,10 +235,10 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
                 )
             config["request_payer"] = True
     if "retry_config" not in config:
-        # obstore's default retries for up to 3 minutes; bound it like our own retries
+        # obstore's default retries for up to 3 minutes; ours are the one layer (georeader.retry)
         from georeader.retry import RetryPolicy
 
-        config = {**config, "retry_config": RetryPolicy().store_retry_config()}
+        config = {**config, "retry_config": RetryPolicy().store_retry_config(native=native)}
     if native:
         from async_tiff.store import from_url as native_from_url
 
@@ -312,6 +314,7 @@ def open_store(
     from georeader.signed_store import SIGNING_OPTIONS
 
     path_or_url, config = split_signed_url(path_or_url, config)
+    config = {k: v for k, v in config.items() if k not in READER_OPTIONS}
     location = parse_location(path_or_url)
     if not SIGNING_OPTIONS.isdisjoint(config):
         signing = {k: config[k] for k in SIGNING_OPTIONS if k in config}
