@@ -156,7 +156,7 @@ def finish_window(
         place_tile(out, array, tx, ty, tw, th, inside)
     valid = None
     if fetched.masks is not None:
-        mask_ifd = level.mask_ifd
+        mask_ifd: Any = level.mask_ifd
         compression, bits = int(mask_ifd.compression), int(mask_ifd.bits_per_sample[0])
         valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
         for tx, ty, raw in fetched.masks:

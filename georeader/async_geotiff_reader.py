@@ -35,6 +35,7 @@ from georeader.errors import (
     WindowError,
 )
 from georeader.geotensor import GeoTensor
+from georeader.guarded_store import policy_scope
 from georeader.nodata import check_fill
 from georeader.on_grid import OnGrid
 from georeader.opened_file import (  # re-exported: the reader's public companions
@@ -46,7 +47,6 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     header_size_hint,
     open_file,
 )
-from georeader.guarded_store import policy_scope
 from georeader.retry import RetryPolicy, retrying
 from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
@@ -282,7 +282,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         daskcog's chunk tasks use this so each Dask thread decodes its own chunk
         (no hand-off to another pool); `read_window` decodes in the decode pool.
         """
-        window = window_utils.to_int_window(window)
+        window = self._int_window(window)
         level = self._lvl
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
         inside = window_utils.clip_window(window, level.width, level.height)
@@ -319,6 +319,12 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         window = window_utils.window_from_bounds(bounds, self.transform)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
+    def _int_window(self, window: Any) -> Window:
+        try:
+            return window_utils.to_int_window(window)
+        except WindowError as exc:
+            raise WindowError(f"{self.url}: {exc}") from None
+
     async def read_geoslice(
         self,
         slice_: window_utils.GeoSlice | slice,
@@ -331,12 +337,20 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
         `read_geoslice(rows, cols)` (two slices) reads the same. Slices take step 1
         (subsample with an overview instead); their ends may lie outside the image.
+        A reversed or empty slice gives an empty axis, like numpy.
         """
         if cols is not None:
             if not isinstance(slice_, slice):
-                raise WindowError(f"read_geoslice(rows, cols) takes two slices; got {slice_!r}")
+                raise WindowError(f"{self.url}: read_geoslice(rows, cols) takes two slices; got {slice_!r}")
             slice_ = (slice_, cols)
-        window = window_utils.geoslice_window(slice_, self.width, self.height)
+        try:
+            window = window_utils.geoslice_window(slice_, self.width, self.height)
+        except WindowError as exc:
+            raise WindowError(f"{self.url}: {exc}") from None
+        if not window.width or not window.height:
+            fill = self.fill_value_default if fill_value is None else fill_value
+            empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
+            return GeoTensor(empty, window_utils.window_transform(window, self.transform), self.crs, fill)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
@@ -500,7 +514,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def read_window_sync(self, window: Window, *, fill_value: float | None = None) -> GeoTensor:
         """`read_window` for `reads_locally` files, in the calling thread (no event loop)."""
-        window = window_utils.to_int_window(window)
+        window = self._int_window(window)
         level = self._lvl
         fmt = level.native_fmt
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)

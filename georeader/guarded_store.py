@@ -57,7 +57,8 @@ def _limit(store: Any, size: int) -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     key = (id(store), id(loop), size)
     # the value keeps the store alive, so its id is not reused while the entry exists
-    return _limits.get_or_set(key, lambda: (store, asyncio.Semaphore(size)))[1]  # type: ignore[index]
+    entry = _limits.get_or_set(key, lambda: (store, asyncio.Semaphore(size)))
+    return entry[1]
 
 
 class GuardedStore:

@@ -23,6 +23,7 @@ from affine import Affine
 from pyproj import CRS
 
 from georeader import header_checks, ifd_chain, layout_guard, range_cache, tile_decode
+from georeader.bounded import LRU
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
@@ -30,11 +31,10 @@ from georeader.errors import (
     NoGeoreferenceError,
     UnsupportedLayoutError,
 )
+from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy
-from georeader.bounded import LRU
-from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.store import (
     READER_OPTIONS,
     Location,
@@ -192,7 +192,7 @@ async def open_file(
     max_concurrency = store_options.get("max_concurrency")
     store_options = {k: v for k, v in store_options.items() if k not in READER_OPTIONS}
     if store is None:
-        location = parse_location(path_or_url)
+        location = path_or_url if isinstance(path_or_url, Location) else parse_location(path_or_url)
         store, key = open_store(location.url, native=native_remote_default(), **store_options)
     else:
         # the caller's store: the whole key inside it, never just the file's base name
@@ -201,7 +201,7 @@ async def open_file(
         )
         key = location.key
     url = location.url
-    hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
+    hint: int = prefetch or _header_sizes.get(url) or DEFAULT_PREFETCH
 
     async def attempt() -> Any:
         try:

@@ -159,7 +159,10 @@ class RasterioReader(ReaderSurface):
     def read_window(
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
-        window = window_utils.to_int_window(window)
+        try:
+            window = window_utils.to_int_window(window)
+        except window_utils.WindowError as exc:
+            raise window_utils.WindowError(f"{self.url}: {exc}") from None
         fill = self.fill_value_default if fill_value is None else fill_value
         inside = window_utils.clip_window(window, self.width, self.height)
         if not boundless and inside != window:

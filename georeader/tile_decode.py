@@ -159,7 +159,7 @@ def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     elif fmt.lerc_add_compression:
         raise TileDecodeError(f"LERC additional compression {fmt.lerc_add_compression} is unknown")
     h, w = fmt.tile_height, fmt.tile_width
-    decode_bounds.check_lerc(data, h, w, samples)
+    decode_bounds.check_lerc(bytes(data), h, w, samples)
     values, masks = imagecodecs.lerc_decode(data, masks=True)
     if values.ndim == 2:
         values = values[:, :, np.newaxis]
@@ -206,7 +206,7 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = 
                 raise TileDecodeError("band-interleaved WebP cannot be decoded")
             out = np.empty((fmt.tile_height, fmt.tile_width, fmt.samples), np.uint8)
             # an all-opaque alpha may be left out of the stream: ask for it (libtiff does too)
-            decoded = imagecodecs.webp_decode(raw, hasalpha=fmt.samples == 4, out=out)
+            decoded = imagecodecs.webp_decode(bytes(raw), hasalpha=fmt.samples == 4, out=out)
             return np.moveaxis(decoded, -1, 0)
         decode = _decode_lerc if fmt.compression == LERC else _decode_samples
         if fmt.planar == PLANAR:
@@ -228,6 +228,7 @@ def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) 
     """Decode an internal-mask tile (1 or 8 bits per pixel) -> (1, rows, cols) bool, bounded."""
     row_bytes = (cols + 7) // 8 if bits == 1 else cols
     nbytes = rows * row_bytes
+    data: bytes | bytearray
     try:
         if compression == NONE:
             data = bytes(raw)

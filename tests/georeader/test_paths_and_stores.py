@@ -8,8 +8,6 @@ missing (async-tiff's LocalStore percent-encodes such keys).
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +111,9 @@ def test_a_callers_store_rasterio_route_reads_the_same_object(tmp_path: Path) ->
 
 
 def test_url_keys_in_a_callers_store_keep_their_prefix() -> None:
-    from georeader.store import locate_in_store
     from obstore.store import HTTPStore, S3Store
+
+    from georeader.store import locate_in_store
 
     bucket = S3Store("bucket", region="eu-west-1", skip_signature=True)
     assert locate_in_store("s3://bucket/a/x.tif", bucket).key == "a/x.tif"

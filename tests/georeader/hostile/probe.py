@@ -78,7 +78,7 @@ def probe(path: str, timeout: float) -> dict:
         text = str(exc)
         named = path in text or quote(path) in text or os.path.basename(path) in text
         result.update(outcome="typed" if named else "unnamed", error=type(exc).__name__, message=text[:300])
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         result.update(outcome="timeout")
     except MemoryError:
         result.update(outcome="memory")
