@@ -48,6 +48,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
+from georeader.rust_calls import operation, settled
 from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 __all__ = [
@@ -270,6 +271,12 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
         """Read a whole-pixel window; parts outside the image take the fill value."""
+        with operation():
+            return await self._read_window(window, boundless=boundless, fill_value=fill_value)
+
+    async def _read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor:
         pending = await self.fetch_window(window, boundless=boundless, fill_value=fill_value)
         return await pending.assemble_async()
 
@@ -282,6 +289,12 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         daskcog's chunk tasks use this so each Dask thread decodes its own chunk
         (no hand-off to another pool); `read_window` decodes in the decode pool.
         """
+        with operation():
+            return await self._fetch_window(window, boundless=boundless, fill_value=fill_value)
+
+    async def _fetch_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> PendingWindow:
         window = self._int_window(window)
         level = self._lvl
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
@@ -416,7 +429,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     data = t.compressed_bytes
                     self._check_length(counts, tx, ty, data)
                     decode_bounds.check_jpeg(bytes(data), th, tw)  # Rust allocates what it declares
-                arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+                arrays = await asyncio.gather(*(settled(t.decode()) for t in data_tiles))
             except TileDecodeError as exc:
                 raise TileDecodeError(f"{self.url}: level {level.index}: {exc}") from exc
             except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
@@ -462,7 +475,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
         async def fetch(indices: list[int]) -> list[Any]:
             if not hasattr(store, "get_range_async"):  # async-tiff's native stores
-                got = await self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices])
+                got = await settled(self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices]))
                 return [t.compressed_bytes for t in got]
             return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
@@ -568,7 +581,7 @@ async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
     """
     if not xy:
         return None
-    return await ifd.fetch_tiles(xy)
+    return await settled(ifd.fetch_tiles(xy))
 
 
 def _fmt_window(w: Window) -> str:

@@ -32,6 +32,7 @@ from georeader.bounded import LRU
 from georeader.error_mapping import map_store_error
 from georeader.errors import StoreReadError
 from georeader.retry import RetryPolicy, retrying
+from georeader.rust_calls import settled
 
 T = TypeVar("T")
 
@@ -119,7 +120,7 @@ class GuardedStore:
         cached = self._from_head(path, start, stop)
         if cached is not None:
             return cached
-        return await self._call(lambda: self.store.get_range_async(path, start=start, end=stop))
+        return await self._call(lambda: settled(self.store.get_range_async(path, start=start, end=stop)))
 
     async def get_ranges_async(
         self,
@@ -135,4 +136,4 @@ class GuardedStore:
         if all(c is not None for c in cached):
             return cached
         starts, ends = list(starts), list(ends)
-        return await self._call(lambda: self.store.get_ranges_async(path, starts=starts, ends=ends))
+        return await self._call(lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends)))

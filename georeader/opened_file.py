@@ -35,6 +35,7 @@ from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy
+from georeader.rust_calls import operation, settled
 from georeader.store import (
     READER_OPTIONS,
     Location,
@@ -203,15 +204,18 @@ async def open_file(
     url = location.url
     hint: int = prefetch or _header_sizes.get(url) or DEFAULT_PREFETCH
 
+    guarded: list[Any] = []
+
     async def attempt() -> Any:
         try:
             checked = await _checked_store(
                 location, store, key, hint, user_store, store_options, max_concurrency
             )
+            guarded.append(checked)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
-                    return await GeoTIFF.open(key, store=checked, prefetch=hint)
+                    return await settled(GeoTIFF.open(key, store=checked, prefetch=hint))
             finally:
                 if isinstance(checked, GuardedStore):
                     checked.release()
@@ -226,13 +230,15 @@ async def open_file(
             raise map_store_error(exc, url, "opening the header") from exc
 
     # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
-    with policy_scope(RetryPolicy() if retry is None else retry):  # one layer: georeader.retry
+    with operation(), policy_scope(RetryPolicy() if retry is None else retry):  # one retry layer
         geotiff = await attempt()
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
     try:
-        return _describe(location, store, key, geotiff, store_options, user_store)
+        # readers fetch through the store the header was read with: its retries and limits
+        reading_store = guarded[-1] if guarded and isinstance(guarded[-1], GuardedStore) else store
+        return _describe(location, reading_store, key, geotiff, store_options, user_store)
     except GeoreaderError:
         raise
     except Exception as exc:  # e.g. a nodata tag that is not a number, an unknown GeoKey value
