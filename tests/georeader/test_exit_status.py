@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.georeader.hostile.build import _patched, write_base
+from tests.georeader.hostile.build import patched, write_base
 
 RUNS = int(os.environ.get("GEOREADER_EXIT_RUNS", "16"))
 
@@ -74,7 +74,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     good = write_base(folder / "good.tif", compress="deflate", mask=True)
     data = good.read_bytes()
     bad = folder / "past-end.tif"  # one tile's offset beyond the end: fails while others are read
-    bad.write_bytes(_patched(data, lambda t: t.set_values(0, 324, t.values(0, 324)[:3] + [10**7])))
+    bad.write_bytes(patched(data, lambda t: t.set_values(0, 324, t.values(0, 324)[:3] + [10**7])))
     return good, bad
 
 

@@ -10,7 +10,7 @@ import pytest
 from georeader import AsyncGeoTIFFReader, InvalidHeaderError
 from georeader.ifd_chain import MAX_IFDS
 from tests.georeader.helpers import run
-from tests.georeader.hostile.build import _patched, garbage_tags, loops, write_base
+from tests.georeader.hostile.build import garbage_tags, loops, patched, write_base
 
 
 class CountingStore:
@@ -70,6 +70,6 @@ def test_more_ifds_than_the_bound_are_refused(tmp_path: Path) -> None:
         struct.pack_into("<I", t.data, at + (ifd.next_pos - ifd.offset), 0)
 
     path = tmp_path / "many.tif"
-    path.write_bytes(_patched(base, chain))
+    path.write_bytes(patched(base, chain))
     with pytest.raises(InvalidHeaderError, match=f"more than {MAX_IFDS} IFDs"):
         run(AsyncGeoTIFFReader.open(path))

@@ -143,7 +143,7 @@ def loops(folder: Path) -> dict[str, Path]:
     return {k: _save(folder, k, v) for k, v in cases.items()}
 
 
-def _patched(base: bytes, edit: Callable[[Tiff], None]) -> bytes:
+def patched(base: bytes, edit: Callable[[Tiff], None]) -> bytes:
     t = Tiff(base)
     edit(t)
     return t.bytes()
@@ -166,7 +166,7 @@ def inconsistent_headers(folder: Path) -> dict[str, Path]:
         "overview-width-zero": lambda t: t.set_values(1, 256, [0]),
         "overview-offsets-past-end": lambda t: t.set_values(1, 324, [2**32 - 16] * 1),
     }
-    return {k: _save(folder, k, _patched(base, e)) for k, e in edits.items()}
+    return {k: _save(folder, k, patched(base, e)) for k, e in edits.items()}
 
 
 def odd_dtypes(folder: Path) -> dict[str, Path]:
@@ -218,7 +218,7 @@ def garbage_tags(folder: Path) -> dict[str, Path]:
         "first-ifd-past-end": lambda t: struct.pack_into(t.order + "I", t.data, 4, 10**8),
         "first-ifd-zero": lambda t: struct.pack_into(t.order + "I", t.data, 4, 0),
     }
-    return {k: _save(folder, k, _patched(base, e)) for k, e in edits.items()}
+    return {k: _save(folder, k, patched(base, e)) for k, e in edits.items()}
 
 
 def bombs(folder: Path) -> dict[str, Path]:
@@ -226,42 +226,42 @@ def bombs(folder: Path) -> dict[str, Path]:
     big = 2 * 2**30 + 2**20
     cases: dict[str, bytes] = {}
     base = write_base(folder / "bomb-deflate.tif", compress="deflate").read_bytes()
-    cases["bomb-deflate-data-tile"] = _patched(base, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    cases["bomb-deflate-data-tile"] = patched(base, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
     masked = write_base(folder / "bomb-mask.tif", mask=True, compress="deflate").read_bytes()
 
     def mask_tile(t: Tiff) -> None:
         mask_ifd = next(i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4)
         t.replace_tile(mask_ifd, 0, deflate_bomb(big))
 
-    cases["bomb-deflate-mask-tile"] = _patched(masked, mask_tile)
+    cases["bomb-deflate-mask-tile"] = patched(masked, mask_tile)
     zstd = write_base(folder / "bomb-zstd.tif", compress="zstd").read_bytes()
     frame = imagecodecs.zstd_encode(bytes(256 * 2**20), level=3)
-    cases["bomb-zstd-frames"] = _patched(zstd, lambda t: t.replace_tile(0, 0, frame * 9))
+    cases["bomb-zstd-frames"] = patched(zstd, lambda t: t.replace_tile(0, 0, frame * 9))
     lerc = write_base(folder / "bomb-lerc.tif", dtype="uint8", compress="lerc").read_bytes()
-    cases["bomb-lerc-dims"] = _patched(lerc, lambda t: t.replace_tile(0, 0, lerc_bomb(46000, 46000)))
+    cases["bomb-lerc-dims"] = patched(lerc, lambda t: t.replace_tile(0, 0, lerc_bomb(46000, 46000)))
     lerc_deflate = write_base(folder / "bomb-lerc-deflate.tif", dtype="uint8", compress="lerc_deflate").read_bytes()
-    cases["bomb-lerc-deflate-stream"] = _patched(lerc_deflate, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    cases["bomb-lerc-deflate-stream"] = patched(lerc_deflate, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
     jpeg = write_base(folder / "bomb-jpeg.tif", dtype="uint8", count=3, compress="jpeg", overviews=False).read_bytes()
-    cases["bomb-jpeg-dims"] = _patched(jpeg, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
+    cases["bomb-jpeg-dims"] = patched(jpeg, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
     ycbcr = write_base(folder / "bomb-ycbcr.tif", dtype="uint8", count=3, compress="jpeg", photometric="YCBCR", overviews=False).read_bytes()
-    cases["bomb-ycbcr-jpeg-dims"] = _patched(ycbcr, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
+    cases["bomb-ycbcr-jpeg-dims"] = patched(ycbcr, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
     webp = write_base(folder / "bomb-webp.tif", dtype="uint8", count=3, compress="webp", overviews=False).read_bytes()
     webp_big = bytearray(imagecodecs.webp_encode(np.zeros((16, 16, 3), np.uint8), lossless=True))
     # VP8L: signature byte 0x2f at 20, then 14-bit width-1 and height-1
     bits = int.from_bytes(webp_big[21:25], "little")
     bits = (bits & ~((1 << 28) - 1)) | (16382) | (16382 << 14)
     webp_big[21:25] = bits.to_bytes(4, "little")
-    cases["bomb-webp-dims"] = _patched(webp, lambda t: t.replace_tile(0, 0, bytes(webp_big)))
+    cases["bomb-webp-dims"] = patched(webp, lambda t: t.replace_tile(0, 0, bytes(webp_big)))
     striped = write_base(folder / "bomb-striped.tif", tiled=False, compress="deflate", overviews=False).read_bytes()
-    cases["bomb-striped-gdal-route"] = _patched(striped, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    cases["bomb-striped-gdal-route"] = patched(striped, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
     # streams under the byte-count bound checked at open (2 x a tile's size + 64 KiB): only
     # the decoder's own bound (an out= buffer of the tile's size) stops them
     wide = write_base(folder / "bomb-wide.tif", dtype="float64", compress="deflate", size=512,
                       blockxsize=512, blockysize=512, overviews=False).read_bytes()  # one 2 MiB tile
-    cases["bomb-deflate-data-tile-under-bound"] = _patched(wide, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    cases["bomb-deflate-data-tile-under-bound"] = patched(wide, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
     wide_mask = write_base(folder / "bomb-wide-mask.tif", dtype="uint8", mask=True, compress="deflate",
                            blockxsize=SIZE, blockysize=SIZE, overviews=False).read_bytes()
-    cases["bomb-deflate-mask-tile-under-bound"] = _patched(wide_mask, lambda t: t.replace_tile(
+    cases["bomb-deflate-mask-tile-under-bound"] = patched(wide_mask, lambda t: t.replace_tile(
         next(i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4), 0,
         deflate_bomb(64 * 2**20)))
     return {k: _save(folder, k, v) for k, v in cases.items()}
