@@ -31,6 +31,7 @@ from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
     ReaderNotOpenedError,
+    StoreReadError,
     TileDecodeError,
     WindowError,
 )
@@ -376,6 +377,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             if self._opened.layout.route == layout_guard.NATIVE:
                 return await self._fetch_native(inside)
             return Fetched(values=await self._read_rasterio(inside, fill))
+        except StoreReadError as exc:  # from the store layer, which does not know the window
+            raise StoreReadError(f"{exc} (reading window {_fmt_window(inside)})") from exc
         except GeoreaderError:
             raise
         except Exception as exc:
