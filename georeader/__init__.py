@@ -11,6 +11,7 @@ from georeader.async_geotiff_reader import AsyncGeoTIFFReader
 from georeader.errors import (
     AccessDeniedError,
     GeoreaderError,
+    InvalidHeaderError,
     InvalidURLError,
     NoGeoreferenceError,
     NotATiffError,
@@ -32,7 +33,8 @@ from georeader.translate import (
 
 __all__ = [
     "AccessDeniedError", "AsyncGeoData", "AsyncGeoTIFFReader", "GeoData", "GeoMetadata",
-    "GeoTensor", "GeoreaderError", "InvalidURLError", "NoGeoreferenceError", "NotATiffError",
+    "GeoTensor", "GeoreaderError", "InvalidHeaderError", "InvalidURLError", "NoGeoreferenceError",
+    "NotATiffError",
     "ObjectNotFoundError", "RasterioReader", "ReaderNotOpenedError", "StoreReadError",
     "TileDecodeError", "UnsupportedLayoutError", "WindowError", "from_async_geotiff_window",
     "open_store", "parse_location", "raster_array_to_geotensor", "to_async_geotiff_window",

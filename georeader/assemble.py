@@ -54,7 +54,8 @@ class Fetched:
     decoded: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
     """(tx, ty, (bands, h, w)) of tiles async-tiff decoded."""
     sparse: list[tuple[int, int]] = field(default_factory=list)
-    masks: list[tuple[int, int, np.ndarray]] | None = None
+    masks: list[tuple[int, int, Any]] | None = None
+    """(tx, ty, compressed bytes) of mask tiles, decoded (bounded) at assembly."""
     values: np.ndarray | None = None
     """The final values (the rasterio route reads and assembles in one go)."""
 
@@ -155,8 +156,16 @@ def finish_window(
         place_tile(out, array, tx, ty, tw, th, inside)
     valid = None
     if fetched.masks is not None:
+        mask_ifd: Any = level.mask_ifd
+        compression, bits = int(mask_ifd.compression), int(mask_ifd.bits_per_sample[0])
         valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
-        for tx, ty, mask in fetched.masks:
+        for tx, ty, raw in fetched.masks:
+            try:  # bounded by the mask tile's size (async-tiff's decoder inflated bombs to 2+ GB)
+                mask = tile_decode.decode_mask(compression, bits, th, tw, raw)
+            except TileDecodeError as exc:
+                raise TileDecodeError(
+                    f"{opened.location.url}: level {level.index} mask tile ({tx}, {ty}): {exc}"
+                ) from exc
             place_tile(valid[np.newaxis], mask, tx, ty, tw, th, inside)
     return apply_validity(out, valid, opened, bands, fill)
 

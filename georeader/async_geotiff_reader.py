@@ -24,17 +24,19 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import layout_guard, range_cache, tile_decode, window_utils
+from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
 from georeader.abstract_reader import ReaderSurface, check_no_warp
 from georeader.assemble import Fetched, PendingWindow, decode_pool
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
     ReaderNotOpenedError,
+    StoreReadError,
     TileDecodeError,
     WindowError,
 )
 from georeader.geotensor import GeoTensor
+from georeader.guarded_store import policy_scope
 from georeader.nodata import check_fill
 from georeader.on_grid import OnGrid
 from georeader.opened_file import (  # re-exported: the reader's public companions
@@ -47,7 +49,8 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
-from georeader.store import parse_location, split_signed_url
+from georeader.rust_calls import operation, settled
+from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -74,7 +77,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def __init__(
         self,
-        path_or_url: str | os.PathLike[str],
+        path_or_url: str | os.PathLike[str] | Location,
         *,
         store: Any = None,
         overview_level: int = 0,
@@ -83,8 +86,14 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         prefetch: int | None = None,
         **store_options: Any,
     ) -> None:
-        path_or_url, store_options = split_signed_url(path_or_url, store_options)
-        self.location = parse_location(path_or_url)
+        if isinstance(path_or_url, Location):
+            self.location = path_or_url
+        else:
+            path_or_url, store_options = split_signed_url(path_or_url, store_options)
+            if store is not None:
+                self.location = locate_in_store(path_or_url, store)  # the whole key, prefix kept
+            else:
+                self.location = parse_location(path_or_url)
         self._store = store
         self._overview_level = overview_level
         self._resolution = resolution
@@ -103,8 +112,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """Fetch the header unless this reader has it already."""
         if self._file is None:
             opened = await open_file(
-                self.location.url, store=self._store, prefetch=self._prefetch, retry=self.retry,
-                **self._store_options,
+                self.location if self._store is not None else self.location.url,
+                store=self._store, prefetch=self._prefetch, retry=self.retry, **self._store_options,
             )
             self._attach(opened)
         return self
@@ -147,7 +156,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     ) -> AsyncGeoTIFFReader:
         """A reader over an already fetched header (no I/O)."""
         reader = cls(
-            opened.location.url, store=opened.store, overview_level=overview_level,
+            opened.location, store=opened.store, overview_level=overview_level,
             bands=bands, resolution=resolution, **opened.store_options,
         )
         reader._attach(opened)
@@ -263,6 +272,12 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
         """Read a whole-pixel window; parts outside the image take the fill value."""
+        with operation():
+            return await self._read_window(window, boundless=boundless, fill_value=fill_value)
+
+    async def _read_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> GeoTensor:
         pending = await self.fetch_window(window, boundless=boundless, fill_value=fill_value)
         return await pending.assemble_async()
 
@@ -275,7 +290,13 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         daskcog's chunk tasks use this so each Dask thread decodes its own chunk
         (no hand-off to another pool); `read_window` decodes in the decode pool.
         """
-        window = window_utils.to_int_window(window)
+        with operation():
+            return await self._fetch_window(window, boundless=boundless, fill_value=fill_value)
+
+    async def _fetch_window(
+        self, window: Window, *, boundless: bool = True, fill_value: float | None = None
+    ) -> PendingWindow:
+        window = self._int_window(window)
         level = self._lvl
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
         inside = window_utils.clip_window(window, level.width, level.height)
@@ -286,7 +307,11 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             )
         fetched = None
         if inside is not None:
-            fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
+            if self._opened.layout.route == layout_guard.NATIVE:
+                with policy_scope(self.retry):  # each request retries in the store (one layer)
+                    fetched = await self._fetch_inside(inside, fill)
+            else:  # GDAL's reads do not pass through our store: retried here, whole window
+                fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
         return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
 
     async def read_bounds(
@@ -308,6 +333,12 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         window = window_utils.window_from_bounds(bounds, self.transform)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
+    def _int_window(self, window: Any) -> Window:
+        try:
+            return window_utils.to_int_window(window)
+        except WindowError as exc:
+            raise WindowError(f"{self.url}: {exc}") from None
+
     async def read_geoslice(
         self,
         slice_: window_utils.GeoSlice | slice,
@@ -320,12 +351,20 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
         `read_geoslice(rows, cols)` (two slices) reads the same. Slices take step 1
         (subsample with an overview instead); their ends may lie outside the image.
+        A reversed or empty slice gives an empty axis, like numpy.
         """
         if cols is not None:
             if not isinstance(slice_, slice):
-                raise WindowError(f"read_geoslice(rows, cols) takes two slices; got {slice_!r}")
+                raise WindowError(f"{self.url}: read_geoslice(rows, cols) takes two slices; got {slice_!r}")
             slice_ = (slice_, cols)
-        window = window_utils.geoslice_window(slice_, self.width, self.height)
+        try:
+            window = window_utils.geoslice_window(slice_, self.width, self.height)
+        except WindowError as exc:
+            raise WindowError(f"{self.url}: {exc}") from None
+        if not window.width or not window.height:
+            fill = self.fill_value_default if fill_value is None else fill_value
+            empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
+            return GeoTensor(empty, window_utils.window_transform(window, self.transform), self.crs, fill)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
@@ -338,6 +377,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             if self._opened.layout.route == layout_guard.NATIVE:
                 return await self._fetch_native(inside)
             return Fetched(values=await self._read_rasterio(inside, fill))
+        except StoreReadError as exc:  # from the store layer, which does not know the window
+            raise StoreReadError(f"{exc} (reading window {_fmt_window(inside)})") from exc
         except GeoreaderError:
             raise
         except Exception as exc:
@@ -360,6 +401,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         th, tw = fmt.tile_height, fmt.tile_width
         nx = math.ceil(level.width / tw)
         tiles = list(window_utils.iter_tiles(inside, tw, th))
+        counts = level.tile_byte_counts
         present = [t for t in tiles if not level.is_sparse(*t, self.url)]
         present_set = set(present)
         fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
@@ -375,16 +417,25 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         results = await asyncio.gather(*fetches)
         data_tiles = results[0] or []
 
-        if cached:
-            fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
-        elif fmt.decoder == "imagecodecs":
-            fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
+        if cached or fmt.decoder == "imagecodecs":
+            if cached:
+                fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
+            else:
+                fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
+            for tx, ty, data in fetched.raw:
+                self._check_length(counts, tx, ty, data)
         else:
             # a Tile object is consumed by decode(): read nothing from it afterwards
+            name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
             try:
-                arrays = await asyncio.gather(*(t.decode() for t in data_tiles))
+                for t, (tx, ty) in zip(data_tiles, present, strict=True):
+                    data = t.compressed_bytes
+                    self._check_length(counts, tx, ty, data)
+                    decode_bounds.check_jpeg(bytes(data), th, tw)  # Rust allocates what it declares
+                arrays = await asyncio.gather(*(settled(t.decode()) for t in data_tiles))
+            except TileDecodeError as exc:
+                raise TileDecodeError(f"{self.url}: level {level.index}: {exc}") from exc
             except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
-                name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
                 raise TileDecodeError(
                     f"{self.url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
                 ) from exc
@@ -392,16 +443,10 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                 (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar)) for (tx, ty), a in zip(present, arrays, strict=True)
             ]
         if level.mask_ifd is not None:
-            try:
-                masks = await asyncio.gather(*(t.decode() for t in (results[1] or [])))
-                fetched.masks = [
-                    (tx, ty, np.asarray(m).reshape(1, th, tw) != 0)
-                    for (tx, ty), m in zip(mask_present, masks, strict=True)
-                ]
-            except Exception as exc:  # corrupt mask bytes stay corrupt: not a (retried) read error
-                raise TileDecodeError(
-                    f"{self.url}: level {level.index}: cannot decode a mask tile: {first_line(exc)}"
-                ) from exc
+            mask_tiles = results[1] or []
+            fetched.masks = [(tx, ty, t.compressed_bytes) for (tx, ty), t in zip(mask_present, mask_tiles, strict=True)]
+            for tx, ty, data in fetched.masks:
+                self._check_length(level.mask_byte_counts, tx, ty, data, "mask ")
         return fetched
 
     # -- tile bytes through the per-process range cache ------------------------
@@ -433,7 +478,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
         async def fetch(indices: list[int]) -> list[Any]:
             if not hasattr(store, "get_range_async"):  # async-tiff's native stores
-                got = await self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices])
+                got = await settled(self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices]))
                 return [t.compressed_bytes for t in got]
             return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
@@ -485,7 +530,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
     def read_window_sync(self, window: Window, *, fill_value: float | None = None) -> GeoTensor:
         """`read_window` for `reads_locally` files, in the calling thread (no event loop)."""
-        window = window_utils.to_int_window(window)
+        window = self._int_window(window)
         level = self._lvl
         fmt = level.native_fmt
         fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
@@ -505,9 +550,28 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
+                self._check_length(counts, tx, ty, parts)
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
+
+    def _check_length(
+        self, counts: np.ndarray, tx: int, ty: int, data: Any, what: str = ""
+    ) -> None:
+        """A tile's bytes must be as long as its byte count: stores clamp ranges at the end
+        of the object, so a truncated file would otherwise decode a short tile."""
+        level = self._lvl
+        fmt = level.native_fmt
+        nx = math.ceil(level.width / fmt.tile_width)
+        ntiles = nx * math.ceil(level.height / fmt.tile_height)
+        parts = data if isinstance(data, list) else [data]
+        for band, part in enumerate(parts):
+            expected = int(counts[ty * nx + tx + band * ntiles])
+            if len(part) != expected:
+                raise TileDecodeError(
+                    f"{self.url}: level {level.index} {what}tile ({tx}, {ty}): {len(part)} of its "
+                    f"{expected} bytes exist; the file is truncated"
+                )
 
 
 async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
@@ -520,7 +584,7 @@ async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
     """
     if not xy:
         return None
-    return await ifd.fetch_tiles(xy)
+    return await settled(ifd.fetch_tiles(xy))
 
 
 def _fmt_window(w: Window) -> str:

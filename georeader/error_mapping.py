@@ -13,9 +13,11 @@ import re
 from georeader.errors import (
     AccessDeniedError,
     GeoreaderError,
+    InvalidHeaderError,
     NotATiffError,
     ObjectNotFoundError,
     StoreReadError,
+    TileDecodeError,
 )
 
 # The HTTP status obstore reports ("Server returned non-2xx status code: 404 Not Found") and the
@@ -34,7 +36,20 @@ _DENIED = re.compile(
     r"SignatureDoesNotMatch|InvalidAccessKeyId|permission denied",
     re.IGNORECASE,
 )
-_NOT_TIFF = re.compile(r"magic bytes|not a tiff|Invalid TIFF|unexpected end|Requested range was invalid", re.IGNORECASE)
+_NOT_TIFF = re.compile(r"magic bytes|not a tiff|Invalid TIFF|unexpected end", re.IGNORECASE)
+_TRANSIENT = re.compile(
+    r"error sending request|error decoding response body|body error|connection|reset|broken pipe|"
+    r"timed? ?out|timeout|(?:status code|HTTP response code): (?:5\d\d|429|408)\b|"
+    r"Generic \w+ error|ObjectStore|incomplete|unexpected eof|os error|\bIO\b|I/O",
+    re.IGNORECASE,
+)
+"""What a store's I/O failure says (obstore / object_store messages): worth another attempt."""
+_PERMANENT = re.compile(r"panicked|not understood|could not convert", re.IGNORECASE)
+_PAST_END = re.compile(
+    r"Requested range was invalid|Invalid range: Wanted range starting at|"
+    r"(?:status code|HTTP response code): 416\b|Range Not Satisfiable|InvalidRange",
+    re.IGNORECASE,
+)
 
 
 def _kind(exc: BaseException, message: str) -> str | None:
@@ -83,6 +98,21 @@ def map_store_error(exc: BaseException, url: str, doing: str) -> GeoreaderError:
         return ObjectNotFoundError(f"{url}: not found ({doing}): {summary}")
     if kind == "denied":
         return AccessDeniedError(f"{url}: access denied ({doing}): {summary}")
+    if _PAST_END.search(message):
+        # a header or tile offset beyond the object's end: truncated or corrupt, never transient
+        kind_of = InvalidHeaderError if doing.startswith("open") else TileDecodeError
+        return kind_of(
+            f"{url}: {doing}: a byte range starts past the end of the object (the file is "
+            f"truncated or its offsets are corrupt): {summary}"
+        )
     if doing.startswith("open") and _NOT_TIFF.search(message):
         return NotATiffError(f"{url}: not a readable TIFF ({doing}): {summary}")
+    if _PERMANENT.search(message) or not (
+        _TRANSIENT.search(message) or isinstance(exc, (OSError, TimeoutError))
+    ):
+        # not a store's I/O failure (a Rust panic on a corrupt tag, a parse error): the same
+        # bytes fail the same way, so never retried
+        if doing.startswith("open"):
+            return InvalidHeaderError(f"{url}: the header cannot be read ({doing}): {summary}")
+        return TileDecodeError(f"{url}: {doing} failed on the file's data: {summary}")
     return StoreReadError(f"{url}: read failed ({doing}): {summary}")

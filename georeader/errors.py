@@ -51,3 +51,8 @@ class InvalidURLError(GeoreaderError, ValueError):
 
 class WindowError(GeoreaderError, ValueError):
     """A window, bounds or band selection is malformed or outside what is allowed."""
+
+
+class InvalidHeaderError(NotATiffError):
+    """The TIFF header is inconsistent or hostile (a looping IFD chain, sizes that disagree,
+    a degenerate georeference, an unreadable tag): refused at open, never retried."""

@@ -7,6 +7,7 @@ returns, and daskcog's per-process cache keeps them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import os
@@ -21,14 +22,24 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import layout_guard, range_cache, tile_decode
+from georeader import header_checks, ifd_chain, layout_guard, range_cache, tile_decode
+from georeader.bounded import LRU
 from georeader.error_mapping import first_line, map_store_error
-from georeader.errors import NoGeoreferenceError, UnsupportedLayoutError
+from georeader.errors import (
+    GeoreaderError,
+    InvalidHeaderError,
+    NoGeoreferenceError,
+    UnsupportedLayoutError,
+)
+from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
-from georeader.retry import RetryPolicy, retrying
+from georeader.retry import RetryPolicy
+from georeader.rust_calls import operation, settled
 from georeader.store import (
+    READER_OPTIONS,
     Location,
+    locate_in_store,
     native_remote_default,
     open_store,
     parse_location,
@@ -36,8 +47,8 @@ from georeader.store import (
 )
 
 DEFAULT_PREFETCH = 32768
-_header_sizes: dict[str, int] = {}
-"""url -> bytes that hold the whole header, learnt at first open (prefetch hint)."""
+_header_sizes: LRU[str, int] = LRU(int(os.environ.get("GEOREADER_HEADER_HINTS", "65536")))
+"""url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded."""
 
 
 def header_size_hint(url: str) -> int | None:
@@ -131,6 +142,8 @@ class OpenedFile:
     alpha_index: int | None
     store_options: dict[str, Any] = field(repr=False)
     """Hold secrets (keys, a signed URL's query): never shown."""
+    user_store: Any = None
+    """The store the caller gave (the rasterio route reads through it too), or None."""
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
     _fd: tuple[int, int] | None = None
@@ -156,13 +169,15 @@ class OpenedFile:
         """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
         with self._rasterio_lock:
             if level not in self._rasterio:
-                reader = RasterioReader(self.location.url, overview_level=level, **self.store_options)
+                reader = RasterioReader(
+                    self.location, store=self.user_store, overview_level=level, **self.store_options
+                )
                 self._rasterio[level] = (threading.Lock(), reader)
             return self._rasterio[level]
 
 
 async def open_file(
-    path_or_url: str | os.PathLike[str],
+    path_or_url: str | os.PathLike[str] | Location,
     *,
     store: Any = None,
     prefetch: int | None = None,
@@ -172,20 +187,38 @@ async def open_file(
     """Fetch and classify one header. The only function here that does header I/O."""
     from async_geotiff import GeoTIFF
 
-    path_or_url, store_options = split_signed_url(path_or_url, store_options)
-    location = parse_location(path_or_url)
+    user_store = store
+    if not isinstance(path_or_url, Location):
+        path_or_url, store_options = split_signed_url(path_or_url, store_options)
+    max_concurrency = store_options.get("max_concurrency")
+    store_options = {k: v for k, v in store_options.items() if k not in READER_OPTIONS}
     if store is None:
+        location = path_or_url if isinstance(path_or_url, Location) else parse_location(path_or_url)
         store, key = open_store(location.url, native=native_remote_default(), **store_options)
     else:
-        key = location.key if location.is_local else location.key
+        # the caller's store: the whole key inside it, never just the file's base name
+        location = (
+            path_or_url if isinstance(path_or_url, Location) else locate_in_store(path_or_url, store)
+        )
+        key = location.key
     url = location.url
-    hint = prefetch or _header_sizes.get(url, DEFAULT_PREFETCH)
+    hint: int = prefetch or _header_sizes.get(url) or DEFAULT_PREFETCH
+
+    guarded: list[Any] = []
 
     async def attempt() -> Any:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
-                return await GeoTIFF.open(key, store=store, prefetch=hint)
+            checked = await _checked_store(
+                location, store, key, hint, user_store, store_options, max_concurrency
+            )
+            guarded.append(checked)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+                    return await settled(GeoTIFF.open(key, store=checked, prefetch=hint))
+            finally:
+                if isinstance(checked, GuardedStore):
+                    checked.release()
         except ValueError as exc:
             if "GeoTIFF keys" in str(exc):
                 raise NoGeoreferenceError(
@@ -197,11 +230,65 @@ async def open_file(
             raise map_store_error(exc, url, "opening the header") from exc
 
     # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
-    geotiff = await retrying(attempt, RetryPolicy() if retry is None else retry)
+    with operation(), policy_scope(RetryPolicy() if retry is None else retry):  # one retry layer
+        geotiff = await attempt()
     header_size = _header_size(geotiff.tiff)
     if header_size:
         _header_sizes[url] = header_size
-    return _describe(location, store, key, geotiff, store_options)
+    try:
+        # readers fetch through the store the header was read with: its retries and limits
+        reading_store = guarded[-1] if guarded and isinstance(guarded[-1], GuardedStore) else store
+        return _describe(location, reading_store, key, geotiff, store_options, user_store)
+    except GeoreaderError:
+        raise
+    except Exception as exc:  # e.g. a nodata tag that is not a number, an unknown GeoKey value
+        raise InvalidHeaderError(f"{url}: the header cannot be read: {first_line(exc)}") from exc
+
+
+async def _checked_store(
+    location: Location, store: Any, key: str, hint: int, user_store: Any,
+    store_options: dict[str, Any], max_concurrency: int | None,
+) -> Any:
+    """Walk the IFD chain (bounded, cycle-checked) before async-tiff parses it.
+
+    Returns the store async-tiff should open the file with: for stores Python
+    can call, a `GuardedStore` (the one retry layer, bounded concurrency) that
+    also answers async-tiff's first request from the bytes fetched here (no
+    extra request); local files are checked with `pread`.
+    """
+    if location.is_local:
+        path = location.local_path
+
+        def pread(start: int, length: int) -> bytes:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return os.pread(fd, length, start)
+            finally:
+                os.close(fd)
+
+        async def read_local(start: int, length: int) -> bytes:
+            return await asyncio.to_thread(pread, start, length)
+
+        await ifd_chain.check_ifd_chain(read_local, await read_local(0, hint), location.url)
+        return store
+    if hasattr(store, "get_range_async"):
+        guarded = GuardedStore(store, key, location.url, max_concurrency)
+        reader: Any = guarded
+    elif user_store is not None:
+        return store  # a caller's Rust-native remote store: nothing Python can read with
+    else:
+        guarded = None  # async-tiff's native store: the walk reads through an obstore twin
+        reader = GuardedStore(open_store(location.url, native=False, **store_options)[0], key, location.url)
+
+    async def read(start: int, length: int) -> bytes:
+        return bytes(await reader.get_range_async(key, start=start, length=length))
+
+    head = await read(0, hint)
+    await ifd_chain.check_ifd_chain(read, head, location.url)
+    if guarded is None:
+        return store
+    guarded.set_head(head, whole=len(head) < hint)
+    return guarded
 
 
 def _header_size(tiff: Any) -> int | None:
@@ -220,7 +307,8 @@ def _header_size(tiff: Any) -> int | None:
 
 
 def _describe(
-    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any]
+    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any],
+    user_store: Any = None,
 ) -> OpenedFile:
     url = location.url
     try:
@@ -235,7 +323,7 @@ def _describe(
     except Exception as exc:
         raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
     if _ellipsoid_overridden(geotiff.ifd.geo_key_directory):
-        with RasterioReader(url, **store_options) as ref:
+        with RasterioReader(location, store=user_store, **store_options) as ref:
             crs = ref.crs
     byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
     verdicts: list[tuple[str, list[str]]] = []
@@ -244,11 +332,14 @@ def _describe(
         (ovr, ovr.ifd, ovr.mask_ifd) for ovr in geotiff.overviews
     ]
     for index, (obj, ifd, mask_ifd) in enumerate(sources):
+        level_transform = transform if index == 0 else obj.transform
+        header_checks.check_level(url, index, ifd, level_transform)
+        if mask_ifd is not None:
+            header_checks.check_level(url, index, mask_ifd, None)
         route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
         if mask_ifd is not None and mask_ifd.tile_width is None:
             route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
         verdicts.append((route, reasons))
-        level_transform = transform if index == 0 else obj.transform
         levels.append(
             Level(index, int(ifd.image_width), int(ifd.image_height), level_transform, ifd, mask_ifd, fmt)
         )
@@ -257,14 +348,20 @@ def _describe(
     if base_fmt is not None:
         dtype = base_fmt.dtype
     else:
-        with RasterioReader(url, **store_options) as ref:
-            dtype = ref.dtype
+        with RasterioReader(location, store=user_store, **store_options) as ref:
+            try:
+                dtype = ref.dtype
+            except TypeError as exc:  # GDAL's CInt16 / CInt32: "complex_int16" has no numpy dtype
+                raise UnsupportedLayoutError(
+                    f"{url}: samples of type {ref._src.dtypes[0]} have no numpy dtype "  # noqa: SLF001
+                    "(complex integers); convert them, e.g. gdal_translate -ot CFloat32"
+                ) from exc
     count = int(geotiff.count)
     alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
     return OpenedFile(
         location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
         crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
-        store_options=store_options,
+        store_options=store_options, user_store=user_store,
     )
 
 

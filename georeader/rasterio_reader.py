@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from georeader import window_utils
 from georeader.abstract_reader import ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
-from georeader.store import Location, parse_location, split_signed_url
+from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 
 class _ObstoreFile:
@@ -51,17 +51,22 @@ class _ObstoreFile:
         self.close()
 
 
-def _obstore_opener(location: Location, store_options: dict[str, Any]) -> Any:
+def _obstore_opener(location: Location, store_options: dict[str, Any], store: Any = None) -> Any:
     """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore."""
+    import posixpath
+
     import obstore
 
     from georeader.signed_store import SignedFile, SignedStore
     from georeader.store import open_store
 
-    store, _ = open_store(location.url, **store_options)
+    if store is None:
+        store, _ = open_store(location.url, **store_options)
+    folder = posixpath.dirname(location.key)  # kept: a caller's store holds whole keys
 
     def opener(path: str, mode: str = "rb") -> _ObstoreFile | SignedFile:
-        key = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        name = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
+        key = posixpath.join(folder, name)
         if isinstance(store, SignedStore):
             if key != location.key:  # a sidecar GDAL looks for: not covered by the signature
                 raise FileNotFoundError(key)
@@ -80,14 +85,21 @@ class RasterioReader(ReaderSurface):
 
     def __init__(
         self,
-        path_or_url: str | os.PathLike[str],
+        path_or_url: str | os.PathLike[str] | Location,
         *,
         overview_level: int = 0,
         bands: Sequence[int] | None = None,
+        store: Any = None,
         **store_options: Any,
     ) -> None:
-        path_or_url, store_options = split_signed_url(path_or_url, store_options)
-        self.location = parse_location(path_or_url)
+        if isinstance(path_or_url, Location):
+            self.location = path_or_url
+        else:
+            path_or_url, store_options = split_signed_url(path_or_url, store_options)
+            if store is not None:
+                self.location = locate_in_store(path_or_url, store)
+            else:
+                self.location = parse_location(path_or_url)
         self.overview_level = overview_level
         self._store_options = store_options
         kwargs: dict[str, Any] = {}
@@ -96,7 +108,7 @@ class RasterioReader(ReaderSurface):
         if self.location.is_local:
             self._src = rasterio.open(self.location.local_path, **kwargs)
         else:
-            opener = _obstore_opener(self.location, store_options)
+            opener = _obstore_opener(self.location, store_options, store)
             self._src = rasterio.open(self.location.key, opener=opener, **kwargs)
         self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
 
@@ -149,7 +161,10 @@ class RasterioReader(ReaderSurface):
     def read_window(
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
-        window = window_utils.to_int_window(window)
+        try:
+            window = window_utils.to_int_window(window)
+        except window_utils.WindowError as exc:
+            raise window_utils.WindowError(f"{self.url}: {exc}") from None
         fill = self.fill_value_default if fill_value is None else fill_value
         inside = window_utils.clip_window(window, self.width, self.height)
         if not boundless and inside != window:

@@ -16,15 +16,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from georeader.bounded import LRU
 from georeader.errors import InvalidURLError
+from georeader.local_store import PathStore
 
+READER_OPTIONS = frozenset({"max_concurrency"})
+"""Options for georeader's reads, not for obstore (taken out before a store is built)."""
 REMOTE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"})
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+"""A URL starts with a scheme and '//'; anything else (even with ':', '#', '?', '%') is a path."""
+_NATIVE_SAFE_NAME = re.compile(r"^[A-Za-z0-9 ._+=,;@()-]+$")
+"""File names async-tiff's LocalStore maps to the file unchanged (object_store percent-encodes
+'%', '#', '?', '*', '\\', non-ASCII and control characters in keys; measured)."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +44,11 @@ class Location:
     """Where an object lives: the store's base URL and the key inside it."""
 
     url: str
-    """Normalised URL of the object (file:///abs/path for local files)."""
+    """Normalised URL of the object (a percent-encoded `Path.as_uri()` for local files)."""
     base_url: str
     """The directory URL the store is built on."""
     key: str
-    """The object's path relative to `base_url`."""
+    """The object's path relative to `base_url` (decoded: the real name)."""
 
     @property
     def scheme(self) -> str:
@@ -49,19 +61,38 @@ class Location:
     @property
     def local_path(self) -> str:
         """Absolute filesystem path (local files only)."""
-        return os.path.join(urlsplit(self.base_url).path, self.key)
+        return os.path.join(unquote(urlsplit(self.base_url).path), self.key)
+
+
+def _local(path: str) -> Location:
+    path = str(Path(path).expanduser().absolute())
+    directory, name = os.path.split(path)
+    if not name:
+        raise InvalidURLError(f"{path!r} names a folder, not a file")
+    return Location(url=Path(path).as_uri(), base_url=Path(directory).as_uri(), key=name)
 
 
 def parse_location(path_or_url: str | os.PathLike[str]) -> Location:
-    """Normalise a local path, file:// URL or remote URL into a Location."""
+    """Normalise a local path, file:// URL or remote URL into a Location.
+
+    A local path is taken literally, whatever characters it holds ('#', '?',
+    '%', non-ASCII); only text that starts like a URL (`scheme://`) is parsed as
+    one, and a file:// URL is percent-decoded (what `Path.as_uri()` makes).
+    """
     text = os.fspath(path_or_url)
+    if not _URL.match(text):
+        return _local(text)
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if scheme in ("", "file") or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
-        path = parts.path if scheme == "file" else text
-        path = str(Path(path).expanduser().absolute())
-        directory, name = os.path.split(path)
-        return Location(url=f"file://{path}", base_url=f"file://{directory}", key=name)
+    if scheme == "file":
+        if parts.query or parts.fragment:
+            raise InvalidURLError(
+                f"file URL {text!r} has a query or fragment; percent-encode '?' and '#' in "
+                "file names (Path.as_uri() does) or pass the plain path"
+            )
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidURLError(f"file URL {text!r} names a host; only local files are supported")
+        return _local(unquote(parts.path))
     if scheme == "memory":
         key = (parts.netloc + parts.path).lstrip("/")
         return Location(url=f"memory:///{key}", base_url="memory:///", key=key)
@@ -82,12 +113,74 @@ def parse_location(path_or_url: str | os.PathLike[str]) -> Location:
     return Location(url=text, base_url=base, key=name)
 
 
+def _store_prefix(store: Any) -> str | None:
+    """The path a user-given store is rooted at ('' for none), or None when it cannot tell."""
+    prefix = getattr(store, "prefix", None)
+    if prefix is not None:
+        return str(prefix).strip("/")
+    url = getattr(store, "url", None)  # obstore's HTTPStore
+    if isinstance(url, str):
+        return urlsplit(url).path.strip("/")
+    return "" if hasattr(store, "config") or type(store).__name__ == "MemoryStore" else None
+
+
+def locate_in_store(path_or_url: str | os.PathLike[str], store: Any) -> Location:
+    """The Location of an object inside a store the caller built: its whole key, prefix kept.
+
+    * a relative path is the key itself (``"a/x.tif"`` is ``a/x.tif`` in the store);
+    * an absolute path or file:// URL is made relative to a local store's root;
+    * a URL (``s3://bucket/a/x.tif``) keeps its whole path, less the store's own prefix.
+
+    Never the base name alone: two ``x.tif`` in two folders are two objects.
+    """
+    text = os.fspath(path_or_url)
+    prefix = _store_prefix(store)
+    local_root = prefix is not None and isinstance(getattr(store, "prefix", None), Path | str) and (
+        type(store).__module__.startswith(("async_tiff", "obstore")) and "Local" in type(store).__name__
+    )
+    if not _URL.match(text) and not os.path.isabs(text) and not text.startswith("~"):
+        key = PurePosixPath(text.replace(os.sep, "/")).as_posix().lstrip("/")
+        if ".." in PurePosixPath(key).parts or key in ("", "."):
+            raise InvalidURLError(f"{text!r} is not a key inside the store (no '..', not empty)")
+        if local_root:
+            root = "/" + (prefix or "")
+            full = os.path.join(root, key)
+            return Location(url=Path(full).as_uri(), base_url=Path(root).as_uri(), key=key)
+        return Location(url=f"store:///{quote(key)}", base_url="store:///", key=key)
+    location = parse_location(text)
+    if location.is_local:
+        if not local_root:
+            raise InvalidURLError(f"{location.url}: a local path needs a local store (or no store)")
+        root = "/" + (prefix or "")
+        rel = os.path.relpath(location.local_path, root)
+        if rel.startswith(".."):
+            raise InvalidURLError(f"{location.url} is not under the store's root {root!r}")
+        return Location(url=location.url, base_url=Path(root).as_uri(), key=rel)
+    if location.scheme == "memory":
+        return location
+    parts = urlsplit(location.url)
+    key = parts.path.lstrip("/")
+    if prefix is None:
+        raise InvalidURLError(
+            f"{location.url}: cannot tell where {type(store).__name__} is rooted; pass the key "
+            "inside the store (a relative path) instead of a URL"
+        )
+    if prefix:
+        if not (key + "/").startswith(prefix + "/"):
+            raise InvalidURLError(f"{location.url} is not under the store's prefix {prefix!r}")
+        key = key[len(prefix) + 1 :]
+    base = location.url[: len(location.url) - len(key)].rstrip("/")
+    return Location(url=location.url, base_url=base, key=key)
+
+
 def _freeze(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, default=repr)
 
 
 _lock = threading.Lock()
-_stores: dict[tuple[int, str, str], Any] = {}
+STORE_CACHE_SIZE = int(os.environ.get("GEOREADER_STORE_CACHE_SIZE", "512"))
+_stores: LRU[tuple[int, str, str], Any] = LRU(STORE_CACHE_SIZE)
+"""(pid, base URL, options) -> store; bounded: a worker may see millions of folders."""
 _MEMORY_STORE: Any = None
 
 
@@ -123,8 +216,11 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
 
         from georeader.error_mapping import map_store_error
 
+        folder = unquote(urlsplit(location.base_url).path)
+        if not _NATIVE_SAFE_NAME.match(location.key):
+            return PathStore(folder)
         try:
-            return LocalStore(urlsplit(location.base_url).path)
+            return LocalStore(folder)
         except Exception as exc:  # a missing folder: async-tiff's untyped GenericError (NotFound)
             raise map_store_error(exc, location.url, "opening its folder") from exc
     from obstore.store import from_url
@@ -139,10 +235,10 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
                 )
             config["request_payer"] = True
     if "retry_config" not in config:
-        # obstore's default retries for up to 3 minutes; bound it like our own retries
+        # obstore's default retries for up to 3 minutes; ours are the one layer (georeader.retry)
         from georeader.retry import RetryPolicy
 
-        config = {**config, "retry_config": RetryPolicy().store_retry_config()}
+        config = {**config, "retry_config": RetryPolicy().store_retry_config(native=native)}
     if native:
         from async_tiff.store import from_url as native_from_url
 
@@ -195,21 +291,14 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
     cache_key = (os.getpid(), location.url, _freeze({**config, "__signed__": True}))
-    with _lock:
-        store = _stores.get(cache_key)
-    if store is None:
-        store = SignedStore(location.url, config)
-        with _lock:
-            store = _stores.setdefault(cache_key, store)
+    store = _stores.get_or_set(cache_key, lambda: SignedStore(location.url, config))
     store.update(query=signing.get("url_query") or "", sign=signing.get("sign"))
     return store
 
 
 def forget_signed_stores() -> None:
     """Drop this process's signed stores (their tokens and signers); tests, key rotation."""
-    with _lock:
-        for key in [k for k in _stores if "__signed__" in k[2]]:
-            del _stores[key]
+    _stores.drop_where(lambda key: "__signed__" in key[2])
 
 
 def open_store(
@@ -225,17 +314,14 @@ def open_store(
     from georeader.signed_store import SIGNING_OPTIONS
 
     path_or_url, config = split_signed_url(path_or_url, config)
+    config = {k: v for k, v in config.items() if k not in READER_OPTIONS}
     location = parse_location(path_or_url)
     if not SIGNING_OPTIONS.isdisjoint(config):
         signing = {k: config[k] for k in SIGNING_OPTIONS if k in config}
         rest = {k: v for k, v in config.items() if k not in SIGNING_OPTIONS}
         return _signed_store(location, signing, rest), location.key
     native = native and not location.is_local and location.scheme != "memory"
-    cache_key = (os.getpid(), location.base_url, _freeze({**config, "__native__": native}))
-    with _lock:
-        store = _stores.get(cache_key)
-    if store is None:
-        store = build_store(location, native=native, **config)
-        with _lock:
-            store = _stores.setdefault(cache_key, store)
+    kind = "path" if location.is_local and not _NATIVE_SAFE_NAME.match(location.key) else native
+    cache_key = (os.getpid(), location.base_url, _freeze({**config, "__native__": kind}))
+    store = _stores.get_or_set(cache_key, lambda: build_store(location, native=native, **config))
     return store, location.key

@@ -17,10 +17,16 @@ Why we decode lossless codecs ourselves instead of calling async-tiff's
   LERC follows libtiff's `LERCPreDecode`: masked float pixels -> NaN, the mask
   -> the alpha sample (255 * mask).
 
+* bounds: every decode is bounded by the tile's expected size (`out=` buffers,
+  codec headers checked first: see `decode_bounds`); async-tiff's decoders
+  allocate whatever a stream declares (a deflate mask tile inflated to 2+ GB).
+
 The codec, predictor and byte-order steps are imagecodecs' functions; this
-module only chooses which to call and reshapes. JPEG in YCbCr and WebP stay
-with async-tiff's Rust decoders (exact for WebP; YCbCr JPEG differs from
-GDAL's libjpeg 9 by a few DN whoever decodes it).
+module only chooses which to call and reshapes. WebP is decoded by libwebp
+(imagecodecs; GDAL's own decoder) into a tile-sized buffer. JPEG in YCbCr stays
+with async-tiff's Rust decoder (it differs from GDAL's libjpeg 9 by a few DN
+whoever decodes it), after its frame header is checked; internal masks are
+decoded here too (`decode_mask`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 
+from georeader import decode_bounds
 from georeader.errors import TileDecodeError
 
 Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
@@ -51,7 +58,7 @@ _BYTE_CODECS: dict[int, Callable[..., bytes | bytearray]] = {
     LZMA: imagecodecs.lzma_decode,
     PACKBITS: imagecodecs.packbits_decode,
 }
-RUST_CODECS = frozenset({JPEG, WEBP})
+RUST_CODECS = frozenset({JPEG})
 """Codecs async-tiff decodes (in Rust) for us; the rest go through imagecodecs."""
 COMPRESSION_NAMES = {
     NONE: "none", LZW: "lzw", JPEG: "jpeg", DEFLATE: "deflate", ADOBE_DEFLATE: "deflate",
@@ -86,6 +93,11 @@ class TileFormat:
         if self.compression == JPEG and self.photometric != YCBCR:
             return "imagecodecs"
         return "async-tiff" if self.compression in RUST_CODECS else "imagecodecs"
+
+    @property
+    def raw_bytes(self) -> int:
+        """Decoded size of one tile, all samples: the bound of every decode."""
+        return self.tile_height * self.tile_width * self.samples * self.dtype.itemsize
 
     @property
     def supported(self) -> bool:
@@ -139,14 +151,16 @@ def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = 
 def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     """Decode one LERC blob holding `samples` samples per pixel -> (h, w, s), like libtiff."""
     data: bytes | bytearray = bytes(raw)
+    bound = decode_bounds.max_stream_bytes(fmt.raw_bytes)
     if fmt.lerc_add_compression == 1:
-        data = imagecodecs.zlib_decode(data)
+        data = bytes(imagecodecs.zlib_decode(data, out=bound))
     elif fmt.lerc_add_compression == 2:
-        data = imagecodecs.zstd_decode(data)
+        data = bytes(imagecodecs.zstd_decode(data, out=bound))
     elif fmt.lerc_add_compression:
         raise TileDecodeError(f"LERC additional compression {fmt.lerc_add_compression} is unknown")
-    values, masks = imagecodecs.lerc_decode(data, masks=True)
     h, w = fmt.tile_height, fmt.tile_width
+    decode_bounds.check_lerc(bytes(data), h, w, samples)
+    values, masks = imagecodecs.lerc_decode(data, masks=True)
     if values.ndim == 2:
         values = values[:, :, np.newaxis]
     elif values.shape[1:] == (h, w) and values.shape[:2] != (h, w):
@@ -180,11 +194,20 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = 
     try:
         if fmt.compression == JPEG:
             parts = raw if isinstance(raw, list) else [raw]
+            for part in parts:
+                decode_bounds.check_jpeg(bytes(part), fmt.tile_height, fmt.tile_width)
             images = [
                 imagecodecs.jpeg8_decode(part, tables=fmt.jpeg_tables) for part in parts
             ]
             arr = np.concatenate([i.reshape(i.shape[0], i.shape[1], -1) for i in images], axis=2)
             return np.moveaxis(arr, -1, 0)
+        if fmt.compression == WEBP:
+            if fmt.planar == PLANAR:
+                raise TileDecodeError("band-interleaved WebP cannot be decoded")
+            out = np.empty((fmt.tile_height, fmt.tile_width, fmt.samples), np.uint8)
+            # an all-opaque alpha may be left out of the stream: ask for it (libtiff does too)
+            decoded = imagecodecs.webp_decode(bytes(raw), hasalpha=fmt.samples == 4, out=out)
+            return np.moveaxis(decoded, -1, 0)
         decode = _decode_lerc if fmt.compression == LERC else _decode_samples
         if fmt.planar == PLANAR:
             if not isinstance(raw, list) or len(raw) != fmt.samples:
@@ -199,6 +222,31 @@ def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = 
     except Exception as exc:  # imagecodecs raises its own *Error types per codec
         name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
         raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
+
+
+def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) -> np.ndarray:
+    """Decode an internal-mask tile (1 or 8 bits per pixel) -> (1, rows, cols) bool, bounded."""
+    row_bytes = (cols + 7) // 8 if bits == 1 else cols
+    nbytes = rows * row_bytes
+    data: bytes | bytearray
+    try:
+        if compression == NONE:
+            data = bytes(raw)
+        elif compression in _BYTE_CODECS:
+            data = _BYTE_CODECS[compression](raw, out=nbytes)
+        else:
+            raise TileDecodeError(f"mask compression {compression} is not supported")
+    except TileDecodeError:
+        raise
+    except Exception as exc:
+        name = COMPRESSION_NAMES.get(compression, str(compression))
+        raise TileDecodeError(f"cannot decode a {name} mask tile: {exc}") from exc
+    if len(data) < nbytes or bits not in (1, 8):
+        raise TileDecodeError(f"mask tile decoded to {len(data)} bytes, expected {nbytes} ({bits}-bit)")
+    flat = np.frombuffer(data, np.uint8, count=nbytes).reshape(rows, row_bytes)
+    if bits == 1:
+        flat = np.unpackbits(flat, axis=1)[:, :cols]
+    return (flat != 0)[np.newaxis]
 
 
 def rust_array_to_bands(array: Any, planar: int) -> np.ndarray:

@@ -130,6 +130,7 @@ def geoslice_window(slice_: GeoSlice | object, width: int, height: int) -> Windo
 
     Open ends run to the grid's edge; other ends are taken as they are (they
     may lie outside: boundless reads fill there). Steps other than 1 are refused.
+    A reversed slice (stop before start) is empty, as in numpy.
     """
     if not (
         isinstance(slice_, tuple) and len(slice_) == 2 and all(isinstance(s, slice) for s in slice_)
@@ -142,7 +143,7 @@ def geoslice_window(slice_: GeoSlice | object, width: int, height: int) -> Windo
         raise WindowError("read_geoslice takes step-1 slices; subsample with an overview")
     r0, r1 = rows.start or 0, height if rows.stop is None else rows.stop
     c0, c1 = cols.start or 0, width if cols.stop is None else cols.stop
-    return Window(c0, r0, c1 - c0, r1 - r0)
+    return Window(c0, r0, max(c1 - c0, 0), max(r1 - r0, 0))
 
 
 def window_transform(window: Window, transform: Affine) -> Affine:

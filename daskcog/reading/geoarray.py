@@ -102,9 +102,19 @@ class GeoArray(OnGrid):
         return GeoArray(data, **kwargs)
 
     # -- lazy slicing -------------------------------------------------------
+    def _named(self, exc: window_utils.WindowError) -> window_utils.WindowError:
+        """The same error, naming the file this array reads (when it reads one)."""
+        url = getattr(self._source, "url", None)
+        if url is None or str(exc).startswith(url):
+            return exc
+        return window_utils.WindowError(f"{url}: {exc}")
+
     def isel_window(self, window: Window) -> GeoArray:
         """Lazy whole-pixel window; parts outside the array take the fill value."""
-        window = window_utils.to_int_window(window)
+        try:
+            window = window_utils.to_int_window(window)
+        except window_utils.WindowError as exc:
+            raise self._named(exc) from None
         spec = self._source
         if spec is not None and hasattr(spec, "isel_window"):  # a ReadSpec: a new graph, no slicing
             return spec.isel_window(
@@ -142,6 +152,14 @@ class GeoArray(OnGrid):
         return self._with(self.data[index], self.transform, band_names=names)
 
     def __getitem__(self, key: Any) -> GeoArray:
+        try:
+            return self._getitem(key)
+        except window_utils.WindowError as exc:
+            raise self._named(exc) from None
+
+    def _getitem(self, key: Any) -> GeoArray:
+        """numpy / dask semantics: negative indices count from the end, a reversed or empty
+        slice gives an empty axis; step-1 slices only (subsample with an overview)."""
         if not isinstance(key, tuple):
             key = (key,)
         if any(k is Ellipsis for k in key):
@@ -159,7 +177,14 @@ class GeoArray(OnGrid):
             raise window_utils.WindowError("use step-1 slices; choose an overview to subsample")
         r0, r1, _ = row_key.indices(self.height)
         c0, c1, _ = col_key.indices(self.width)
-        out = self.isel_window(Window(c0, r0, c1 - c0, r1 - r0))
+        r1, c1 = max(r0, r1), max(c0, c1)  # numpy: a reversed slice is empty, not an error
+        if r1 == r0 or c1 == c0:
+            out = self._with(
+                self.data[:, r0:r1, c0:c1],
+                window_utils.window_transform(Window(c0, r0, c1 - c0, r1 - r0), self.transform),
+            )
+        else:
+            out = self.isel_window(Window(c0, r0, c1 - c0, r1 - r0))
         if isinstance(band_key, slice):
             if band_key == slice(None):
                 return out

@@ -267,13 +267,16 @@ class RangeHTTPServer:
     * ``forbidden`` - set of paths relative to the root (``"dir/file.tif"``)
       answered ``403``; see :meth:`forbid` / :meth:`allow`
     * ``delay_seconds`` - sleep this long before answering each GET/HEAD
+    * ``backlog=`` - the listen backlog (default 128; Python's own default is 5)
     * :meth:`put_file`, :meth:`put_bytes` - add files, returning their URLs
     * :meth:`url_for` - URL of a path below the root
     * :meth:`reset` - clear the request log, forbidden set and delay
     * :meth:`stop` - shut down (idempotent); also a context manager
     """
 
-    def __init__(self, root_dir: str | os.PathLike, *, forbidden: Iterable[str] = ()) -> None:
+    def __init__(
+        self, root_dir: str | os.PathLike, *, forbidden: Iterable[str] = (), backlog: int | None = None
+    ) -> None:
         self.root_dir = Path(root_dir).resolve()
         if not self.root_dir.is_dir():
             raise NotADirectoryError(str(self.root_dir))
@@ -284,7 +287,10 @@ class RangeHTTPServer:
         self._conns: set[socket.socket] = set()
         self._etags: dict[tuple, str] = {}
         t0 = time.monotonic()
-        self._httpd = _Server((HOST, 0), _Handler)
+        server_class = _Server
+        if backlog is not None:  # a fragile origin: connections past the backlog are refused/dropped
+            server_class = type("_SmallBacklogServer", (_Server,), {"request_queue_size": backlog})
+        self._httpd = server_class((HOST, 0), _Handler)
         self._httpd.owner = self
         self.host = HOST
         self.port: int = self._httpd.server_address[1]

@@ -1,0 +1,139 @@
+"""The obspec store async-tiff reads remote objects through: one retry layer, bounded concurrency.
+
+* retries: every request (a header range, a window's batched tile ranges) is
+  tried again after a transient failure (5xx, 429, a refused, reset or timed-out
+  connection, a body cut short), per the `RetryPolicy` of the read that made it
+  (`policy_scope`; a context variable, which async-tiff's calls back into Python
+  keep: measured). obstore's own retries are off for these stores
+  (`max_retries=0`): one layer, so a permanent 503 costs `attempts` requests per
+  range, not attempts x obstore's tries.
+* `max_concurrency`: requests in flight per store and event loop are bounded
+  by a semaphore, so a burst of reads does not open more connections than an
+  origin accepts (a small listen backlog refuses the rest).
+* `head`: the header walk (`ifd_chain`) fetched the object's first bytes;
+  async-tiff's own first request asks for the same range and is answered from
+  memory (no second request); the bytes are dropped after the open.
+
+Wraps stores Python can call (obstore's, `PathStore`, any obspec object);
+async-tiff's Rust-native stores cannot be wrapped (their requests never reach
+Python) and keep obstore's retries instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from georeader.bounded import LRU
+from georeader.error_mapping import map_store_error
+from georeader.errors import StoreReadError
+from georeader.retry import RetryPolicy, retrying
+from georeader.rust_calls import settled
+
+T = TypeVar("T")
+
+DEFAULT_MAX_CONCURRENCY = int(os.environ.get("GEOREADER_MAX_CONCURRENCY", "64"))
+"""Store calls in flight per store and event loop unless `max_concurrency=` says otherwise."""
+
+_policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar("georeader_retry", default=None)
+_limits: LRU[tuple[int, int, int], tuple[Any, asyncio.Semaphore]] = LRU(1024)
+
+
+@contextlib.contextmanager
+def policy_scope(policy: RetryPolicy) -> Iterator[None]:
+    """Requests made by this task (and tasks it starts) retry per `policy`."""
+    token = _policy.set(policy)
+    try:
+        yield
+    finally:
+        _policy.reset(token)
+
+
+def _limit(store: Any, size: int) -> asyncio.Semaphore:
+    """The semaphore of (store, running loop, size): asyncio primitives belong to one loop."""
+    loop = asyncio.get_running_loop()
+    key = (id(store), id(loop), size)
+    # the value keeps the store alive, so its id is not reused while the entry exists
+    entry = _limits.get_or_set(key, lambda: (store, asyncio.Semaphore(size)))
+    return entry[1]
+
+
+class GuardedStore:
+    """obspec `get_range_async` / `get_ranges_async` over another store."""
+
+    def __init__(self, store: Any, key: str, url: str, max_concurrency: int | None = None) -> None:
+        self.store = store
+        self._key = key
+        self._url = url
+        self._size = max(1, max_concurrency or DEFAULT_MAX_CONCURRENCY)
+        self._head: bytes | None = None
+        self._whole = False
+
+    def set_head(self, head: bytes, *, whole: bool) -> None:
+        """Serve ranges inside `head` from memory (`whole`: it is the entire object)."""
+        self._head, self._whole = head, whole
+
+    def release(self) -> None:
+        """Forget the head bytes (after the open)."""
+        self._head = None
+
+    def _from_head(self, path: str, start: int, stop: int) -> bytes | None:
+        head = self._head
+        if head is None or path != self._key:
+            return None
+        if stop <= len(head) or (self._whole and start < len(head)):
+            return head[start:stop]
+        return None
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def attempt() -> T:
+            async with self._slot():
+                try:
+                    return await make()
+                except Exception as exc:
+                    mapped = map_store_error(exc, self._url, "fetching bytes")
+                    if isinstance(mapped, StoreReadError):
+                        raise mapped from exc  # transient: the retry layer decides
+                    raise
+
+        policy = _policy.get() or RetryPolicy()
+        try:
+            return await retrying(attempt, policy)
+        except StoreReadError as exc:
+            # async-tiff keeps only the message of what a store raises: put the count in it
+            notes = "; ".join(getattr(exc, "__notes__", []))
+            raise StoreReadError(f"{exc} ({notes})" if notes else str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with _limit(self.store, self._size):
+            yield
+
+    async def get_range_async(
+        self, path: str, *, start: int, end: int | None = None, length: int | None = None
+    ) -> Any:
+        stop = end if end is not None else start + (length or 0)
+        cached = self._from_head(path, start, stop)
+        if cached is not None:
+            return cached
+        return await self._call(lambda: settled(self.store.get_range_async(path, start=start, end=stop)))
+
+    async def get_ranges_async(
+        self,
+        path: str,
+        *,
+        starts: Sequence[int],
+        ends: Sequence[int] | None = None,
+        lengths: Sequence[int] | None = None,
+    ) -> Any:
+        if ends is None:
+            ends = [s + n for s, n in zip(starts, lengths or [], strict=True)]
+        cached = [self._from_head(path, s, e) for s, e in zip(starts, ends, strict=True)]
+        if all(c is not None for c in cached):
+            return cached
+        starts, ends = list(starts), list(ends)
+        return await self._call(lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends)))
