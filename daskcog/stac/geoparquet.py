@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from daskcog.credentials import registry as creds
 from daskcog.mosaics.footprints import Bounds, crs_text, transform_bounds
 from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
@@ -74,6 +75,14 @@ class ParquetSpec:
     store_options: tuple[tuple[str, Any], ...]
     patch_url: Callable[[str], str] | None
     loop: LoopChoice = "io-thread"
+    credentials: str | None = None
+    """Name of the secret store options (keys, tokens), resolved in the process that reads."""
+    file_credentials: str | None = None
+    """The same for the parquet file's own options."""
+
+    def _with_secrets(self, pairs: tuple[tuple[str, Any], ...], name: str | None) -> dict[str, Any]:
+        public = dict(pairs)
+        return public if name is None else creds.merge(public, creds.resolve(name, self.url))
 
     @property
     def steps(self) -> int:
@@ -104,7 +113,8 @@ class ParquetSpec:
                 (pc.field("bbox", "xmin") <= east + m) & (pc.field("bbox", "xmax") >= west - m)
                 & (pc.field("bbox", "ymin") <= north + m) & (pc.field("bbox", "ymax") >= south - m)
             )
-        table = columns_table(self.url, self.file_options, tuple(k for k, _ in self.facts))
+        file_options = tuple(sorted(self._with_secrets(self.file_options, self.file_credentials).items()))
+        table = columns_table(self.url, file_options, tuple(k for k, _ in self.facts))
         table = table.filter(expr)
         keys = row_keys(self.groupby, table)
         keep = np.asarray([k == s.key for k in keys], dtype=bool)
@@ -122,7 +132,8 @@ class ParquetSpec:
         table = table.take(order)
         items = row_items(_assets_back(table, [k for k, _ in self.facts]))
         facts = dict(self.facts)
-        tables = asset_tables(items, facts, patch_url=self.patch_url, **dict(self.store_options))
+        tables = asset_tables(items, facts, patch_url=self.patch_url,
+                              **self._with_secrets(self.store_options, self.credentials))
         out = []
         for asset, positions, numbers in self.runs(b0, b1):
             scenes = tables[asset].scenes
@@ -220,16 +231,21 @@ def load_geoparquet(
         numbers = [b.info.index for b in out_bands if b.info.asset == key]
         templates.append(build_spec(own[:1], part, groups=(np.arange(0),), bands=numbers,
                                     **{**options, "dtype": dtype or info.dtype}))
+    # secrets stay out of the graph: the spec holds public options and credential names
+    public_store, store_credentials = creds.keep_out_of_graph(dict(store_options), None, str(url))
+    public_file, file_credentials = creds.keep_out_of_graph(dict(file_options), None, str(url))
     asset_index = {key: k for k, key in enumerate(facts)}
     band_map = tuple((asset_index[b.info.asset], b.info.index) for b in out_bands)
     base = make_spec(templates, band_map, out_bands, dtype, rescale, loop)
     spec = ParquetSpec(
-        url=str(url), file_options=file_options, grid=placement.grid, groupby=groupby,
+        url=str(url), grid=placement.grid, groupby=groupby,
         step_list=tuple(steps), facts=tuple(facts.items()), band_map=band_map,
         templates=tuple(templates), out_dtype=base.out_dtype, fills=base.fills,
         rescale=base.rescale, options=tuple(sorted({**options, "dtype": dtype}.items(),
                                                    key=lambda kv: kv[0])),
-        store_options=tuple(sorted(store_options.items())), patch_url=patch_url, loop=loop,
+        store_options=tuple(sorted(public_store.items())), patch_url=patch_url, loop=loop,
+        credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
+        file_credentials=file_credentials,
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pytest
 
@@ -91,6 +92,10 @@ def test_parquet_on_http_and_s3_without_asset_requests(
     opts = s3_options(s3_server, endpoint=fault_proxy_s3.url)
     got = daskcog.load(f"{s3_base}/items.parquet", bands=["red"], chunks=128, **opts)
     assert set(fault_proxy_s3.requests_by_path) <= {"/daskcog-test/stac/items.parquet"}
+    # the secret key stays out of the spec and the pickled graph (a credential name travels)
+    secret = s3_server.secret_key
+    assert secret not in repr(vars(got.spec))
+    assert secret.encode() not in cloudpickle.dumps(dict(got.data.__dask_graph__()))
     np.testing.assert_array_equal(
         got.data.compute(),
         daskcog.load(s3_items, bands=["red"], chunks=128, **opts).data.compute(),
