@@ -234,6 +234,12 @@ def active_client() -> Any:
         return None
 
 
+def with_secrets(public: Any, name: str | None, url: str = "") -> dict[str, Any]:
+    """Public store options (a dict or pairs) with the named credential set merged in, in this process."""
+    options = dict(public)
+    return options if name is None else merge(options, resolve(name, url))
+
+
 def keep_out_of_graph(
     options: dict[str, Any], credentials: str | None, url: str = ""
 ) -> tuple[dict[str, Any], str | None]:

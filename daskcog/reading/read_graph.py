@@ -64,10 +64,7 @@ class ReadSpec:
     @property
     def options(self) -> dict[str, Any]:
         """Store options with the named credentials resolved in this process."""
-        public = dict(self.store_options)
-        if self.credentials is None:
-            return public
-        return creds.merge(public, creds.resolve(self.credentials, self.url))
+        return creds.with_secrets(self.store_options, self.credentials, self.url)
 
     @property
     def token(self) -> str:

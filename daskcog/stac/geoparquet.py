@@ -81,8 +81,7 @@ class ParquetSpec:
     """The same for the parquet file's own options."""
 
     def _with_secrets(self, pairs: tuple[tuple[str, Any], ...], name: str | None) -> dict[str, Any]:
-        public = dict(pairs)
-        return public if name is None else creds.merge(public, creds.resolve(name, self.url))
+        return creds.with_secrets(pairs, name, self.url)
 
     @property
     def steps(self) -> int:
