@@ -7,14 +7,17 @@ async-tiff gets wrong are detected at open by `layout_guard` and read through
 rasterio instead; nothing comes back silently wrong.
 
 A read is three steps, like async-geotiff's own: plan (pure: which tiles, which
-are sparse), one batched fetch per IFD, assemble (decode in a thread pool,
-copy into a preallocated array). Reads never block the event loop.
+are sparse) and one batched fetch per IFD, both in `tile_fetch`, then assemble
+(`assemble`: decode in a thread pool, copy into a preallocated array). This
+module holds the reader's surface: opening, levels and band subsets, metadata,
+window arithmetic, retries and error mapping; it hands the header's values to
+`tile_fetch` and `assemble`, which never call back. Reads never block the event
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -24,15 +27,14 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
+from georeader import layout_guard, tile_fetch, window_utils
 from georeader.abstract_reader import ReaderSurface, check_no_warp
 from georeader.assemble import Fetched, PendingWindow, decode_pool
-from georeader.error_mapping import first_line, map_store_error
+from georeader.error_mapping import map_store_error
 from georeader.errors import (
     GeoreaderError,
     ReaderNotOpenedError,
     StoreReadError,
-    TileDecodeError,
     WindowError,
 )
 from georeader.geotensor import GeoTensor
@@ -49,7 +51,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
     open_file,
 )
 from georeader.retry import RetryPolicy, retrying
-from georeader.rust_calls import operation, settled
+from georeader.rust_calls import operation
 from georeader.store import Location, locate_in_store, parse_location, split_signed_url
 
 __all__ = [
@@ -375,7 +377,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """One attempt at fetching a window inside the image, errors mapped to typed ones."""
         try:
             if self._opened.layout.route == layout_guard.NATIVE:
-                return await self._fetch_native(inside)
+                return await tile_fetch.fetch_native(self._opened, self._lvl, inside, self.url)
             return Fetched(values=await self._read_rasterio(inside, fill))
         except StoreReadError as exc:  # from the store layer, which does not know the window
             raise StoreReadError(f"{exc} (reading window {_fmt_window(inside)})") from exc
@@ -394,119 +396,14 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
         return await asyncio.to_thread(read)
 
-    async def _fetch_native(self, inside: Window) -> Fetched:
-        """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here."""
-        level = self._lvl
-        fmt = level.native_fmt
-        th, tw = fmt.tile_height, fmt.tile_width
-        nx = math.ceil(level.width / tw)
-        tiles = list(window_utils.iter_tiles(inside, tw, th))
-        counts = level.tile_byte_counts
-        present = [t for t in tiles if not level.is_sparse(*t, self.url)]
-        present_set = set(present)
-        fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
-        mask_present: list[tuple[int, int]] = []
-        if level.mask_ifd is not None:
-            mcounts = level.mask_byte_counts
-            mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
-
-        cached = self._cacheable
-        fetches = [self._fetch_cached(present) if cached else _fetch(level.data_ifd, present)]
-        if level.mask_ifd is not None:
-            fetches.append(_fetch(level.mask_ifd, mask_present))
-        results = await asyncio.gather(*fetches)
-        data_tiles = results[0] or []
-
-        if cached or fmt.decoder == "imagecodecs":
-            if cached:
-                fetched.raw = [(tx, ty, b) for b, (tx, ty) in zip(data_tiles, present, strict=True)]
-            else:
-                fetched.raw = [(tx, ty, t.compressed_bytes) for t, (tx, ty) in zip(data_tiles, present, strict=True)]
-            for tx, ty, data in fetched.raw:
-                self._check_length(counts, tx, ty, data)
-        else:
-            # a Tile object is consumed by decode(): read nothing from it afterwards
-            name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
-            try:
-                for t, (tx, ty) in zip(data_tiles, present, strict=True):
-                    data = t.compressed_bytes
-                    self._check_length(counts, tx, ty, data)
-                    decode_bounds.check_jpeg(bytes(data), th, tw)  # Rust allocates what it declares
-                arrays = await asyncio.gather(*(settled(t.decode()) for t in data_tiles))
-            except TileDecodeError as exc:
-                raise TileDecodeError(f"{self.url}: level {level.index}: {exc}") from exc
-            except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
-                raise TileDecodeError(
-                    f"{self.url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
-                ) from exc
-            fetched.decoded = [
-                (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar)) for (tx, ty), a in zip(present, arrays, strict=True)
-            ]
-        if level.mask_ifd is not None:
-            mask_tiles = results[1] or []
-            fetched.masks = [(tx, ty, t.compressed_bytes) for (tx, ty), t in zip(mask_present, mask_tiles, strict=True)]
-            for tx, ty, data in fetched.masks:
-                self._check_length(level.mask_byte_counts, tx, ty, data, "mask ")
-        return fetched
-
-    # -- tile bytes through the per-process range cache ------------------------
-    @property
-    def _cacheable(self) -> bool:
-        """Remote, pixel-interleaved tiles imagecodecs decodes: their bytes go through
-        `range_cache` (local files are pread; planar and Rust-decoded tiles keep async-tiff's path)."""
-        fmt = self._lvl.fmt
-        return (
-            range_cache.CACHE.enabled
-            and not self._opened.location.is_local
-            and fmt is not None
-            and fmt.decoder == "imagecodecs"
-            and fmt.planar != 2
-        )
-
-    def _tile_ranges(self, tiles: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-        level = self._lvl
-        nx = math.ceil(level.width / level.native_fmt.tile_width)
-        index = [ty * nx + tx for tx, ty in tiles]
-        return list(zip(level.tile_offsets[index].tolist(), level.tile_byte_counts[index].tolist(), strict=True))
-
-    async def _fetch_cached(self, tiles: list[tuple[int, int]], prefetch_budget: int | None = None) -> list[Any] | None:
-        if not tiles:
-            return []
-
-        ranges = self._tile_ranges(tiles)
-        store, key = self._opened.store, self._opened.key
-
-        async def fetch(indices: list[int]) -> list[Any]:
-            if not hasattr(store, "get_range_async"):  # async-tiff's native stores
-                got = await settled(self._lvl.data_ifd.fetch_tiles([tiles[i] for i in indices]))
-                return [t.compressed_bytes for t in got]
-            return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
-
-        return await range_cache.CACHE.get(
-            self._opened.tile_cache_id, ranges, fetch, prefetch_budget=prefetch_budget
-        )
-
     async def prefetch_window(self, window: Window, *, budget: int) -> bool:
         """Start fetching a window's tiles into the range cache, for a read that is likely next.
 
         Returns False (fetching nothing) where a read would not use the cache, or when the
-        read-ahead bytes no read has used yet would exceed `budget`. Errors are left to the
-        read that needs the tiles: it fetches again.
+        read-ahead bytes no read has used yet would exceed `budget` (see
+        `tile_fetch.prefetch_window`).
         """
-        if not self._cacheable or self._opened.layout.route != layout_guard.NATIVE or self._lvl.mask_ifd is not None:
-            return False
-        inside = window_utils.clip_window(window_utils.to_int_window(window), self.width, self.height)
-        if inside is None:
-            return False
-        fmt = self._lvl.native_fmt
-        counts = self._lvl.tile_byte_counts
-        nx = math.ceil(self.width / fmt.tile_width)
-        tiles = [t for t in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height)
-                 if counts[t[1] * nx + t[0]]]
-        try:
-            return await self._fetch_cached(tiles, prefetch_budget=budget) is not None
-        except Exception:  # noqa: BLE001 - a failed read-ahead costs nothing but its bytes
-            return False
+        return await tile_fetch.prefetch_window(self._opened, self._lvl, window, budget=budget)
 
     @property
     def reads_locally(self) -> bool:
@@ -550,41 +447,10 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
                 except OSError as exc:
                     raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
-                self._check_length(counts, tx, ty, parts)
+                tile_fetch.check_length(level, counts, tx, ty, parts, self.url)
                 fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
-
-    def _check_length(
-        self, counts: np.ndarray, tx: int, ty: int, data: Any, what: str = ""
-    ) -> None:
-        """A tile's bytes must be as long as its byte count: stores clamp ranges at the end
-        of the object, so a truncated file would otherwise decode a short tile."""
-        level = self._lvl
-        fmt = level.native_fmt
-        nx = math.ceil(level.width / fmt.tile_width)
-        ntiles = nx * math.ceil(level.height / fmt.tile_height)
-        parts = data if isinstance(data, list) else [data]
-        for band, part in enumerate(parts):
-            expected = int(counts[ty * nx + tx + band * ntiles])
-            if len(part) != expected:
-                raise TileDecodeError(
-                    f"{self.url}: level {level.index} {what}tile ({tx}, {ty}): {len(part)} of its "
-                    f"{expected} bytes exist; the file is truncated"
-                )
-
-
-async def _fetch(ifd: Any, xy: list[tuple[int, int]]) -> list[Any] | None:
-    """Fetch tiles in one async-tiff call: ranges less than 1 MiB apart become one request.
-
-    Measured against one concurrent request per tile on the S3 test server with
-    50 ms latency: the same time for single COGs (2.22-2.31 s either way) and
-    slower for mosaics (1.56 s with 474 requests against 1.29 s with 118):
-    fewer, larger requests win on this store (and cost less on a paid one).
-    """
-    if not xy:
-        return None
-    return await settled(ifd.fetch_tiles(xy))
 
 
 def _fmt_window(w: Window) -> str:

@@ -23,12 +23,12 @@ from daskcog.mosaics.grid import place
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.mosaics.mosaic import (
     GDAL_TOLERANCE,
-    MosaicBlocks,
     MosaicError,
     MosaicSpec,
     build_spec,
     mosaic_chunks,
 )
+from daskcog.mosaics.tasks import MosaicBlocks
 from daskcog.reading.geoarray import GeoArray, to_dataarray
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over

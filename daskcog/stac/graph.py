@@ -28,7 +28,8 @@ from dask.base import tokenize
 
 from daskcog.mosaics.footprints import Bounds, crs_text, transform_bounds
 from daskcog.mosaics.grid import Grid, Placement, place
-from daskcog.mosaics.mosaic import MosaicSpec, mosaic_block
+from daskcog.mosaics.mosaic import MosaicSpec
+from daskcog.mosaics.tasks import mosaic_block
 from daskcog.reading import chunking
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.stac import bands as band_rules

@@ -18,7 +18,6 @@ Exactness (measured, asserted below):
 
 from __future__ import annotations
 
-import importlib
 import time
 import warnings
 from pathlib import Path
@@ -36,13 +35,12 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 import daskcog
+from daskcog.mosaics import tasks as mosaic_tasks
 from daskcog.mosaics.footprints import Scene, fetch_scenes
 from daskcog.mosaics.grid import place
 from daskcog.mosaics.methods import FirstMethod, MosaicMethodError
 from tests.cogfactory import TiffSpec, cached_tiff
 from tests.conftest import REAL_DIR, REAL_MISSING
-
-mosaic_module = importlib.import_module("daskcog.mosaics.mosaic")  # `daskcog.mosaic` is the function
 
 REAL_SOURCE = REAL_DIR / "riotiler_cog_uint16_deflate.tif"  # 2658 x 2667 uint16, EPSG:32621, 100 m
 CUTS = [
@@ -404,13 +402,13 @@ def test_first_stops_reading_once_chunk_is_filled(
     fills it, last reads only the last one there, max reads all four."""
     scenes = fetch_scenes([real_scenes[0]] * 4)
     reads: list[int] = []
-    original = mosaic_module.read_scene
+    original = mosaic_tasks.read_scene
 
     async def counting(spec, index, bands, window):
         reads.append(index)
         return await original(spec, index, bands, window)
 
-    monkeypatch.setattr(mosaic_module, "read_scene", counting)
+    monkeypatch.setattr(mosaic_tasks, "read_scene", counting)
     mos = daskcog.mosaic(scenes, method="first", batch_size=1, chunks=100)
     full = mos.compute(scheduler="sync").values
     chunks = mos.data.npartitions
@@ -543,7 +541,7 @@ def test_thousand_scene_graph_builds_without_io(capsys: pytest.CaptureFixture[st
     assert elapsed < 2.0
     assert tasks < 100_000
     assert tasks == mos.data.npartitions + 1  # one task per chunk, plus the array-like
-    spec = next(v for v in dict(graph).values() if isinstance(v, mosaic_module.MosaicBlocks)).spec
+    spec = next(v for v in dict(graph).values() if isinstance(v, mosaic_tasks.MosaicBlocks)).spec
     counts = [
         len(spec.candidates(0, spec.grid.window_bounds(c, r, 2048, 2048)))
         for r in range(0, mos.height - 2048, 9 * 2048)

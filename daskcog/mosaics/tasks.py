@@ -1,0 +1,339 @@
+"""The chunk tasks of a mosaic or stack: one output chunk from the scenes that cover it.
+
+`mosaic.mosaic` (and `stack.stack`, the STAC loaders) build a `MosaicSpec` of plain
+values; the graph slices `MosaicBlocks` over it, one task per output chunk. Data
+flows down this module in the order it runs:
+
+* `MosaicBlocks.__getitem__` finds the chunk's scenes with a vectorised footprint
+  test (`SceneIndex`, through `MosaicSpec.candidates`), then runs `mosaic_block`
+  on the process's I/O loop.
+* `mosaic_block` reads scenes in priority batches (`_batches`), each batch
+  concurrently (`asyncio.gather`), and feeds them to the method; `first`/`last`
+  stop as soon as every pixel is filled. With errors="nodata" a failed scene is
+  recorded in the failure report and counts as having no valid pixel.
+* `read_scene` reads one scene for one chunk through the process's reader cache.
+  A scene on the grid's CRS and resolution whose origin is a whole number of
+  pixels away is a plain window read (exact). Any other scene reads the overview
+  that fits the grid's resolution (`choose_level`), a source window covering the
+  chunk plus the resampling kernel's margin (`_source_window`), and warps it with
+  GDAL (`warp`) in a thread, off the loop, with the fill value as source and
+  destination nodata so invalid pixels stay invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from affine import Affine
+from dask.base import tokenize
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from daskcog.mosaics.footprints import (
+    Bounds,
+    SceneMismatchError,
+    check_header,
+    same_crs,
+    transform_bounds,
+)
+from daskcog.mosaics.grid import aligned_offset
+from daskcog.mosaics.methods import MosaicMethod
+from daskcog.reading import failures
+from daskcog.reading.io_loop import run_sync
+from daskcog.reading.reader_cache import CACHE
+from georeader import window_utils
+from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
+from georeader.nodata import fits_dtype, nodata_mask
+
+if TYPE_CHECKING:  # the spec is built in `mosaic`, which imports this module
+    from daskcog.mosaics.mosaic import MosaicSpec
+
+GDAL_TOLERANCE = 0.125
+"""GDAL's default approximation error of the warp transformer, in source pixels."""
+_KERNEL_RADIUS = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4}
+
+
+class MosaicBlocks:
+    """Array-like that `da.from_array` slices: (band, y, x), or (step, band, y, x) for stacks."""
+
+    def __init__(self, spec: MosaicSpec, ndim: int = 3) -> None:
+        self.spec = spec
+        self.ndim = ndim
+        grid = spec.grid
+        plane = (len(spec.bands), grid.height, grid.width)
+        self.shape = plane if ndim == 3 else (len(spec.groups), *plane)
+        self.dtype = spec.out_dtype
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MosaicBlocks, (self.spec, self.ndim))
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        if self.ndim == 3:
+            return self._plane(0, *key)
+        step_slice, *rest = key
+        t0, t1, _ = step_slice.indices(self.shape[0])
+        planes = [self._plane(t, *rest) for t in range(t0, t1)]
+        if not planes:
+            b, r, c = (len(range(*s.indices(n))) for s, n in zip(rest, self.shape[1:], strict=True))
+            return np.empty((0, b, r, c), dtype=self.dtype)
+        return np.stack(planes)
+
+    def _plane(
+        self, group: int, band_slice: slice, row_slice: slice, col_slice: slice
+    ) -> np.ndarray:
+        spec = self.spec
+        b0, b1, _ = band_slice.indices(len(spec.bands))
+        r0, r1, _ = row_slice.indices(spec.grid.height)
+        c0, c1, _ = col_slice.indices(spec.grid.width)
+        shape = (max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0))
+        if 0 in shape:
+            return np.empty(shape, dtype=self.dtype)
+        window = (c0, r0, c1 - c0, r1 - r0)
+        ids = spec.candidates(group, spec.grid.window_bounds(*window))
+        if len(ids) == 0:
+            return np.full(shape, spec.out_fill, dtype=self.dtype)
+        return run_sync(mosaic_block(spec, ids, spec.bands[b0:b1], window), spec.loop)
+
+
+async def mosaic_block(
+    spec: MosaicSpec, scene_ids: np.ndarray, bands: Sequence[int], window: tuple[int, int, int, int]
+) -> np.ndarray:
+    """One output chunk: read scenes in priority batches, feed the method, stop when done."""
+    method_class = spec.method_class
+    value_dtype = np.dtype(spec.value_dtype)
+    method = method_class((len(bands), window[3], window[2]), value_dtype, spec.fill)
+    order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
+    for batch in _batches(spec, order, window, method_class):
+        reads = await asyncio.gather(
+            *(read_scene(spec, i, bands, window) for i in batch),
+            return_exceptions=spec.errors == "nodata",
+        )
+        for i, got in zip(batch, reads, strict=True):
+            if isinstance(got, BaseException):
+                if isinstance(got, SceneMismatchError) or not isinstance(got, Exception):
+                    raise got
+                failures.record(
+                    tokenize(spec), spec.scenes[i].url, window, got
+                )
+                continue
+            if got is None:
+                continue
+            values, valid = got
+            if (
+                values.dtype != value_dtype
+                and values.dtype.kind == "f"
+                and value_dtype.kind in "iub"
+            ):
+                values = np.where(valid, values, 0)  # no NaN into an integer cast
+            method.feed(values.astype(value_dtype, copy=False), valid)
+            if method.is_done:
+                return np.asarray(method.result(), dtype=spec.out_dtype)
+    return np.asarray(method.result(), dtype=spec.out_dtype)
+
+
+def _batches(
+    spec: MosaicSpec,
+    order: list[int],
+    window: tuple[int, int, int, int],
+    method_class: type[MosaicMethod],
+) -> list[list[int]]:
+    """Scenes in read order, cut into batches read concurrently.
+
+    For methods that can finish early, a batch also ends after a scene whose
+    footprint covers the whole chunk: it probably fills the chunk, so the next
+    scenes wait for the `is_done` check instead of being read in parallel.
+    """
+    size = spec.batch_size or method_class.default_batch
+    if not method_class.can_finish:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    left, bottom, right, top = spec.grid.window_bounds(*window)
+    fp = spec.footprints
+    batches: list[list[int]] = [[]]
+    for i in order:
+        batches[-1].append(i)
+        covers = fp[i, 0] <= left and fp[i, 1] <= bottom and fp[i, 2] >= right and fp[i, 3] >= top
+        if covers or len(batches[-1]) >= size:
+            batches.append([])
+    return [b for b in batches if b]
+
+
+def _read_fill(fill: float, dtype: np.dtype) -> float | int:
+    """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it."""
+    if np.issubdtype(dtype, np.floating):
+        return float(fill)
+    return int(fill) if fits_dtype(fill, dtype) else 0
+
+
+async def read_scene(
+    spec: MosaicSpec, index: int, bands: Sequence[int], window: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """One scene on one chunk of the grid: (values in the scene's dtype, valid mask), or
+    None when it has no pixel there."""
+    scene = spec.scenes[index]
+    opened = await CACHE.opened(scene.url, scene.options)
+    check_header(scene, opened, bands)
+    level = choose_level(opened.levels, float(spec.level_res[index]))
+    reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=level, bands=bands)
+    grid = spec.grid
+    fill = _read_fill(spec.fill, reader.dtype)
+    col_off, row_off, width, height = window
+    offset = (
+        aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
+    )
+    if offset is not None:
+        source = Window(col_off + offset[0], row_off + offset[1], width, height)
+        if window_utils.clip_window(source, reader.width, reader.height) is None:
+            return None
+        values = (await reader.read_window(source, fill_value=fill)).values
+    else:
+        scales = _level_scales(spec, index, reader)
+        source = _source_window(spec, index, reader, grid.window_bounds(*window), scales)
+        if source is None:
+            return None
+        src = (await reader.read_window(source, fill_value=fill)).values
+        values = await asyncio.to_thread(
+            warp,
+            src,
+            reader.transform @ Affine.translation(source.col_off, source.row_off),
+            scene.crs,
+            grid.window_transform(col_off, row_off),
+            grid.crs,
+            (height, width),
+            fill,
+            spec.resampling,
+            spec.warp_tolerance,
+            scales,
+        )
+    invalid = nodata_mask(values, fill)
+    valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
+    return values, valid
+
+
+def _level_scales(
+    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader
+) -> tuple[float, float] | None:
+    """XSCALE / YSCALE of the chosen level (None when unknown: GDAL then estimates per chunk)."""
+    scene = spec.scenes[index]
+    fx, fy = (
+        lv / full if full > 0 else 1.0 for lv, full in zip(reader.res, scene.res, strict=True)
+    )
+    sx, sy = (float(v) for v in spec.scales[index])
+    if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy > 0):
+        return None
+    return (sx * fx, sy * fy)
+
+
+def _source_window(
+    spec: MosaicSpec,
+    index: int,
+    reader: AsyncGeoTIFFReader,
+    chunk_bounds: Bounds,
+    scales: tuple[float, float] | None,
+) -> Window | None:
+    """The level's pixels that a warp onto the chunk needs: the chunk's footprint in the
+    scene's CRS, outer-rounded, plus the resampling kernel's reach (wider when
+    downsampling), clipped to the image."""
+    scene = spec.scenes[index]
+    shrink = min(1.0, *scales) if scales is not None else 1.0
+    radius = _KERNEL_RADIUS.get(spec.resampling, 1)
+    if spec.resampling not in _KERNEL_RADIUS:  # average, mode, min, max, ...: one target pixel
+        shrink = min(shrink, 1.0 / max(1.0, float(spec.level_res[index]) / min(reader.res)))
+    margin = math.ceil(radius / shrink) + 1
+    left, bottom, right, top = transform_bounds(chunk_bounds, spec.grid.crs, scene.crs)
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return Window(0, 0, reader.width, reader.height)  # the whole scene (never empty)
+    inverse = ~reader.transform
+    cols, rows = zip(
+        *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
+        strict=True,
+    )
+    c0, c1 = math.floor(min(cols)) - margin, math.ceil(max(cols)) + margin
+    r0, r1 = math.floor(min(rows)) - margin, math.ceil(max(rows)) + margin
+    return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+
+
+@lru_cache(maxsize=256)
+def _rio_crs(text: str) -> Any:
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(text)
+
+
+def warp(
+    source: np.ndarray,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    shape: tuple[int, int],
+    fill: float,
+    resampling: str,
+    tolerance: float = GDAL_TOLERANCE,
+    scales: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """GDAL warp of a (band, y, x) array onto a grid; `fill` is source and destination nodata.
+
+    tolerance == 0.125 (GDAL's default) goes through `rasterio.warp.reproject`;
+    other values through a WarpedVRT over an in-memory copy, which takes the
+    transformer's error threshold (0 -> 1e-9: GDAL refuses an exact 0 there).
+    `scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e. per chunk).
+    """
+    out = np.full((source.shape[0], *shape), fill, dtype=source.dtype)
+    method = Resampling[resampling]
+    extras: dict[str, Any] = {}
+    if scales is not None and method != Resampling.nearest:
+        extras = {"XSCALE": repr(float(scales[0])), "YSCALE": repr(float(scales[1]))}
+    if tolerance == GDAL_TOLERANCE:
+        from rasterio.warp import reproject
+
+        reproject(
+            source,
+            out,
+            src_transform=src_transform,
+            src_crs=_rio_crs(src_crs),
+            src_nodata=fill,
+            dst_transform=dst_transform,
+            dst_crs=_rio_crs(dst_crs),
+            dst_nodata=fill,
+            resampling=method,
+            num_threads=1,
+            **extras,
+        )
+        return out
+    from rasterio.io import MemoryFile
+    from rasterio.vrt import WarpedVRT
+
+    with MemoryFile() as memfile:
+        with memfile.open(
+            driver="GTiff",
+            width=source.shape[2],
+            height=source.shape[1],
+            count=source.shape[0],
+            dtype=source.dtype,
+            crs=_rio_crs(src_crs),
+            transform=src_transform,
+            nodata=fill,
+        ) as dataset:
+            dataset.write(source)
+        with (
+            memfile.open() as dataset,
+            WarpedVRT(
+                dataset,
+                crs=_rio_crs(dst_crs),
+                transform=dst_transform,
+                width=shape[1],
+                height=shape[0],
+                resampling=method,
+                src_nodata=fill,
+                nodata=fill,
+                tolerance=max(float(tolerance), 1e-9),
+                **extras,
+            ) as vrt,
+        ):
+            vrt.read(out=out)
+    return out
