@@ -76,10 +76,6 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT)
-
-
 async def retrying(make: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
     """Await `make()`, again after transient errors, as the policy allows."""
     start = time.monotonic()

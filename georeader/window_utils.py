@@ -178,11 +178,6 @@ def tiles_touched(
     )
 
 
-def tile_window(tx: int, ty: int, tile_width: int, tile_height: int) -> Window:
-    """Pixel window of tile (tx, ty), not clipped to the image (edge tiles are padded)."""
-    return Window(tx * tile_width, ty * tile_height, tile_width, tile_height)
-
-
 def iter_tiles(
     window: Window, tile_width: int, tile_height: int
 ) -> Iterator[tuple[int, int]]:
