@@ -3,6 +3,12 @@
 `open_file` is the only function in georeader that fetches a header; every
 reader of a file (each level, each band subset) shares the `OpenedFile` it
 returns, and daskcog's per-process cache keeps them.
+
+An open flows: the IFD chain is walked first on raw bytes (`ifd_chain`, through a
+`GuardedStore` that keeps those bytes for async-tiff's first request), then
+async-geotiff parses the header, and `_describe` turns it into plain values: each
+level checked (`header_checks`) and classified (`layout_guard`), with GDAL's reading
+of the CRS and alpha band where it differs (`gdal_rules`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import header_checks, ifd_chain, layout_guard, range_cache, tile_decode
+from georeader import gdal_rules, header_checks, ifd_chain, layout_guard, range_cache, tile_decode
 from georeader.bounded import LRU
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
@@ -322,7 +328,7 @@ def _describe(
         crs = geotiff.crs
     except Exception as exc:
         raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
-    if _ellipsoid_overridden(geotiff.ifd.geo_key_directory):
+    if gdal_rules.ellipsoid_overridden(geotiff.ifd.geo_key_directory):
         with RasterioReader(location, store=user_store, **store_options) as ref:
             crs = ref.crs
     byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
@@ -357,53 +363,12 @@ def _describe(
                     "(complex integers); convert them, e.g. gdal_translate -ot CFloat32"
                 ) from exc
     count = int(geotiff.count)
-    alpha = _gdal_alpha_index(geotiff.ifd, count, dtype, geotiff.nodata)
+    alpha = gdal_rules.alpha_band_index(geotiff.ifd, count, dtype, geotiff.nodata)
     return OpenedFile(
         location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
         crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
         store_options=store_options, user_store=user_store,
     )
-
-
-def _ellipsoid_overridden(gkd: Any) -> bool:
-    """True when GeoKeys name an EPSG geographic CRS *and* give a different ellipsoid.
-
-    GDAL honours the explicit GeogSemiMajorAxis / GeogInvFlattening keys (seen in
-    a real file: "WGS 84" with a = 6378140); async-geotiff takes the EPSG code
-    and ignores them. Such (rare) files take their CRS from GDAL, the reference.
-    """
-    if gkd is None:
-        return False
-    code = gkd.geographic_type
-    if code in (None, 32767) or (gkd.model_type == 1 and gkd.projected_type not in (None, 32767)):
-        return False
-    given = (gkd.geog_semi_major_axis, gkd.geog_inv_flattening, gkd.geog_semi_minor_axis)
-    if all(v is None for v in given):
-        return False
-    try:
-        ellipsoid = CRS.from_epsg(code).ellipsoid
-    except Exception:  # noqa: BLE001 - unknown code: let GDAL decide
-        return True
-    if ellipsoid is None:
-        return True
-    expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
-    pairs = zip(given, expected, strict=True)
-    return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in pairs)
-
-
-def _gdal_alpha_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:
-    """The band (0-based) that masks the others, by GDAL's rule, or None.
-
-    GDAL (`GDALRasterBand::GetMaskBand`) uses an alpha band as the mask only in
-    2-band (gray + alpha) and 4-band (RGBA) Byte/UInt16 datasets whose last band
-    is alpha (ExtraSamples associated or unassociated alpha), and only when no
-    nodata value is set. async-geotiff's colorinterp finds alpha only after RGB,
-    so gray + alpha files would come back unmasked.
-    """
-    if nodata is not None or count not in (2, 4) or dtype not in (np.uint8, np.uint16):
-        return None
-    extra = list(ifd.extra_samples or [])
-    return count - 1 if extra and int(extra[-1]) in (1, 2) else None
 
 
 def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float]) -> int:
