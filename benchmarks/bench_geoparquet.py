@@ -111,7 +111,7 @@ def child_queries(engine: str, path: str, queries: int) -> None:
     import numpy as np
 
     import daskcog
-    from daskcog.mosaics.footprints import crs_text, transform_bounds
+    from daskcog.mosaics.crs import crs_text, transform_bounds
 
     stack = daskcog.load(path, bands=["red"], groupby="solar_day", chunks=2048)
     spec = stack.spec

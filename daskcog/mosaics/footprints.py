@@ -7,8 +7,8 @@
   (`Scene.from_footprint`, e.g. from a STAC catalogue), in which case building
   a mosaic needs no I/O at all.
 * `reproject_footprints`: each scene's bounds in a target CRS
-  (`Transformer.transform_bounds` with densified edges, one transformer per
-  source CRS).
+  (`crs.transform_bounds`: densified edges, one transformer per source CRS;
+  scenes on the same grid share one). CRSs travel as interned WKT (`crs`).
 * `SceneIndex`: the footprints as one (N, 4) array; `hits(bounds)` is a
   vectorised intersection test, so a chunk task finds its scenes in O(N) numpy
   work without a graph edge per (chunk, scene) pair.
@@ -20,7 +20,6 @@ import asyncio
 import json
 import math
 import os
-import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,87 +28,23 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
-from pyproj import CRS, Transformer
 
 from daskcog.credentials import registry as creds
+from daskcog.mosaics.crs import crs_text, same_crs, transform_bounds
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
 from georeader.errors import GeoreaderError, NoGeoreferenceError
-from georeader.geotensor import norm_crs
 from georeader.store import parse_location, split_signed_url
+from georeader.window_utils import Bounds
 
-Bounds = tuple[float, float, float, float]
 StoreOptions = tuple[tuple[str, Any], ...]
 FETCH_CONCURRENCY = 64
 """Headers fetched at once by `fetch_scenes`."""
-DENSIFY_POINTS = 21
 
 
 class SceneMismatchError(GeoreaderError, ValueError):
     """A scene's precomputed facts (e.g. a STAC item's proj:* fields) disagree with its header."""
-
-
-# -- CRS helpers (cached: parsing WKT costs ~0.4 ms, a transformer ~0.2 ms) -------
-@lru_cache(maxsize=256)
-def crs_from_text(text: str) -> CRS:
-    """A pyproj CRS from WKT / authority text (cached)."""
-    return CRS.from_user_input(text)
-
-
-_wkt_intern: dict[str, str] = {}
-_wkt_lock = threading.Lock()
-
-
-def crs_text(crs: Any) -> str:
-    """The WKT of a CRS, interned so equal CRSs share one string (pickled once in a graph)."""
-    normalised = norm_crs(crs)
-    if normalised is None:
-        raise NoGeoreferenceError("a scene or target grid has no CRS")
-    wkt = normalised.to_wkt()
-    with _wkt_lock:
-        return _wkt_intern.setdefault(wkt, wkt)
-
-
-@lru_cache(maxsize=1024)
-def same_crs(a: str, b: str) -> bool:
-    return a == b or crs_from_text(a) == crs_from_text(b)
-
-
-_local = threading.local()
-
-
-def transformer(src: str, dst: str) -> Transformer:
-    """An always_xy Transformer between two CRS texts, cached per thread (pyproj objects are
-    not shared across threads)."""
-    cache: dict[tuple[str, str], Transformer] | None = getattr(_local, "transformers", None)
-    if cache is None:
-        cache = _local.transformers = {}
-    key = (src, dst)
-    found = cache.get(key)
-    if found is None:
-        found = cache[key] = Transformer.from_crs(
-            crs_from_text(src), crs_from_text(dst), always_xy=True
-        )
-    return found
-
-
-def transform_bounds(bounds: Bounds, src: str, dst: str) -> Bounds:
-    """Bounds in another CRS (densified edges); non-finite values when outside its domain."""
-    if same_crs(src, dst):
-        return bounds
-    left, bottom, right, top = (float(v) for v in bounds)
-    return _transform_bounds((left, bottom, right, top), src, dst)
-
-
-@lru_cache(maxsize=65536)
-def _transform_bounds(bounds: Bounds, src: str, dst: str) -> Bounds:
-    """Cached: a catalogue repeats the same tile footprint on every date (~60 us each)."""
-    try:
-        out = transformer(src, dst).transform_bounds(*bounds, densify_pts=DENSIFY_POINTS)
-    except Exception:  # noqa: BLE001 - pyproj raises ProjError outside the projection's domain
-        return (math.nan, math.nan, math.nan, math.nan)
-    return tuple(float(v) for v in out)  # type: ignore[return-value]
 
 
 # -- Scene -----------------------------------------------------------------------

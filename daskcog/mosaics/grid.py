@@ -29,14 +29,8 @@ import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
-from daskcog.mosaics.footprints import (
-    Bounds,
-    Scene,
-    crs_from_text,
-    crs_text,
-    reproject_footprints,
-    same_crs,
-)
+from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs
+from daskcog.mosaics.footprints import Bounds, Scene, reproject_footprints
 from georeader import window_utils
 from georeader.errors import WindowError
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,13 +33,8 @@ from dask.base import tokenize
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from daskcog.mosaics.footprints import (
-    Bounds,
-    SceneMismatchError,
-    check_header,
-    same_crs,
-    transform_bounds,
-)
+from daskcog.mosaics.crs import rasterio_crs, same_crs, transform_bounds
+from daskcog.mosaics.footprints import SceneMismatchError, check_header
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.reading import failures
@@ -49,6 +43,7 @@ from daskcog.reading.reader_cache import CACHE
 from georeader import window_utils
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
 from georeader.nodata import fits_dtype, nodata_mask
+from georeader.window_utils import Bounds
 
 if TYPE_CHECKING:  # the spec is built in `mosaic`, which imports this module
     from daskcog.mosaics.mosaic import MosaicSpec
@@ -257,13 +252,6 @@ def _source_window(
     return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
 
 
-@lru_cache(maxsize=256)
-def _rio_crs(text: str) -> Any:
-    from rasterio.crs import CRS
-
-    return CRS.from_user_input(text)
-
-
 def warp(
     source: np.ndarray,
     src_transform: Affine,
@@ -295,10 +283,10 @@ def warp(
             source,
             out,
             src_transform=src_transform,
-            src_crs=_rio_crs(src_crs),
+            src_crs=rasterio_crs(src_crs),
             src_nodata=fill,
             dst_transform=dst_transform,
-            dst_crs=_rio_crs(dst_crs),
+            dst_crs=rasterio_crs(dst_crs),
             dst_nodata=fill,
             resampling=method,
             num_threads=1,
@@ -315,7 +303,7 @@ def warp(
             height=source.shape[1],
             count=source.shape[0],
             dtype=source.dtype,
-            crs=_rio_crs(src_crs),
+            crs=rasterio_crs(src_crs),
             transform=src_transform,
             nodata=fill,
         ) as dataset:
@@ -324,7 +312,7 @@ def warp(
             memfile.open() as dataset,
             WarpedVRT(
                 dataset,
-                crs=_rio_crs(dst_crs),
+                crs=rasterio_crs(dst_crs),
                 transform=dst_transform,
                 width=shape[1],
                 height=shape[0],

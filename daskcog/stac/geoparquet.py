@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from daskcog.credentials import registry as creds
-from daskcog.mosaics.footprints import Bounds, crs_text, transform_bounds
+from daskcog.mosaics.crs import crs_text, transform_bounds
+from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice

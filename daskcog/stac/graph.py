@@ -26,7 +26,8 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics.footprints import Bounds, crs_text, transform_bounds
+from daskcog.mosaics.crs import crs_text, transform_bounds
+from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Grid, Placement, place
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.tasks import mosaic_block

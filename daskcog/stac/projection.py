@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from daskcog.mosaics.footprints import crs_text
+from daskcog.mosaics.crs import crs_text
 from daskcog.stac.items import StacItemError
 
 Transform = tuple[float, float, float, float, float, float]
