@@ -55,14 +55,19 @@ def fanout_file(tile: int) -> Path:
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.tif")
-        write_benchmark_cog(tmp, size=8192, tile=tile, dtype="uint16", compress="deflate", predictor=1)
+        write_benchmark_cog(
+            tmp, size=8192, tile=tile, dtype="uint16", compress="deflate", predictor=1
+        )
         tmp.rename(path)
     return path
 
 
 def windows(n: int, seed: int = 12) -> list[tuple[int, int, int, int]]:
     rng = random.Random(seed)
-    return [(rng.randrange(SIZE - WINDOW), rng.randrange(SIZE - WINDOW), WINDOW, WINDOW) for _ in range(n)]
+    return [
+        (rng.randrange(SIZE - WINDOW), rng.randrange(SIZE - WINDOW), WINDOW, WINDOW)
+        for _ in range(n)
+    ]
 
 
 # ------------------------------------------------------------------------------ in the child
@@ -84,7 +89,9 @@ def _georeader(url: str, wins: list[tuple[int, int, int, int]]) -> tuple[float, 
     return asyncio.run(run())
 
 
-def _threaded(url: str, wins: list[tuple[int, int, int, int]], threads: int, tiler: bool) -> tuple[float, float, int]:
+def _threaded(
+    url: str, wins: list[tuple[int, int, int, int]], threads: int, tiler: bool
+) -> tuple[float, float, int]:
     import rasterio
     from rasterio.windows import Window
 
@@ -137,8 +144,12 @@ def child(reader: str, url: str, n: int) -> None:
 
 # ------------------------------------------------------------------------------ the parent
 def fresh_run(reader: str, url: str, n: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", reader, "--url", url, "--windows", str(n)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", reader, "--url", url, "--windows", str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         return {"error": f"exit {out.returncode}: {out.stderr.strip()[-300:]}"}
@@ -157,7 +168,9 @@ def available(reader: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--windows", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--repeat", type=int, default=3)
@@ -173,8 +186,11 @@ def main() -> None:
 
     path = fanout_file(args.tile)
     readers = [r for r in args.readers if available(r)]
-    print(f"file: {path.name} ({path.stat().st_size / 2**20:.0f} MiB); cores {floors.cores()}; GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}; "
-          f"{args.latency_ms:.0f} ms a request; fresh process per run; repeat {args.repeat}")
+    print(
+        f"file: {path.name} ({path.stat().st_size / 2**20:.0f} MiB); cores {floors.cores()}; "
+        f"GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}; "
+        f"{args.latency_ms:.0f} ms a request; fresh process per run; repeat {args.repeat}"
+    )
     with RangeServer(path.parent, latency_ms=args.latency_ms) as server:
         url = server.url_for(path.name)
         for n in args.windows:
@@ -194,8 +210,12 @@ def main() -> None:
                     rows[reader].append(got)
             ok = [g["read_s"] for g in rows.get("georeader", []) if "read_s" in g]
             base = min(ok) if ok else None
-            print(f"{'reader':22s} {'min s':>7s} {'median s':>8s} {'x georeader':>11s} {'/ floor':>7s} "
-                  f"{'open s':>6s} {'requests':>8s} {'MB read':>7s} {'/ needed':>8s} {'in flight':>9s}")
+            print(
+                f"{'reader':22s} {'min s':>7s} {'median s':>8s} {'x georeader':>11s} "
+                f"{'/ floor':>7s} "
+                f"{'open s':>6s} {'requests':>8s} {'MB read':>7s} {'/ needed':>8s} "
+                f"{'in flight':>9s}"
+            )
             sums = set()
             for reader, runs in rows.items():
                 good = [g for g in runs if "read_s" in g]
@@ -208,10 +228,13 @@ def main() -> None:
                 st = good[-1]["stats"]
                 sums.add(good[-1]["sum"])
                 ratio = f"{min(times) / base:10.2f}x" if base else f"{'-':>11s}"
-                print(f"{reader:22s} {min(times):7.3f} {statistics.median(times):8.3f} {ratio} "
-                      f"{min(times) / floor.seconds:6.2f}x {min(g['open_s'] for g in good):6.3f} "
-                      f"{st.requests:8d} {st.bytes_sent / 1e6:7.1f} {st.bytes_sent / tile_bytes:7.2f}x "
-                      f"{st.max_in_flight:9d}")
+                print(
+                    f"{reader:22s} {min(times):7.3f} {statistics.median(times):8.3f} {ratio} "
+                    f"{min(times) / floor.seconds:6.2f}x {min(g['open_s'] for g in good):6.3f} "
+                    f"{st.requests:8d} {st.bytes_sent / 1e6:7.1f} "
+                    f"{st.bytes_sent / tile_bytes:7.2f}x "
+                    f"{st.max_in_flight:9d}"
+                )
             if len(sums) > 1:
                 print(f"!! readers disagree: sums {sums}")
     sys.stdout.flush()

@@ -200,8 +200,10 @@ def main() -> None:
           f"{jsonl.stat().st_size / 2**20:.1f} MiB JSON lines")
     for kind, path in (("parquet", parquet), ("items", jsonl)):
         got = run_child("open", kind, str(path))
-        print(f"open from {kind:8s}: {got['seconds']:.2f} s, peak RSS {got['peak_rss_mib']:.0f} MiB, "
-              f"{got['steps']} steps, {got['tasks']:,} tasks")
+        print(
+            f"open from {kind:8s}: {got['seconds']:.2f} s, peak RSS {got['peak_rss_mib']:.0f} MiB, "
+            f"{got['steps']} steps, {got['tasks']:,} tasks"
+        )
     for engine in ("pyarrow", "pyarrow-scan", "duckdb"):
         got = run_child("query", engine, str(parquet), str(args.queries))
         once = f", first query {got['first_ms']:.0f} ms (decodes once)" if got["first_ms"] else ""

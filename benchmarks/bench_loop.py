@@ -40,7 +40,12 @@ def main() -> None:
     proxy.configure(latency_ms=args.latency_ms)
     url = f"{proxy.url}/{path.name}"
     options = {"client_options": {"allow_http": True}}
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(cluster):
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
         for loop in ("io-thread", "worker", "io-thread", "worker"):
             arr = daskcog.open(url, chunks=1024, loop=loop, **options).data.sum()
             arr.compute()

@@ -1,6 +1,7 @@
 """Bytes a mosaic reads against the bytes it needs, with and without georeader's tile cache.
 
-    python benchmarks/bench_mosaic_bytes.py [--latency-ms 50] [--chunks 2048] [--threads 8] [--repeat 2]
+    python benchmarks/bench_mosaic_bytes.py [--latency-ms 50] [--chunks 2048] [--threads 8]
+                                            [--repeat 2]
 
 The 16 overlapping scenes of bench_mosaic.py (512 x 512 tiles; their tiles straddle
 the mosaic's 2048-pixel chunks) served by the benchmark range server, 50 ms a request;
@@ -32,10 +33,15 @@ def child(urls: list[str], chunks: int, threads: int) -> None:
     import daskcog
 
     t0 = time.perf_counter()
-    arr = daskcog.mosaic(urls, method="first", chunks=chunks, client_options={"allow_http": True}).data
+    arr = daskcog.mosaic(
+        urls, method="first", chunks=chunks, client_options={"allow_http": True}
+    ).data
     t1 = time.perf_counter()
     total = int(arr.sum(dtype="uint64").compute(scheduler="threads", num_workers=threads))
-    print(json.dumps({"open_s": t1 - t0, "compute_s": time.perf_counter() - t1, "sum": total}), flush=True)
+    print(
+        json.dumps({"open_s": t1 - t0, "compute_s": time.perf_counter() - t1, "sum": total}),
+        flush=True,
+    )
     os._exit(0)  # async-tiff may abort the interpreter at exit (upstream issue)
 
 
@@ -59,7 +65,9 @@ def distinct(ranges: list[tuple[str, int, int]]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--chunks", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=8)
@@ -74,9 +82,16 @@ def main() -> None:
 
     paths = scene_files()
     size = sum(p.stat().st_size for p in paths)
-    print(f"{len(paths)} scenes, {size / 1e6:.1f} MB of files; chunks {args.chunks}; threaded {args.threads} "
-          f"threads; {args.latency_ms:.0f} ms a request; fresh process per run; load {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':26s} {'min s':>6s} {'requests':>8s} {'MB read':>7s} {'distinct MB':>11s} {'read / distinct':>15s}")
+    print(
+        f"{len(paths)} scenes, {size / 1e6:.1f} MB of files; chunks {args.chunks}; threaded "
+        f"{args.threads} "
+        f"threads; {args.latency_ms:.0f} ms a request; fresh process per run; load "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'variant':26s} {'min s':>6s} {'requests':>8s} {'MB read':>7s} {'distinct MB':>11s} "
+        f"{'read / distinct':>15s}"
+    )
     with RangeServer(paths[0].parent, latency_ms=args.latency_ms) as server:
         urls = [server.url_for(p.name) for p in paths]
         sums = set()
@@ -84,17 +99,33 @@ def main() -> None:
             best, last = None, None
             for _ in range(args.repeat):
                 server.reset()
-                out = subprocess.run([sys.executable, __file__, "--chunks", str(args.chunks), "--threads",
-                                      str(args.threads), "--child", *urls], capture_output=True, text=True,
-                                     env={**os.environ, **env}, timeout=600)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--chunks",
+                        str(args.chunks),
+                        "--threads",
+                        str(args.threads),
+                        "--child",
+                        *urls,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **env},
+                    timeout=600,
+                )
                 got = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
                 sums.add(got["sum"])
                 best = got["compute_s"] if best is None else min(best, got["compute_s"])
                 last = (server.stats(), server.ranges())
             st, ranges = last
             once = distinct(ranges)
-            print(f"{name:26s} {best:6.3f} {st.requests:8d} {st.bytes_sent / 1e6:7.1f} {once / 1e6:11.1f} "
-                  f"{st.bytes_sent / once:14.3f}x")
+            print(
+                f"{name:26s} {best:6.3f} {st.requests:8d} {st.bytes_sent / 1e6:7.1f} "
+                f"{once / 1e6:11.1f} "
+                f"{st.bytes_sent / once:14.3f}x"
+            )
         if len(sums) > 1:
             print(f"!! variants disagree: {sums}")
     sys.stdout.flush()

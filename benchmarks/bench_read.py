@@ -59,7 +59,9 @@ def bench_file() -> Path:
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.tif")
-        write_benchmark_cog(tmp, size=8192, tile=512, dtype="uint16", compress="deflate", predictor=1)
+        write_benchmark_cog(
+            tmp, size=8192, tile=512, dtype="uint16", compress="deflate", predictor=1
+        )
         tmp.rename(path)
     return path
 
@@ -84,7 +86,9 @@ def contenders(path: Path, chunks: int) -> dict[str, object]:
     )
     return {
         "daskcog": lambda: daskcog.open(path, chunks=chunks).data,
-        "rioxarray lock=False": lambda: rioxarray.open_rasterio(path, chunks=chunks, lock=False).data,
+        "rioxarray lock=False": lambda: (
+            rioxarray.open_rasterio(path, chunks=chunks, lock=False).data
+        ),
         "rioxarray default lock": lambda: rioxarray.open_rasterio(path, chunks=chunks).data,
         "rasterio map_blocks": lambda: plain,
     }
@@ -99,7 +103,9 @@ def timed(fn, repeat: int) -> list[float]:
     return out
 
 
-def run_io(path: Path, chunks: int, repeat: int, scheduler_label: str, compute_kwargs: dict) -> None:
+def run_io(
+    path: Path, chunks: int, repeat: int, scheduler_label: str, compute_kwargs: dict
+) -> None:
     print(f"\n== {scheduler_label}: chunks={chunks}, repeat={repeat} ==")
     for op in ("sum", "load"):
         rows = {}
@@ -112,9 +118,14 @@ def run_io(path: Path, chunks: int, repeat: int, scheduler_label: str, compute_k
             fn()  # warm: headers, page cache, worker imports
             rows[name] = timed(fn, repeat)
         base = min(rows["daskcog"])
-        print(f"{op:5s} {'reader':26s} {'min s':>7s} {'median s':>9s} {'daskcog speed-up (min)':>24s}")
+        print(
+            f"{op:5s} {'reader':26s} {'min s':>7s} {'median s':>9s} {'daskcog speed-up (min)':>24s}"
+        )
         for name, times in rows.items():
-            print(f"{'':5s} {name:26s} {min(times):7.3f} {statistics.median(times):9.3f} {min(times) / base:24.2f}x")
+            print(
+                f"{'':5s} {name:26s} {min(times):7.3f} {statistics.median(times):9.3f} "
+                f"{min(times) / base:24.2f}x"
+            )
 
 
 def graph_scale() -> None:
@@ -131,7 +142,10 @@ def graph_scale() -> None:
         build = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"{g.data.npartitions:>9,} chunks: open {build * 1000:7.1f} ms, peak {peak / 2**20:6.2f} MiB")
+        print(
+            f"{g.data.npartitions:>9,} chunks: open {build * 1000:7.1f} ms, peak "
+            f"{peak / 2**20:6.2f} MiB"
+        )
 
 
 def compute_overhead(tmpdir: Path) -> None:
@@ -155,7 +169,12 @@ def compute_overhead(tmpdir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ over HTTP
-HTTP_READERS = ("daskcog", "daskcog no read-ahead", "rioxarray lock=False", "rioxarray default lock")
+HTTP_READERS = (
+    "daskcog",
+    "daskcog no read-ahead",
+    "rioxarray lock=False",
+    "rioxarray default lock",
+)
 
 
 def http_child(reader: str, url: str, chunks: int, threads: int) -> None:
@@ -178,12 +197,17 @@ def http_child(reader: str, url: str, chunks: int, threads: int) -> None:
     t2 = time.perf_counter()
     c2 = os.times()
     cpu = (c2.user - c1.user) + (c2.system - c1.system)
-    print(json.dumps({"open_s": t1 - t0, "compute_s": t2 - t1, "cpu_s": cpu, "sum": total}), flush=True)
+    print(
+        json.dumps({"open_s": t1 - t0, "compute_s": t2 - t1, "cpu_s": cpu, "sum": total}),
+        flush=True,
+    )
     os._exit(0)  # async-tiff may abort the interpreter at exit (upstream issue)
 
 
 def fresh_run(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=600
+    )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"benchmark child failed ({out.returncode}): {out.stderr[-2000:]}")
@@ -198,9 +222,12 @@ def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: i
             for r in range(0, 8192, chunks) for c in range(0, 8192, chunks)]
     ntiles, tile_bytes = floors.tiles_needed(path, grid)
     cpu = floors.decode_cpu(path, grid)
-    print(f"\n== HTTP, {latency_ms:.0f} ms a request: {len(grid)} chunks of {chunks}, threaded "
-          f"{threads} threads, .sum(), fresh process per run, GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}, "
-          f"repeat {repeat}; load {os.getloadavg()[0]:.1f} ==")
+    print(
+        f"\n== HTTP, {latency_ms:.0f} ms a request: {len(grid)} chunks of {chunks}, threaded "
+        f"{threads} threads, .sum(), fresh process per run, "
+        f"GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']}, "
+        f"repeat {repeat}; load {os.getloadavg()[0]:.1f} =="
+    )
     rows: dict[str, tuple[list[float], list[float], list[float], object]] = {}
     with RangeServer(path.parent, latency_ms=latency_ms) as server:
         url = server.url_for(path.name)
@@ -222,12 +249,19 @@ def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: i
     print(floor.describe().replace("; 0 requests", f"; {ntiles} tiles"))
     base = min(rows["daskcog"][0])
     sums = {v[3][1] for v in rows.values()}
-    print(f"{'reader':24s} {'min s':>7s} {'median s':>8s} {'x daskcog':>9s} {'/ floor':>7s} "
-          f"{'CPU s':>5s} {'open s':>6s} {'requests':>8s} {'header':>6s} {'MB read':>7s} {'/ needed':>8s} {'in flight':>9s}")
+    print(
+        f"{'reader':24s} {'min s':>7s} {'median s':>8s} {'x daskcog':>9s} {'/ floor':>7s} "
+        f"{'CPU s':>5s} {'open s':>6s} {'requests':>8s} {'header':>6s} {'MB read':>7s} "
+        f"{'/ needed':>8s} {'in flight':>9s}"
+    )
     for reader, (times, opens, cpus, (st, _)) in rows.items():
-        print(f"{reader:24s} {min(times):7.3f} {statistics.median(times):8.3f} {min(times) / base:8.2f}x "
-              f"{min(times) / floor.seconds:6.2f}x {statistics.median(cpus):5.2f} {min(opens):6.3f} {st.requests:8d} {st.header_requests:6d} "
-              f"{st.bytes_sent / 1e6:7.1f} {st.bytes_sent / tile_bytes:7.3f}x {st.max_in_flight:9d}")
+        print(
+            f"{reader:24s} {min(times):7.3f} {statistics.median(times):8.3f} "
+            f"{min(times) / base:8.2f}x "
+            f"{min(times) / floor.seconds:6.2f}x {statistics.median(cpus):5.2f} {min(opens):6.3f} "
+            f"{st.requests:8d} {st.header_requests:6d} "
+            f"{st.bytes_sent / 1e6:7.1f} {st.bytes_sent / tile_bytes:7.3f}x {st.max_in_flight:9d}"
+        )
     print("(requests, header, MB read: the compute's and open's, from the server, last run;"
           " 'header' = GETs starting in the first 16 KiB; CPU s: the reading process's, median)")
     if len(sums) != 1:
@@ -235,7 +269,9 @@ def run_http(path: Path, chunks: int, threads: int, latency_ms: float, repeat: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunks", type=int, default=1024)
     parser.add_argument("--skip-cluster", action="store_true")
@@ -259,7 +295,12 @@ def main() -> None:
     if not args.skip_cluster:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             run_io(path, args.chunks, args.repeat, "LocalCluster 2 processes x 1 thread", {})
             client.run(lambda: None)
     if not args.skip_scale:

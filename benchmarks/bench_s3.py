@@ -1,7 +1,9 @@
-"""daskcog.open against rioxarray over S3 with latency: the project's SeaweedFS server behind a proxy.
+"""daskcog.open against rioxarray over S3 with latency: the project's SeaweedFS server behind
+a proxy.
 
     python benchmarks/bench_s3.py [--repeat 3] [--chunks 1024] [--latency-ms 50]
-                                  [--skip-threads] [--skip-cluster] [--results benchmarks/RESULTS_S3.md]
+                                  [--skip-threads] [--skip-cluster]
+                                  [--results benchmarks/RESULTS_S3.md]
 
 Data: the 8192 x 8192 uint16 DEFLATE COG of bench_read.py (512 x 512 tiles,
 overviews; tests.cogfactory.write_benchmark_cog, cached in benchmarks/data/),
@@ -161,20 +163,33 @@ def run_scheduler(label: str, makers: dict, proxy: ProxyProcess, repeat: int, la
             assert value == total, (name, value, total)
         best = stats[times.index(min(times))]
         row = {
-            "scheduler": label, "reader": name, "chunks": arr.chunksize, "npartitions": arr.npartitions,
-            "sum": total, "min": min(times), "median": statistics.median(times), "cold": cold_time,
-            "times": times, "requests": best["requests"], "gets": best["gets"], "heads": best["heads"],
+            "scheduler": label,
+            "reader": name,
+            "chunks": arr.chunksize,
+            "npartitions": arr.npartitions,
+            "sum": total,
+            "min": min(times),
+            "median": statistics.median(times),
+            "cold": cold_time,
+            "times": times,
+            "requests": best["requests"],
+            "gets": best["gets"],
+            "heads": best["heads"],
             "bytes": best["bytes"],
-            "header_open": at_open["header"], "requests_open": at_open["requests"],
-            "header_cold": cold["header"], "requests_cold": cold["requests"],
+            "header_open": at_open["header"],
+            "requests_open": at_open["requests"],
+            "header_cold": cold["header"],
+            "requests_cold": cold["requests"],
             "header_warm": [s["header"] for s in stats],
-            "inflight_max": best["inflight_max"], "inflight_mean": best["inflight_mean"],
+            "inflight_max": best["inflight_max"],
+            "inflight_mean": best["inflight_mean"],
         }
         row["bound"] = row["requests"] / max(row["inflight_max"], 1) * latency_s
         row["bound_mean"] = row["requests"] / max(row["inflight_mean"], 1e-9) * latency_s
         rows.append(row)
         print(
-            f"  {name:24s} min {row['min']:6.2f} s  median {row['median']:6.2f} s  cold {cold_time:6.2f} s  "
+            f"  {name:24s} min {row['min']:6.2f} s  median {row['median']:6.2f} s  cold "
+            f"{cold_time:6.2f} s  "
             f"requests/compute {row['requests']:4d} (GET {row['gets']}, HEAD {row['heads']})  "
             f"in flight max {row['inflight_max']} mean {row['inflight_mean']:.1f}  "
             f"bound {row['bound']:.2f} s  header requests open/cold/warm "
@@ -186,9 +201,12 @@ def run_scheduler(label: str, makers: dict, proxy: ProxyProcess, repeat: int, la
 
 def table(rows: list[dict], latency_ms: float) -> str:
     lines = [
-        ("| scheduler | reader | min s | median s | ratio to daskcog (min) | cold s | requests / compute "
-        "| in flight max / mean | latency bound s (req / max in flight x "
-        f"{latency_ms:g} ms) | header requests: open / cold compute / warm compute |"),
+        (
+            "| scheduler | reader | min s | median s | ratio to daskcog (min) | cold s | requests "
+            "/ compute "
+            "| in flight max / mean | latency bound s (req / max in flight x "
+            f"{latency_ms:g} ms) | header requests: open / cold compute / warm compute |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label in dict.fromkeys(r["scheduler"] for r in rows):
@@ -196,7 +214,8 @@ def table(rows: list[dict], latency_ms: float) -> str:
         base = next(r["min"] for r in group if r["reader"] == "daskcog")
         for r in group:
             lines.append(
-                f"| {label} | {r['reader']} | {r['min']:.2f} | {r['median']:.2f} | {r['min'] / base:.2f}x "
+                f"| {label} | {r['reader']} | {r['min']:.2f} | {r['median']:.2f} | "
+                f"{r['min'] / base:.2f}x "
                 f"| {r['cold']:.2f} | {r['requests']} (GET {r['gets']}, HEAD {r['heads']}) "
                 f"| {r['inflight_max']} / {r['inflight_mean']:.1f} | {r['bound']:.2f} "
                 f"| {r['header_open']} / {r['header_cold']} / {max(r['header_warm'])} |"
@@ -205,7 +224,9 @@ def table(rows: list[dict], latency_ms: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunks", type=int, default=1024)
     parser.add_argument("--latency-ms", type=float, default=50.0)
@@ -230,8 +251,11 @@ def main() -> None:
         print(f"uploaded to {s3.endpoint} in {time.perf_counter() - t0:.1f} s", flush=True)
         import obstore
 
-        schedulers = [label for label, skip in ((THREADS, args.skip_threads), (CLUSTER, args.skip_cluster))
-                      if not skip]
+        schedulers = [
+            label
+            for label, skip in ((THREADS, args.skip_threads), (CLUSTER, args.skip_cluster))
+            if not skip
+        ]
         for label in schedulers:
             for reader in READERS:
                 obstore.copy(s3.store(BUCKET), KEY, object_key(label, reader))  # server-side copy
@@ -247,7 +271,11 @@ def main() -> None:
             "GDAL_CACHEMAX": "0",
         }
         os.environ.update(env)  # GDAL reads its configuration from the environment at each call
-        store_options = {"endpoint": proxy.url, "region": s3.region, "client_options": {"allow_http": True}}
+        store_options = {
+            "endpoint": proxy.url,
+            "region": s3.region,
+            "client_options": {"allow_http": True},
+        }
         latency_s = args.latency_ms / 1000
         rows: list[dict] = []
         if not args.skip_threads:
@@ -256,10 +284,24 @@ def main() -> None:
         if not args.skip_cluster:
             from distributed import Client, LocalCluster
 
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                              env=env) as cluster, Client(cluster):
-                rows += run_scheduler(CLUSTER, contenders(CLUSTER, args.chunks, store_options), proxy,
-                                      args.repeat, latency_s, {})
+            with (
+                LocalCluster(
+                    n_workers=2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    env=env,
+                ) as cluster,
+                Client(cluster),
+            ):
+                rows += run_scheduler(
+                    CLUSTER,
+                    contenders(CLUSTER, args.chunks, store_options),
+                    proxy,
+                    args.repeat,
+                    latency_s,
+                    {},
+                )
         sums = {r["sum"] for r in rows}
         assert len(sums) == 1, f"contenders disagree: {sums}"
         md = table(rows, args.latency_ms)
@@ -270,13 +312,16 @@ def main() -> None:
                 "# daskcog vs rioxarray over S3 with latency (benchmarks/bench_s3.py)\n\n"
                 f"Command: `{command}`\n\n"
                 f"Machine: {os.cpu_count()} cores ({platform.machine()}), shared and loaded "
-                f"(load average at start {os.getloadavg()[0]:.1f}); times are the min and median of "
+                f"(load average at start {os.getloadavg()[0]:.1f}); times are the min and median "
+                "of "
                 f"{args.repeat} warm computes after one cold compute.\n\n"
-                f"File: 8192 x 8192 uint16 DEFLATE COG, 512 x 512 tiles, {path.stat().st_size / 2**20:.0f} MiB, "
-                f"header {hdr} bytes; SeaweedFS S3 on 127.0.0.1 behind a proxy adding {args.latency_ms:g} ms "
-                f"per request; chunks {args.chunks} (2 x 2 tiles, {rows[0]['npartitions']} chunks); "
-                f"`.sum()` (all contenders agree: {rows[0]['sum']}).\n\n"
-                + md + "\n"
+                "File: 8192 x 8192 uint16 DEFLATE COG, 512 x 512 tiles, "
+                f"{path.stat().st_size / 2**20:.0f} MiB, "
+                f"header {hdr} bytes; SeaweedFS S3 on 127.0.0.1 behind a proxy adding "
+                f"{args.latency_ms:g} ms "
+                f"per request; chunks {args.chunks} (2 x 2 tiles, {rows[0]['npartitions']} "
+                "chunks); "
+                f"`.sum()` (all contenders agree: {rows[0]['sum']}).\n\n" + md + "\n"
             )
             print(f"wrote {args.results}")
     finally:

@@ -1,4 +1,5 @@
-"""STAC loads over a latency-injecting range server: daskcog.load vs odc-stac vs stackstac vs lazycogs.
+"""STAC loads over a latency-injecting range server: daskcog.load vs odc-stac vs stackstac vs
+lazycogs.
 
     python benchmarks/bench_stac.py [--scenario one-crs|two-zones|all] [--latency-ms 50]
                                     [--threads 8] [--chunks 2048] [--runs 3] [--build-items 10000]
@@ -106,7 +107,9 @@ def ensure_scenes(scenario: str) -> list[tuple[str, str, float, float]]:
     return scenes
 
 
-def items_for(scenario: str, base_url: str, scenes: list[tuple[str, str, float, float]]) -> list[dict]:
+def items_for(
+    scenario: str, base_url: str, scenes: list[tuple[str, str, float, float]]
+) -> list[dict]:
     from pyproj import Transformer
 
     items = []
@@ -389,7 +392,9 @@ def build_run(args: argparse.Namespace, server: Any) -> None:
         scenes.append((f"build/{date}/T{tile}.tif", crs, float(x), float(y)))
     items = items_for("build", server.url, scenes)
     for k, it in enumerate(items):
-        it["properties"]["datetime"] = f"2024-{1 + (k // 100) // 28 % 12:02d}-{1 + (k // 100) % 28:02d}T10:00:00Z"
+        it["properties"]["datetime"] = (
+            f"2024-{1 + (k // 100) // 28 % 12:02d}-{1 + (k // 100) % 28:02d}T10:00:00Z"
+        )
     path = DATA / "run" / f"build-{n}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(items))
@@ -408,7 +413,9 @@ def build_run(args: argparse.Namespace, server: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="all", choices=["one-crs", "two-zones", "all", "none"])
+    parser.add_argument(
+        "--scenario", default="all", choices=["one-crs", "two-zones", "all", "none"]
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--chunks", type=int, default=2048)

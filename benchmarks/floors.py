@@ -45,11 +45,14 @@ class Floor:
         return max(self.latency_term, self.bandwidth_term, self.cpu_term)
 
     def describe(self) -> str:
-        return (f"floor {self.seconds:.3f} s = max({self.round_trips} round trips x "
-                f"{self.latency_s * 1000:.0f} ms = {self.latency_term:.3f} s, "
-                f"{self.bytes / 1e6:.1f} MB / {self.bandwidth / 1e9:.1f} GB/s = {self.bandwidth_term:.3f} s, "
-                f"decode {self.decode_cpu_s:.3f} s CPU / {self.cores} cores = {self.cpu_term:.3f} s); "
-                f"{self.requests} requests")
+        return (
+            f"floor {self.seconds:.3f} s = max({self.round_trips} round trips x "
+            f"{self.latency_s * 1000:.0f} ms = {self.latency_term:.3f} s, "
+            f"{self.bytes / 1e6:.1f} MB / {self.bandwidth / 1e9:.1f} GB/s = "
+            f"{self.bandwidth_term:.3f} s, "
+            f"decode {self.decode_cpu_s:.3f} s CPU / {self.cores} cores = {self.cpu_term:.3f} s); "
+            f"{self.requests} requests"
+        )
 
 
 def waves(tasks: int, in_flight: int) -> int:
@@ -58,7 +61,8 @@ def waves(tasks: int, in_flight: int) -> int:
 
 
 def decode_cpu(path: Path, windows: list[tuple[int, int, int, int]]) -> float:
-    """CPU seconds to read and decode `windows` (col, row, width, height) of a local copy, one thread.
+    """CPU seconds to read and decode `windows` (col, row, width, height) of a local copy, one
+    thread.
 
     daskcog's own local path (pread + imagecodecs + placement): what any reader must
     at least spend on those pixels here, whatever the store. Best of three.
@@ -80,7 +84,8 @@ def decode_cpu(path: Path, windows: list[tuple[int, int, int, int]]) -> float:
 
 
 def tiles_needed(path: Path, windows: list[tuple[int, int, int, int]]) -> tuple[int, int]:
-    """(tiles, bytes) of the distinct full-resolution tiles `windows` touch: what a read must fetch."""
+    """(tiles, bytes) of the distinct full-resolution tiles `windows` touch: what a read must
+    fetch."""
     import asyncio
 
     from rasterio.windows import Window

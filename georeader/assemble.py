@@ -85,7 +85,9 @@ class PendingWindow:
                 level, inside, fetched = self.level, self.inside, self.fetched
                 out = empty_window(level, inside)
                 decode_tiles(self.opened.location.url, level, out, inside, fetched.raw)
-                values = finish_window(self.opened, level, self.bands, out, inside, fetched, self.fill)
+                values = finish_window(
+                    self.opened, level, self.bands, out, inside, fetched, self.fill
+                )
         return self._pad(values)
 
     async def assemble_async(self) -> GeoTensor:
@@ -106,7 +108,9 @@ class PendingWindow:
                         for i in range(n)
                     )
                 )
-                values = finish_window(self.opened, level, self.bands, out, inside, fetched, self.fill)
+                values = finish_window(
+                    self.opened, level, self.bands, out, inside, fetched, self.fill
+                )
         return self._pad(values)
 
     def _pad(self, values: np.ndarray | None) -> GeoTensor:
@@ -189,12 +193,18 @@ def place_tile(
         dst[...] = fill
         return
     if tile.shape[1] < r1 - ty * th or tile.shape[2] < c1 - tx * tw:
-        raise TileDecodeError(f"tile ({tx}, {ty}) decoded to shape {tile.shape}, smaller than its grid cell")
+        raise TileDecodeError(
+            f"tile ({tx}, {ty}) decoded to shape {tile.shape}, smaller than its grid cell"
+        )
     dst[...] = tile[: out.shape[0], r0 - ty * th : r1 - ty * th, c0 - tx * tw : c1 - tx * tw]
 
 
 def apply_validity(
-    data: np.ndarray, valid: np.ndarray | None, opened: OpenedFile, bands: Sequence[int], fill: float
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    opened: OpenedFile,
+    bands: Sequence[int],
+    fill: float,
 ) -> np.ndarray:
     """Invalid pixels -> fill, then band subset.
 

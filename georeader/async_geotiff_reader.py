@@ -145,7 +145,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
             bad = [b for b in self._bands if not 1 <= b <= opened.count]
             if bad or not self._bands:
                 raise WindowError(
-                    f"{opened.location.url}: bands {list(self._bands)} out of range 1..{opened.count} "
+                    f"{opened.location.url}: bands {list(self._bands)} out of range "
+                    f"1..{opened.count} "
                     "(bands are 1-based, like rasterio)"
                 )
         self._file = opened
@@ -300,7 +301,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
     ) -> PendingWindow:
         window = self._int_window(window)
         level = self._lvl
-        fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
+        fill = check_fill(
+            self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url
+        )
         inside = window_utils.clip_window(window, level.width, level.height)
         if not boundless and inside != window:
             raise WindowError(
@@ -357,7 +360,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         """
         if cols is not None:
             if not isinstance(slice_, slice):
-                raise WindowError(f"{self.url}: read_geoslice(rows, cols) takes two slices; got {slice_!r}")
+                raise WindowError(
+                    f"{self.url}: read_geoslice(rows, cols) takes two slices; got {slice_!r}"
+                )
             slice_ = (slice_, cols)
         try:
             window = window_utils.geoslice_window(slice_, self.width, self.height)
@@ -366,7 +371,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         if not window.width or not window.height:
             fill = self.fill_value_default if fill_value is None else fill_value
             empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
-            return GeoTensor(empty, window_utils.window_transform(window, self.transform), self.crs, fill)
+            return GeoTensor(
+                empty, window_utils.window_transform(window, self.transform), self.crs, fill
+            )
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
@@ -430,7 +437,9 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         window = self._int_window(window)
         level = self._lvl
         fmt = level.native_fmt
-        fill = check_fill(self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url)
+        fill = check_fill(
+            self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url
+        )
         inside = window_utils.clip_window(window, level.width, level.height)
         fetched = None
         if inside is not None:
@@ -454,4 +463,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
 
 
 def _fmt_window(w: Window) -> str:
-    return f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, width={int(w.width)}, height={int(w.height)})"
+    return (
+        f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, "
+        f"width={int(w.width)}, height={int(w.height)})"
+    )

@@ -29,7 +29,8 @@ _STATUS = re.compile(r"(?:status code|HTTP response code): (\d{3})\b")
 _NOT_FOUND_STATUS = frozenset({404, 410})
 _DENIED_STATUS = frozenset({401, 403})
 _NOT_FOUND = re.compile(
-    r"FileNotFoundError|\bNotFound\b|\bnot found\b|No such file|NoSuchKey|NoSuchBucket", re.IGNORECASE
+    r"FileNotFoundError|\bNotFound\b|\bnot found\b|No such file|NoSuchKey|NoSuchBucket",
+    re.IGNORECASE,
 )
 _DENIED = re.compile(
     r"PermissionDenied|Unauthenticated|\bForbidden\b|AccessDenied|"

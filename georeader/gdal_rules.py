@@ -36,7 +36,11 @@ def ellipsoid_overridden(gkd: Any) -> bool:
         return True
     if ellipsoid is None:
         return True
-    expected = (ellipsoid.semi_major_metre, ellipsoid.inverse_flattening, ellipsoid.semi_minor_metre)
+    expected = (
+        ellipsoid.semi_major_metre,
+        ellipsoid.inverse_flattening,
+        ellipsoid.semi_minor_metre,
+    )
     pairs = zip(given, expected, strict=True)
     return any(v is not None and not math.isclose(v, e, rel_tol=1e-12) for v, e in pairs)
 

@@ -123,7 +123,10 @@ class GeoTensor(OnGrid):
             dtype=self.dtype,
         )
         if inside is not None:
-            dst_r, dst_c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
+            dst_r, dst_c = (
+                int(inside.row_off - window.row_off),
+                int(inside.col_off - window.col_off),
+            )
             h, w = int(inside.height), int(inside.width)
             src_r, src_c = int(inside.row_off), int(inside.col_off)
             out[:, dst_r : dst_r + h, dst_c : dst_c + w] = self.values[

@@ -39,7 +39,9 @@ T = TypeVar("T")
 DEFAULT_MAX_CONCURRENCY = int(os.environ.get("GEOREADER_MAX_CONCURRENCY", "64"))
 """Store calls in flight per store and event loop unless `max_concurrency=` says otherwise."""
 
-_policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar("georeader_retry", default=None)
+_policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar(
+    "georeader_retry", default=None
+)
 _limits: LRU[tuple[int, int, int], tuple[Any, asyncio.Semaphore]] = LRU(1024)
 
 
@@ -120,7 +122,9 @@ class GuardedStore:
         cached = self._from_head(path, start, stop)
         if cached is not None:
             return cached
-        return await self._call(lambda: settled(self.store.get_range_async(path, start=start, end=stop)))
+        return await self._call(
+            lambda: settled(self.store.get_range_async(path, start=start, end=stop))
+        )
 
     async def get_ranges_async(
         self,
@@ -136,4 +140,6 @@ class GuardedStore:
         if all(c is not None for c in cached):
             return cached
         starts, ends = list(starts), list(ends)
-        return await self._call(lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends)))
+        return await self._call(
+            lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends))
+        )

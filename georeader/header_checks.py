@@ -24,7 +24,9 @@ def check_level(url: str, index: int, ifd: Any, transform: Affine | None) -> Non
     where = f"{url}: level {index}"
     width, height = int(ifd.image_width or 0), int(ifd.image_height or 0)
     if width <= 0 or height <= 0:
-        raise InvalidHeaderError(f"{where}: image size {width} x {height} is empty; the header is corrupt")
+        raise InvalidHeaderError(
+            f"{where}: image size {width} x {height} is empty; the header is corrupt"
+        )
     samples = int(ifd.samples_per_pixel or 0)
     planar = int(ifd.planar_configuration or 1)
     bits = [int(b) for b in (ifd.bits_per_sample or [])]
@@ -33,15 +35,21 @@ def check_level(url: str, index: int, ifd: Any, transform: Affine | None) -> Non
             f"{where}: {samples} samples of {bits} bits per pixel; the header is corrupt"
         )
     if planar not in (1, 2):
-        raise InvalidHeaderError(f"{where}: PlanarConfiguration {planar} is not 1 or 2; the header is corrupt")
+        raise InvalidHeaderError(
+            f"{where}: PlanarConfiguration {planar} is not 1 or 2; the header is corrupt"
+        )
     predictor = int(ifd.predictor or 1)
     if predictor not in (1, 2, 3):
-        raise InvalidHeaderError(f"{where}: Predictor {predictor} is not 1, 2 or 3; the header is corrupt")
+        raise InvalidHeaderError(
+            f"{where}: Predictor {predictor} is not 1, 2 or 3; the header is corrupt"
+        )
     planes = samples if planar == 2 else 1
     if ifd.tile_width is not None or ifd.tile_offsets is not None:
         tw, th = int(ifd.tile_width or 0), int(ifd.tile_height or 0)
         if tw <= 0 or th <= 0:
-            raise InvalidHeaderError(f"{where}: tile size {tw} x {th} is empty; the header is corrupt")
+            raise InvalidHeaderError(
+                f"{where}: tile size {tw} x {th} is empty; the header is corrupt"
+            )
         expected = math.ceil(width / tw) * math.ceil(height / th) * planes
         offsets, counts = ifd.tile_offsets or [], ifd.tile_byte_counts or []
         what = "tile"

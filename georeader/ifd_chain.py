@@ -87,7 +87,8 @@ async def check_ifd_chain(read: ReadRange, head: bytes, url: str) -> int:
         (entries,) = struct.unpack(order + count_fmt, await get(offset, count_size))
         if entries == 0 or entries > MAX_TAGS:
             raise InvalidHeaderError(
-                f"{url}: IFD {len(seen) - 1} at byte {offset} claims {entries} tags; the file is corrupt"
+                f"{url}: IFD {len(seen) - 1} at byte {offset} claims {entries} tags; the file is "
+                "corrupt"
             )
         table = await get(offset + count_size, entries * entry_size + offset_size)
         for i in range(entries):

@@ -4,15 +4,20 @@ async-geotiff 0.5.1 / async-tiff 0.7.2 read most COGs exactly, but some layouts
 come back wrong or fail (../shared/notes/dependencies.md). Every IFD we will
 read is classified here, from header tags only (no pixel I/O):
 
-| layout                                   | route                                      |
-|------------------------------------------|--------------------------------------------|
-| tiled, none/deflate/lzw/zstd/lzma/packbits, any interleave or predictor | native: async-tiff fetch, imagecodecs decode (planar predictor done per band) |
-| tiled JPEG (not YCbCr), e.g. 4-band      | native, imagecodecs' libjpeg-turbo          |
-| tiled LERC (+deflate/zstd), any interleave | native, imagecodecs, masks handled like libtiff (NaN / alpha) |
-| tiled YCbCr JPEG, WebP (pixel interleaved) | native, async-tiff's Rust decoders (YCbCr JPEG: a few DN from GDAL) |
-| sparse tiles (offset 0, byte count 0)    | native, filled with nodata (or 0) like GDAL |
-| striped, odd bit depths, other codecs, planar WebP/JPEG with a predictor | rasterio (GDAL) in a worker thread, through obstore ranged reads |
-| no GeoKeys, GCPs only, rotated transform missing | refused: NoGeoreferenceError       |
+| layout                                       | route                                          |
+|----------------------------------------------|------------------------------------------------|
+| tiled, none/deflate/lzw/zstd/lzma/packbits,  | native: async-tiff fetch, imagecodecs decode   |
+|   any interleave or predictor                |   (planar predictor done per band)             |
+| tiled JPEG (not YCbCr), e.g. 4-band          | native, imagecodecs' libjpeg-turbo             |
+| tiled LERC (+deflate/zstd), any interleave   | native, imagecodecs, masks handled like        |
+|                                              |   libtiff (NaN / alpha)                        |
+| tiled YCbCr JPEG, WebP (pixel interleaved)   | native, async-tiff's Rust decoders             |
+|                                              |   (YCbCr JPEG: a few DN from GDAL)             |
+| sparse tiles (offset 0, byte count 0)        | native, filled with nodata (or 0) like GDAL    |
+| striped, odd bit depths, other codecs,       | rasterio (GDAL) in a worker thread, through    |
+|   planar WebP/JPEG with a predictor          |   obstore ranged reads                         |
+| no GeoKeys, GCPs only, rotated transform     | refused: NoGeoreferenceError                   |
+|   missing                                    |                                                |
 
 The verdict is a value (`Layout`) that `daskcog info` prints.
 """
@@ -96,7 +101,9 @@ def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], td.TileForma
     if fmt.compression == td.JPEG and fmt.photometric == td.YCBCR:
         reasons.append("YCbCr JPEG: decoders differ from GDAL by a few DN")
     if fmt.planar == td.PLANAR and fmt.predictor != 1:
-        reasons.append("band-interleaved with a predictor: un-predicted per band (async-tiff gets it wrong)")
+        reasons.append(
+            "band-interleaved with a predictor: un-predicted per band (async-tiff gets it wrong)"
+        )
     counts = ifd.tile_byte_counts or []
     if counts and min(counts) == 0:
         reasons.append("sparse tiles: read as nodata (or 0), like GDAL")

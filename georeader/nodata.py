@@ -54,7 +54,9 @@ def same_value(a: float | int, b: float | int | None) -> bool:
     """Equality that treats NaN as equal to NaN."""
     if b is None:
         return False
-    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )
 
 
 def check_fill(fill: float | int, dtype: np.dtype, url: str = "") -> float | int:

@@ -172,7 +172,8 @@ class OpenedFile:
             return self._fd[1]
 
     def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:
-        """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not thread-safe)."""
+        """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not
+        thread-safe)."""
         with self._rasterio_lock:
             if level not in self._rasterio:
                 reader = RasterioReader(
@@ -204,7 +205,9 @@ async def open_file(
     else:
         # the caller's store: the whole key inside it, never just the file's base name
         location = (
-            path_or_url if isinstance(path_or_url, Location) else locate_in_store(path_or_url, store)
+            path_or_url
+            if isinstance(path_or_url, Location)
+            else locate_in_store(path_or_url, store)
         )
         key = location.key
     url = location.url
@@ -220,7 +223,9 @@ async def open_file(
             guarded.append(checked)
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+                    warnings.simplefilter(
+                        "ignore", UserWarning
+                    )  # "Striped GeoTIFFs are not supported"
                     return await settled(GeoTIFF.open(key, store=checked, prefetch=hint))
             finally:
                 if isinstance(checked, GuardedStore):
@@ -284,7 +289,9 @@ async def _checked_store(
         return store  # a caller's Rust-native remote store: nothing Python can read with
     else:
         guarded = None  # async-tiff's native store: the walk reads through an obstore twin
-        reader = GuardedStore(open_store(location.url, native=False, **store_options)[0], key, location.url)
+        reader = GuardedStore(
+            open_store(location.url, native=False, **store_options)[0], key, location.url
+        )
 
     async def read(start: int, length: int) -> bytes:
         return bytes(await reader.get_range_async(key, start=start, length=length))
@@ -347,7 +354,15 @@ def _describe(
             route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
         verdicts.append((route, reasons))
         levels.append(
-            Level(index, int(ifd.image_width), int(ifd.image_height), level_transform, ifd, mask_ifd, fmt)
+            Level(
+                index,
+                int(ifd.image_width),
+                int(ifd.image_height),
+                level_transform,
+                ifd,
+                mask_ifd,
+                fmt,
+            )
         )
     layout = layout_guard.combine(verdicts)
     base_fmt = levels[0].fmt

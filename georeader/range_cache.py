@@ -137,7 +137,8 @@ class RangeCache:
         if prefetch:
             return []
         return [
-            e.future.result() if e.future.done() else await asyncio.wrap_future(e.future) for e in waits
+            e.future.result() if e.future.done() else await asyncio.wrap_future(e.future)
+            for e in waits
         ]
 
     async def _fill(self, source: str, ranges: Sequence[tuple[int, int]], missing: list[int],
@@ -208,7 +209,8 @@ class RangeCache:
             return out
 
     def clear(self) -> None:
-        """Forget every landed entry (in-flight fetches finish for their waiters) and the counters."""
+        """Forget every landed entry (in-flight fetches finish for their waiters) and the
+        counters."""
         with self._lock:
             self._reset()
 

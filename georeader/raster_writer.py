@@ -112,7 +112,12 @@ def resolve_options(
     resampling_enum(resampling)
     if blocksize <= 0 or blocksize % 16:
         raise WriteError(f"blocksize must be a positive multiple of 16, got {blocksize}")
-    if nodata is not None and dtype.kind in "iu" and not np.isnan(nodata) and not fits_dtype(nodata, dtype):
+    if (
+        nodata is not None
+        and dtype.kind in "iu"
+        and not np.isnan(nodata)
+        and not fits_dtype(nodata, dtype)
+    ):
         raise WriteError(f"nodata {nodata} cannot be stored in {dtype}")
     extra = tuple(sorted((str(k).upper(), str(v)) for k, v in (creation_options or {}).items()))
     return WriteOptions(

@@ -36,7 +36,9 @@ T = TypeVar("T")
 
 TRANSIENT = (StoreReadError,)
 """Errors worth another attempt. Everything else is permanent."""
-_THROTTLED = re.compile(r"(?:status code|HTTP response code): (?:429|503)\b|SlowDown|Too Many Requests")
+_THROTTLED = re.compile(
+    r"(?:status code|HTTP response code): (?:429|503)\b|SlowDown|Too Many Requests"
+)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,10 @@ def validity(query: str) -> tuple[float | None, float | None]:
     """(signed at, expires at) of a signed URL in epoch seconds, where its query says."""
     params = {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=True)}
     try:
-        for date_key, expires_key in (("x-amz-date", "x-amz-expires"), ("x-goog-date", "x-goog-expires")):
+        for date_key, expires_key in (
+            ("x-amz-date", "x-amz-expires"),
+            ("x-goog-date", "x-goog-expires"),
+        ):
             if date_key in params and expires_key in params:
                 start = calendar.timegm(time.strptime(params[date_key], "%Y%m%dT%H%M%SZ"))
                 return float(start), float(start + int(params[expires_key]))
@@ -205,7 +208,11 @@ class SignedStore:
                 signed = None
             else:
                 failure = ""
-            if failure or not isinstance(signed, str) or urlsplit(signed).scheme not in ("http", "https"):
+            if (
+                failure
+                or not isinstance(signed, str)
+                or urlsplit(signed).scheme not in ("http", "https")
+            ):
                 raise AccessDeniedError(
                     f"{self.url}: the signer {name} "
                     + (f"failed: {failure}" if failure else f"returned {type(signed).__name__}, "
@@ -272,8 +279,10 @@ class SignedStore:
         else:
             ends = expiry(self._query)
             when = (
-                f"; its signature expired at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(ends))}"
-                if ends is not None and ends <= time.time() else ""
+                "; its signature expired at "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(ends))}"
+                if ends is not None and ends <= time.time()
+                else ""
             )
             why = f"the signed URL was refused{when}; pass sign=... to renew it"
         error = AccessDeniedError(f"{self.url}: access denied: {why}: {detail}")
@@ -328,7 +337,9 @@ class SignedFile:
 
     def _fetch(self, start: int, length: int = 0) -> None:
         size, data = _run_sync(
-            self._store._call(_ranged_get, self._key, {"start": start, "length": max(length, self.BUFFER)})
+            self._store._call(
+                _ranged_get, self._key, {"start": start, "length": max(length, self.BUFFER)}
+            )
         )
         self._size, self._buffer, self._buffer_start = size, data, start
 

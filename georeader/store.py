@@ -29,7 +29,9 @@ from georeader.local_store import PathStore
 
 READER_OPTIONS = frozenset({"max_concurrency"})
 """Options for georeader's reads, not for obstore (taken out before a store is built)."""
-REMOTE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"})
+REMOTE_SCHEMES = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"}
+)
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -109,7 +111,9 @@ def parse_location(path_or_url: str | os.PathLike[str]) -> Location:
         )
     base, _, name = text.rpartition("/")
     if not name or base.endswith(":/"):
-        raise InvalidURLError(f"URL {text!r} does not name an object (no file name after the last '/')")
+        raise InvalidURLError(
+            f"URL {text!r} does not name an object (no file name after the last '/')"
+        )
     return Location(url=text, base_url=base, key=name)
 
 
@@ -135,8 +139,13 @@ def locate_in_store(path_or_url: str | os.PathLike[str], store: Any) -> Location
     """
     text = os.fspath(path_or_url)
     prefix = _store_prefix(store)
-    local_root = prefix is not None and isinstance(getattr(store, "prefix", None), Path | str) and (
-        type(store).__module__.startswith(("async_tiff", "obstore")) and "Local" in type(store).__name__
+    local_root = (
+        prefix is not None
+        and isinstance(getattr(store, "prefix", None), Path | str)
+        and (
+            type(store).__module__.startswith(("async_tiff", "obstore"))
+            and "Local" in type(store).__name__
+        )
     )
     if not _URL.match(text) and not os.path.isabs(text) and not text.startswith("~"):
         key = PurePosixPath(text.replace(os.sep, "/")).as_posix().lstrip("/")
@@ -285,7 +294,9 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
     from georeader.signed_store import SignedStore
 
     if location.is_local or location.scheme == "memory":
-        raise InvalidURLError(f"{location.url}: signed URLs and signers are for remote objects only")
+        raise InvalidURLError(
+            f"{location.url}: signed URLs and signers are for remote objects only"
+        )
     if "retry_config" not in config:
         from georeader.retry import RetryPolicy
 

@@ -83,9 +83,11 @@ class TileFormat:
     photometric: int
     jpeg_tables: bytes | None = None
     lerc_add_compression: int = 0
-    """LercParameters' second value: 0 none, 1 deflate (zlib), 2 zstd, applied around the LERC blob."""
+    """LercParameters' second value: 0 none, 1 deflate (zlib), 2 zstd, applied around the LERC
+    blob."""
     alpha_last: bool = False
-    """ExtraSamples marks the last sample as unassociated alpha (libtiff may keep it as the LERC mask)."""
+    """ExtraSamples marks the last sample as unassociated alpha (libtiff may keep it as the LERC
+    mask)."""
 
     @property
     def decoder(self) -> str:
@@ -121,7 +123,9 @@ def _scratch_buffer(nbytes: int) -> np.ndarray:
     return buffer[:nbytes]
 
 
-def _decode_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = False) -> np.ndarray:
+def _decode_samples(
+    fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = False
+) -> np.ndarray:
     """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s).
 
     With `scratch`, the result may be a view of a per-thread buffer that the
@@ -171,12 +175,18 @@ def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
         masks = np.asarray(masks)[:, :, np.newaxis]
     if fmt.dtype == np.uint8 and fmt.alpha_last and samples > 1 and values.shape[2] == samples - 1:
         # libtiff stores an all-0/255 alpha sample as the LERC mask
-        alpha = np.full((h, w, 1), 255, np.uint8) if masks is None else (np.asarray(masks, bool) * 255).astype(np.uint8)
+        alpha = (
+            np.full((h, w, 1), 255, np.uint8)
+            if masks is None
+            else (np.asarray(masks, bool) * 255).astype(np.uint8)
+        )
         values = np.concatenate([values, alpha[:, :, :1]], axis=2)
     elif masks is not None and values.dtype.kind == "f":
         values = np.where(np.asarray(masks, bool), values, np.nan).astype(values.dtype)
     if values.shape != (h, w, samples):
-        raise TileDecodeError(f"LERC tile decoded to shape {values.shape}, expected {(h, w, samples)}")
+        raise TileDecodeError(
+            f"LERC tile decoded to shape {values.shape}, expected {(h, w, samples)}"
+        )
     values = values.astype(fmt.dtype, copy=False)
     if fmt.byteorder == ">" and values.dtype.itemsize > 1:
         # libtiff byte-swaps big-endian samples before LERC-encoding them and after decoding
@@ -184,7 +194,9 @@ def _decode_lerc(fmt: TileFormat, raw: Buffer, samples: int) -> np.ndarray:
     return values
 
 
-def decode_tile(fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = False) -> np.ndarray:
+def decode_tile(
+    fmt: TileFormat, raw: Buffer | list[Buffer], *, scratch: bool = False
+) -> np.ndarray:
     """Decode a tile with imagecodecs -> array (bands, tile_height, tile_width).
 
     Runs in a worker thread: every imagecodecs call here releases the GIL. With
@@ -242,7 +254,9 @@ def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) 
         name = COMPRESSION_NAMES.get(compression, str(compression))
         raise TileDecodeError(f"cannot decode a {name} mask tile: {exc}") from exc
     if len(data) < nbytes or bits not in (1, 8):
-        raise TileDecodeError(f"mask tile decoded to {len(data)} bytes, expected {nbytes} ({bits}-bit)")
+        raise TileDecodeError(
+            f"mask tile decoded to {len(data)} bytes, expected {nbytes} ({bits}-bit)"
+        )
     flat = np.frombuffer(data, np.uint8, count=nbytes).reshape(rows, row_bytes)
     if bits == 1:
         flat = np.unpackbits(flat, axis=1)[:, :cols]

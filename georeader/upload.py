@@ -58,7 +58,9 @@ def staged_upload(
         )
     location = parse_location(url)
     if location.is_local:
-        raise UploadError(f"{url}: staged_upload is for object-store URLs; write local files directly")
+        raise UploadError(
+            f"{url}: staged_upload is for object-store URLs; write local files directly"
+        )
     store, key = open_store(location.url, **store_options)
     if location.scheme in ("http", "https"):
         raise UploadError(f"{location.url}: http(s) URLs cannot be written to; use s3://, gs:// or az://")

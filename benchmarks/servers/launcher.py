@@ -9,7 +9,7 @@ the benchmark's GIL or cores' Python threads with the readers it serves):
         url = server.url_for("scene.tif")                   # http://127.0.0.1:PORT/scene.tif
         server.reset()                                      # zero the counters
         ...                                                 # read with daskcog, GDAL, ...
-        stats = server.stats()                              # ServerStats(requests=.., bytes_sent=..)
+        stats = server.stats()                              # ServerStats(requests=.., ...)
         header = server.stats(header_bytes={"/scene.tif": 16384}).header_requests
         server.configure(latency_ms=0, bandwidth_mbps=200)  # change settings between runs
 
@@ -61,10 +61,13 @@ class RangeServer:
         cmd = [sys.executable, str(SCRIPT), "--root", str(self.root), "--port", str(port),
                "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms),
                "--bandwidth-mbps", str(bandwidth_mbps), "--seed", str(seed), "--exit-on-stdin-eof"]
-        # its stdin is a pipe only we hold: when this process ends (even by os._exit), the server does
+        # its stdin is a pipe only we hold: when this process ends (even by os._exit), the server
+        # does
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self._proc.stdout.readline()), daemon=True)
+        reader = threading.Thread(
+            target=lambda: line.append(self._proc.stdout.readline()), daemon=True
+        )
         reader.start()
         reader.join(start_timeout)
         if not line or not line[0].strip():

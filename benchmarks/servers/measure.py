@@ -29,7 +29,9 @@ if str(ROOT) not in sys.path:
 from benchmarks.servers.launcher import RangeServer  # noqa: E402
 
 
-async def _ranges(store, name: str, size: int, step: int, in_flight: int, total: int | None = None) -> float:
+async def _ranges(
+    store, name: str, size: int, step: int, in_flight: int, total: int | None = None
+) -> float:
     from obstore import get_range_async
 
     starts = list(range(0, size, step))[: total or None]
@@ -46,7 +48,9 @@ async def _ranges(store, name: str, size: int, step: int, in_flight: int, total:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     from obstore.store import HTTPStore
@@ -55,20 +59,30 @@ def main() -> None:
 
     path = bench_file()
     size = path.stat().st_size
-    print(f"file {path.name}: {size / 2**20:.0f} MiB; cores {os.cpu_count()}; load {os.getloadavg()}")
+    print(
+        f"file {path.name}: {size / 2**20:.0f} MiB; cores {os.cpu_count()}; load {os.getloadavg()}"
+    )
     with RangeServer(path.parent) as server:
         store = HTTPStore.from_url(server.url, client_options={"allow_http": True})
         for step, in_flight in ((1 << 20, 8), (1 << 20, 32), (4 << 20, 8)):
-            best = min(asyncio.run(_ranges(store, path.name, size, step, in_flight))[1] for _ in range(args.repeat))
+            best = min(
+                asyncio.run(_ranges(store, path.name, size, step, in_flight))[1]
+                for _ in range(args.repeat)
+            )
             print(f"bandwidth  {step >> 20} MiB ranges, {in_flight:2d} in flight: "
                   f"{size / best / 1e9:5.2f} GB/s ({best:.3f} s)")
         n = 20_000
-        best = min(asyncio.run(_ranges(store, path.name, size, 4096, 64, n))[1] for _ in range(args.repeat))
+        best = min(
+            asyncio.run(_ranges(store, path.name, size, 4096, 64, n))[1] for _ in range(args.repeat)
+        )
         print(f"rate       4 KiB ranges, 64 in flight: {n / best:,.0f} requests/s "
               f"({best / n * 1e6:.0f} us a request)")
         server.configure(latency_ms=50)
         server.reset()
-        got = [asyncio.run(_ranges(store, path.name, size, 4096, 2000, 2000))[1] for _ in range(args.repeat)]
+        got = [
+            asyncio.run(_ranges(store, path.name, size, 4096, 2000, 2000))[1]
+            for _ in range(args.repeat)
+        ]
         st = server.stats()
         print(f"latency    2,000 x 4 KiB at once, 50 ms injected: {min(got) * 1000:.0f} ms "
               f"(max in flight {st.max_in_flight}, errors {st.errors})")

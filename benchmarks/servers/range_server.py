@@ -153,7 +153,9 @@ class Server:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
@@ -230,7 +232,9 @@ class Server:
             await self._send_body(writer, f, start, end)
         c.bytes_sent += end - start
 
-    async def _send_body(self, writer: asyncio.StreamWriter, f: IO[bytes], start: int, end: int) -> None:
+    async def _send_body(
+        self, writer: asyncio.StreamWriter, f: IO[bytes], start: int, end: int
+    ) -> None:
         loop = asyncio.get_running_loop()
         rate = self.settings.bandwidth_bps
         if not rate:
@@ -245,7 +249,9 @@ class Server:
 
     async def _simple(self, writer: asyncio.StreamWriter, status: int, keep: bool,
                       extra: dict[str, str] | None = None, body: bytes = b"") -> None:
-        writer.write(_head(status, len(body), keep, {"Content-Type": "text/plain", **(extra or {})}) + body)
+        writer.write(
+            _head(status, len(body), keep, {"Content-Type": "text/plain", **(extra or {})}) + body
+        )
         await writer.drain()
 
     async def _control(self, writer: asyncio.StreamWriter, path: str,
@@ -275,7 +281,8 @@ class Server:
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """``bytes=a-b`` -> ``(a, b + 1)`` clamped to the file; None when unsatisfiable or multi-range."""
+    """``bytes=a-b`` -> ``(a, b + 1)`` clamped to the file; None when unsatisfiable or
+    multi-range."""
     m = _RANGE.match(header)
     if m is None or size == 0:
         return None
@@ -310,22 +317,30 @@ async def serve(root: Path, port: int, settings: Settings, watch_stdin: bool) ->
     loop = asyncio.get_running_loop()
     async with listener:
         if watch_stdin:
-            # the launcher holds our stdin: EOF means it is gone, so no server outlives its benchmark
+            # the launcher holds our stdin: EOF means it is gone, so no server outlives its
+            # benchmark
             await loop.run_in_executor(None, sys.stdin.buffer.read)
         else:
             await listener.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
-    parser.add_argument("--bandwidth-mbps", type=float, default=0.0, help="MB/s (1e6 bytes), 0: no cap")
+    parser.add_argument(
+        "--bandwidth-mbps", type=float, default=0.0, help="MB/s (1e6 bytes), 0: no cap"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--exit-on-stdin-eof", action="store_true",
-                        help="stop when stdin closes (the launcher's way to tie the server to its life)")
+    parser.add_argument(
+        "--exit-on-stdin-eof",
+        action="store_true",
+        help="stop when stdin closes (the launcher's way to tie the server to its life)",
+    )
     args = parser.parse_args(argv)
     # thousands of concurrent keep-alive connections in the fan-out benchmark
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

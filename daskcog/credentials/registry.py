@@ -64,7 +64,9 @@ PROVIDER_KEYS = frozenset({"provider", "provider_factory"})
 
 
 def is_secret(option: str) -> bool:
-    return option in SIGNING_OPTIONS or option in PROVIDER_KEYS or bool(SECRET_PATTERN.search(option))
+    return (
+        option in SIGNING_OPTIONS or option in PROVIDER_KEYS or bool(SECRET_PATTERN.search(option))
+    )
 
 
 def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,7 +201,9 @@ class CredentialsPlugin(_WorkerPlugin):
         unregister(self.name)
 
     def __repr__(self) -> str:
-        return f"CredentialsPlugin({self.name!r}, options={sorted(self._secret_options)} (redacted))"
+        return (
+            f"CredentialsPlugin({self.name!r}, options={sorted(self._secret_options)} (redacted))"
+        )
 
 
 def register_on_cluster(client: Any, name: str, **secret_options: Any) -> None:
@@ -235,7 +239,8 @@ def active_client() -> Any:
 
 
 def with_secrets(public: Any, name: str | None, url: str = "") -> dict[str, Any]:
-    """Public store options (a dict or pairs) with the named credential set merged in, in this process."""
+    """Public store options (a dict or pairs) with the named credential set merged in, in this
+    process."""
     options = dict(public)
     return options if name is None else merge(options, resolve(name, url))
 

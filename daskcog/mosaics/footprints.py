@@ -229,7 +229,9 @@ def check_header(scene: Scene, opened: OpenedFile, bands: Sequence[int] = ()) ->
     if bands and max(bands) > int(opened.count):
         problems.append(f"band {max(bands)} asked for, the file has {opened.count}")
     if np.dtype(scene.dtype) != np.dtype(opened.dtype):
-        problems.append(f"data type {scene.dtype} in the metadata, {np.dtype(opened.dtype)} in the file")
+        problems.append(
+            f"data type {scene.dtype} in the metadata, {np.dtype(opened.dtype)} in the file"
+        )
     if problems:
         where = f"{scene.label} ({scene.url})" if scene.label else scene.url
         raise SceneMismatchError(f"{where}: " + "; ".join(problems))

@@ -231,6 +231,7 @@ def get_method(method: str | type[MosaicMethod]) -> type[MosaicMethod]:
     found = METHODS.get(str(method).lower()) if isinstance(method, str) else None
     if found is None:
         raise MosaicMethodError(
-            f"unknown mosaic method {method!r}; use one of {sorted(METHODS)} or a MosaicMethod subclass"
+            f"unknown mosaic method {method!r}; use one of {sorted(METHODS)} or a MosaicMethod "
+            "subclass"
         )
     return found

@@ -105,7 +105,8 @@ class GeoStack(OnGrid):
         )
 
     def to_xarray(self, name: str | None = None) -> Any:
-        """A dask-backed xarray.DataArray (time, band, y, x), CRS on `spatial_ref` (rioxarray's way)."""
+        """A dask-backed xarray.DataArray (time, band, y, x), CRS on `spatial_ref` (rioxarray's
+        way)."""
         leading = {"time": list(self.keys), "band": list(self.bands)}
         return to_dataarray(
             self.data, leading, transform=self.transform, crs=self.crs, fill_value=self.nodata,

@@ -87,7 +87,9 @@ def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
             return tuple(chunks)
     if chunks == "auto" or chunks is None:
         return (None, "auto", "auto")
-    raise WindowError(f"chunks must be 'auto', an int, a (band, y, x) tuple or a dict; got {chunks!r}")
+    raise WindowError(
+        f"chunks must be 'auto', an int, a (band, y, x) tuple or a dict; got {chunks!r}"
+    )
 
 
 def tile_chunks(
@@ -122,7 +124,10 @@ def tile_chunks(
             return 1 if size in (None, -1) or size <= 0 else math.ceil(extent / size)
 
         # grow only the "auto" axes (a size the caller gave is kept), and only while they split
-        while blocks(y_c, height) * blocks(x_c, width) * math.ceil(count / band_size) > MAX_AUTO_CHUNKS:
+        while (
+            blocks(y_c, height) * blocks(x_c, width) * math.ceil(count / band_size)
+            > MAX_AUTO_CHUNKS
+        ):
             grow_y, grow_x = grow_y and y_c < height, grow_x and x_c < width
             if not (grow_y or grow_x):
                 break

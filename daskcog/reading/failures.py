@@ -37,7 +37,9 @@ _lock = threading.Lock()
 _records: list[ReadFailure] = []
 
 
-def record(array: str, url: str, window: tuple[int, int, int, int], exc: BaseException) -> ReadFailure:
+def record(
+    array: str, url: str, window: tuple[int, int, int, int], exc: BaseException
+) -> ReadFailure:
     failure = ReadFailure(
         array=array, url=url, window=window, error_type=type(exc).__name__, message=str(exc),
         pid=os.getpid(), host=socket.gethostname(),

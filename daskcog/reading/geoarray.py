@@ -194,7 +194,9 @@ class GeoArray(OnGrid):
         else:
             positions = [int(p) for p in np.asarray(band_key).ravel()]
         if any(not -self.count <= p < self.count for p in positions):
-            raise window_utils.WindowError(f"band index {band_key!r} out of range for {self.count} bands")
+            raise window_utils.WindowError(
+                f"band index {band_key!r} out of range for {self.count} bands"
+            )
         out = out.sel_bands([p % self.count + 1 for p in positions])
         return out
 

@@ -69,5 +69,7 @@ def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
         running = None
     if running is target:
         coro.close()
-        raise RuntimeError("run_sync called from the loop it would block; await the coroutine instead")
+        raise RuntimeError(
+            "run_sync called from the loop it would block; await the coroutine instead"
+        )
     return asyncio.run_coroutine_threadsafe(coro, target).result()

@@ -56,9 +56,13 @@ class Grid:
     width: int
 
     @classmethod
-    def from_chunks(cls, row_off: int, col_off: int, rows: Sequence[int], cols: Sequence[int]) -> Grid | None:
+    def from_chunks(
+        cls, row_off: int, col_off: int, rows: Sequence[int], cols: Sequence[int]
+    ) -> Grid | None:
         def regular(sizes: Sequence[int]) -> bool:
-            return len(sizes) > 0 and all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]
+            return (
+                len(sizes) > 0 and all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]
+            )
 
         if not (regular(rows) and regular(cols)):
             return None
@@ -73,7 +77,12 @@ class Grid:
         i, ri = divmod(row_off - self.row_off, self.row_step)
         j, rj = divmod(col_off - self.col_off, self.col_step)
         ni, nj = self.shape
-        if ri or rj or not (0 <= i < ni and 0 <= j < nj) or self.window(i, j) != (col_off, row_off, width, height):
+        if (
+            ri
+            or rj
+            or not (0 <= i < ni and 0 <= j < nj)
+            or self.window(i, j) != (col_off, row_off, width, height)
+        ):
             return None
         return i, j
 
@@ -138,12 +147,16 @@ def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
     """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
     if BUDGET <= 0 or range_cache.CACHE.unused_prefetch_bytes >= BUDGET:
         return
-    here = grid.index(int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+    here = grid.index(
+        int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    )
     if here is None:
         return
     REQUESTED.claim(array, [here])
     for ij in REQUESTED.claim(array, grid.neighbours(*here)):
-        task = asyncio.ensure_future(reader.prefetch_window(Window(*grid.window(*ij)), budget=BUDGET))
+        task = asyncio.ensure_future(
+            reader.prefetch_window(Window(*grid.window(*ij)), budget=BUDGET)
+        )
         _tasks.add(task)
         task.add_done_callback(lambda t, ij=ij: _done(t, array, ij))
 

@@ -138,7 +138,11 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     location = parse_location(url)
     public, credential_name = creds.keep_out_of_graph(store_options, credentials, location.url)
     options = tuple(sorted(public.items()))
-    full_options = creds.merge(public, creds.resolve(credential_name, location.url)) if credential_name else public
+    full_options = (
+        creds.merge(public, creds.resolve(credential_name, location.url))
+        if credential_name
+        else public
+    )
     opened = run_sync(CACHE.opened(location.url, full_options))
     reader = CACHE.make_reader(
         opened, overview_level=overview_level, bands=bands, resolution=resolution
@@ -151,7 +155,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         window=(0, 0, reader.width, reader.height),
         dtype=str(reader.dtype),
         fill_value=check_fill(
-            reader.fill_value_default if fill_value is None else fill_value, reader.dtype, location.url
+            reader.fill_value_default if fill_value is None else fill_value,
+            reader.dtype,
+            location.url,
         ),
         tile=reader.block_shape,
         loop=loop,
@@ -162,7 +168,9 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
 
 
-def from_spec(spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: float | None) -> GeoArray:
+def from_spec(
+    spec: ReadSpec, chunks: Any, *, transform: Any, crs: Any, nodata: float | None
+) -> GeoArray:
     """The GeoArray for a ReadSpec: one blockwise layer, keys from the spec's token."""
     col_off, row_off, width, height = spec.window
     dtype = np.dtype(spec.dtype)
@@ -228,7 +236,12 @@ class BlockReader:
         try:
             return read_block(spec, spec.bands[b0:b1], window, self.grid, self._array)
         except GeoreaderError as exc:
-            where = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+            where = (
+                int(window.col_off),
+                int(window.row_off),
+                int(window.width),
+                int(window.height),
+            )
             if spec.errors == "nodata":
                 failures.record(spec.token, spec.url, where, exc)
                 return np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
@@ -255,7 +268,9 @@ def read_block(
     options = spec.options
     opened = CACHE.peek(spec.url, options)
     if opened is not None:
-        reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=spec.overview_level, bands=bands)
+        reader = AsyncGeoTIFFReader.from_opened(
+            opened, overview_level=spec.overview_level, bands=bands
+        )
         if reader.reads_locally:
             return reader.read_window_sync(window, fill_value=spec.fill_value).values
     pending = run_sync(fetch_block(spec, bands, window, grid, array), spec.loop)

@@ -160,7 +160,9 @@ def _one(name: str, assets: dict[str, list[BandInfo]]) -> list[Band]:
         return [Band(name, infos[int(number) - 1])]
     matches = [b for infos in assets.values() for b in infos if name in b.aliases]
     if not matches:
-        known = sorted({*assets, *(a for infos in assets.values() for b in infos for a in b.aliases)})
+        known = sorted(
+            {*assets, *(a for infos in assets.values() for b in infos for a in b.aliases)}
+        )
         raise BandError(f"band {name!r} matches no asset key or band alias; known: {known}")
     if len({m.asset for m in matches}) > 1:
         raise BandError(
@@ -190,6 +192,7 @@ def check_asset(first: BandInfo, item: ItemDict, asset: Mapping[str, Any], first
         same = mine == theirs or (_nan(mine) and _nan(theirs))  # NaN nodata equals NaN
         if mine is not None and theirs is not None and not same:
             raise BandError(
-                f"asset {first.asset!r} band {first.index}: {what} {theirs!r} in item {first_item}, "
+                f"asset {first.asset!r} band {first.index}: {what} {theirs!r} in item "
+                f"{first_item}, "
                 f"{mine!r} in item {item_id(item)}; give dtype= / nodata= to load them together"
             )

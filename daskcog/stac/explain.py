@@ -99,7 +99,9 @@ def explain(stack: StacStack) -> LoadPlan:
                 left, bottom, right, top = grid.window_bounds(*window)
                 items: set[str] = set()
                 scenes = nbytes = requests = 0
-                for positions, mspec, ids, _ in spec.jobs(t, 0, len(spec.band_map), (left, bottom, right, top)):
+                for positions, mspec, ids, _ in spec.jobs(
+                    t, 0, len(spec.band_map), (left, bottom, right, top)
+                ):
                     nbands = len(positions)
                     for i in ids:
                         scene = mspec.scenes[int(i)]

@@ -113,7 +113,9 @@ class ParquetSpec:
                 (pc.field("bbox", "xmin") <= east + m) & (pc.field("bbox", "xmax") >= west - m)
                 & (pc.field("bbox", "ymin") <= north + m) & (pc.field("bbox", "ymax") >= south - m)
             )
-        file_options = tuple(sorted(self._with_secrets(self.file_options, self.file_credentials).items()))
+        file_options = tuple(
+            sorted(self._with_secrets(self.file_options, self.file_credentials).items())
+        )
         table = columns_table(self.url, file_options, tuple(k for k, _ in self.facts))
         table = table.filter(expr)
         keys = row_keys(self.groupby, table)
@@ -202,7 +204,9 @@ def load_geoparquet(
     if preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
-    file_options = tuple(sorted((parquet_options if parquet_options is not None else store_options).items()))
+    file_options = tuple(
+        sorted((parquet_options if parquet_options is not None else store_options).items())
+    )
     frag = fragment(str(url), file_options)
     head = frag.head(_HEAD_ROWS)
     catalogue = band_rules.catalogue(row_items(head))

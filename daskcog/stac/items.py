@@ -113,7 +113,9 @@ def item_datetime(item: ItemDict) -> dt.datetime:
         try:
             when = dt.datetime.fromisoformat(str(value))
         except ValueError as exc:
-            raise StacItemError(f"item {item_id(item)}: datetime {value!r} is not ISO 8601") from exc
+            raise StacItemError(
+                f"item {item_id(item)}: datetime {value!r} is not ISO 8601"
+            ) from exc
     if when.tzinfo is not None:
         when = when.astimezone(dt.UTC).replace(tzinfo=None)
     return when

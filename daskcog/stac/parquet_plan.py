@@ -229,7 +229,9 @@ def _known(values: np.ndarray) -> np.ndarray:
 _FIELD = {"code": "proj:code", "epsg": "proj:epsg", "wkt": "proj:wkt2"}
 
 
-def _numbers(table: Any, names: set[str], field: str, lengths: tuple[int, ...]) -> np.ndarray | None:
+def _numbers(
+    table: Any, names: set[str], field: str, lengths: tuple[int, ...]
+) -> np.ndarray | None:
     """A list column (asset level over item level) as an (N, L) float array; NaN rows where
     neither level has it; None when the lists do not have one of `lengths`."""
     import pyarrow.compute as pc

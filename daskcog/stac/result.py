@@ -90,7 +90,9 @@ class StacStack(GeoStack):
         """A dask-backed DataArray (time, band, y, x) with item properties as coordinates."""
         out = super().to_xarray(name)
         extra: dict[str, Any] = {
-            key: ("time", values) for key, values in self.properties.items() if key not in out.coords
+            key: ("time", values)
+            for key, values in self.properties.items()
+            if key not in out.coords
         }
         if isinstance(self.groupby, str) and self.groupby not in TIME_GROUPS:
             extra.setdefault(self.groupby, ("time", list(self.steps.keys)))

@@ -95,7 +95,9 @@ def write_raster(
 
     if is_store_url(path):
         url = str(path)
-        with staged_upload(url, tmpdir=tmpdir, **_output_options(store_options, credentials, url)) as local:
+        with staged_upload(
+            url, tmpdir=tmpdir, **_output_options(store_options, credentials, url)
+        ) as local:
             write_raster(
                 source, local, cog=cog, nodata=nodata, scheduler=scheduler, progress=progress,
                 tmpdir=local.parent, **options,
@@ -105,14 +107,22 @@ def write_raster(
         raise WriteError(f"{path}: credentials and store options are for object-store outputs")
     if isinstance(source, GeoTensor):
         written = write_geotensor(
-            source, path, cog=cog, nodata=None if nodata is _AUTO else nodata, tmpdir=tmpdir, **options
+            source,
+            path,
+            cog=cog,
+            nodata=None if nodata is _AUTO else nodata,
+            tmpdir=tmpdir,
+            **options,
         )
         if progress is not None:
             progress(1, 1)
         return written
     path = Path(path).expanduser()
     opts = resolve_options(
-        np.dtype(source.dtype), cog=cog, nodata=source.nodata if nodata is _AUTO else nodata, **options
+        np.dtype(source.dtype),
+        cog=cog,
+        nodata=source.nodata if nodata is _AUTO else nodata,
+        **options,
     )
     if not path.parent.is_dir():
         raise WriteError(f"{path}: the output folder {path.parent} does not exist")

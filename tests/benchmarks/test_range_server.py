@@ -48,7 +48,11 @@ def test_ranges_whole_file_head_and_errors(server: RangeServer, served: tuple[Pa
     data = served[1]
     url = server.url_for("blob.bin")
     status, headers, body = _get(url, "bytes=10-19")
-    assert (status, body, headers["Content-Range"]) == (206, data[10:20], f"bytes 10-19/{len(data)}")
+    assert (status, body, headers["Content-Range"]) == (
+        206,
+        data[10:20],
+        f"bytes 10-19/{len(data)}",
+    )
     assert _get(url, "bytes=-5")[2] == data[-5:]
     assert _get(url, f"bytes={len(data) - 3}-")[2] == data[-3:]
     assert _get(url, f"bytes=0-{len(data) * 2}")[2] == data  # an end past the file is clamped

@@ -9,11 +9,18 @@ def test_nested_secrets_are_split_off_and_merge_back() -> None:
     options = {
         "region": "eu-west-1",
         "config": {"aws_secret_access_key": "SEKRIT", "aws_endpoint": "http://127.0.0.1:9000"},
-        "client_options": {"allow_http": True, "default_headers": {"Authorization": "Basic U0VLUklU"}},
+        "client_options": {
+            "allow_http": True,
+            "default_headers": {"Authorization": "Basic U0VLUklU"},
+        },
         "session_token": "TOKEN",
     }
     public, secret = split_secrets(options)
-    assert "SEKRIT" not in repr(public) and "U0VLUklU" not in repr(public) and "TOKEN" not in repr(public)
+    assert (
+        "SEKRIT" not in repr(public)
+        and "U0VLUklU" not in repr(public)
+        and "TOKEN" not in repr(public)
+    )
     assert public["config"] == {"aws_endpoint": "http://127.0.0.1:9000"}
     assert merge(public, secret) == options
 

@@ -1,6 +1,8 @@
-"""daskcog.open: levels, bands, fill, lazy slicing with the right transform, dask and xarray ops, errors.
+"""daskcog.open: levels, bands, fill, lazy slicing with the right transform, dask and xarray ops,
+errors.
 
-The scheduler matrix (threaded, sync, processes) is in test_schedulers.py, the cluster in test_cluster.py.
+The scheduler matrix (threaded, sync, processes) is in test_schedulers.py, the cluster in
+test_cluster.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""daskcog.open computes the same arrays as RasterioReader on dask's threaded, sync and processes schedulers."""
+"""daskcog.open computes the same arrays as RasterioReader on dask's threaded, sync and processes
+schedulers."""
 
 from __future__ import annotations
 

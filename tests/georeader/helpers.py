@@ -54,7 +54,10 @@ class Diff:
     differing: int
 
     def __str__(self) -> str:
-        return f"max={self.max_abs:g} mean={self.mean_abs:.3f} p99.9={self.p999_abs:g} n={self.differing}"
+        return (
+            f"max={self.max_abs:g} mean={self.mean_abs:.3f} p99.9={self.p999_abs:g} "
+            f"n={self.differing}"
+        )
 
 
 def diff(a: np.ndarray, b: np.ndarray) -> Diff:

@@ -51,7 +51,8 @@ PAYLOAD = textwrap.dedent(
 
         async def main():
             reader = await AsyncGeoTIFFReader.open(path)
-            tiles = await asyncio.gather(*(reader.read_window(Window(0, 0, 64, 64)) for _ in range(10)))
+            window = Window(0, 0, 64, 64)
+            tiles = await asyncio.gather(*(reader.read_window(window) for _ in range(10)))
             assert all(t.shape == (reader.count, 64, 64) for t in tiles)
             return reader
 
@@ -106,7 +107,8 @@ RAW_PAYLOAD = textwrap.dedent(
 
     async def main():
         geotiff = await GeoTIFF.open(name, store=LocalStore(folder))
-        arrays = await asyncio.gather(*(geotiff.read(window=Window(0, 0, 64, 64)) for _ in range(10)))
+        window = Window(0, 0, 64, 64)
+        arrays = await asyncio.gather(*(geotiff.read(window=window) for _ in range(10)))
         assert all(a.data.shape[1:] == (64, 64) for a in arrays)
         return geotiff
 

@@ -31,7 +31,9 @@ class CountingStore:
         return await self.inner.get_ranges_async(path, starts=starts, ends=ends, lengths=lengths)
 
 
-@pytest.mark.parametrize("case", ["geokeys-count-huge", "geokey-refers-past-doubles", "nodata-not-a-number"])
+@pytest.mark.parametrize(
+    "case", ["geokeys-count-huge", "geokey-refers-past-doubles", "nodata-not-a-number"]
+)
 def test_corrupt_tags_are_not_retried(tmp_path: Path, case: str) -> None:
     path = garbage_tags(tmp_path)[case]
     store = CountingStore(tmp_path)

@@ -40,14 +40,26 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]
 
 
 def _run_batch(paths: list[str]) -> tuple[list[dict], int]:
-    """Probe `paths` in one process; after a crash, go on in a new one. Returns results, peak RSS."""
+    """Probe `paths` in one process; after a crash, go on in a new one. Returns results, peak
+    RSS."""
     results: list[dict] = []
     peak = 0
     todo = list(paths)
     while todo:
         proc = subprocess.run(
-            [sys.executable, "-m", "tests.georeader.hostile.probe", str(CAP), str(PROBE_TIMEOUT), *todo],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+            [
+                sys.executable,
+                "-m",
+                "tests.georeader.hostile.probe",
+                str(CAP),
+                str(PROBE_TIMEOUT),
+                *todo,
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         started = None
         done: set[str] = set()
@@ -66,7 +78,9 @@ def _run_batch(paths: list[str]) -> tuple[list[dict], int]:
                             "stderr": proc.stderr[-400:]})
             done.add(started)
         elif not done and todo:
-            pytest.fail(f"probe process failed before any probe: {proc.returncode} {proc.stderr[-2000:]}")
+            pytest.fail(
+                f"probe process failed before any probe: {proc.returncode} {proc.stderr[-2000:]}"
+            )
         todo = [p for p in todo if p not in done]
     return results, peak
 
@@ -83,8 +97,13 @@ def test_hostile_files_are_exact_or_typed(cases: dict[str, dict[str, Path]]) -> 
     for r in results:
         counts.setdefault(family_of[r["path"]], Counter())[r["outcome"]] += 1
     summary = {family: dict(c) for family, c in sorted(counts.items())}
-    print(f"\nhostile files: {len(results)} probes, peak RSS {peak / 2**20:.0f} MiB; {json.dumps(summary)}")
-    bad = [r for r in results if r["outcome"] not in GOOD and Path(r["path"]).stem not in GDAL_STRICTER]
+    print(
+        f"\nhostile files: {len(results)} probes, peak RSS {peak / 2**20:.0f} MiB; "
+        f"{json.dumps(summary)}"
+    )
+    bad = [
+        r for r in results if r["outcome"] not in GOOD and Path(r["path"]).stem not in GDAL_STRICTER
+    ]
     assert not bad, json.dumps(bad, indent=1)[:6000]
     assert len(results) == len(paths)
     assert peak < PEAK_LIMIT

@@ -1,4 +1,5 @@
-"""Inputs refused before they could give silently wrong reads: unsplit query strings, fill values."""
+"""Inputs refused before they could give silently wrong reads: unsplit query strings, fill
+values."""
 
 from __future__ import annotations
 

@@ -50,7 +50,9 @@ def test_odd_local_names_round_trip(tmp_path: Path, name: str) -> None:
         assert parse_location(location.url) == location  # URLs round-trip
         reader = run(AsyncGeoTIFFReader.open(given))
         np.testing.assert_array_equal(run(reader.load()).values, expected)
-        np.testing.assert_array_equal(reader.read_window_sync(Window(0, 0, 48, 48)).values, expected)
+        np.testing.assert_array_equal(
+            reader.read_window_sync(Window(0, 0, 48, 48)).values, expected
+        )
     with RasterioReader(path.as_uri()) as ref:
         np.testing.assert_array_equal(ref.load().values, expected)
     np.testing.assert_array_equal(daskcog.open(path.as_uri(), chunks=32).compute().values, expected)
@@ -74,7 +76,11 @@ def test_a_callers_store_keeps_the_whole_key(tmp_path: Path, monkeypatch) -> Non
     _write(tmp_path / "x.tif", 9000)  # the object a base-name-only key would read
     monkeypatch.chdir(tmp_path / "b")  # a relative key is relative to the store, not the cwd
     for store in (LocalStore(str(tmp_path)), NativeLocal(str(tmp_path))):
-        for key, expected in (("a/x.tif", ea), ("b/x.tif", eb), (str(tmp_path / "a" / "x.tif"), ea)):
+        for key, expected in (
+            ("a/x.tif", ea),
+            ("b/x.tif", eb),
+            (str(tmp_path / "a" / "x.tif"), ea),
+        ):
             reader = run(AsyncGeoTIFFReader.open(key, store=store))
             np.testing.assert_array_equal(run(reader.load()).values, expected)
     memory = MemoryStore()
@@ -138,4 +144,6 @@ def test_process_global_tables_are_bounded(tmp_path: Path, monkeypatch) -> None:
         _write(folder / "x.tif", i, size=16)
         run(AsyncGeoTIFFReader.open(folder / "x.tif"))
         assert len(store._stores) <= 4 and len(opened_file._header_sizes) <= 3
-    assert str((tmp_path / "f9" / "x.tif").as_uri()) in opened_file._header_sizes  # the newest stays
+    assert (
+        str((tmp_path / "f9" / "x.tif").as_uri()) in opened_file._header_sizes
+    )  # the newest stays

@@ -77,10 +77,14 @@ def test_read_ahead_stays_within_its_budget_and_is_counted_when_used() -> None:
 
     async def go() -> tuple[object, object, object]:
         first = await cache.get("u", [(0, 600)], src.fetcher([(0, 600)]), prefetch_budget=1000)
-        refused = await cache.get("u", [(1000, 600)], src.fetcher([(1000, 600)]), prefetch_budget=1000)
+        refused = await cache.get(
+            "u", [(1000, 600)], src.fetcher([(1000, 600)]), prefetch_budget=1000
+        )
         assert cache.unused_prefetch_bytes == 600
         await cache.get("u", [(0, 600)], src.fetcher([(0, 600)]))  # a read uses it
-        again = await cache.get("u", [(1000, 600)], src.fetcher([(1000, 600)]), prefetch_budget=1000)
+        again = await cache.get(
+            "u", [(1000, 600)], src.fetcher([(1000, 600)]), prefetch_budget=1000
+        )
         return first, refused, again
 
     first, refused, again = run(go())

@@ -1,4 +1,5 @@
-"""Slices follow numpy / dask (empty and reversed slices are empty axes); bad windows name the file."""
+"""Slices follow numpy / dask (empty and reversed slices are empty axes); bad windows name the
+file."""
 
 from __future__ import annotations
 

@@ -48,7 +48,9 @@ __all__ = ["ACCOUNT", "AzuriteServer", "AzuriteError", "TokenEndpoint", "AZURITE
 
 AZURITE_VERSION = "3.37.0"
 ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 SAS_VERSION = "2021-08-06"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = PROJECT_ROOT / ".cache" / "azurite"
@@ -112,7 +114,9 @@ class AzuriteServer:
         while not port_open(self.port):
             if self._proc.poll() is not None:
                 self.stop()
-                raise AzuriteError(f"azurite exited with code {self._proc.returncode}: {self.log_tail()}")
+                raise AzuriteError(
+                    f"azurite exited with code {self._proc.returncode}: {self.log_tail()}"
+                )
             if time.monotonic() - started > startup_timeout:
                 tail = self.log_tail()
                 self.stop()
@@ -178,7 +182,9 @@ class AzuriteServer:
         if response.status not in (201, 409):
             raise AzuriteError(f"create container {name!r}: HTTP {response.status}: {body[:300]!r}")
 
-    def container_sas(self, container: str, seconds: float, permissions: str = "rl") -> tuple[str, dt.datetime]:
+    def container_sas(
+        self, container: str, seconds: float, permissions: str = "rl"
+    ) -> tuple[str, dt.datetime]:
         """(SAS token for the whole container, its expiry): a service SAS signed with the key."""
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = now - dt.timedelta(seconds=60)
@@ -191,8 +197,14 @@ class AzuriteServer:
         signature = _sign("\n".join(fields))
         token = "&".join(
             f"{k}={quote(v, safe='')}"
-            for k, v in (("sv", SAS_VERSION), ("sr", "c"), ("sp", permissions),
-                         ("st", start.strftime(fmt)), ("se", expiry.strftime(fmt)), ("sig", signature))
+            for k, v in (
+                ("sv", SAS_VERSION),
+                ("sr", "c"),
+                ("sp", permissions),
+                ("st", start.strftime(fmt)),
+                ("se", expiry.strftime(fmt)),
+                ("sig", signature),
+            )
         )
         return token, expiry
 

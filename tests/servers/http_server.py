@@ -275,7 +275,11 @@ class RangeHTTPServer:
     """
 
     def __init__(
-        self, root_dir: str | os.PathLike, *, forbidden: Iterable[str] = (), backlog: int | None = None
+        self,
+        root_dir: str | os.PathLike,
+        *,
+        forbidden: Iterable[str] = (),
+        backlog: int | None = None,
     ) -> None:
         self.root_dir = Path(root_dir).resolve()
         if not self.root_dir.is_dir():
@@ -288,7 +292,9 @@ class RangeHTTPServer:
         self._etags: dict[tuple, str] = {}
         t0 = time.monotonic()
         server_class = _Server
-        if backlog is not None:  # a fragile origin: connections past the backlog are refused/dropped
+        if (
+            backlog is not None
+        ):  # a fragile origin: connections past the backlog are refused/dropped
             server_class = type("_SmallBacklogServer", (_Server,), {"request_queue_size": backlog})
         self._httpd = server_class((HOST, 0), _Handler)
         self._httpd.owner = self

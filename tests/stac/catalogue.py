@@ -86,7 +86,10 @@ def pixels(defn: SceneDef, bands: int, dtype: str, seed: int) -> np.ndarray:
     yy, xx = np.mgrid[:SIZE, :SIZE]
     hi = 250 if dtype == "uint8" else 9000
     data = np.stack(
-        [((np.sin(xx / (7 + b) + seed) + np.cos(yy / (5 + b))) * hi / 5 + hi / 2) for b in range(bands)]
+        [
+            ((np.sin(xx / (7 + b) + seed) + np.cos(yy / (5 + b))) * hi / 5 + hi / 2)
+            for b in range(bands)
+        ]
     )
     data += rng.integers(0, 20, size=data.shape)
     data = np.clip(data, 1, hi).astype(dtype)
@@ -96,7 +99,9 @@ def pixels(defn: SceneDef, bands: int, dtype: str, seed: int) -> np.ndarray:
     return data
 
 
-def write_cog(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float | None) -> Path:
+def write_cog(
+    path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float | None
+) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +132,11 @@ def write_files(folder: Path) -> dict[str, Path]:
         ):
             rel = f"{defn.name}/{asset}.tif"
             files[rel] = write_cog(
-                folder / rel, pixels(defn, bands, dtype, 100 * i + j), defn.crs, defn.transform, nodata
+                folder / rel,
+                pixels(defn, bands, dtype, 100 * i + j),
+                defn.crs,
+                defn.transform,
+                nodata,
             )
     return files
 
@@ -191,7 +200,9 @@ def item_dict(defn: SceneDef, base_url: str, *, proj_override: dict | None = Non
         "bbox": [west, south, east, north],
         "geometry": {
             "type": "Polygon",
-            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+            "coordinates": [
+                [[west, south], [east, south], [east, north], [west, north], [west, south]]
+            ],
         },
         "properties": props,
         "assets": assets,

@@ -22,7 +22,9 @@ def _paying(items: list[dict]) -> list[dict]:
         if n % 2:
             item["properties"]["storage:requester_pays"] = True
         else:
-            item["properties"]["storage:schemes"] = {"aws": {"type": "aws-s3", "requester_pays": True}}
+            item["properties"]["storage:schemes"] = {
+                "aws": {"type": "aws-s3", "requester_pays": True}
+            }
             for asset in item["assets"].values():
                 asset["storage:refs"] = ["aws"]
     return items
@@ -31,7 +33,9 @@ def _paying(items: list[dict]) -> list[dict]:
 def test_requester_pays_flags():
     assert requester_pays({"storage:requester_pays": True}, {})
     assert not requester_pays({"storage:requester_pays": False}, {"storage:requester_pays": True})
-    assert requester_pays({"storage:refs": ["p"]}, {"storage:schemes": {"p": {"requester_pays": True}}})
+    assert requester_pays(
+        {"storage:refs": ["p"]}, {"storage:schemes": {"p": {"requester_pays": True}}}
+    )
     assert not requester_pays({}, {})
 
 

@@ -121,7 +121,9 @@ def range_proxy_s3(range_proxy_s3_session: RangeLogProxy) -> Iterator[RangeLogPr
 
 
 @pytest.fixture
-def range_proxy_http(range_proxy_http_session: RangeLogProxy, http_server) -> Iterator[RangeLogProxy]:
+def range_proxy_http(
+    range_proxy_http_session: RangeLogProxy, http_server
+) -> Iterator[RangeLogProxy]:
     range_proxy_http_session.reset()
     yield range_proxy_http_session
     range_proxy_http_session.reset()

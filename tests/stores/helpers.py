@@ -46,7 +46,8 @@ REQUEST_COUNTS: dict[str, dict[str, Any]] = {}
 
 
 def s3_options(server: Any, *, endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
-    """obstore S3 options (obstore 0.12 names) for the SeaweedFS test server or a proxy before it."""
+    """obstore S3 options (obstore 0.12 names) for the SeaweedFS test server or a proxy before
+    it."""
     return {
         "endpoint": endpoint or server.endpoint,
         "region": server.region,
@@ -269,7 +270,9 @@ def tile_byte_ranges(path: Any, rows: Callable[[int], bool]) -> list[tuple[int, 
     _th, tw = opened.levels[0].tile_shape
     nx = -(-opened.levels[0].width // tw)
     out = []
-    for index, (offset, count) in enumerate(zip(ifd.tile_offsets, ifd.tile_byte_counts, strict=True)):
+    for index, (offset, count) in enumerate(
+        zip(ifd.tile_offsets, ifd.tile_byte_counts, strict=True)
+    ):
         if count and rows(index // nx):
             out.append((int(offset), int(offset) + int(count) - 1))
     return out

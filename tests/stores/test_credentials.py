@@ -38,7 +38,11 @@ def _texts_of_graph(arr) -> dict[str, bytes]:
     """Everything a graph can leak through: keys, reprs, pickles (high level and materialised)."""
     data = arr.data
     out: dict[str, bytes] = {}
-    for label, collection in (("array", data), ("sum", data.sum()), ("slice", data[:, 10:100, 5:250])):
+    for label, collection in (
+        ("array", data),
+        ("sum", data.sum()),
+        ("slice", data[:, 10:100, 5:250]),
+    ):
         graph = collection.__dask_graph__()
         materialised = dict(graph)
         out[f"{label} keys"] = "\n".join(map(str, materialised)).encode()
@@ -152,7 +156,9 @@ def test_credentials_reach_distributed_workers(s3_server, s3_cog, reference):
         creds.register_on_cluster(client, "stores-cluster", access_key_id=s3_server.access_key,
                                   secret_access_key=s3_server.secret_key)
         try:
-            named = daskcog.open(s3_cog, chunks=(2, 96, 128), credentials="stores-cluster", **public)
+            named = daskcog.open(
+                s3_cog, chunks=(2, 96, 128), credentials="stores-cluster", **public
+            )
             np.testing.assert_array_equal(named.data.compute(), reference[0])
             assert client.run(creds.registered_names).popitem()[1].count("stores-cluster") == 1
         finally:
@@ -160,15 +166,21 @@ def test_credentials_reach_distributed_workers(s3_server, s3_cog, reference):
 
 
 # -- signed URLs: the query is a secret like a key ---------------------------------
-def _signed(s3_server, s3_bucket: str, s3_cog: str, endpoint: str | None = None) -> tuple[str, list[str]]:
+def _signed(
+    s3_server, s3_bucket: str, s3_cog: str, endpoint: str | None = None
+) -> tuple[str, list[str]]:
     """A presigned URL of the COG, and the secrets in it (the query and each long value)."""
     key = s3_cog.split("/", 3)[3]
-    url = obstore.sign(s3_server.store(s3_bucket, endpoint=endpoint), "GET", key, timedelta(seconds=120))
+    url = obstore.sign(
+        s3_server.store(s3_bucket, endpoint=endpoint), "GET", key, timedelta(seconds=120)
+    )
     query = url.partition("?")[2]
     return url, [query, *(v for _, v in parse_qsl(query) if len(v) >= 8)]
 
 
-def test_signed_query_never_in_graph_reprs_pickles_logs(s3_server, s3_bucket, s3_cog, reference, caplog):
+def test_signed_query_never_in_graph_reprs_pickles_logs(
+    s3_server, s3_bucket, s3_cog, reference, caplog
+):
     url, secrets = _signed(s3_server, s3_bucket, s3_cog)
 
     def sign(plain: str) -> str:
@@ -182,14 +194,18 @@ def test_signed_query_never_in_graph_reprs_pickles_logs(s3_server, s3_bucket, s3
         assert arr.source.credentials.startswith("signed-")
         caplog.set_level(logging.DEBUG)
         np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
-        logged = caplog.text + "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+        logged = caplog.text + "\n".join(
+            f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records
+        )
         for secret in secrets:
             assert secret not in logged
         reader = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
         assert all(secret not in repr(reader) for secret in secrets)
 
 
-def test_signed_query_never_in_errors_of_failing_reads(s3_server, s3_bucket, s3_cog, range_proxy_s3, cog_path):
+def test_signed_query_never_in_errors_of_failing_reads(
+    s3_server, s3_bucket, s3_cog, range_proxy_s3, cog_path
+):
     from tests.stores.helpers import tile_byte_ranges
 
     url, secrets = _signed(s3_server, s3_bucket, s3_cog, endpoint=range_proxy_s3.url)
@@ -218,7 +234,9 @@ def test_signed_query_never_in_errors_of_failing_reads(s3_server, s3_bucket, s3_
         daskcog.open(tampered, **opts)
     text = _error_text(info.value)
     assert url.partition("?")[0] in str(info.value)
-    assert all(secret not in text for secret in secrets[1:]) and tampered.partition("?")[2] not in text
+    assert (
+        all(secret not in text for secret in secrets[1:]) and tampered.partition("?")[2] not in text
+    )
 
 
 def test_mosaic_graphs_hold_no_secrets(s3_server, s3_bucket, s3_cog, reference):

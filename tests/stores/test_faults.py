@@ -49,16 +49,26 @@ class Backend:
 def backend(request, s3_server, s3_cog, http_cog_rel, fault_proxy_s3, fault_proxy_http) -> Backend:
     """The COG behind a FaultProxy, over S3 or HTTP; proxy reset around the test."""
     if request.param == "s3":
-        return Backend("s3", s3_cog, s3_options(s3_server, endpoint=fault_proxy_s3.url), fault_proxy_s3)
-    return Backend("http", f"{fault_proxy_http.url}/{http_cog_rel}", dict(HTTP_OPTIONS), fault_proxy_http)
+        return Backend(
+            "s3", s3_cog, s3_options(s3_server, endpoint=fault_proxy_s3.url), fault_proxy_s3
+        )
+    return Backend(
+        "http", f"{fault_proxy_http.url}/{http_cog_rel}", dict(HTTP_OPTIONS), fault_proxy_http
+    )
 
 
 @pytest.fixture(params=["s3", "http"])
-def range_backend(request, s3_server, s3_cog, http_cog_rel, range_proxy_s3, range_proxy_http) -> Backend:
+def range_backend(
+    request, s3_server, s3_cog, http_cog_rel, range_proxy_s3, range_proxy_http
+) -> Backend:
     """Like `backend`, through the proxy that can fail chosen byte ranges."""
     if request.param == "s3":
-        return Backend("s3", s3_cog, s3_options(s3_server, endpoint=range_proxy_s3.url), range_proxy_s3)
-    return Backend("http", f"{range_proxy_http.url}/{http_cog_rel}", dict(HTTP_OPTIONS), range_proxy_http)
+        return Backend(
+            "s3", s3_cog, s3_options(s3_server, endpoint=range_proxy_s3.url), range_proxy_s3
+        )
+    return Backend(
+        "http", f"{range_proxy_http.url}/{http_cog_rel}", dict(HTTP_OPTIONS), range_proxy_http
+    )
 
 
 @pytest.fixture
@@ -107,7 +117,9 @@ def test_transient_faults_give_identical_pixels(backend, reference, scenario):
         if isinstance(got, BaseException):
             raise got
         np.testing.assert_array_equal(got, reference[0])
-        entry = record_requests(f"{backend.name} {scenario} {name}", proxy, seconds=round(seconds, 2))
+        entry = record_requests(
+            f"{backend.name} {scenario} {name}", proxy, seconds=round(seconds, 2)
+        )
         assert seconds < 30
         if scenario.startswith("latency"):
             assert seconds >= 0.1
@@ -159,8 +171,11 @@ def test_permanent_503_during_compute_is_a_bounded_typed_error(backend):
     assert isinstance(exc, StoreReadError), repr(exc)
     assert backend.url in str(exc) and "window" in str(exc)
     assert seconds < 15, f"{seconds:.1f} s"
-    record_requests(f"{backend.name} permanent 503, compute (threads, {arr.data.npartitions} chunks)",
-                    backend.proxy, seconds=round(seconds, 2))
+    record_requests(
+        f"{backend.name} permanent 503, compute (threads, {arr.data.npartitions} chunks)",
+        backend.proxy,
+        seconds=round(seconds, 2),
+    )
 
 
 def test_403_at_open_is_access_denied_without_retry(backend):
@@ -219,7 +234,9 @@ def test_latency_stays_correct_through_overviews(backend, reference):
     backend.proxy.configure(latency_ms=100, jitter_ms=30, seed=9)
     for level in (1, 2):
         _fresh_caches()
-        got, seconds = elapsed(lambda level=level: read_async(backend.url, overview_level=level, **backend.options))
+        got, seconds = elapsed(
+            lambda level=level: read_async(backend.url, overview_level=level, **backend.options)
+        )
         np.testing.assert_array_equal(got, reference[level])
         assert seconds >= 0.1
     record_requests(f"{backend.name} latency 100+-30 ms, overviews 1-2", backend.proxy)
@@ -241,7 +258,9 @@ def test_errors_nodata_fills_failed_chunks_and_reports_them(range_backend, cog_p
     if isinstance(got, BaseException):
         raise got
     assert seconds < 30
-    expected_windows = {(c, 64, min(64, COG_SPEC.width - c), 64) for c in range(0, COG_SPEC.width, 64)}
+    expected_windows = {
+        (c, 64, min(64, COG_SPEC.width - c), 64) for c in range(0, COG_SPEC.width, 64)
+    }
 
     failed = arr.failures()
     assert {f.window for f in failed} == expected_windows, failed
@@ -291,29 +310,58 @@ def test_numbers_in_the_url_do_not_make_a_503_permanent(numbered_backend, refere
 # durations that happen to read 401-404.
 _OBSERVED = {
     "503 in 404.2µs": (
-        ("GenericError: Generic S3 error: Error performing GET http://127.0.0.1:41157/bkt/a.tif in "
-        "404.2µs - Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>SlowDown"
-        "</Code></Error>"), StoreReadError),
+        (
+            "GenericError: Generic S3 error: Error performing GET http://127.0.0.1:41157/bkt/a.tif "
+            "in "
+            "404.2µs - Server returned non-2xx status code: 503 Service Unavailable: "
+            "<Error><Code>SlowDown"
+            "</Code></Error>"
+        ),
+        StoreReadError,
+    ),
     "reset after 403.1ms": (
-        ("GenericError: Generic HTTP error: Error performing GET http://127.0.0.1:4000/a.tif in "
-        "403.1ms, after 3 retries - HTTP error: error sending request"), StoreReadError),
+        (
+            "GenericError: Generic HTTP error: Error performing GET http://127.0.0.1:4000/a.tif in "
+            "403.1ms, after 3 retries - HTTP error: error sending request"
+        ),
+        StoreReadError,
+    ),
     "500 whose body says not found": (
-        ("GenericError: Generic HTTP error: Error performing GET http://127.0.0.1:4000/a.tif in 2.1ms "
-        "- Server returned non-2xx status code: 500 Internal Server Error: upstream not found"),
-        StoreReadError),
+        (
+            "GenericError: Generic HTTP error: Error performing GET http://127.0.0.1:4000/a.tif in "
+            "2.1ms "
+            "- Server returned non-2xx status code: 500 Internal Server Error: upstream not found"
+        ),
+        StoreReadError,
+    ),
     "404": (
-        ("FileNotFoundError: Object at location a/none.tif not found: Error performing GET "
-        "http://127.0.0.1:42203/bkt/a/none.tif in 1.5ms - Server returned non-2xx status code: "
-        "404 Not Found: <Error><Code>NoSuchKey</Code></Error>"), FileNotFoundError),
+        (
+            "FileNotFoundError: Object at location a/none.tif not found: Error performing GET "
+            "http://127.0.0.1:42203/bkt/a/none.tif in 1.5ms - Server returned non-2xx status code: "
+            "404 Not Found: <Error><Code>NoSuchKey</Code></Error>"
+        ),
+        FileNotFoundError,
+    ),
     "401": (
-        ("UnauthenticatedError: The operation lacked valid authentication credentials for path x.tif: "
-        "Error performing GET http://127.0.0.1:34411/a/x.tif in 643.494µs - Server returned non-2xx "
-        "status code: 401 Unauthorized"), PermissionError),
+        (
+            "UnauthenticatedError: The operation lacked valid authentication credentials for path "
+            "x.tif: "
+            "Error performing GET http://127.0.0.1:34411/a/x.tif in 643.494µs - Server returned "
+            "non-2xx "
+            "status code: 401 Unauthorized"
+        ),
+        PermissionError,
+    ),
     "403 signature": (
-        ("PermissionDeniedError: The operation lacked the necessary privileges to complete for path "
-        "a/x.tif: Error performing GET http://127.0.0.1:42203/bkt/a/x.tif in 857.952µs - Server "
-        "returned non-2xx status code: 403 Forbidden: <Code>SignatureDoesNotMatch</Code>"),
-        PermissionError),
+        (
+            "PermissionDeniedError: The operation lacked the necessary privileges to complete for "
+            "path "
+            "a/x.tif: Error performing GET http://127.0.0.1:42203/bkt/a/x.tif in 857.952µs - "
+            "Server "
+            "returned non-2xx status code: 403 Forbidden: <Code>SignatureDoesNotMatch</Code>"
+        ),
+        PermissionError,
+    ),
     "local missing": ("No such file or directory (os error 2)", FileNotFoundError),
 }
 

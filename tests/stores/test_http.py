@@ -62,7 +62,8 @@ def test_403_forbidden_is_access_denied_fast(http_server, http_cog_rel):
 
 
 def test_403_after_open_fails_the_compute(http_server, http_cog_rel):
-    """Access revoked between graph building and compute: the chunk error is typed and names the URL."""
+    """Access revoked between graph building and compute: the chunk error is typed and names the
+    URL."""
     url = http_server.url_for(http_cog_rel)
     arr = daskcog.open(url, chunks=64, **HTTP_OPTIONS)
     http_server.forbid(http_cog_rel)

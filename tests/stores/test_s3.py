@@ -63,7 +63,9 @@ def test_wrong_secret_is_access_denied_fast(s3_server, s3_cog, range_proxy_s3):
     assert wrong not in str(exc)
     assert seconds < 2, f"access denied must not be retried ({seconds:.2f} s)"
     assert range_proxy_s3.requests_total == 1, "403 was retried"
-    record_requests("s3 wrong secret (AsyncGeoTIFFReader)", range_proxy_s3, seconds=round(seconds, 3))
+    record_requests(
+        "s3 wrong secret (AsyncGeoTIFFReader)", range_proxy_s3, seconds=round(seconds, 3)
+    )
 
     range_proxy_s3.reset_counters()
     exc, seconds = elapsed(lambda: daskcog.open(s3_cog, chunks=64, **opts))
@@ -80,7 +82,9 @@ def test_unknown_access_key_is_access_denied(s3_server, s3_cog):
     assert seconds < 2
 
 
-def test_header_fetched_once_per_process(s3_server, s3_cog, reference, range_proxy_s3, cog_header_bytes):
+def test_header_fetched_once_per_process(
+    s3_server, s3_cog, reference, range_proxy_s3, cog_header_bytes
+):
     """Two daskcog.open + compute of one COG on the threaded scheduler: one header request."""
     opts = s3_options(s3_server, endpoint=range_proxy_s3.url)
     path = "/" + s3_cog.removeprefix("s3://")

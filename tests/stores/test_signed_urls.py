@@ -65,7 +65,9 @@ def test_query_helpers():
     assert plain == "https://h/b/k.tif" and query.startswith("X-Amz-Signature")
     with pytest.raises(InvalidURLError, match="fragment"):
         split_query("https://h/b/k.tif?sig=1#frag")
-    text = redact("GET https://h/b/k.tif?sig=abc%2Fdef&sv=1 failed; sig abc/def", "sig=abc%2Fdef&sv=1")
+    text = redact(
+        "GET https://h/b/k.tif?sig=abc%2Fdef&sv=1 failed; sig abc/def", "sig=abc%2Fdef&sv=1"
+    )
     assert "abc" not in text and "https://h/b/k.tif?<query removed>" in text
     assert expiry("X-Amz-Date=20260101T000000Z&X-Amz-Expires=60") == 1767225660
     assert expiry("sv=2023-11-03&se=2026-01-01T00%3A01%3A00Z&sig=x") == 1767225660

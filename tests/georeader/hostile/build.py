@@ -39,7 +39,11 @@ def write_base(path: Path, *, dtype: str = "uint16", count: int = 1, mask: bool 
     profile.update(options)
     with Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
         complex_type = dtype.startswith("complex")
-        data = _pixels(count, "float32", size).astype("complex64") if complex_type else _pixels(count, dtype, size)
+        data = (
+            _pixels(count, "float32", size).astype("complex64")
+            if complex_type
+            else _pixels(count, dtype, size)
+        )
         dst.write(data)
         if mask:
             valid = np.full((size, size), 255, np.uint8)
@@ -121,7 +125,9 @@ def truncations(folder: Path) -> dict[str, Path]:
     base = write_base(folder / "trunc-base.tif", mask=True, compress="deflate")
     data = base.read_bytes()
     cuts = Tiff(data).boundaries() + [len(data) - 1]
-    return {f"truncated-at-{n}": _save(folder, f"truncated-at-{n}", data[:n]) for n in sorted(set(cuts))}
+    return {
+        f"truncated-at-{n}": _save(folder, f"truncated-at-{n}", data[:n]) for n in sorted(set(cuts))
+    }
 
 
 def loops(folder: Path) -> dict[str, Path]:
@@ -172,16 +178,22 @@ def inconsistent_headers(folder: Path) -> dict[str, Path]:
 def odd_dtypes(folder: Path) -> dict[str, Path]:
     cases = {}
     for dtype in ("int8", "int64", "uint64", "complex64", "complex128", "float64"):
-        cases[f"dtype-{dtype}"] = write_base(folder / f"dtype-{dtype}.tif", dtype=dtype, compress="deflate")
+        cases[f"dtype-{dtype}"] = write_base(
+            folder / f"dtype-{dtype}.tif", dtype=dtype, compress="deflate"
+        )
     cases["dtype-cint16"] = write_base(folder / "dtype-cint16.tif", dtype="complex_int16")
-    cases["bits-12"] = write_base(folder / "bits-12.tif", dtype="uint16", nbits=12, compress="deflate")
+    cases["bits-12"] = write_base(
+        folder / "bits-12.tif", dtype="uint16", nbits=12, compress="deflate"
+    )
     cases["bits-1"] = write_base(folder / "bits-1.tif", dtype="uint8", nbits=1)
     cases["float16"] = write_base(folder / "float16.tif", dtype="float32", nbits=16)
     return cases
 
 
 def garbage_tags(folder: Path) -> dict[str, Path]:
-    base = write_base(folder / "tag-base.tif", compress="deflate", predictor=2, nodata=7).read_bytes()
+    base = write_base(
+        folder / "tag-base.tif", compress="deflate", predictor=2, nodata=7
+    ).read_bytes()
 
     def nodata_text(text: bytes) -> Callable[[Tiff], None]:
         def edit(t: Tiff) -> None:
@@ -201,7 +213,9 @@ def garbage_tags(folder: Path) -> dict[str, Path]:
         "nodata-empty": nodata_text(b""),
         "geokeys-count-huge": geokeys(3, 1000),
         "geokeys-version-wrong": geokeys(0, 99),
-        "geokey-refers-past-doubles": lambda t: t.set_values(0, 34735, t.values(0, 34735)[:4] + [1024, 34736, 5, 60000] + t.values(0, 34735)[8:]),
+        "geokey-refers-past-doubles": lambda t: t.set_values(
+            0, 34735, t.values(0, 34735)[:4] + [1024, 34736, 5, 60000] + t.values(0, 34735)[8:]
+        ),
         "geokey-model-type-unknown": geokeys(7, 77),
         "compression-unknown": lambda t: t.set_values(0, 259, [12345]),
         "samples-per-pixel-zero": lambda t: t.set_values(0, 277, [0]),
@@ -209,10 +223,14 @@ def garbage_tags(folder: Path) -> dict[str, Path]:
         "bits-per-sample-odd": lambda t: t.set_values(0, 258, [13]),
         "predictor-unknown": lambda t: t.set_values(0, 317, [7]),
         "planar-config-3": lambda t: t.set_values(0, 284, [3]),
-        "sample-format-unknown": lambda t: t.set_entry(0, 339, raw=9) if 339 in t.ifds[0].entries else None,
+        "sample-format-unknown": lambda t: (
+            t.set_entry(0, 339, raw=9) if 339 in t.ifds[0].entries else None
+        ),
         "tag-count-2-to-the-30": lambda t: t.set_entry(0, 324, count=2**30),
         "tag-type-unknown": lambda t: t.set_entry(0, 322, kind=99),
-        "ifd-tag-count-huge": lambda t: struct.pack_into(t.order + "H", t.data, t.ifds[0].offset, 65535),
+        "ifd-tag-count-huge": lambda t: struct.pack_into(
+            t.order + "H", t.data, t.ifds[0].offset, 65535
+        ),
         "not-a-tiff-magic": lambda t: t.data.__setitem__(slice(0, 4), b"GIF8"),
         "tiff-version-wrong": lambda t: struct.pack_into(t.order + "H", t.data, 2, 44),
         "first-ifd-past-end": lambda t: struct.pack_into(t.order + "I", t.data, 4, 10**8),
@@ -226,11 +244,15 @@ def bombs(folder: Path) -> dict[str, Path]:
     big = 2 * 2**30 + 2**20
     cases: dict[str, bytes] = {}
     base = write_base(folder / "bomb-deflate.tif", compress="deflate").read_bytes()
-    cases["bomb-deflate-data-tile"] = patched(base, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    cases["bomb-deflate-data-tile"] = patched(
+        base, lambda t: t.replace_tile(0, 0, deflate_bomb(big))
+    )
     masked = write_base(folder / "bomb-mask.tif", mask=True, compress="deflate").read_bytes()
 
     def mask_tile(t: Tiff) -> None:
-        mask_ifd = next(i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4)
+        mask_ifd = next(
+            i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4
+        )
         t.replace_tile(mask_ifd, 0, deflate_bomb(big))
 
     cases["bomb-deflate-mask-tile"] = patched(masked, mask_tile)
@@ -239,31 +261,77 @@ def bombs(folder: Path) -> dict[str, Path]:
     cases["bomb-zstd-frames"] = patched(zstd, lambda t: t.replace_tile(0, 0, frame * 9))
     lerc = write_base(folder / "bomb-lerc.tif", dtype="uint8", compress="lerc").read_bytes()
     cases["bomb-lerc-dims"] = patched(lerc, lambda t: t.replace_tile(0, 0, lerc_bomb(46000, 46000)))
-    lerc_deflate = write_base(folder / "bomb-lerc-deflate.tif", dtype="uint8", compress="lerc_deflate").read_bytes()
-    cases["bomb-lerc-deflate-stream"] = patched(lerc_deflate, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
-    jpeg = write_base(folder / "bomb-jpeg.tif", dtype="uint8", count=3, compress="jpeg", overviews=False).read_bytes()
-    cases["bomb-jpeg-dims"] = patched(jpeg, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
-    ycbcr = write_base(folder / "bomb-ycbcr.tif", dtype="uint8", count=3, compress="jpeg", photometric="YCBCR", overviews=False).read_bytes()
-    cases["bomb-ycbcr-jpeg-dims"] = patched(ycbcr, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000)))
-    webp = write_base(folder / "bomb-webp.tif", dtype="uint8", count=3, compress="webp", overviews=False).read_bytes()
+    lerc_deflate = write_base(
+        folder / "bomb-lerc-deflate.tif", dtype="uint8", compress="lerc_deflate"
+    ).read_bytes()
+    cases["bomb-lerc-deflate-stream"] = patched(
+        lerc_deflate, lambda t: t.replace_tile(0, 0, deflate_bomb(big))
+    )
+    jpeg = write_base(
+        folder / "bomb-jpeg.tif", dtype="uint8", count=3, compress="jpeg", overviews=False
+    ).read_bytes()
+    cases["bomb-jpeg-dims"] = patched(
+        jpeg, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000))
+    )
+    ycbcr = write_base(
+        folder / "bomb-ycbcr.tif",
+        dtype="uint8",
+        count=3,
+        compress="jpeg",
+        photometric="YCBCR",
+        overviews=False,
+    ).read_bytes()
+    cases["bomb-ycbcr-jpeg-dims"] = patched(
+        ycbcr, lambda t: t.replace_tile(0, 0, jpeg_with_dims(60000, 60000))
+    )
+    webp = write_base(
+        folder / "bomb-webp.tif", dtype="uint8", count=3, compress="webp", overviews=False
+    ).read_bytes()
     webp_big = bytearray(imagecodecs.webp_encode(np.zeros((16, 16, 3), np.uint8), lossless=True))
     # VP8L: signature byte 0x2f at 20, then 14-bit width-1 and height-1
     bits = int.from_bytes(webp_big[21:25], "little")
     bits = (bits & ~((1 << 28) - 1)) | (16382) | (16382 << 14)
     webp_big[21:25] = bits.to_bytes(4, "little")
     cases["bomb-webp-dims"] = patched(webp, lambda t: t.replace_tile(0, 0, bytes(webp_big)))
-    striped = write_base(folder / "bomb-striped.tif", tiled=False, compress="deflate", overviews=False).read_bytes()
-    cases["bomb-striped-gdal-route"] = patched(striped, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
+    striped = write_base(
+        folder / "bomb-striped.tif", tiled=False, compress="deflate", overviews=False
+    ).read_bytes()
+    cases["bomb-striped-gdal-route"] = patched(
+        striped, lambda t: t.replace_tile(0, 0, deflate_bomb(big))
+    )
     # streams under the byte-count bound checked at open (2 x a tile's size + 64 KiB): only
     # the decoder's own bound (an out= buffer of the tile's size) stops them
-    wide = write_base(folder / "bomb-wide.tif", dtype="float64", compress="deflate", size=512,
-                      blockxsize=512, blockysize=512, overviews=False).read_bytes()  # one 2 MiB tile
-    cases["bomb-deflate-data-tile-under-bound"] = patched(wide, lambda t: t.replace_tile(0, 0, deflate_bomb(big)))
-    wide_mask = write_base(folder / "bomb-wide-mask.tif", dtype="uint8", mask=True, compress="deflate",
-                           blockxsize=SIZE, blockysize=SIZE, overviews=False).read_bytes()
-    cases["bomb-deflate-mask-tile-under-bound"] = patched(wide_mask, lambda t: t.replace_tile(
-        next(i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4), 0,
-        deflate_bomb(64 * 2**20)))
+    wide = write_base(
+        folder / "bomb-wide.tif",
+        dtype="float64",
+        compress="deflate",
+        size=512,
+        blockxsize=512,
+        blockysize=512,
+        overviews=False,
+    ).read_bytes()  # one 2 MiB tile
+    cases["bomb-deflate-data-tile-under-bound"] = patched(
+        wide, lambda t: t.replace_tile(0, 0, deflate_bomb(big))
+    )
+    wide_mask = write_base(
+        folder / "bomb-wide-mask.tif",
+        dtype="uint8",
+        mask=True,
+        compress="deflate",
+        blockxsize=SIZE,
+        blockysize=SIZE,
+        overviews=False,
+    ).read_bytes()
+    cases["bomb-deflate-mask-tile-under-bound"] = patched(
+        wide_mask,
+        lambda t: t.replace_tile(
+            next(
+                i for i, ifd in enumerate(t.ifds) if 254 in ifd.entries and t.values(i, 254)[0] & 4
+            ),
+            0,
+            deflate_bomb(64 * 2**20),
+        ),
+    )
     return {k: _save(folder, k, v) for k, v in cases.items()}
 
 

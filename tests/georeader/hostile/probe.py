@@ -77,7 +77,9 @@ def probe(path: str, timeout: float) -> dict:
     except GeoreaderError as exc:
         text = str(exc)
         named = path in text or quote(path) in text or os.path.basename(path) in text
-        result.update(outcome="typed" if named else "unnamed", error=type(exc).__name__, message=text[:300])
+        result.update(
+            outcome="typed" if named else "unnamed", error=type(exc).__name__, message=text[:300]
+        )
     except TimeoutError:
         result.update(outcome="timeout")
     except MemoryError:

@@ -83,7 +83,9 @@ class Tiff:
     def set_values(self, ifd: int, tag: int, values: list) -> None:
         """Overwrite a tag's values in place (same count or fewer)."""
         e = self.ifds[ifd].entries[tag]
-        struct.pack_into(self.order + TYPE_FORMATS[e.kind] * len(values), self.data, e.value_pos, *values)
+        struct.pack_into(
+            self.order + TYPE_FORMATS[e.kind] * len(values), self.data, e.value_pos, *values
+        )
 
     def set_entry(self, ifd: int, tag: int, *, kind: int | None = None, count: int | None = None,
                   raw: int | None = None) -> None:
@@ -91,11 +93,25 @@ class Tiff:
         e = self.ifds[ifd].entries[tag]
         o = self.order
         if self.big:
-            struct.pack_into(o + "HHQ", self.data, e.pos, tag, kind or e.kind, e.count if count is None else count)
+            struct.pack_into(
+                o + "HHQ",
+                self.data,
+                e.pos,
+                tag,
+                kind or e.kind,
+                e.count if count is None else count,
+            )
             if raw is not None:
                 struct.pack_into(o + "Q", self.data, e.pos + 12, raw)
         else:
-            struct.pack_into(o + "HHI", self.data, e.pos, tag, kind or e.kind, e.count if count is None else count)
+            struct.pack_into(
+                o + "HHI",
+                self.data,
+                e.pos,
+                tag,
+                kind or e.kind,
+                e.count if count is None else count,
+            )
             if raw is not None:
                 struct.pack_into(o + "I", self.data, e.pos + 8, raw)
 
@@ -146,8 +162,11 @@ class Tiff:
                 points |= {e.value_pos, e.value_pos + TYPE_SIZES.get(e.kind, 1) * e.count}
             for off_tag, cnt_tag in ((324, 325), (273, 279)):
                 if off_tag in ifd.entries:
-                    for off, cnt in zip(self.values(len(self.ifds) and self.ifds.index(ifd), off_tag),
-                                        self.values(self.ifds.index(ifd), cnt_tag), strict=True):
+                    for off, cnt in zip(
+                        self.values(len(self.ifds) and self.ifds.index(ifd), off_tag),
+                        self.values(self.ifds.index(ifd), cnt_tag),
+                        strict=True,
+                    ):
                         if cnt:
                             points |= {off, off + cnt // 2, off + cnt}
         return sorted(p for p in points if 0 < p < len(self.data))
