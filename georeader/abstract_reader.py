@@ -6,12 +6,19 @@ reader that satisfies `AsyncGeoData` drives their tests without files
 for objects that have every member, with coroutine reads (and sync reads for
 `GeoData`); it looks members up statically, so it never runs a property and
 never raises (an unopened reader conforms: its properties raise only when read).
+
+Both georeader readers write their surface once, here: `LevelFacts` holds what the
+header says about the level they read (made at open), `FromLevelFacts` serves it as
+the metadata properties, and `ReaderSurface` derives the rest (url, shape, fill
+value, footprint).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -125,14 +132,9 @@ class AsyncGeoData(GeoMetadata, Protocol):
     async def read_window(
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor: ...
-    async def read_bounds(
-        self,
-        bounds: window_utils.Bounds,
-        *,
-        target_resolution: float | tuple[float, float] | None = None,
-        target_crs: Any = None,
-        boundless: bool = True,
-        fill_value: float | None = None,
+    async def read_bounds(  # the seed's contract; readers add options (boundless=, fill_value=)
+        self, bounds: window_utils.Bounds, *, target_resolution: Any = None,
+        target_crs: Any = None, **kwargs: Any,
     ) -> GeoTensor: ...
     async def read_geoslice(self, slice_: window_utils.GeoSlice, **kwargs: Any) -> GeoTensor: ...
     async def load(self, **kwargs: Any) -> GeoTensor: ...
@@ -206,3 +208,69 @@ class ReaderSurface:
     def footprint(self: _SurfaceNeeds) -> window_utils.Footprint:
         """The image's outline in its CRS: four corners, closed (rotation kept)."""
         return window_utils.footprint(Window(0, 0, self.width, self.height), self.transform)
+
+
+@dataclass(frozen=True)
+class LevelFacts:
+    """What a reader's header says about its level, as one plain value (no I/O to read it).
+
+    Each georeader reader makes one from its own source (a parsed header level; a
+    rasterio dataset) when it opens, and `FromLevelFacts` serves it as properties.
+    """
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+    nodata: float | None
+    block_shape: tuple[int, int]
+    """(rows, cols) of a tile; for striped files, (rows per strip, width)."""
+    overview_count: int
+
+
+class _FactsNeeds(Protocol):
+    @property
+    def level_facts(self) -> LevelFacts: ...
+    @property
+    def bands(self) -> Sequence[int]: ...
+
+
+class FromLevelFacts:
+    """Mixin: the metadata properties of a reader that keeps them in one `LevelFacts`.
+
+    Needs `level_facts` (raising, e.g. `ReaderNotOpenedError`, when the reader has
+    none yet) and `bands` from the reader; `count` is the number of bands read.
+    """
+
+    @property
+    def crs(self: _FactsNeeds) -> CRS | None:
+        return self.level_facts.crs
+
+    @property
+    def transform(self: _FactsNeeds) -> Affine:
+        return self.level_facts.transform
+
+    @property
+    def width(self: _FactsNeeds) -> int:
+        return self.level_facts.width
+
+    @property
+    def height(self: _FactsNeeds) -> int:
+        return self.level_facts.height
+
+    @property
+    def nodata(self: _FactsNeeds) -> float | None:
+        return self.level_facts.nodata
+
+    @property
+    def block_shape(self: _FactsNeeds) -> tuple[int, int]:
+        """(rows, cols) of a tile; for striped files, (rows per strip, width)."""
+        return self.level_facts.block_shape
+
+    @property
+    def overview_count(self: _FactsNeeds) -> int:
+        return self.level_facts.overview_count
+
+    @property
+    def count(self: _FactsNeeds) -> int:
+        return len(self.bands)

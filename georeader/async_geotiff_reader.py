@@ -23,12 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from affine import Affine
-from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import layout_guard, tile_fetch, window_utils
-from georeader.abstract_reader import ReaderSurface, check_no_warp
+from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface, check_no_warp
 from georeader.assemble import Fetched, PendingWindow, decode_pool
 from georeader.error_mapping import map_store_error
 from georeader.errors import (
@@ -52,7 +50,7 @@ from georeader.opened_file import (  # re-exported: the reader's public companio
 )
 from georeader.retry import RetryPolicy, retrying
 from georeader.rust_calls import operation
-from georeader.store import Location, locate_in_store, parse_location, split_signed_url
+from georeader.store import Location, reader_location
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -60,7 +58,7 @@ __all__ = [
 ]
 
 
-class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
+class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
     """Async reader of one resolution level (and band subset) of a GeoTIFF.
 
     `__init__` does no I/O; `await AsyncGeoTIFFReader.open(url)` (or
@@ -88,14 +86,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         prefetch: int | None = None,
         **store_options: Any,
     ) -> None:
-        if isinstance(path_or_url, Location):
-            self.location = path_or_url
-        else:
-            path_or_url, store_options = split_signed_url(path_or_url, store_options)
-            if store is not None:
-                self.location = locate_in_store(path_or_url, store)  # the whole key, prefix kept
-            else:
-                self.location = parse_location(path_or_url)
+        self.location, store_options = reader_location(path_or_url, store, store_options)
         self._store = store
         self._overview_level = overview_level
         self._resolution = resolution
@@ -103,7 +94,7 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         self._prefetch = prefetch
         self._store_options = store_options
         self._file: OpenedFile | None = None
-        self._level: Level | None = None
+        self._level: tuple[Level, LevelFacts] | None = None
 
     @classmethod
     async def open(cls, path_or_url: str | os.PathLike[str], **options: Any) -> AsyncGeoTIFFReader:
@@ -150,7 +141,17 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
                     "(bands are 1-based, like rasterio)"
                 )
         self._file = opened
-        self._level = opened.levels[level]
+        chosen = opened.levels[level]
+        facts = LevelFacts(
+            crs=opened.crs,
+            transform=chosen.transform,
+            width=chosen.width,
+            height=chosen.height,
+            nodata=opened.nodata,
+            block_shape=_block_shape(chosen),
+            overview_count=len(opened.levels) - 1,
+        )
+        self._level = (chosen, facts)
 
     @classmethod
     def from_opened(
@@ -186,11 +187,20 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         return self._file
 
     @property
-    def _lvl(self) -> Level:
+    def _attached(self) -> tuple[Level, LevelFacts]:
         opened = self._opened  # raises when not opened
         if self._level is None:  # attached readers always have a level
             raise ReaderNotOpenedError(f"{opened.location.url}: reader has no level attached")
         return self._level
+
+    @property
+    def _lvl(self) -> Level:
+        return self._attached[0]
+
+    @property
+    def level_facts(self) -> LevelFacts:
+        """This level's metadata as one value; ReaderNotOpenedError before the header is in."""
+        return self._attached[1]
 
     @property
     def store_options(self) -> dict[str, Any]:
@@ -210,10 +220,6 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         return self._lvl.index
 
     @property
-    def overview_count(self) -> int:
-        return len(self._opened.levels) - 1
-
-    @property
     def levels(self) -> list[Level]:
         return self._opened.levels
 
@@ -222,41 +228,8 @@ class AsyncGeoTIFFReader(ReaderSurface, OnGrid):
         return self._bands if self._bands is not None else tuple(range(1, self._opened.count + 1))
 
     @property
-    def crs(self) -> CRS | None:
-        return self._opened.crs
-
-    @property
-    def transform(self) -> Affine:
-        return self._lvl.transform
-
-    @property
-    def width(self) -> int:
-        return self._lvl.width
-
-    @property
-    def height(self) -> int:
-        return self._lvl.height
-
-    @property
-    def count(self) -> int:
-        return len(self.bands)
-
-    @property
     def dtype(self) -> np.dtype:
         return self._opened.dtype
-
-    @property
-    def nodata(self) -> float | None:
-        return self._opened.nodata
-
-    @property
-    def block_shape(self) -> tuple[int, int]:
-        """(rows, cols) of a tile; for striped files, (rows per strip, width)."""
-        fmt = self._lvl.fmt
-        if fmt is not None and fmt.tile_width:
-            return (fmt.tile_height, fmt.tile_width)
-        rows = self._lvl.data_ifd.rows_per_strip or self.height
-        return (min(int(rows), self.height), self.width)
 
     @property
     def header_byte_size(self) -> int | None:
@@ -467,3 +440,12 @@ def _fmt_window(w: Window) -> str:
         f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, "
         f"width={int(w.width)}, height={int(w.height)})"
     )
+
+
+def _block_shape(level: Level) -> tuple[int, int]:
+    """(rows, cols) of a level's tile; for striped files, (rows per strip, width)."""
+    fmt = level.fmt
+    if fmt is not None and fmt.tile_width:
+        return (fmt.tile_height, fmt.tile_width)
+    rows = level.data_ifd.rows_per_strip or level.height
+    return (min(int(rows), level.height), level.width)

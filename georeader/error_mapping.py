@@ -25,31 +25,37 @@ from georeader.errors import (
 # before the server's response body, which is free text. Bare numbers are never matched: the
 # message also holds the URL and the request's duration ("in 404.2µs", "in 403.1ms"), and a
 # 503 that took 404 microseconds is not a missing object.
-_STATUS = re.compile(r"(?:status code|HTTP response code): (\d{3})\b")
+_STATUS_IS = r"(?:status code|HTTP response code): "
+_STATUS = re.compile(_STATUS_IS + r"(\d{3})\b")
 _NOT_FOUND_STATUS = frozenset({404, 410})
 _DENIED_STATUS = frozenset({401, 403})
-_NOT_FOUND = re.compile(
-    r"FileNotFoundError|\bNotFound\b|\bnot found\b|No such file|NoSuchKey|NoSuchBucket",
-    re.IGNORECASE,
+
+
+def _any_of(*alternatives: str) -> re.Pattern[str]:
+    """One case-insensitive pattern matching any of `alternatives` (each a regex)."""
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+_NOT_FOUND = _any_of(
+    "FileNotFoundError", r"\bNotFound\b", r"\bnot found\b", "No such file", "NoSuchKey",
+    "NoSuchBucket",
 )
-_DENIED = re.compile(
-    r"PermissionDenied|Unauthenticated|\bForbidden\b|AccessDenied|"
-    r"SignatureDoesNotMatch|InvalidAccessKeyId|permission denied",
-    re.IGNORECASE,
+_DENIED = _any_of(
+    "PermissionDenied", "Unauthenticated", r"\bForbidden\b", "AccessDenied",
+    "SignatureDoesNotMatch", "InvalidAccessKeyId", "permission denied",
 )
-_NOT_TIFF = re.compile(r"magic bytes|not a tiff|Invalid TIFF|unexpected end", re.IGNORECASE)
-_TRANSIENT = re.compile(
-    r"error sending request|error decoding response body|body error|connection|reset|broken pipe|"
-    r"timed? ?out|timeout|(?:status code|HTTP response code): (?:5\d\d|429|408)\b|"
-    r"Generic \w+ error|ObjectStore|incomplete|unexpected eof|os error|\bIO\b|I/O",
-    re.IGNORECASE,
+_NOT_TIFF = _any_of("magic bytes", "not a tiff", "Invalid TIFF", "unexpected end")
+_TRANSIENT = _any_of(
+    "error sending request", "error decoding response body", "body error", "connection", "reset",
+    "broken pipe", "timed? ?out", "timeout", _STATUS_IS + r"(?:5\d\d|429|408)\b",
+    r"Generic \w+ error", "ObjectStore", "incomplete", "unexpected eof", "os error", r"\bIO\b",
+    "I/O",
 )
 """What a store's I/O failure says (obstore / object_store messages): worth another attempt."""
-_PERMANENT = re.compile(r"panicked|not understood|could not convert", re.IGNORECASE)
-_PAST_END = re.compile(
-    r"Requested range was invalid|Invalid range: Wanted range starting at|"
-    r"(?:status code|HTTP response code): 416\b|Range Not Satisfiable|InvalidRange",
-    re.IGNORECASE,
+_PERMANENT = _any_of("panicked", "not understood", "could not convert")
+_PAST_END = _any_of(
+    "Requested range was invalid", "Invalid range: Wanted range starting at",
+    _STATUS_IS + r"416\b", "Range Not Satisfiable", "InvalidRange",
 )
 
 

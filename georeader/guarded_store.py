@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from georeader.bounded import LRU
 from georeader.error_mapping import map_store_error
 from georeader.errors import StoreReadError
+from georeader.obspec_ranges import ObspecRanges
 from georeader.retry import RetryPolicy, retrying
 from georeader.rust_calls import settled
 
@@ -64,7 +65,7 @@ def _limit(store: Any, size: int) -> asyncio.Semaphore:
     return entry[1]
 
 
-class GuardedStore:
+class GuardedStore(ObspecRanges):
     """obspec `get_range_async` / `get_ranges_async` over another store."""
 
     def __init__(self, store: Any, key: str, url: str, max_concurrency: int | None = None) -> None:
@@ -115,27 +116,15 @@ class GuardedStore:
         async with _limit(self.store, self._size):
             yield
 
-    async def get_range_async(
-        self, path: str, *, start: int, end: int | None = None, length: int | None = None
-    ) -> Any:
-        stop = end if end is not None else start + (length or 0)
-        cached = self._from_head(path, start, stop)
+    async def read_range(self, path: str, start: int, end: int) -> Any:
+        cached = self._from_head(path, start, end)
         if cached is not None:
             return cached
         return await self._call(
-            lambda: settled(self.store.get_range_async(path, start=start, end=stop))
+            lambda: settled(self.store.get_range_async(path, start=start, end=end))
         )
 
-    async def get_ranges_async(
-        self,
-        path: str,
-        *,
-        starts: Sequence[int],
-        ends: Sequence[int] | None = None,
-        lengths: Sequence[int] | None = None,
-    ) -> Any:
-        if ends is None:
-            ends = [s + n for s, n in zip(starts, lengths or [], strict=True)]
+    async def read_ranges(self, path: str, starts: Sequence[int], ends: Sequence[int]) -> Any:
         cached = [self._from_head(path, s, e) for s, e in zip(starts, ends, strict=True)]
         if all(c is not None for c in cached):
             return cached

@@ -15,8 +15,10 @@ import asyncio
 import os
 from collections.abc import Sequence
 
+from georeader.obspec_ranges import ObspecRanges
 
-class PathStore:
+
+class PathStore(ObspecRanges):
     """obspec `get_range_async` / `get_ranges_async` over files under `root`."""
 
     def __init__(self, root: str) -> None:
@@ -32,20 +34,10 @@ class PathStore:
         finally:
             os.close(fd)
 
-    async def get_range_async(
-        self, path: str, *, start: int, end: int | None = None, length: int | None = None
-    ) -> bytes:
-        stop = end if end is not None else start + (length or 0)
-        return (await asyncio.to_thread(self._read, path, [(start, stop)]))[0]
+    async def read_range(self, path: str, start: int, end: int) -> bytes:
+        return (await asyncio.to_thread(self._read, path, [(start, end)]))[0]
 
-    async def get_ranges_async(
-        self,
-        path: str,
-        *,
-        starts: Sequence[int],
-        ends: Sequence[int] | None = None,
-        lengths: Sequence[int] | None = None,
+    async def read_ranges(
+        self, path: str, starts: Sequence[int], ends: Sequence[int]
     ) -> list[bytes]:
-        if ends is None:
-            ends = [s + n for s, n in zip(starts, lengths or [], strict=True)]
         return await asyncio.to_thread(self._read, path, list(zip(starts, ends, strict=True)))

@@ -9,20 +9,19 @@ uses the same credentials and options as the async path.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
-from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import window_utils
-from georeader.abstract_reader import ReaderSurface
+from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
-from georeader.store import Location, locate_in_store, parse_location, split_signed_url
+from georeader.store import Location, reader_location
 
 
 class _ObstoreFile:
@@ -76,7 +75,7 @@ def _obstore_opener(location: Location, store_options: dict[str, Any], store: An
     return opener
 
 
-class RasterioReader(ReaderSurface):
+class RasterioReader(FromLevelFacts, ReaderSurface):
     """Sync reader with the same metadata surface as `AsyncGeoTIFFReader`.
 
     Invalid pixels (nodata, internal mask, alpha == 0 for the colour bands) are
@@ -92,14 +91,7 @@ class RasterioReader(ReaderSurface):
         store: Any = None,
         **store_options: Any,
     ) -> None:
-        if isinstance(path_or_url, Location):
-            self.location = path_or_url
-        else:
-            path_or_url, store_options = split_signed_url(path_or_url, store_options)
-            if store is not None:
-                self.location = locate_in_store(path_or_url, store)
-            else:
-                self.location = parse_location(path_or_url)
+        self.location, store_options = reader_location(path_or_url, store, store_options)
         self.overview_level = overview_level
         self._store_options = store_options
         kwargs: dict[str, Any] = {}
@@ -113,33 +105,23 @@ class RasterioReader(ReaderSurface):
         self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
 
     # -- metadata ---------------------------------------------------------
-    @property
-    def crs(self) -> CRS | None:
-        return norm_crs(self._src.crs)
-
-    @property
-    def transform(self) -> Affine:
-        return self._src.transform
-
-    @property
-    def width(self) -> int:
-        return self._src.width
-
-    @property
-    def height(self) -> int:
-        return self._src.height
-
-    @property
-    def count(self) -> int:
-        return len(self.bands)
+    @functools.cached_property
+    def level_facts(self) -> LevelFacts:
+        """GDAL's values for this level, read at first use (they do not change)."""
+        src = self._src
+        return LevelFacts(
+            crs=norm_crs(src.crs),
+            transform=src.transform,
+            width=src.width,
+            height=src.height,
+            nodata=src.nodata,
+            block_shape=src.block_shapes[0],
+            overview_count=len(src.overviews(1)),
+        )
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(self._src.dtypes[0])
-
-    @property
-    def nodata(self) -> float | None:
-        return self._src.nodata
 
     @property
     def res(self) -> tuple[float, float]:
@@ -148,14 +130,6 @@ class RasterioReader(ReaderSurface):
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         return tuple(self._src.bounds)
-
-    @property
-    def block_shape(self) -> tuple[int, int]:
-        return self._src.block_shapes[0]
-
-    @property
-    def overview_count(self) -> int:
-        return len(self._src.overviews(1))
 
     # -- reads ------------------------------------------------------------
     def read_window(

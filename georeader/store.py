@@ -3,7 +3,8 @@
 Stores are built from the URL's *directory*, and the file name is the key, so
 files in the same folder or bucket prefix share one store (one connection
 pool). Stores are cached per process by (directory URL, options) because
-building one costs milliseconds (obstore's LocalStore: ~20 ms).
+building one costs milliseconds (obstore's LocalStore: ~20 ms); options become a
+key through `canonical_json`, the one spelling daskcog's caches use too.
 
 Local files use `async_tiff.store.LocalStore`, which async-tiff drives natively
 from Rust: measured ~1 ms to open against ~22 ms for obstore's LocalStore, and
@@ -182,8 +183,10 @@ def locate_in_store(path_or_url: str | os.PathLike[str], store: Any) -> Location
     return Location(url=location.url, base_url=base, key=key)
 
 
-def _freeze(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True, default=repr)
+def canonical_json(value: Any) -> str:
+    """One text for equal values, as a cache key: JSON with sorted keys, anything JSON cannot
+    hold by its repr. The one spelling of store options (and URLs with them) as a key."""
+    return json.dumps(value, sort_keys=True, default=repr)
 
 
 _lock = threading.Lock()
@@ -279,6 +282,23 @@ def split_signed_url(
     return plain, {**options, "url_query": query}
 
 
+def reader_location(
+    path_or_url: str | os.PathLike[str] | Location, store: Any, options: dict[str, Any]
+) -> tuple[Location, dict[str, Any]]:
+    """What a reader is pointed at, as a Location, and its store options.
+
+    A Location is taken as it is; a signed URL's query moves into the options
+    (`split_signed_url`); with a caller's `store`, the object's whole key in it
+    (`locate_in_store`), else the parsed path or URL.
+    """
+    if isinstance(path_or_url, Location):
+        return path_or_url, options
+    path_or_url, options = split_signed_url(path_or_url, options)
+    if store is not None:
+        return locate_in_store(path_or_url, store), options
+    return parse_location(path_or_url), options
+
+
 def identity_options(options: dict[str, Any]) -> dict[str, Any]:
     """The store options that tell objects apart: without a signed URL's query or signer,
     so that a re-signed URL is the same object (same cached header, same graph name)."""
@@ -301,7 +321,7 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
         from georeader.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
-    cache_key = (os.getpid(), location.url, _freeze({**config, "__signed__": True}))
+    cache_key = (os.getpid(), location.url, canonical_json({**config, "__signed__": True}))
     store = _stores.get_or_set(cache_key, lambda: SignedStore(location.url, config))
     store.update(query=signing.get("url_query") or "", sign=signing.get("sign"))
     return store
@@ -333,6 +353,6 @@ def open_store(
         return _signed_store(location, signing, rest), location.key
     native = native and not location.is_local and location.scheme != "memory"
     kind = "path" if location.is_local and not _NATIVE_SAFE_NAME.match(location.key) else native
-    cache_key = (os.getpid(), location.base_url, _freeze({**config, "__native__": kind}))
+    cache_key = (os.getpid(), location.base_url, canonical_json({**config, "__native__": kind}))
     store = _stores.get_or_set(cache_key, lambda: build_store(location, native=native, **config))
     return store, location.key

@@ -46,6 +46,13 @@ def crs_text(crs: Any) -> str:
 
 
 @lru_cache(maxsize=1024)
+def crs_text_cached(text: str) -> str:
+    """`crs_text` of a CRS given as text (WKT, an authority code, PROJJSON), cached: a STAC
+    catalogue names a few CRSs on every item."""
+    return crs_text(text)
+
+
+@lru_cache(maxsize=1024)
 def same_crs(a: str, b: str) -> bool:
     return a == b or crs_from_text(a) == crs_from_text(b)
 

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import warnings
@@ -35,7 +34,7 @@ from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
 from georeader.errors import GeoreaderError, NoGeoreferenceError
-from georeader.store import parse_location, split_signed_url
+from georeader.store import canonical_json, parse_location, split_signed_url
 from georeader.window_utils import Bounds
 
 StoreOptions = tuple[tuple[str, Any], ...]
@@ -255,7 +254,7 @@ def _pending(source: Any, options: StoreOptions) -> Scene | tuple[str, StoreOpti
 
 
 def _key(url: str, options: StoreOptions) -> str:
-    return json.dumps([url, options], sort_keys=True, default=repr)
+    return canonical_json([url, options])
 
 
 def fetch_scenes(

@@ -28,7 +28,7 @@ import hashlib
 import math
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,44 @@ def scenes_digest(scenes: tuple[Scene, ...]) -> str:
     return hashlib.sha1(pickle.dumps(scenes, protocol=5), usedforsecurity=False).hexdigest()
 
 
+@dataclass(frozen=True)
+class MosaicOptions:
+    """The options `daskcog.mosaic` and `daskcog.stack` share, as one value (each is described
+    at `mosaic`): the target grid, the method and how scenes are read onto it."""
+
+    crs: Any = None
+    resolution: float | tuple[float, float] | None = None
+    bounds: Bounds | None = None
+    like: Any = None
+    method: str | type[MosaicMethod] = "first"
+    nodata: float | None = None
+    resampling: str = "nearest"
+    chunks: Any = "auto"
+    bands: Sequence[int] | None = None
+    dtype: Any = None
+    batch_size: int | None = None
+    warp_tolerance: float = GDAL_TOLERANCE
+    loop: LoopChoice = "io-thread"
+
+    @classmethod
+    def split(cls, keywords: dict[str, Any]) -> tuple[MosaicOptions, dict[str, Any]]:
+        """(these options, the other keywords: store options) from a call's keywords."""
+        names = {f.name for f in fields(cls)}
+        ours = {k: v for k, v in keywords.items() if k in names}
+        return cls(**ours), {k: v for k, v in keywords.items() if k not in names}
+
+    def spec(self, scenes: Sequence[Scene], groups: tuple[np.ndarray, ...]) -> MosaicSpec:
+        """Place the grid over `scenes` and build the spec of `groups` (one per output step)."""
+        placement = place(
+            scenes, crs=self.crs, resolution=self.resolution, bounds=self.bounds, like=self.like
+        )
+        return build_spec(
+            scenes, placement, groups=groups, method=self.method, nodata=self.nodata,
+            resampling=self.resampling, bands=self.bands, dtype=self.dtype,
+            batch_size=self.batch_size, warp_tolerance=self.warp_tolerance, loop=self.loop,
+        )
+
+
 # -- entry point ------------------------------------------------------------------
 def mosaic(
     sources: Sequence[Any],
@@ -175,21 +213,13 @@ def mosaic(
         loop: "io-thread" or "worker", like `daskcog.open`.
         **store_options: obstore options for every URL source.
     """
-    scenes = fetch_scenes(sources, **store_options)
-    placement = place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
-    spec = build_spec(
-        scenes,
-        placement,
-        groups=(np.arange(len(scenes)),),
-        method=method,
-        nodata=nodata,
-        resampling=resampling,
-        bands=bands,
-        dtype=dtype,
-        batch_size=batch_size,
-        warp_tolerance=warp_tolerance,
-        loop=loop,
+    options = MosaicOptions(
+        crs=crs, resolution=resolution, bounds=bounds, like=like, method=method, nodata=nodata,
+        resampling=resampling, chunks=chunks, bands=bands, dtype=dtype, batch_size=batch_size,
+        warp_tolerance=warp_tolerance, loop=loop,
     )
+    scenes = fetch_scenes(sources, **store_options)
+    spec = options.spec(scenes, (np.arange(len(scenes)),))
     normalised = mosaic_chunks(spec, chunks)
     name = f"daskcog-mosaic-{tokenize(spec, normalised)}"
     data = array_over(MosaicBlocks(spec), normalised, name, spec.out_dtype)

@@ -18,19 +18,15 @@ from affine import Affine
 from dask.base import tokenize
 from pyproj import CRS
 
-from daskcog.mosaics.footprints import Bounds, fetch_scenes
-from daskcog.mosaics.grid import place
-from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.footprints import fetch_scenes
 from daskcog.mosaics.mosaic import (
-    GDAL_TOLERANCE,
     MosaicError,
+    MosaicOptions,
     MosaicSpec,
-    build_spec,
     mosaic_chunks,
 )
 from daskcog.mosaics.tasks import MosaicBlocks
 from daskcog.reading.geoarray import GeoArray, to_dataarray
-from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
 from georeader.on_grid import OnGrid
 
@@ -140,20 +136,7 @@ def stack(
     sources: Sequence[Any],
     *,
     group_by: Callable[[str], Hashable] | Sequence[Hashable] | None = None,
-    crs: Any = None,
-    resolution: float | tuple[float, float] | None = None,
-    bounds: Bounds | None = None,
-    like: Any = None,
-    method: str | type[MosaicMethod] = "first",
-    nodata: float | None = None,
-    resampling: str = "nearest",
-    chunks: Any = "auto",
-    bands: Sequence[int] | None = None,
-    dtype: Any = None,
-    batch_size: int | None = None,
-    warp_tolerance: float = GDAL_TOLERANCE,
-    loop: LoopChoice = "io-thread",
-    **store_options: Any,
+    **options: Any,
 ) -> GeoStack:
     """Scenes on a common grid as a lazy GeoStack (time, band, y, x).
 
@@ -163,26 +146,17 @@ def stack(
             scene's URL, or a list of keys (one per source). Scenes with the same
             key are mosaicked into one step with `method`, in the sources' order.
             Steps are sorted by key (when the keys sort).
-        The other arguments are `daskcog.mosaic`'s; the grid covers all scenes.
-        `chunks` applies to (band, y, x); each step is its own chunk along time.
+        **options: `daskcog.mosaic`'s keywords (`MosaicOptions`: crs, resolution,
+            bounds, like, method, nodata, resampling, chunks, bands, dtype,
+            batch_size, warp_tolerance, loop), then store options; the grid covers
+            all scenes. `chunks` applies to (band, y, x); each step is its own chunk
+            along time.
     """
+    mosaic_options, store_options = MosaicOptions.split(options)
     scenes = fetch_scenes(sources, **store_options)
     keys, groups = _group([s.url for s in scenes], group_by)
-    placement = place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
-    spec: MosaicSpec = build_spec(
-        scenes,
-        placement,
-        groups=tuple(np.asarray(g) for g in groups),
-        method=method,
-        nodata=nodata,
-        resampling=resampling,
-        bands=bands,
-        dtype=dtype,
-        batch_size=batch_size,
-        warp_tolerance=warp_tolerance,
-        loop=loop,
-    )
-    plane = mosaic_chunks(spec, chunks)
+    spec: MosaicSpec = mosaic_options.spec(scenes, tuple(np.asarray(g) for g in groups))
+    plane = mosaic_chunks(spec, mosaic_options.chunks)
     normalised = ((1,) * len(groups), *plane)
     name = f"daskcog-stack-{tokenize(spec, normalised)}"
     data = array_over(MosaicBlocks(spec, ndim=4), normalised, name, spec.out_dtype)

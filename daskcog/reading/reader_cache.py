@@ -24,7 +24,6 @@ header (`georeader.open_file`) and one that makes a reader over a header
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -35,7 +34,12 @@ from typing import Any
 
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile, open_file
 from georeader.signed_store import SIGNING_OPTIONS
-from georeader.store import forget_signed_stores, identity_options, open_store
+from georeader.store import (
+    canonical_json,
+    forget_signed_stores,
+    identity_options,
+    open_store,
+)
 
 
 @dataclass
@@ -59,7 +63,7 @@ def cache_key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
     """The cache's key: the URL and the identity part of the options as canonical JSON."""
     if not SIGNING_OPTIONS.isdisjoint(store_options):
         open_store(url, **store_options)  # hand the newest token / signer to the cached store
-    return (url, json.dumps(identity_options(store_options), sort_keys=True, default=repr))
+    return (url, canonical_json(identity_options(store_options)))
 
 
 OpenHeader = Callable[..., Awaitable[Any]]

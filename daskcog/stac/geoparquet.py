@@ -37,6 +37,7 @@ from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, make_spec, make_stack, plan_grid
 from daskcog.stac.items import StacError
+from daskcog.stac.options import LoadOptions
 from daskcog.stac.parquet_file import columns_table, fragment, row_items
 from daskcog.stac.parquet_plan import (
     Step,
@@ -178,30 +179,15 @@ def _assets_back(table: Any, keys: Sequence[str]) -> Any:
 # -- entry point (called by daskcog.load) ---------------------------------------------------
 def load_geoparquet(
     url: Any,
+    options: LoadOptions,
     *,
-    bands: Any,
-    crs: Any,
-    resolution: Any,
-    bbox: Bounds | None,
-    bounds: Bounds | None,
-    like: Any,
-    groupby: Any,
-    method: Any,
-    chunks: Any,
-    dtype: Any,
-    nodata: float | None,
-    resampling: str,
-    errors: str,
-    rescale: bool,
-    patch_url: Callable[[str], str] | None,
-    preserve_original_order: bool,
-    batch_size: int | None,
-    warp_tolerance: float,
-    loop: LoopChoice,
     parquet_options: dict[str, Any] | None = None,
     **store_options: Any,
 ) -> Any:
-    if preserve_original_order:
+    """`daskcog.load` of a stac-geoparquet file (`options.use_proj` is for item inputs only)."""
+    o = options
+    bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
+    if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
     file_options = tuple(
@@ -224,28 +210,30 @@ def load_geoparquet(
     table = frag.to_table(columns=core)
     steps, first_times, groups = plan_steps(groupby, table)
     scenes = distinct_scenes(frag, names, facts, str(url), patch_url, store_options)
-    placement = plan_grid(scenes, crs, resolution, bbox, bounds, like)
-    options = {"method": method, "nodata": nodata, "resampling": resampling, "dtype": None,
-               "batch_size": batch_size, "warp_tolerance": warp_tolerance, "loop": loop,
-               "errors": errors}
+    placement = plan_grid(scenes, o.crs, o.resolution, o.bbox, o.bounds, o.like)
+    spec_options: dict[str, Any] = {
+        "method": o.method, "nodata": o.nodata, "resampling": o.resampling, "dtype": None,
+        "batch_size": o.batch_size, "warp_tolerance": o.warp_tolerance, "loop": loop,
+        "errors": o.errors,
+    }
     templates = []
     for key, info in facts.items():
         own = [s for s in scenes if s.label.endswith(f"asset {key!r}")]
         part = place(own[:1], like=_GridLike(placement.grid))
         numbers = [b.info.index for b in out_bands if b.info.asset == key]
         templates.append(build_spec(own[:1], part, groups=(np.arange(0),), bands=numbers,
-                                    **{**options, "dtype": dtype or info.dtype}))
+                                    **{**spec_options, "dtype": dtype or info.dtype}))
     # secrets stay out of the graph: the spec holds public options and credential names
     public_store, store_credentials = creds.keep_out_of_graph(dict(store_options), None, str(url))
     public_file, file_credentials = creds.keep_out_of_graph(dict(file_options), None, str(url))
     asset_index = {key: k for k, key in enumerate(facts)}
     band_map = tuple((asset_index[b.info.asset], b.info.index) for b in out_bands)
-    base = make_spec(templates, band_map, out_bands, dtype, rescale, loop)
+    base = make_spec(templates, band_map, out_bands, dtype, o.rescale, loop)
     spec = ParquetSpec(
         url=str(url), grid=placement.grid, groupby=groupby,
         step_list=tuple(steps), facts=tuple(facts.items()), band_map=band_map,
         templates=tuple(templates), out_dtype=base.out_dtype, fills=base.fills,
-        rescale=base.rescale, options=tuple(sorted({**options, "dtype": dtype}.items(),
+        rescale=base.rescale, options=tuple(sorted({**spec_options, "dtype": dtype}.items(),
                                                    key=lambda kv: kv[0])),
         store_options=tuple(sorted(public_store.items())), patch_url=patch_url, loop=loop,
         credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
@@ -253,7 +241,7 @@ def load_geoparquet(
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
-    return make_stack(spec, chunks, out_bands, grouping_, None, groupby,
+    return make_stack(spec, o.chunks, out_bands, grouping_, None, groupby,
                       properties=lambda: step_properties(frag, groups))
 
 

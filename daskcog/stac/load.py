@@ -44,6 +44,7 @@ from daskcog.stac.items import (
     item_lonlat_bbox,
     iter_item_dicts,
 )
+from daskcog.stac.options import LoadOptions
 from daskcog.stac.result import StacStack
 from daskcog.stac.scenes import asset_tables, complete_facts
 
@@ -109,24 +110,19 @@ def load(
         batch_size, warp_tolerance, loop: as `daskcog.mosaic`.
         **store_options: obstore options for every asset URL.
     """
+    options = LoadOptions(
+        bands=bands, crs=crs, resolution=resolution, bbox=bbox, bounds=bounds, like=like,
+        groupby=groupby, method=method, chunks=chunks, dtype=dtype, nodata=nodata,
+        resampling=resampling, errors=errors, rescale=rescale, patch_url=patch_url,
+        preserve_original_order=preserve_original_order, use_proj=use_proj,
+        batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop,
+    )
     if is_geoparquet(items):
         from daskcog.stac.geoparquet import load_geoparquet
 
-        return load_geoparquet(
-            items, bands=bands, crs=crs, resolution=resolution, bbox=bbox, bounds=bounds,
-            like=like, groupby=groupby, method=method, chunks=chunks, dtype=dtype,
-            nodata=nodata, resampling=resampling, errors=errors, rescale=rescale,
-            patch_url=patch_url, preserve_original_order=preserve_original_order,
-            batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, **store_options,
-        )
+        return load_geoparquet(items, options, **store_options)
     with _no_gc():
-        return _load_items(
-            items, bands=bands, crs=crs, resolution=resolution, bbox=bbox, bounds=bounds,
-            like=like, groupby=groupby, method=method, chunks=chunks, dtype=dtype, nodata=nodata,
-            resampling=resampling, errors=errors, rescale=rescale, patch_url=patch_url,
-            preserve_original_order=preserve_original_order, use_proj=use_proj,
-            batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, **store_options,
-        )
+        return _load_items(items, options, **store_options)
 
 
 @contextlib.contextmanager
@@ -142,31 +138,9 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _load_items(
-    items: Any,
-    *,
-    bands: str | Sequence[str] | None,
-    crs: Any,
-    resolution: float | tuple[float, float] | None,
-    bbox: Bounds | None,
-    bounds: Bounds | None,
-    like: Any,
-    groupby: grouping.Groupby | None,
-    method: str | type[MosaicMethod],
-    chunks: Any,
-    dtype: Any,
-    nodata: float | None,
-    resampling: str,
-    errors: str,
-    rescale: bool,
-    patch_url: Callable[[str], str] | None,
-    preserve_original_order: bool,
-    use_proj: bool,
-    batch_size: int | None,
-    warp_tolerance: float,
-    loop: LoopChoice,
-    **store_options: Any,
-) -> StacStack:
+def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacStack:
+    o = options
+    bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
     item_list = list(iter_item_dicts(items))
     if not item_list:
         raise StacError("no STAC items to load")
@@ -175,7 +149,7 @@ def _load_items(
     first_bands = {b.info.asset: b.info for b in out_bands}
     facts, _ = complete_facts(item_list, first_bands, patch_url=patch_url, **store_options)
     tables = asset_tables(
-        item_list, facts, patch_url=patch_url, use_proj=use_proj, dtype=dtype, **store_options
+        item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype, **store_options
     )
     empty = [t.key for t in tables if not t.scenes]
     if empty:
@@ -185,10 +159,10 @@ def _load_items(
     ids = [item_id(it) for it in item_list]
     lons = [_lon(it) for it in item_list]
     keys = grouping.group_keys(groupby, item_list, times, lons)
-    steps = grouping.group(keys, times, ids, preserve_original_order=preserve_original_order)
+    steps = grouping.group(keys, times, ids, preserve_original_order=o.preserve_original_order)
 
     everything = [s for t in tables for s in t.scenes]
-    placement = plan_grid(everything, crs, resolution, bbox, bounds, like)
+    placement = plan_grid(everything, o.crs, o.resolution, o.bbox, o.bounds, o.like)
     specs: list[MosaicSpec] = []
     offset = 0
     for table in tables:
@@ -208,15 +182,16 @@ def _load_items(
         numbers = [b.info.index for b in out_bands if b.info.asset == table.key]
         specs.append(
             build_spec(
-                table.scenes, part, groups=groups, method=method, nodata=nodata,
-                resampling=resampling, bands=numbers, dtype=dtype or facts[table.key].dtype,
-                batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, errors=errors,
+                table.scenes, part, groups=groups, method=o.method, nodata=o.nodata,
+                resampling=o.resampling, bands=numbers, dtype=dtype or facts[table.key].dtype,
+                batch_size=o.batch_size, warp_tolerance=o.warp_tolerance, loop=loop,
+                errors=o.errors,
             )
         )
     asset_index = {t.key: k for k, t in enumerate(tables)}
     band_map = tuple((asset_index[b.info.asset], b.info.index) for b in out_bands)
-    spec = make_spec(specs, band_map, out_bands, dtype, rescale, loop)
-    return make_stack(spec, chunks, out_bands, steps, item_list, groupby)
+    spec = make_spec(specs, band_map, out_bands, dtype, o.rescale, loop)
+    return make_stack(spec, o.chunks, out_bands, steps, item_list, groupby)
 
 
 def _lon(item: ItemDict) -> float:

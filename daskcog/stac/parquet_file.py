@@ -9,9 +9,10 @@ Python objects); `row_items` turns only the rows a chunk needs into item dicts.
 from __future__ import annotations
 
 import io
-import json
 import threading
 from typing import Any
+
+from georeader.store import canonical_json
 
 _CORE = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
                    "assets", "links", "collection"})
@@ -27,7 +28,7 @@ def fragment(url: str, options: tuple[tuple[str, Any], ...]) -> Any:
     import pyarrow.dataset as pds
 
     # one handle per thread: a Python file object under pyarrow is not safe to share
-    key = (url, json.dumps(options, default=repr), threading.get_ident())
+    key = (url, canonical_json(options), threading.get_ident())
     with _files_lock:
         found = _files.get(key)
     if found is not None:
@@ -99,7 +100,7 @@ def columns_table(url: str, options: tuple[tuple[str, Any], ...], assets: tuple[
     """
     import pyarrow.compute as pc
 
-    key = (url, json.dumps(options, default=repr), assets)
+    key = (url, canonical_json(options), assets)
     with _files_lock:
         found = _tables.get(key)
     if found is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from daskcog.mosaics.crs import crs_text
+from daskcog.mosaics.crs import crs_text_cached
 from daskcog.stac.items import StacItemError
 
 Transform = tuple[float, float, float, float, float, float]
@@ -44,13 +44,10 @@ def _field(asset: Mapping[str, Any], props: Mapping[str, Any], name: str) -> Any
     return None if value is _MISSING else value
 
 
-@lru_cache(maxsize=1024)
 def _crs_from(kind: str, text: str) -> str:
     if kind == "epsg":
-        return crs_text(f"EPSG:{int(float(text))}")
-    if kind == "projjson":
-        return crs_text(json.loads(text))
-    return crs_text(text)
+        return crs_text_cached(f"EPSG:{int(float(text))}")
+    return crs_text_cached(text)  # WKT, a code or PROJJSON text: pyproj reads them all
 
 
 def crs_of(asset: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
