@@ -53,18 +53,18 @@ from georeader.store import (
 )
 
 DEFAULT_PREFETCH = 32768
-_header_sizes: LRU[str, int] = LRU(int(os.environ.get("GEOREADER_HEADER_HINTS", "65536")))
+HEADER_SIZES: LRU[str, int] = LRU(int(os.environ.get("GEOREADER_HEADER_HINTS", "65536")))
 """url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded."""
 
 
 def header_size_hint(url: str) -> int | None:
     """Bytes that held the whole header of `url` at its last open in this process, if any."""
-    return _header_sizes.get(url)
+    return HEADER_SIZES.get(url)
 
 
 def forget_header_sizes() -> None:
     """Drop the learnt header sizes, so the next opens start from the default prefetch."""
-    _header_sizes.clear()
+    HEADER_SIZES.clear()
 
 @dataclass(frozen=True)
 class Level(OnGrid):
@@ -211,7 +211,7 @@ async def open_file(
         )
         key = location.key
     url = location.url
-    hint: int = prefetch or _header_sizes.get(url) or DEFAULT_PREFETCH
+    hint: int = prefetch or HEADER_SIZES.get(url) or DEFAULT_PREFETCH
 
     guarded: list[Any] = []
 
@@ -245,7 +245,7 @@ async def open_file(
         geotiff = await attempt()
     header_size = _header_size(geotiff.tiff)
     if header_size:
-        _header_sizes[url] = header_size
+        HEADER_SIZES[url] = header_size
     try:
         # readers fetch through the store the header was read with: its retries and limits
         reading_store = guarded[-1] if guarded and isinstance(guarded[-1], GuardedStore) else store

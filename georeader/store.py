@@ -191,7 +191,7 @@ def canonical_json(value: Any) -> str:
 
 _lock = threading.Lock()
 STORE_CACHE_SIZE = int(os.environ.get("GEOREADER_STORE_CACHE_SIZE", "512"))
-_stores: LRU[tuple[int, str, str], Any] = LRU(STORE_CACHE_SIZE)
+STORES: LRU[tuple[int, str, str], Any] = LRU(STORE_CACHE_SIZE)
 """(pid, base URL, options) -> store; bounded: a worker may see millions of folders."""
 _MEMORY_STORE: Any = None
 
@@ -322,14 +322,14 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
     cache_key = (os.getpid(), location.url, canonical_json({**config, "__signed__": True}))
-    store = _stores.get_or_set(cache_key, lambda: SignedStore(location.url, config))
+    store = STORES.get_or_set(cache_key, lambda: SignedStore(location.url, config))
     store.update(query=signing.get("url_query") or "", sign=signing.get("sign"))
     return store
 
 
 def forget_signed_stores() -> None:
     """Drop this process's signed stores (their tokens and signers); tests, key rotation."""
-    _stores.drop_where(lambda key: "__signed__" in key[2])
+    STORES.drop_where(lambda key: "__signed__" in key[2])
 
 
 def open_store(
@@ -354,5 +354,5 @@ def open_store(
     native = native and not location.is_local and location.scheme != "memory"
     kind = "path" if location.is_local and not _NATIVE_SAFE_NAME.match(location.key) else native
     cache_key = (os.getpid(), location.base_url, canonical_json({**config, "__native__": kind}))
-    store = _stores.get_or_set(cache_key, lambda: build_store(location, native=native, **config))
+    store = STORES.get_or_set(cache_key, lambda: build_store(location, native=native, **config))
     return store, location.key

@@ -76,6 +76,11 @@ class RangeServer:
         self.port: int = json.loads(line[0])["port"]
         self.url = f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        return self._proc.pid
+
     def url_for(self, relpath: str) -> str:
         return f"{self.url}/{urllib.parse.quote(relpath.lstrip('/'))}"
 

@@ -131,6 +131,12 @@ def resolve(name: str, url: str = "") -> dict[str, Any]:
     return options
 
 
+def built_providers() -> list[str]:
+    """The names whose credential provider this process holds (built on first use), sorted."""
+    with _lock:
+        return sorted(_providers)
+
+
 def _built_provider(name: str, factory: Callable[[], Any], url: str) -> Any:
     """The provider of `name` in this process, built by its factory on first use."""
     with _lock:

@@ -107,7 +107,7 @@ def test_server_ends_with_the_process_that_started_it(served: tuple[Path, bytes]
         sys.path.insert(0, {str(ROOT)!r})
         from benchmarks.servers import RangeServer
         srv = RangeServer({str(served[0])!r})
-        print(srv._proc.pid, flush=True)
+        print(srv.pid, flush=True)
         os._exit(0)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)

@@ -136,14 +136,12 @@ def test_process_global_tables_are_bounded(tmp_path: Path, monkeypatch) -> None:
     """Header-size hints and the store cache keep at most their bound (LRU), whatever is opened."""
     from georeader import opened_file, store
 
-    monkeypatch.setattr(store._stores, "maxsize", 4)
-    monkeypatch.setattr(opened_file._header_sizes, "maxsize", 3)
+    monkeypatch.setattr(store.STORES, "maxsize", 4)
+    monkeypatch.setattr(opened_file.HEADER_SIZES, "maxsize", 3)
     for i in range(10):
         folder = tmp_path / f"f{i}"
         folder.mkdir()
         _write(folder / "x.tif", i, size=16)
         run(AsyncGeoTIFFReader.open(folder / "x.tif"))
-        assert len(store._stores) <= 4 and len(opened_file._header_sizes) <= 3
-    assert (
-        str((tmp_path / "f9" / "x.tif").as_uri()) in opened_file._header_sizes
-    )  # the newest stays
+        assert len(store.STORES) <= 4 and len(opened_file.HEADER_SIZES) <= 3
+    assert str((tmp_path / "f9" / "x.tif").as_uri()) in opened_file.HEADER_SIZES  # the newest stays

@@ -57,7 +57,7 @@ def _pc_provider(sas_url: str, container: str):
 
 def test_azure_with_the_account_key(azurite_server, azure_cog, reference):
     arr = daskcog.open(azure_cog, chunks=64, **azurite_server.options())
-    assert arr._source.credentials.startswith("auto-")  # the account key is split off
+    assert arr.source.credentials.startswith("auto-")  # the account key is split off
     np.testing.assert_array_equal(arr.data.compute(scheduler="threads"), reference[0])
 
 
@@ -101,7 +101,7 @@ def test_planetary_computer_provider_outlives_its_tokens_on_a_worker(
                 assert seconds > token_endpoint.life, seconds
                 # one provider per process (the client's and the worker's), each refreshed
                 # by obstore when its token ran out
-                built = client.run(lambda: sorted(creds._providers))
+                built = client.run(creds.built_providers)
                 assert list(built.values()) == [["pc-test"]]
                 assert token_endpoint.issued >= 3
                 record_requests(
