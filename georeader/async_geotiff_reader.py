@@ -387,50 +387,21 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
 
     @property
     def reads_locally(self) -> bool:
-        """True when a window can be read without the event loop: a local file whose
-        tiles imagecodecs decodes and that has no mask IFD.
-
-        Measured on the 8192x8192 DEFLATE benchmark (64 chunks of 1024, threaded
-        scheduler, 2 cores): fetching each chunk's tiles through the I/O loop costs
-        ~1.5 ms of thread hand-offs per chunk, 0.24 s in all against 0.17 s for
-        `os.pread` in the task's own thread (rioxarray lock=False: 0.17 s). Remote
-        stores always go through the loop, where concurrency pays.
-        """
-        opened, fmt = self._opened, self._lvl.fmt
-        return (
-            opened.location.is_local
-            and opened.layout.route == layout_guard.NATIVE
-            and fmt is not None
-            and fmt.decoder == "imagecodecs"
-            and self._lvl.mask_ifd is None
-        )
+        """True when a window can be read without the event loop (`read_window_sync`): see
+        `tile_fetch.reads_locally`."""
+        return tile_fetch.reads_locally(self._opened, self._lvl)
 
     def read_window_sync(self, window: Window, *, fill_value: float | None = None) -> GeoTensor:
         """`read_window` for `reads_locally` files, in the calling thread (no event loop)."""
         window = self._int_window(window)
         level = self._lvl
-        fmt = level.native_fmt
         fill = check_fill(
             self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url
         )
         inside = window_utils.clip_window(window, level.width, level.height)
         fetched = None
         if inside is not None:
-            fd = self._opened.local_fd()
-            offsets = level.tile_offsets
-            counts = level.tile_byte_counts
-            fetched = Fetched()
-            for tx, ty in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
-                if level.is_sparse(tx, ty, self.url):
-                    fetched.sparse.append((tx, ty))
-                    continue
-                indices = level.tile_indices(tx, ty)
-                try:
-                    parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
-                except OSError as exc:
-                    raise map_store_error(exc, self.url, f"reading tile ({tx}, {ty})") from exc
-                tile_fetch.check_length(level, counts, tx, ty, parts, self.url)
-                fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
+            fetched = tile_fetch.fetch_local(self._opened, level, inside, self.url)
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
 

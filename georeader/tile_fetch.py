@@ -7,8 +7,10 @@ fetches the rest in one batched call per IFD (data, mask). Remote tiles that
 imagecodecs decodes go through the per-process `range_cache` (`fetch_cached`), so
 neighbouring chunks and read-aheads (`prefetch_window`) share their bytes; the
 others go through async-tiff's `fetch_tiles`, and Rust-decoded codecs are decoded
-here. What comes back is a `Fetched` for `assemble` to decode and place; every
-tile's length is checked against the header first (`check_length`).
+here. Local files that need no event loop (`reads_locally`) are read by
+`fetch_local` with `os.pread` in the calling thread. What comes back is a
+`Fetched` for `assemble` to decode and place; every tile's length is checked
+against the header first (`check_length`).
 
 Data flows one way: header values in, bytes (or Rust-decoded arrays) out; this
 module never calls back into the reader.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +29,7 @@ from rasterio.windows import Window
 
 from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
 from georeader.assemble import Fetched
-from georeader.error_mapping import first_line
+from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import TileDecodeError
 from georeader.opened_file import Level, OpenedFile
 from georeader.rust_calls import settled
@@ -95,6 +98,48 @@ async def fetch_native(opened: OpenedFile, level: Level, inside: Window, url: st
         ]
         for tx, ty, data in fetched.masks:
             check_length(level, level.mask_byte_counts, tx, ty, data, url, "mask ")
+    return fetched
+
+
+# -- local files, in the calling thread ---------------------------------------
+def reads_locally(opened: OpenedFile, level: Level) -> bool:
+    """True when a window can be read without the event loop: a local file whose
+    tiles imagecodecs decodes and that has no mask IFD.
+
+    Measured on the 8192x8192 DEFLATE benchmark (64 chunks of 1024, threaded
+    scheduler, 2 cores): fetching each chunk's tiles through the I/O loop costs
+    ~1.5 ms of thread hand-offs per chunk, 0.24 s in all against 0.17 s for
+    `os.pread` in the task's own thread (rioxarray lock=False: 0.17 s). Remote
+    stores always go through the loop, where concurrency pays.
+    """
+    fmt = level.fmt
+    return (
+        opened.location.is_local
+        and opened.layout.route == layout_guard.NATIVE
+        and fmt is not None
+        and fmt.decoder == "imagecodecs"
+        and level.mask_ifd is None
+    )
+
+
+def fetch_local(opened: OpenedFile, level: Level, inside: Window, url: str) -> Fetched:
+    """A `reads_locally` window's tiles by `os.pread` in the calling thread (no event loop)."""
+    fmt = level.native_fmt
+    fd = opened.local_fd()
+    offsets = level.tile_offsets
+    counts = level.tile_byte_counts
+    fetched = Fetched()
+    for tx, ty in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
+        if level.is_sparse(tx, ty, url):
+            fetched.sparse.append((tx, ty))
+            continue
+        indices = level.tile_indices(tx, ty)
+        try:
+            parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
+        except OSError as exc:
+            raise map_store_error(exc, url, f"reading tile ({tx}, {ty})") from exc
+        check_length(level, counts, tx, ty, parts, url)
+        fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
     return fetched
 
 
