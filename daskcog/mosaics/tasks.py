@@ -186,27 +186,63 @@ async def read_scene(
             return None
         values = (await reader.read_window(source, fill_value=fill)).values
     else:
+        # warp only the part of the chunk the scene's footprint reaches: GDAL visits every
+        # destination pixel it is given, inside the scene or not
+        part = _footprint_part(spec, index, window)
+        if part is None:
+            return None
         scales = _level_scales(spec, index, reader)
-        source = _source_window(spec, index, reader, grid.window_bounds(*window), scales)
+        source = _source_window(spec, index, reader, grid.window_bounds(*part), scales)
         if source is None:
             return None
         src = (await reader.read_window(source, fill_value=fill)).values
-        values = await asyncio.to_thread(
+        warped = await asyncio.to_thread(
             warp,
             src,
             reader.transform @ Affine.translation(source.col_off, source.row_off),
             scene.crs,
-            grid.window_transform(col_off, row_off),
+            grid.window_transform(part[0], part[1]),
             grid.crs,
-            (height, width),
+            (part[3], part[2]),
             fill,
             spec.resampling,
             spec.warp_tolerance,
             scales,
         )
+        if part == window:
+            values = warped
+        else:
+            values = np.full((warped.shape[0], height, width), fill, dtype=warped.dtype)
+            r, c = part[1] - row_off, part[0] - col_off
+            values[:, r : r + part[3], c : c + part[2]] = warped
     invalid = nodata_mask(values, fill)
     valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
     return values, valid
+
+
+def _footprint_part(
+    spec: MosaicSpec, index: int, window: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """The chunk's pixels within reach of the scene's footprint on the grid (outer-rounded,
+    plus the resampling kernel's reach and a margin for the footprint's densified edges),
+    as (col_off, row_off, width, height) of the grid; None when it misses the chunk."""
+    col_off, row_off, width, height = window
+    left, bottom, right, top = (float(v) for v in spec.footprints[index])
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return window
+    inverse = ~spec.grid.affine
+    cols, rows = zip(
+        *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
+        strict=True,
+    )
+    margin = _KERNEL_RADIUS.get(spec.resampling, 1) + 2
+    c0 = max(col_off, math.floor(min(cols)) - margin)
+    r0 = max(row_off, math.floor(min(rows)) - margin)
+    c1 = min(col_off + width, math.ceil(max(cols)) + margin)
+    r1 = min(row_off + height, math.ceil(max(rows)) + margin)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return (c0, r0, c1 - c0, r1 - r0)
 
 
 def _level_scales(
