@@ -14,9 +14,10 @@ flows down this module in the order it runs:
 * `read_scene` reads one scene for one chunk through the process's reader cache.
   A scene on the grid's CRS and resolution whose origin is a whole number of
   pixels away is a plain window read (exact). Any other scene reads the overview
-  that fits the grid's resolution (`choose_level`), a source window covering the
-  chunk plus the resampling kernel's margin (`_source_window`), and warps it with
-  GDAL (`warp`) in a thread, off the loop, with the fill value as source and
+  that fits the grid's resolution (`choose_level`) and warps it with GDAL (`warp`)
+  in a thread, off the loop, onto the part of the chunk the scene's footprint
+  reaches (`_footprint_part`), from a source window covering that part plus the
+  resampling kernel's margin (`_source_window`), with the fill value as source and
   destination nodata so invalid pixels stay invalid.
 """
 
@@ -230,16 +231,10 @@ def _footprint_part(
     left, bottom, right, top = (float(v) for v in spec.footprints[index])
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return window
-    inverse = ~spec.grid.affine
-    cols, rows = zip(
-        *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
-        strict=True,
-    )
     margin = _KERNEL_RADIUS.get(spec.resampling, 1) + 2
-    c0 = max(col_off, math.floor(min(cols)) - margin)
-    r0 = max(row_off, math.floor(min(rows)) - margin)
-    c1 = min(col_off + width, math.ceil(max(cols)) + margin)
-    r1 = min(row_off + height, math.ceil(max(rows)) + margin)
+    c0, r0, c1, r1 = _pixel_span(spec.grid.affine, (left, bottom, right, top), margin)
+    c0, r0 = max(col_off, c0), max(row_off, r0)
+    c1, r1 = min(col_off + width, c1), min(row_off + height, r1)
     if c1 <= c0 or r1 <= r0:
         return None
     return (c0, r0, c1 - c0, r1 - r0)
@@ -278,14 +273,27 @@ def _source_window(
     left, bottom, right, top = transform_bounds(chunk_bounds, spec.grid.crs, scene.crs)
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return Window(0, 0, reader.width, reader.height)  # the whole scene (never empty)
-    inverse = ~reader.transform
+    c0, r0, c1, r1 = _pixel_span(reader.transform, (left, bottom, right, top), margin)
+    return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+
+
+def _pixel_span(
+    transform: Affine, bounds: Bounds, margin: int
+) -> tuple[int, int, int, int]:
+    """(col0, row0, col1, row1): the pixels of `transform` holding `bounds`' corners,
+    outer-rounded and widened by `margin` on every side (not clipped)."""
+    left, bottom, right, top = bounds
+    inverse = ~transform
     cols, rows = zip(
         *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
         strict=True,
     )
-    c0, c1 = math.floor(min(cols)) - margin, math.ceil(max(cols)) + margin
-    r0, r1 = math.floor(min(rows)) - margin, math.ceil(max(rows)) + margin
-    return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+    return (
+        math.floor(min(cols)) - margin,
+        math.floor(min(rows)) - margin,
+        math.ceil(max(cols)) + margin,
+        math.ceil(max(rows)) + margin,
+    )
 
 
 def warp(
