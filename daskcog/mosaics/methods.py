@@ -5,8 +5,11 @@ scenes overlapping the chunk in priority order (`reverse=True` methods get them
 in reverse order), each as `(values, valid)`: values (band, y, x) already on
 the target grid in the mosaic's value dtype, and a boolean array of the same
 shape, True where the pixel is valid (not nodata, not masked, not NaN, inside
-the scene). After each feed the task asks `is_done`; `first` and `last` are done
-once every pixel is filled, so the remaining scenes are never read.
+the scene). A scene that reaches only part of the chunk comes through `feed_part`
+instead (the built-in methods update that part in place; the default widens it and
+calls `feed`, so a custom method needs only `feed`). After each feed the task asks
+`is_done`; `first` and `last` are done once every pixel is filled, so the remaining
+scenes are never read.
 
 `result()` returns the chunk in `output_dtype(value dtype)`, with `fill` where
 no scene was valid (count: 0).
@@ -18,7 +21,7 @@ class as `method=`.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -56,6 +59,27 @@ class MosaicMethod:
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
         raise NotImplementedError
 
+    def feed_part(self, values: np.ndarray, valid: np.ndarray, rows: slice, cols: slice) -> None:
+        """Feed a scene that reaches only `[:, rows, cols]` of the chunk (invalid elsewhere).
+
+        A scene covers a fraction of most chunks it touches: the built-in methods update
+        that part in place (`_feed_at`, written beside their `feed`). Any other method,
+        and a subclass that overrides `feed` alone, gets the part widened to the whole
+        chunk and passed to its `feed`."""
+        owner = next(k for k in type(self).__mro__ if "feed" in vars(k))
+        if "_feed_at" in vars(owner):
+            self._feed_at((slice(None), rows, cols), values, valid)
+            return
+        whole = np.full(self.shape, self.fill, dtype=values.dtype)
+        mask = np.zeros(self.shape, dtype=bool)
+        whole[:, rows, cols] = values
+        mask[:, rows, cols] = valid
+        self.feed(whole, mask)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        """`feed` on the chunk's arrays at `key` (built-in methods; see `feed_part`)."""
+        raise NotImplementedError
+
     @property
     def is_done(self) -> bool:
         return False
@@ -78,9 +102,13 @@ class FirstMethod(MosaicMethod):
         self._done = False
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        take = valid & ~self._filled
-        np.copyto(self._out, values, where=take, casting="unsafe")
-        self._filled |= take
+        self._feed_at(..., values, valid)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        filled = self._filled[key]  # views: the updates land in the chunk's arrays
+        take = valid & ~filled
+        np.copyto(self._out[key], values, where=take, casting="unsafe")
+        filled |= take
         self._done = bool(self._filled.all())
 
     @property
@@ -108,10 +136,13 @@ class _Extreme(MosaicMethod):
         self._seen = np.zeros(self.shape, dtype=bool)
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        both = valid & self._seen
-        type(self)._op(self._out, values, out=self._out, where=both, casting="unsafe")
-        np.copyto(self._out, values, where=valid & ~self._seen, casting="unsafe")
-        self._seen |= valid
+        self._feed_at(..., values, valid)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        out, seen = self._out[key], self._seen[key]
+        type(self)._op(out, values, out=out, where=valid & seen, casting="unsafe")
+        np.copyto(out, values, where=valid & ~seen, casting="unsafe")
+        seen |= valid
 
     def result(self) -> np.ndarray:
         return self._out
@@ -150,8 +181,12 @@ class MeanMethod(MosaicMethod):
         return _float_dtype(dtype)
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        np.add(self._sum, values, out=self._sum, where=valid, casting="unsafe")
-        self._count += valid
+        self._feed_at(..., values, valid)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        total, count = self._sum[key], self._count[key]
+        np.add(total, values, out=total, where=valid, casting="unsafe")
+        count += valid
 
     def result(self) -> np.ndarray:
         out = np.full(self.shape, self.fill, dtype=self.output_dtype(self.dtype))
@@ -211,7 +246,11 @@ class CountMethod(MosaicMethod):
         return 0
 
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        self._count += valid
+        self._feed_at(..., values, valid)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        count = self._count[key]
+        count += valid
 
     def result(self) -> np.ndarray:
         return self._count

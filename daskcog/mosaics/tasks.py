@@ -51,6 +51,10 @@ if TYPE_CHECKING:  # the spec is built in `mosaic`, which imports this module
 
 GDAL_TOLERANCE = 0.125
 """GDAL's default approximation error of the warp transformer, in source pixels."""
+Part = tuple[int, int, int, int]
+"""(col_off, row_off, width, height) of a window of the grid (a chunk, or the part of one
+that a scene reaches)."""
+
 _KERNEL_RADIUS = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4}
 
 
@@ -119,14 +123,20 @@ async def mosaic_block(
                 continue
             if got is None:
                 continue
-            values, valid = got
+            values, valid, part = got
             if (
                 values.dtype != value_dtype
                 and values.dtype.kind == "f"
                 and value_dtype.kind in "iub"
             ):
                 values = np.where(valid, values, 0)  # no NaN into an integer cast
-            method.feed(values.astype(value_dtype, copy=False), valid)
+            values = values.astype(value_dtype, copy=False)
+            if part == window:
+                method.feed(values, valid)
+            else:  # only the part the scene reaches: no whole-chunk padding, masks or copies
+                rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
+                cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
+                method.feed_part(values, valid, rows, cols)
             if method.is_done:
                 return np.asarray(method.result(), dtype=spec.out_dtype)
     return np.asarray(method.result(), dtype=spec.out_dtype)
@@ -167,9 +177,9 @@ def _read_fill(fill: float, dtype: np.dtype) -> float | int:
 
 async def read_scene(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: tuple[int, int, int, int]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """One scene on one chunk of the grid: (values in the scene's dtype, valid mask), or
-    None when it has no pixel there."""
+) -> tuple[np.ndarray, np.ndarray, Part] | None:
+    """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
+    mask, the part as a window of the grid), or None when it has no pixel there."""
     scene = spec.scenes[index]
     opened = await CACHE.opened(scene.url, scene.options)
     check_header(scene, opened, bands)
@@ -183,21 +193,29 @@ async def read_scene(
     )
     if offset is not None:
         source = Window(col_off + offset[0], row_off + offset[1], width, height)
-        if window_utils.clip_window(source, reader.width, reader.height) is None:
+        inside = window_utils.clip_window(source, reader.width, reader.height)
+        if inside is None:
             return None
-        values = (await reader.read_window(source, fill_value=fill)).values
+        values = (await reader.read_window(inside, fill_value=fill)).values
+        part = (
+            col_off + int(inside.col_off - source.col_off),
+            row_off + int(inside.row_off - source.row_off),
+            int(inside.width),
+            int(inside.height),
+        )
     else:
         # warp only the part of the chunk the scene's footprint reaches: GDAL visits every
         # destination pixel it is given, inside the scene or not
-        part = _footprint_part(spec, index, window)
-        if part is None:
+        reached = _footprint_part(spec, index, window)
+        if reached is None:
             return None
+        part = reached
         scales = _level_scales(spec, index, reader)
         source = _source_window(spec, index, reader, grid.window_bounds(*part), scales)
         if source is None:
             return None
         src = (await reader.read_window(source, fill_value=fill)).values
-        warped = await asyncio.to_thread(
+        values = await asyncio.to_thread(
             warp,
             src,
             reader.transform @ Affine.translation(source.col_off, source.row_off),
@@ -210,20 +228,12 @@ async def read_scene(
             spec.warp_tolerance,
             scales,
         )
-        if part == window:
-            values = warped
-        else:
-            values = np.full((warped.shape[0], height, width), fill, dtype=warped.dtype)
-            r, c = part[1] - row_off, part[0] - col_off
-            values[:, r : r + part[3], c : c + part[2]] = warped
     invalid = nodata_mask(values, fill)
     valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
-    return values, valid
+    return values, valid, part
 
 
-def _footprint_part(
-    spec: MosaicSpec, index: int, window: tuple[int, int, int, int]
-) -> tuple[int, int, int, int] | None:
+def _footprint_part(spec: MosaicSpec, index: int, window: Part) -> Part | None:
     """The chunk's pixels within reach of the scene's footprint on the grid (outer-rounded,
     plus the resampling kernel's reach and a margin for the footprint's densified edges),
     as (col_off, row_off, width, height) of the grid; None when it misses the chunk."""

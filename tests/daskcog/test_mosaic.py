@@ -567,3 +567,35 @@ def test_distributed_two_processes(real_scenes: list[Path]) -> None:
     assert len(opens) == 2
     assert all(n <= len(real_scenes) for n in opens.values()), opens
     assert sum(opens.values()) >= len(real_scenes)
+
+
+@pytest.mark.parametrize(
+    "name", ["first", "last", "min", "max", "mean", "median", "count", "custom"]
+)
+def test_feed_part_equals_feed_of_the_widened_scene(name: str) -> None:
+    """A scene that reaches part of a chunk, fed with `feed_part`, leaves the method as
+    `feed` of the scene widened to the chunk (fill and invalid around it) does; a subclass
+    that overrides `feed` alone still gets its own `feed`."""
+    from daskcog.mosaics.methods import MosaicMethod, get_method
+
+    class EveryOther(FirstMethod):
+        def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+            super().feed(values, valid & (np.indices(valid.shape).sum(axis=0) % 2 == 0))
+
+    cls: type[MosaicMethod] = EveryOther if name == "custom" else get_method(name)
+    rng = np.random.default_rng(3)
+    shape, fill = (2, 40, 50), 0
+    scenes = []
+    for rows, cols in ((slice(0, 40), slice(0, 50)), (slice(5, 23), slice(30, 50)),
+                       (slice(17, 40), slice(0, 11)), (slice(1, 39), slice(2, 48))):
+        part = (shape[0], rows.stop - rows.start, cols.stop - cols.start)
+        scenes.append((rows, cols, rng.integers(1, 9, part).astype("uint16"),
+                       rng.random(part) > 0.3))
+    by_part, widened = cls(shape, np.dtype("uint16"), fill), cls(shape, np.dtype("uint16"), fill)
+    for rows, cols, values, valid in scenes:
+        by_part.feed_part(values, valid, rows, cols)
+        whole, mask = np.full(shape, fill, "uint16"), np.zeros(shape, bool)
+        whole[:, rows, cols], mask[:, rows, cols] = values, valid
+        widened.feed(whole, mask)
+        assert by_part.is_done == widened.is_done
+    np.testing.assert_array_equal(by_part.result(), widened.result())
