@@ -152,3 +152,61 @@ def test_tiles_next_to_each_other_come_in_one_request() -> None:
     got = run(fetch_runs(store, "k", ranges))
     assert [bytes(g) for g in got] == [data[o : o + n] for o, n in ranges]
     assert sorted(store.calls) == [(0, 158), (5000, 5100)]
+
+
+class _Store:
+    """Serves `data`, counting requests; `fail_at` makes requests starting there fail."""
+
+    def __init__(self, data: bytes, fail_at: int | None = None) -> None:
+        self.data, self.fail_at = data, fail_at
+        self.calls: list[tuple[int, int]] = []
+
+    async def get_range_async(self, key: str, *, start: int, end: int) -> bytes:
+        self.calls.append((start, end))
+        await asyncio.sleep(0.01)
+        if start == self.fail_at:
+            raise OSError("connection reset")
+        return self.data[start:end]
+
+
+def test_reads_in_the_same_turn_share_requests_and_each_gets_its_bytes() -> None:
+    """Two reads whose tiles sit side by side in the file, and one far away: planned
+    together, the neighbours become one request; each read gets exactly its own bytes."""
+    from georeader.range_cache import fetch_runs_batched
+
+    data = bytes(range(256)) * 100
+    store = _Store(data)
+    reads = [[(0, 100), (20000, 50)], [(108, 50)], [(9000, 10)]]
+
+    async def main() -> list[list[object]]:
+        return list(await asyncio.gather(*(fetch_runs_batched(store, "k", r) for r in reads)))
+
+    got = run(main())
+    for ranges, out in zip(reads, got, strict=True):
+        assert [bytes(b) for b in out] == [data[o : o + n] for o, n in ranges]
+    assert sorted(store.calls) == [(0, 158), (9000, 9010), (20000, 20050)]
+
+
+def test_a_failed_shared_request_fails_every_read_waiting_on_it_only() -> None:
+    from georeader.range_cache import fetch_runs_batched
+
+    store = _Store(bytes(10000), fail_at=0)
+
+    async def main() -> list[object]:
+        reads = [[(0, 100)], [(108, 50)], [(5000, 10)]]
+        return list(await asyncio.gather(
+            *(fetch_runs_batched(store, "k", r) for r in reads), return_exceptions=True
+        ))
+
+    first, second, third = run(main())
+    assert isinstance(first, OSError) and isinstance(second, OSError)
+    assert [bytes(b) for b in third] == [bytes(10)]
+
+
+def test_one_request_never_reads_more_than_run_max() -> None:
+    from georeader.range_cache import RUN_MAX, plan_runs
+
+    tile = 1 << 20
+    runs = plan_runs([(i * tile, tile) for i in range(20)])  # 20 MiB of adjacent tiles
+    assert all(end - start <= RUN_MAX for start, end, _ in runs)
+    assert sorted(i for _, _, members in runs for i in members) == list(range(20))
