@@ -17,11 +17,6 @@ Bounds, so nothing grows without limit:
 In-flight entries are `concurrent.futures.Future`s, so reads on different event
 loops (the I/O thread, a user's loop) share them. A failed fetch drops its entries:
 the next read (or the retry layer) fetches again.
-
-The misses' request plan lives here too (`plan_runs`, `fetch_runs`, `fetch_runs_batched`):
-tiles next to each other in the file are one request (at most `RUN_MAX` bytes), and the
-misses of every read that asks in the same turn of an event loop are planned together,
-so neighbouring windows share requests.
 """
 
 from __future__ import annotations
