@@ -61,11 +61,6 @@ def policy_scope(policy: RetryPolicy) -> Iterator[None]:
         _policy.reset(token)
 
 
-def current_policy() -> RetryPolicy | None:
-    """The retry policy requests made here would use (None: the store's default)."""
-    return _policy.get()
-
-
 def _limit(store: Any, size: int) -> asyncio.Semaphore:
     """The semaphore of (store, running loop, size): asyncio primitives belong to one loop."""
     loop = asyncio.get_running_loop()

@@ -31,8 +31,6 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from georeader.guarded_store import current_policy
-
 Key = tuple[str, int, int]
 Fetch = Callable[[list[int]], Awaitable[Sequence[Any]]]
 """Fetch the ranges at these indices (of the list given to `get`); their bytes, in order."""
@@ -219,35 +217,6 @@ class RangeCache:
 
 RUN_GAP = 4096
 """Bytes between two tiles that one request may read over (GDAL's tile leaders, padding)."""
-RUN_MAX = 8 << 20
-"""The most one request reads: a batched fan-out of 2,000 windows would otherwise ask for
-the whole file in 7 requests, and every read waits for the request holding its tiles."""
-
-
-def plan_runs(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
-    """(start, end, indices into `ranges`) of each request: tiles at most `RUN_GAP` apart
-    in the file are one request."""
-    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
-    runs: list[tuple[int, int, list[int]]] = []
-    for i in order:
-        off, n = ranges[i]
-        if runs and 0 <= off - runs[-1][1] <= RUN_GAP and off + n - runs[-1][0] <= RUN_MAX:
-            runs[-1] = (runs[-1][0], off + n, [*runs[-1][2], i])
-        else:
-            runs.append((off, off + n, [i]))
-    return runs
-
-
-def _slices(
-    runs: list[tuple[int, int, list[int]]], bufs: Sequence[Any], ranges: Sequence[tuple[int, int]]
-) -> list[Any]:
-    out: list[Any] = [None] * len(ranges)
-    for (start, _, members), buf in zip(runs, bufs, strict=True):
-        view = memoryview(buf)
-        for i in members:
-            off, n = ranges[i]
-            out[i] = view[off - start : off - start + n]
-    return out
 
 
 async def fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> list[Any]:
@@ -260,65 +229,22 @@ async def fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> lis
     row of a COG: GDAL puts a 4-byte size before and 4 bytes after each tile) are still
     one request, so a chunk costs no more round trips.
     """
-    runs = plan_runs(ranges)
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
+    runs: list[tuple[int, int, list[int]]] = []
+    for i in order:
+        off, n = ranges[i]
+        if runs and 0 <= off - runs[-1][1] <= RUN_GAP:
+            runs[-1] = (runs[-1][0], off + n, [*runs[-1][2], i])
+        else:
+            runs.append((off, off + n, [i]))
     bufs = await asyncio.gather(*(store.get_range_async(key, start=a, end=b) for a, b, _ in runs))
-    return _slices(runs, bufs, ranges)
-
-
-_Waiting = list[tuple[list[tuple[int, int]], "asyncio.Future[Any]"]]
-_batches: dict[tuple[int, str, int, Any], _Waiting] = {}
-
-
-async def fetch_runs_batched(store: Any, key: str, ranges: list[tuple[int, int]]) -> list[Any]:
-    """`fetch_runs`, with the ranges of every read that asks in the same turn of the event
-    loop planned together: adjacent tiles of different windows (a fan-out's neighbours)
-    become one request. Each read resumes once the requests holding its tiles landed.
-    Reads with different retry policies are never batched together (each request retries
-    per the policy of the reads it serves)."""
-    loop = asyncio.get_running_loop()
-    batch_key = (id(store), key, id(loop), current_policy())
-    batch = _batches.get(batch_key)
-    if batch is None:
-        batch = _batches[batch_key] = []
-        loop.call_soon(_flush_batch, batch_key, store, key)
-    done: asyncio.Future[Any] = loop.create_future()
-    batch.append((ranges, done))
-    return await done
-
-
-def _flush_batch(batch_key: tuple[int, str, int, Any], store: Any, key: str) -> None:
-    batch = _batches.pop(batch_key)
-    union = [r for ranges, _ in batch for r in ranges]
-    runs = plan_runs(union)
-    requests = [
-        asyncio.ensure_future(store.get_range_async(key, start=a, end=b)) for a, b, _ in runs
-    ]
-    run_of = [0] * len(union)
-    for r, (_, _, members) in enumerate(runs):
+    out: list[Any] = [None] * len(ranges)
+    for (start, _, members), buf in zip(runs, bufs, strict=True):
+        view = memoryview(buf)
         for i in members:
-            run_of[i] = r
-    first = 0
-    for ranges, done in batch:
-        mine = sorted({run_of[i] for i in range(first, first + len(ranges))})
-        asyncio.ensure_future(_deliver(done, runs, requests, mine, union, first, len(ranges)))
-        first += len(ranges)
-
-
-async def _deliver(
-    done: asyncio.Future[Any], runs: list[tuple[int, int, list[int]]],
-    requests: list[asyncio.Future[Any]], mine: list[int], union: list[tuple[int, int]],
-    first: int, count: int,
-) -> None:
-    try:
-        bufs = await asyncio.gather(*(requests[r] for r in mine))
-    except BaseException as exc:  # every read waiting on a failed request gets its error
-        if not done.done():
-            done.set_exception(exc)
-        return
-    picked = [runs[r] for r in mine]
-    whole = _slices(picked, bufs, union)  # slices of this read's runs, None elsewhere
-    if not done.done():
-        done.set_result(whole[first : first + count])
+            off, n = ranges[i]
+            out[i] = view[off - start : off - start + n]
+    return out
 
 
 _header_ids = itertools.count()

@@ -180,8 +180,7 @@ async def fetch_cached(
         if not hasattr(store, "get_range_async"):  # async-tiff's native stores
             got = await settled(level.data_ifd.fetch_tiles([tiles[i] for i in indices]))
             return [t.compressed_bytes for t in got]
-        # planned with the other reads of this turn of the loop: neighbours share requests
-        return await range_cache.fetch_runs_batched(store, key, [ranges[i] for i in indices])
+        return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
     return await range_cache.CACHE.get(
         opened.tile_cache_id, ranges, fetch, prefetch_budget=prefetch_budget
