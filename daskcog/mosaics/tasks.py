@@ -101,7 +101,7 @@ class MosaicBlocks:
 
 
 async def mosaic_block(
-    spec: MosaicSpec, scene_ids: np.ndarray, bands: Sequence[int], window: tuple[int, int, int, int]
+    spec: MosaicSpec, scene_ids: np.ndarray, bands: Sequence[int], window: Part
 ) -> np.ndarray:
     """One output chunk: read scenes in priority batches, feed the method, stop when done."""
     method_class = spec.method_class
@@ -176,7 +176,7 @@ def _read_fill(fill: float, dtype: np.dtype) -> float | int:
 
 
 async def read_scene(
-    spec: MosaicSpec, index: int, bands: Sequence[int], window: tuple[int, int, int, int]
+    spec: MosaicSpec, index: int, bands: Sequence[int], window: Part
 ) -> tuple[np.ndarray, np.ndarray, Part] | None:
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
     mask, the part as a window of the grid), or None when it has no pixel there."""

@@ -91,29 +91,11 @@ class Tiff:
                   raw: int | None = None) -> None:
         """Rewrite an entry's type, count or raw value/offset field (for garbage tags)."""
         e = self.ifds[ifd].entries[tag]
-        o = self.order
-        if self.big:
-            struct.pack_into(
-                o + "HHQ",
-                self.data,
-                e.pos,
-                tag,
-                kind or e.kind,
-                e.count if count is None else count,
-            )
-            if raw is not None:
-                struct.pack_into(o + "Q", self.data, e.pos + 12, raw)
-        else:
-            struct.pack_into(
-                o + "HHI",
-                self.data,
-                e.pos,
-                tag,
-                kind or e.kind,
-                e.count if count is None else count,
-            )
-            if raw is not None:
-                struct.pack_into(o + "I", self.data, e.pos + 8, raw)
+        head, value, value_at = ("HHQ", "Q", 12) if self.big else ("HHI", "I", 8)
+        count = e.count if count is None else count
+        struct.pack_into(self.order + head, self.data, e.pos, tag, kind or e.kind, count)
+        if raw is not None:
+            struct.pack_into(self.order + value, self.data, e.pos + value_at, raw)
 
     def set_next(self, ifd: int, target: int) -> None:
         struct.pack_into(self.order + self._off, self.data, self.ifds[ifd].next_pos, target)
