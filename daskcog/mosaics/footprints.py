@@ -29,7 +29,7 @@ import numpy as np
 from affine import Affine
 
 from daskcog.credentials import registry as creds
-from daskcog.mosaics.crs import crs_text, same_crs, transform_bounds
+from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs, transform_bounds
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
@@ -200,6 +200,21 @@ def _dtype_name(dtype: Any) -> str:
     return str(np.dtype(dtype))
 
 
+@lru_cache(maxsize=256)
+def same_horizontal_crs(stated: str, read: str) -> bool:
+    """The same CRS, comparing horizontal parts: a compound CRS in the metadata (3DEP's
+    NAD83 / UTM 11N + NAVD88 height) describes a file whose reader reports only its
+    horizontal CRS (GDAL's default too), and a pixel's place depends on that part only."""
+    if same_crs(stated, read):
+        return True
+    a, b = crs_from_text(stated), crs_from_text(read)
+    if not (a.is_compound or b.is_compound):
+        return False
+    ha = a.sub_crs_list[0] if a.is_compound else a
+    hb = b.sub_crs_list[0] if b.is_compound else b
+    return bool(ha == hb)
+
+
 def check_header(scene: Scene, opened: OpenedFile, bands: Sequence[int] = ()) -> None:
     """Raise SceneMismatchError when the header disagrees with the scene's facts.
 
@@ -223,7 +238,7 @@ def check_header(scene: Scene, opened: OpenedFile, bands: Sequence[int] = ()) ->
         if abs(want - have) > tol:
             problems.append(f"transform {scene.transform} in the metadata, {got} in the file")
             break
-    if opened.crs is None or not same_crs(scene.crs, crs_text(opened.crs)):
+    if opened.crs is None or not same_horizontal_crs(scene.crs, crs_text(opened.crs)):
         problems.append("a different CRS in the metadata than in the file")
     if bands and max(bands) > int(opened.count):
         problems.append(f"band {max(bands)} asked for, the file has {opened.count}")

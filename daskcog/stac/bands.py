@@ -6,7 +6,18 @@ Names a user can ask for, in the order they are tried:
   (named "visual.1", "visual.2", ... like odc-stac);
 * "key.N": band N (1-based) of asset `key`;
 * an alias: a band's `eo:bands` / `bands` `name` or common name ("red" ->
-  "B04"). An alias that names bands of two different assets is refused.
+  "B04"). When an alias names bands of several assets, the asset with the fewest
+  bands wins, as in odc-stac (Sentinel-2's single-band `B04` over the 3-band
+  `visual`); a tie between assets of the same band count (`rededge` on B05, B06
+  and B07) is refused rather than picked by name, as odc-stac does: the user says
+  which one.
+
+An asset asked for by key loads whatever its roles (WorldCover's `input_quality`
+has role "metadata"); the default band set (`bands=None`) and the aliases cover
+only data assets.
+
+STAC 1.0.0-beta items list `eo:bands` once in the item's properties and give
+each asset the indices of its bands in that list; they are resolved here.
 
 Per band, `raster:bands` (or STAC 1.1 `bands`) give the data type, nodata and
 scale / offset. They are read from the first item carrying the asset;
@@ -44,6 +55,8 @@ class BandInfo:
     scale: float | None
     offset: float | None
     aliases: tuple[str, ...] = ()
+    data: bool = True
+    """A data asset by its roles: in the default band set and the aliases."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,17 @@ class Band:
 
 def is_raster_asset(asset: Mapping[str, Any]) -> bool:
     """A data asset daskcog can read: a (Geo)TIFF by media type, band metadata or suffix."""
+    return is_data_asset(asset) and is_tiff_asset(asset)
+
+
+def is_data_asset(asset: Mapping[str, Any]) -> bool:
+    """Not a thumbnail, overview or metadata asset by its roles."""
     roles = set(asset.get("roles") or ())
-    if roles and roles <= _NOT_DATA_ROLES:
-        return False
+    return not (roles and roles <= _NOT_DATA_ROLES)
+
+
+def is_tiff_asset(asset: Mapping[str, Any]) -> bool:
+    """A (Geo)TIFF by media type, band metadata or suffix, whatever its roles."""
     kind = str(asset.get("type") or "").lower()
     if kind:
         return "tiff" in kind
@@ -76,10 +97,40 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def asset_bands(key: str, asset: Mapping[str, Any]) -> list[BandInfo]:
+def asset_eo_bands(
+    asset: Mapping[str, Any], properties: Mapping[str, Any] | None = None
+) -> list[Mapping[str, Any]]:
+    """The asset's `eo:bands` entries; STAC 1.0.0-beta's indices into the item's
+    `eo:bands` list are resolved against `properties`."""
+    eo = asset.get("eo:bands") or ()
+    if not isinstance(eo, list | tuple):
+        raise BandError(f"asset eo:bands must be a list; got {type(eo).__name__}")
+    listed = (properties or {}).get("eo:bands") or ()
+    out: list[Mapping[str, Any]] = []
+    for entry in eo:
+        if isinstance(entry, Mapping):
+            out.append(entry)
+        elif isinstance(entry, int) and not isinstance(entry, bool):
+            if not 0 <= entry < len(listed) or not isinstance(listed[entry], Mapping):
+                raise BandError(
+                    f"asset eo:bands index {entry} is not in the item's eo:bands list "
+                    f"({len(listed)} entries)"
+                )
+            out.append(listed[entry])
+        else:
+            raise BandError(f"asset eo:bands entry {entry!r} is neither an object nor an index")
+    return out
+
+
+def asset_bands(
+    key: str, asset: Mapping[str, Any], properties: Mapping[str, Any] | None = None
+) -> list[BandInfo]:
     """The bands of one asset from its raster:bands / eo:bands / bands lists."""
     raster = list(asset.get("raster:bands") or ())
-    eo = list(asset.get("eo:bands") or ())
+    try:
+        eo = asset_eo_bands(asset, properties)
+    except BandError as exc:
+        raise BandError(f"asset {key!r}: {exc}") from None
     common = list(asset.get("bands") or ())
     count = max(len(raster), len(eo), len(common), 1)
     out: list[BandInfo] = []
@@ -113,31 +164,39 @@ def asset_bands(key: str, asset: Mapping[str, Any]) -> list[BandInfo]:
                 scale=_number(scale),
                 offset=_number(offset),
                 aliases=aliases,
+                data=is_data_asset(asset),
             )
         )
     return out
 
 
 def catalogue(items: Iterable[ItemDict]) -> dict[str, list[BandInfo]]:
-    """Raster assets by key, in first-seen order, each with its bands (first item wins)."""
+    """GeoTIFF assets by key, in first-seen order, each with its bands (first item wins).
+
+    Assets that are not data by their roles are listed too (with `data=False`): they
+    load when asked for by key, and stay out of the default band set and the aliases."""
     found: dict[str, list[BandInfo]] = {}
     for item in items:
+        props = item.get("properties") or {}
         for key, asset in (item.get("assets") or {}).items():
-            if key not in found and is_raster_asset(asset):
-                found[key] = asset_bands(key, asset)
+            if key not in found and is_tiff_asset(asset):
+                found[key] = asset_bands(key, asset, props)
     return found
 
 
 def resolve(requested: str | Sequence[str] | None, assets: dict[str, list[BandInfo]]) -> list[Band]:
     """The output bands for `bands=` (default: every band of every raster asset)."""
-    if not assets:
-        raise BandError("no item has a raster (GeoTIFF) asset")
     if requested is None:
+        if not any(infos[0].data for infos in assets.values()):
+            raise BandError("no item has a raster (GeoTIFF) data asset")
         return [
             Band(key if len(infos) == 1 else f"{key}.{b.index}", b)
             for key, infos in assets.items()
             for b in infos
+            if b.data
         ]
+    if not assets:
+        raise BandError("no item has a raster (GeoTIFF) asset")
     names = [requested] if isinstance(requested, str) else list(requested)
     out: list[Band] = []
     for name in names:
@@ -158,18 +217,21 @@ def _one(name: str, assets: dict[str, list[BandInfo]]) -> list[Band]:
         if not 1 <= int(number) <= len(infos):
             raise BandError(f"band {name!r}: asset {key!r} has {len(infos)} band(s)")
         return [Band(name, infos[int(number) - 1])]
-    matches = [b for infos in assets.values() for b in infos if name in b.aliases]
+    matches = [b for infos in assets.values() for b in infos if b.data and name in b.aliases]
     if not matches:
         known = sorted(
-            {*assets, *(a for infos in assets.values() for b in infos for a in b.aliases)}
+            {*assets, *(a for infos in assets.values() for b in infos if b.data
+                        for a in b.aliases)}
         )
         raise BandError(f"band {name!r} matches no asset key or band alias; known: {known}")
-    if len({m.asset for m in matches}) > 1:
+    fewest = min(m.count for m in matches)
+    best = [m for m in matches if m.count == fewest]  # odc-stac: fewest bands first
+    if len({m.asset for m in best}) > 1:
         raise BandError(
-            f"band alias {name!r} is ambiguous: assets {sorted({m.asset for m in matches})}; "
-            "ask for the asset key instead"
+            f"band alias {name!r} is ambiguous: assets {sorted({m.asset for m in best})} "
+            f"each have {fewest} band(s); ask for the asset key instead"
         )
-    return [Band(name, m) for m in matches[:1]]
+    return [Band(name, best[0])]
 
 
 def _nan(value: Any) -> bool:
@@ -180,7 +242,7 @@ def check_asset(first: BandInfo, item: ItemDict, asset: Mapping[str, Any], first
     """BandError when this item's asset states another data type or nodata than the first's."""
     if "raster:bands" not in asset and "bands" not in asset and "data_type" not in asset:
         return
-    bands = asset_bands(first.asset, asset)
+    bands = asset_bands(first.asset, asset, item.get("properties"))
     if first.index > len(bands):
         raise BandError(
             f"asset {first.asset!r}: item {item_id(item)} has {len(bands)} band(s), item "

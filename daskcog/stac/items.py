@@ -86,12 +86,18 @@ def pystac_item_dict(item: Any) -> dict[str, Any]:
         if asset.roles:
             fields["roles"] = list(asset.roles)
         assets[key] = fields
+    properties = item.properties
+    when = getattr(item, "datetime", None)
+    if when is not None and properties.get("datetime") is None:
+        # an Item built in code (`pystac.Item(datetime=...)`, rio-stac) keeps its datetime
+        # on the object until `to_dict()`; items read from JSON have it in both places
+        properties = {**properties, "datetime": when}
     return {
         "type": "Feature",
         "id": item.id,
         "bbox": item.bbox,
         "geometry": item.geometry,
-        "properties": item.properties,
+        "properties": properties,
         "assets": assets,
         "collection": item.collection_id,
     }

@@ -145,11 +145,13 @@ def write_cog(path: Path, data: np.ndarray, crs: CRS, transform: Affine, nodata:
 
 # -- materialise --------------------------------------------------------------------------
 def _factor(item: Mapping[str, Any], keys: Sequence[str], target: int) -> int:
-    longest = 0
-    for key in keys:
-        _, h, w = grid_of(item["assets"][key], item["properties"])
-        longest = max(longest, h, w)
-    return max(1, math.ceil(longest / target))
+    """The shrink factor: about longest / target, dividing every asset's shape when it can
+    (so 10 m, 20 m and 60 m assets keep one footprint, as in the real item)."""
+    sizes = [n for key in keys for n in grid_of(item["assets"][key], item["properties"])[1:]]
+    ideal = max(1, math.ceil(max(sizes) / target))
+    common = math.gcd(*sizes)
+    fitting = [d for d in range(ideal, min(common, 4 * ideal) + 1) if common % d == 0]
+    return fitting[0] if fitting else ideal
 
 
 def materialise(name: str, case: Case, folder: Path, seed: int = 0) -> dict[str, Any]:
