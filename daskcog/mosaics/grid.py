@@ -168,15 +168,20 @@ def place(
     resolution: float | Sequence[float] | None = None,
     bounds: Bounds | None = None,
     like: Any = None,
+    grid: Grid | None = None,
 ) -> Placement:
-    """The target grid for `scenes` and their footprints on it (see the module docstring)."""
+    """The target grid for `scenes` and their footprints on it (see the module docstring).
+
+    `grid=` is a grid chosen elsewhere (`daskcog.load` chooses its grid with odc-geo,
+    `stac.output_grid`): only the footprints are computed."""
     if not scenes:
         raise WindowError("a mosaic needs at least one scene")
-    if like is not None:
+    if grid is not None or like is not None:
         if crs is not None or resolution is not None or bounds is not None:
             raise WindowError("give either like= or crs/resolution/bounds, not both")
-        height, width = (int(v) for v in like.shape[-2:])
-        grid = Grid.from_affine(like.crs, like.transform, width, height)
+        if grid is None:
+            height, width = (int(v) for v in like.shape[-2:])
+            grid = Grid.from_affine(like.crs, like.transform, width, height)
         footprints, native, axis = reproject_footprints(scenes, grid.crs)
         return Placement(grid, footprints, native, axis)
 

@@ -7,7 +7,11 @@ when an input needs them.
 from daskcog.stac.bands import BandError
 from daskcog.stac.items import StacError, StacItemError
 from daskcog.stac.load import load
+from daskcog.stac.output_grid import MixedCrsWarning, OutsideItemsWarning
 from daskcog.stac.result import StacStack
 from daskcog.stac.scenes import HeaderFallbackWarning
 
-__all__ = ["BandError", "HeaderFallbackWarning", "StacError", "StacItemError", "StacStack", "load"]
+__all__ = [
+    "BandError", "HeaderFallbackWarning", "MixedCrsWarning", "OutsideItemsWarning", "StacError",
+    "StacItemError", "StacStack", "load",
+]

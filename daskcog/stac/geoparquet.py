@@ -35,7 +35,7 @@ from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
-from daskcog.stac.graph import band_runs, make_spec, make_stack, plan_grid
+from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.items import StacError
 from daskcog.stac.options import LoadOptions
 from daskcog.stac.parquet_file import columns_table, fragment, row_items
@@ -77,6 +77,8 @@ class ParquetSpec:
     store_options: tuple[tuple[str, Any], ...]
     patch_url: Callable[[str], str] | None
     loop: LoopChoice = "io-thread"
+    lon: float | None = None
+    """The output grid's longitude (odc-stac's solar day for every row)."""
     credentials: str | None = None
     """Name of the secret store options (keys, tokens), resolved in the process that reads."""
     file_credentials: str | None = None
@@ -119,7 +121,7 @@ class ParquetSpec:
         )
         table = columns_table(self.url, file_options, tuple(k for k, _ in self.facts))
         table = table.filter(expr)
-        keys = row_keys(self.groupby, table)
+        keys = row_keys(self.groupby, table, self.lon)
         keep = np.asarray([k == s.key for k in keys], dtype=bool)
         return table.filter(keep)
 
@@ -142,7 +144,7 @@ class ParquetSpec:
             scenes = tables[asset].scenes
             if not scenes:
                 continue
-            placement = place(scenes, like=_GridLike(self.grid))
+            placement = place(scenes, grid=self.grid)
             mspec = build_spec(scenes, placement, groups=(np.arange(len(scenes)),),
                                bands=sorted(set(numbers)), **dict(self.options))
             ids = mspec.candidates(0, bounds)
@@ -154,16 +156,7 @@ class ParquetSpec:
         return ("daskcog.ParquetSpec", self.url, repr(self.file_options), self.grid,
                 repr(self.groupby), repr(self.step_list), repr(self.facts), self.band_map,
                 self.out_dtype, repr(self.fills), self.rescale, repr(self.options),
-                repr(self.store_options), repr(self.patch_url), self.loop)
-
-
-class _GridLike:
-    """`place(like=...)` wants crs, transform and shape: a Grid has them under other names."""
-
-    def __init__(self, grid: Grid) -> None:
-        self.crs = grid.crs
-        self.transform = grid.affine
-        self.shape = grid.shape
+                repr(self.store_options), repr(self.patch_url), self.loop, self.lon)
 
 
 def _assets_back(table: Any, keys: Sequence[str]) -> Any:
@@ -187,6 +180,9 @@ def load_geoparquet(
     """`daskcog.load` of a stac-geoparquet file (`options.use_proj` is for item inputs only)."""
     o = options
     bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
+    if o.with_properties:
+        raise StacError("with_properties= needs item objects; a stac-geoparquet load carries "
+                        "every step-constant property as a coordinate of to_xarray()")
     if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
@@ -208,9 +204,11 @@ def load_geoparquet(
     if isinstance(groupby, str) and groupby in names and groupby not in core:
         core.append(groupby)
     table = frag.to_table(columns=core)
-    steps, first_times, groups = plan_steps(groupby, table)
-    scenes = distinct_scenes(frag, names, facts, str(url), patch_url, store_options)
-    placement = plan_grid(scenes, o.crs, o.resolution, o.bbox, o.bounds, o.like)
+    finest: list[tuple[Any, int]] = []
+    scenes = distinct_scenes(frag, names, facts, str(url), patch_url, store_options, finest)
+    placement, geobox = plan_grid(o.grid, scenes, [g for g, _ in finest], [n for _, n in finest])
+    lon = grid_lon(geobox)
+    steps, first_times, groups = plan_steps(groupby, table, lon)
     spec_options: dict[str, Any] = {
         "method": o.method, "nodata": o.nodata, "resampling": o.resampling, "dtype": None,
         "batch_size": o.batch_size, "warp_tolerance": o.warp_tolerance, "loop": loop,
@@ -219,7 +217,7 @@ def load_geoparquet(
     templates = []
     for key, info in facts.items():
         own = [s for s in scenes if s.label.endswith(f"asset {key!r}")]
-        part = place(own[:1], like=_GridLike(placement.grid))
+        part = place(own[:1], grid=placement.grid)
         numbers = [b.info.index for b in out_bands if b.info.asset == key]
         templates.append(build_spec(own[:1], part, groups=(np.arange(0),), bands=numbers,
                                     **{**spec_options, "dtype": dtype or info.dtype}))
@@ -236,7 +234,7 @@ def load_geoparquet(
         rescale=base.rescale, options=tuple(sorted({**spec_options, "dtype": dtype}.items(),
                                                    key=lambda kv: kv[0])),
         store_options=tuple(sorted(public_store.items())), patch_url=patch_url, loop=loop,
-        credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
+        lon=lon, credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
         file_credentials=file_credentials,
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),

@@ -26,16 +26,16 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics.crs import crs_text, transform_bounds
 from daskcog.mosaics.footprints import Bounds
-from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.mosaics.grid import Grid, Placement
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.tasks import mosaic_block
 from daskcog.reading import chunking
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.stac import bands as band_rules
-from daskcog.stac import grouping
-from daskcog.stac.items import ItemDict, StacError
+from daskcog.stac import grouping, output_grid
+from daskcog.stac.items import ItemDict
+from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import StacStack
 
 Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
@@ -143,38 +143,21 @@ def band_runs(
 
 
 def plan_grid(
+    request: GridRequest,
     scenes: Sequence[Any],
-    crs: Any,
-    resolution: Any,
-    bbox: Bounds | None,
-    bounds: Bounds | None,
-    like: Any,
-) -> Placement:
-    if bbox is None:
-        return place(scenes, crs=crs, resolution=resolution, bounds=bounds, like=like)
-    if bounds is not None or like is not None:
-        raise StacError("give one of bbox=, bounds= or like=")
-    first = place(scenes, crs=crs, resolution=resolution)
-    return place(
-        scenes, crs=first.grid.crs, resolution=first.grid.res,
-        bounds=snap_bbox(bbox, first.grid.crs, first.grid.res),
-    )
+    grids: Sequence[Any],
+    weights: Sequence[int] | None = None,
+) -> tuple[Placement, Any]:
+    """The output grid (odc-stac's rules, built with odc-geo: `output_grid`) and every
+    scene's placement on it; returns (placement, GeoBox)."""
+    return output_grid.plan(request, scenes, grids, weights)
 
 
-def snap_bbox(bbox: Bounds, crs: str, res: tuple[float, float]) -> Bounds:
-    """A lon/lat bbox in the output CRS, snapped outwards to multiples of the resolution."""
-    west, south, east, north = (float(v) for v in bbox)
-    left, bottom, right, top = transform_bounds((west, south, east, north),
-                                                crs_text("EPSG:4326"), crs)
-    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
-        raise StacError(f"bbox {bbox!r} cannot be placed in the output CRS")
-    rx, ry = res
-    return (
-        math.floor(left / rx + 1e-9) * rx,
-        math.floor(bottom / ry + 1e-9) * ry,
-        math.ceil(right / rx - 1e-9) * rx,
-        math.ceil(top / ry - 1e-9) * ry,
-    )
+def grid_lon(geobox: Any) -> float:
+    """The longitude of the output grid's centre: odc-stac's solar day uses it for every item
+    (a footprint's own centre is wrong for tiles that cross the antimeridian)."""
+    ((lon, _),) = geobox.extent.centroid.to_crs("epsg:4326").points
+    return float(lon)
 
 
 def make_spec(
@@ -210,6 +193,7 @@ def make_stack(
     items: list[ItemDict] | None,
     groupby: Any,
     properties: Callable[[], dict[str, list[Any]]] | None = None,
+    with_properties: Sequence[Any] = (),
 ) -> StacStack:
     time_chunk, plane = load_chunks(spec, chunks)
     n = spec.steps
@@ -236,6 +220,7 @@ def make_stack(
         groupby=groupby,
         nodata=common,
         properties=properties,
+        with_properties=with_properties,
     )
 
 

@@ -34,50 +34,66 @@ from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
-from daskcog.stac.graph import make_spec, make_stack, plan_grid
+from daskcog.stac.graph import grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.items import (
-    ItemDict,
     StacError,
     is_geoparquet,
     item_datetime,
     item_id,
-    item_lonlat_bbox,
     iter_item_dicts,
 )
-from daskcog.stac.options import LoadOptions
-from daskcog.stac.result import StacStack
+from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions
+from daskcog.stac.output_grid import GridRequest, finest_per_item
+from daskcog.stac.result import StacStack, property_requests
 from daskcog.stac.scenes import asset_tables, complete_facts
 
 
 # -- entry point ------------------------------------------------------------------
 def load(
     items: Any,
-    *,
     bands: str | Sequence[str] | None = None,
-    crs: Any = None,
-    resolution: float | tuple[float, float] | None = None,
-    bbox: Bounds | None = None,
-    bounds: Bounds | None = None,
-    like: Any = None,
+    *,
     groupby: grouping.Groupby | None = "time",
-    method: str | type[MosaicMethod] = "first",
-    chunks: Any = "auto",
-    dtype: Any = None,
-    nodata: float | None = None,
     resampling: str = "nearest",
-    errors: str = "raise",
-    rescale: bool = False,
+    dtype: Any = None,
+    chunks: Any = "auto",
+    crs: Any = None,
+    resolution: Any = None,
+    anchor: Any = None,
+    geobox: Any = None,
+    bbox: Bounds | None = None,
+    lon: tuple[float, float] | None = None,
+    lat: tuple[float, float] | None = None,
+    x: tuple[float, float] | None = None,
+    y: tuple[float, float] | None = None,
+    like: Any = None,
+    geopolygon: Any = None,
+    intersects: Any = None,
+    bounds: Bounds | None = None,
+    progress: Any = None,
+    fail_on_error: bool | None = None,
+    with_properties: Sequence[str] | None = None,
     patch_url: Callable[[str], str] | None = None,
     preserve_original_order: bool = False,
+    measurements: str | Sequence[str] | None = None,
+    output_crs: Any = None,
+    method: str | type[MosaicMethod] = "first",
+    nodata: float | None = None,
+    errors: str = "raise",
+    rescale: bool = False,
     use_proj: bool = True,
     batch_size: int | None = None,
     warp_tolerance: float = GDAL_TOLERANCE,
     loop: LoopChoice = "io-thread",
     **store_options: Any,
 ) -> StacStack:
-    """Load STAC items as a lazy (time, band, y, x) GeoStack; `.to_xarray()` for xarray.
+    """Load STAC items as a lazy (time, band, y, x) GeoStack; `.to_dataset()` for odc-stac's
+    xarray.Dataset, `.to_xarray()` for one DataArray.
 
-    The names are odc-stac's where they mean the same, so switching is one import.
+    The names are odc-stac's where they mean the same, so switching is one import;
+    the README's odc-stac table lists each name. The output grid follows odc-stac's
+    rules, built with odc-geo (`stac.output_grid`): the same arguments give the same
+    grid and the same coordinates.
 
     Args:
         items: a pystac Item or ItemCollection, a pystac-client ItemSearch, an
@@ -85,37 +101,73 @@ def load(
         bands: asset keys, "asset.N" for band N of a multi-band asset, or
             eo:bands / bands aliases ("red"); default: every band of every
             GeoTIFF asset. Output bands keep the names asked for.
-        crs: output CRS (default: the first scene's).
-        resolution: output pixel size in the output CRS (default: the finest scene's).
-        bbox: (west, south, east, north) in lon/lat, like odc-stac: the grid covers
-            it, snapped outwards to multiples of the resolution.
-        bounds: (left, bottom, right, top) in the output CRS, used as given.
-        like: a GeoArray / GeoStack / anything with crs, transform, shape: its grid.
+            `measurements=` (datacube's name) is the same.
         groupby: "time", "solar_day", "day", "month", "id", an item property name,
             a callable on the item dict, or None (one step per item).
+        resampling: a rasterio Resampling name for scenes that are warped.
+        dtype: output dtype (default: from raster:bands, promoted across bands;
+            `to_dataset()` gives each band its own).
+        chunks: "auto", an int, (y, x), or a dict with y / x (/ band / time) sizes.
+        crs: output CRS, or "utm" (the UTM zone of the region, else of the first
+            item); default: the items' most common. `output_crs=` is the same.
+        resolution: pixel size in the output CRS: a number, daskcog's (x, y) sizes
+            or an odc-geo Resolution; default: the items' most common.
+        anchor: pixel snapping: "edge", "center", "floating", an odc-geo xy_ pixel
+            fraction; default: the items' own grid unless crs and resolution are
+            both given, then pixel edges on multiples of the resolution.
+        geobox: an odc-geo GeoBox: the whole output grid.
+        bbox: (west, south, east, north) in lon/lat: the region to cover, snapped
+            to the anchor. `lon=` / `lat=` ranges in degrees, `x=` / `y=` ranges
+            in the output CRS, `geopolygon=` / `intersects=` (a geometry) likewise.
+        like: an odc-geo GeoBox, an xarray result of odc-stac or daskcog, or a
+            daskcog GeoArray / GeoStack: its grid.
+        bounds: (left, bottom, right, top) in the output CRS, used as given
+            (daskcog's; no snapping, like `gdalwarp -te`).
+        progress: accepted for odc-stac's calls and not used: odc-stac uses it only
+            for loads without Dask, and a daskcog load is always lazy. Watch a
+            compute with `dask.diagnostics.ProgressBar` or distributed's dashboard.
+        fail_on_error: odc-stac's switch: False is `errors="nodata"`.
+        with_properties: item property names that `to_dataset()` adds as (time,)
+            variables (odc-stac's aux bands: the step's first item's value);
+            `to_xarray()` carries every step-constant property as a coordinate.
+        patch_url: a callable applied to every asset href (e.g. signing), like odc-stac.
+        preserve_original_order: keep the items' order inside a step instead of
+            sorting by (datetime, id).
         method: how a step's scenes are fused: "first", "last", "min", "max",
             "mean", "median", "count" or a MosaicMethod subclass.
-        chunks: "auto", an int, (y, x), or a dict with y / x (/ band / time) sizes.
-        dtype: output dtype (default: from raster:bands, promoted across bands).
         nodata: output fill value (default: each band's raster:bands nodata, else 0).
-        resampling: a rasterio Resampling name for scenes that are warped.
         errors: "raise" or "nodata" (failed scene reads count as no data and go to
             `daskcog.failure_report`; a header that disagrees with proj:* still raises).
         rescale: apply raster:bands scale / offset (like stackstac's `rescale=`):
             floats, NaN where no data.
-        patch_url: a callable applied to every asset href (e.g. signing), like odc-stac.
-        preserve_original_order: keep the items' order inside a step instead of
-            sorting by (datetime, id).
         use_proj: read grids from proj:* (False: open every header on the client).
         batch_size, warp_tolerance, loop: as `daskcog.mosaic`.
-        **store_options: obstore options for every asset URL.
+        **store_options: obstore options for every asset URL, checked against the
+            store's own option names at call time: any other name is a TypeError.
     """
+    not_supported = [k for k in store_options if k in ODC_NOT_SUPPORTED]
+    if not_supported:
+        k = not_supported[0]
+        raise TypeError(f"daskcog.load() does not take {k}=: {ODC_NOT_SUPPORTED[k]}")
+    bands = _alias("bands", bands, "measurements", measurements)
+    crs = _alias("crs", crs, "output_crs", output_crs)
+    geopolygon = _alias("geopolygon", geopolygon, "intersects", intersects)
+    if fail_on_error is not None:
+        if errors != "raise":
+            raise TypeError("give errors= or fail_on_error=, not both")
+        errors = "raise" if fail_on_error else "nodata"
+    del progress  # see the docstring: a lazy load has nothing to report
+    grid = GridRequest(
+        crs=crs, resolution=resolution, anchor=anchor, geobox=geobox, like=like, bbox=bbox,
+        bounds=bounds, lon=lon, lat=lat, x=x, y=y, geopolygon=geopolygon,
+    )
     options = LoadOptions(
         bands=bands, crs=crs, resolution=resolution, bbox=bbox, bounds=bounds, like=like,
         groupby=groupby, method=method, chunks=chunks, dtype=dtype, nodata=nodata,
         resampling=resampling, errors=errors, rescale=rescale, patch_url=patch_url,
         preserve_original_order=preserve_original_order, use_proj=use_proj,
-        batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop,
+        batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, grid=grid,
+        with_properties=property_requests(with_properties),
     )
     if is_geoparquet(items):
         from daskcog.stac.geoparquet import load_geoparquet
@@ -123,6 +175,14 @@ def load(
         return load_geoparquet(items, options, **store_options)
     with _no_gc():
         return _load_items(items, options, **store_options)
+
+
+def _alias(name: str, value: Any, other: str, other_value: Any) -> Any:
+    if other_value is None:
+        return value
+    if value is not None:
+        raise TypeError(f"give {name}= or {other}= (the same keyword), not both")
+    return other_value
 
 
 @contextlib.contextmanager
@@ -155,14 +215,18 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     if empty:
         raise StacError(f"no item has the asset(s) {empty}")
 
+    everything = [s for t in tables for s in t.scenes]
+    grids = finest_per_item([(t.scenes, t.items) for t in tables], len(item_list))
+    placement, geobox = plan_grid(
+        o.grid, everything, [g for g in grids if g is not None]
+    )
+
     times = [item_datetime(it) for it in item_list]
     ids = [item_id(it) for it in item_list]
-    lons = [_lon(it) for it in item_list]
-    keys = grouping.group_keys(groupby, item_list, times, lons)
+    lon = grid_lon(geobox)  # odc-stac's solar day: the output grid's longitude for every item
+    keys = grouping.group_keys(groupby, item_list, times, [lon] * len(item_list))
     steps = grouping.group(keys, times, ids, preserve_original_order=o.preserve_original_order)
 
-    everything = [s for t in tables for s in t.scenes]
-    placement = plan_grid(everything, o.crs, o.resolution, o.bbox, o.bounds, o.like)
     specs: list[MosaicSpec] = []
     offset = 0
     for table in tables:
@@ -191,9 +255,5 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     asset_index = {t.key: k for k, t in enumerate(tables)}
     band_map = tuple((asset_index[b.info.asset], b.info.index) for b in out_bands)
     spec = make_spec(specs, band_map, out_bands, dtype, o.rescale, loop)
-    return make_stack(spec, o.chunks, out_bands, steps, item_list, groupby)
-
-
-def _lon(item: ItemDict) -> float:
-    box = item_lonlat_bbox(item)
-    return 0.0 if box is None else (box[0] + box[2]) / 2
+    return make_stack(spec, o.chunks, out_bands, steps, item_list, groupby,
+                      with_properties=o.with_properties)

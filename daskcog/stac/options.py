@@ -9,13 +9,32 @@ beside it, unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import grouping
+from daskcog.stac.output_grid import GridRequest
+from daskcog.stac.result import PropertyRequest
 from georeader.window_utils import Bounds
+
+ODC_NOT_SUPPORTED: dict[str, str] = {
+    "pool": "daskcog always builds a Dask graph; choose threads with dask.config.set("
+    "scheduler='threads', num_workers=N) or a distributed Client",
+    "driver": "daskcog reads GeoTIFFs with its own reader; there is no reader driver to choose",
+    "fuse_func": "use method= ('first', 'last', 'min', 'max', 'mean', 'median', 'count' or a "
+    "MosaicMethod subclass)",
+    "align": "odc-stac's deprecated align= is anchor= in pixel fractions: give anchor=",
+    "use_overviews": "daskcog reads the overview that matches the output resolution, as GDAL "
+    "does; load at the file's resolution to read full-resolution pixels",
+    "debug": "use stack.explain() for what a compute would read",
+    "dask_chunks": "datacube's dask_chunks= is chunks=",
+    "group_by": "datacube's group_by= is groupby=",
+    "skip_broken_datasets": "datacube's skip_broken_datasets=True is errors='nodata'",
+}
+"""odc-stac's (and datacube's) keywords daskcog cannot take with the same meaning, and what
+to use instead: a TypeError at call time says so."""
 
 
 @dataclass(frozen=True)
@@ -42,3 +61,6 @@ class LoadOptions:
     batch_size: int | None
     warp_tolerance: float
     loop: LoopChoice
+    grid: GridRequest = field(default_factory=GridRequest)
+    """The grid keywords (odc-stac's and daskcog's), for `output_grid`."""
+    with_properties: tuple[PropertyRequest, ...] = ()

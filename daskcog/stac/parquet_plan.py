@@ -29,8 +29,11 @@ def row_times(table: Any) -> np.ndarray:
     return column.cast("timestamp[us]").to_numpy(zero_copy_only=False).astype("datetime64[us]")
 
 
-def row_keys(groupby: Any, table: Any) -> np.ndarray:
-    """The group key of each row, computed on columns (odc-stac's rules, like `grouping`)."""
+def row_keys(groupby: Any, table: Any, lon: float | None = None) -> np.ndarray:
+    """The group key of each row, computed on columns (odc-stac's rules, like `grouping`).
+
+    `lon`: the output grid's longitude, odc-stac's solar day for every row (else each
+    row's bbox centre)."""
     if groupby is None or groupby == "id":
         return table.column("id").to_numpy(zero_copy_only=False).astype(str)
     if callable(groupby):
@@ -43,9 +46,12 @@ def row_keys(groupby: Any, table: Any) -> np.ndarray:
     if groupby == "month":
         return row_times(table).astype("datetime64[M]")
     if groupby == "solar_day":
-        bbox = table.column("bbox")
-        lon = (_field(bbox, "xmin") + _field(bbox, "xmax")) / 2
-        hours = np.trunc(lon / 15).astype("int64").astype("timedelta64[h]")
+        if lon is None:
+            bbox = table.column("bbox")
+            lons = (_field(bbox, "xmin") + _field(bbox, "xmax")) / 2
+        else:
+            lons = np.full(table.num_rows, float(lon))
+        hours = np.trunc(lons / 15).astype("int64").astype("timedelta64[h]")
         return (row_times(table) + hours).astype("datetime64[D]")
     if groupby not in table.column_names:
         raise StacError(f"groupby property {groupby!r} is not a column of the stac-geoparquet file")
@@ -67,11 +73,11 @@ class Step:
 
 
 def plan_steps(
-    groupby: Any, table: Any
+    groupby: Any, table: Any, lon: float | None = None
 ) -> tuple[list[Step], list[np.datetime64], list[np.ndarray]]:
     """Steps sorted by key; each with its rows' time range, its first item's time, and its
     row numbers (priority order)."""
-    keys = row_keys(groupby, table)
+    keys = row_keys(groupby, table, lon)
     times = row_times(table)
     ids = table.column("id").to_numpy(zero_copy_only=False).astype(str)
     present = np.array([not _missing(k) for k in keys]) if keys.dtype == object else (
@@ -140,11 +146,17 @@ def distinct_scenes(
     url: str,
     patch_url: Callable[[str], str] | None,
     store_options: dict[str, Any],
+    finest: list[tuple[Scene, int]] | None = None,
 ) -> list[Scene]:
-    """One Scene per distinct (asset, CRS, transform, shape) in the file, in row order."""
+    """One Scene per distinct (asset, CRS, transform, shape) in the file, in row order.
+
+    `finest`, when given, receives each row's finest grid among the assets (the grid
+    odc-stac's rules take per item) as (a scene with that grid, rows with it), so the
+    output grid is chosen from item counts without holding the items."""
     import pyarrow.compute as pc
 
     scenes: list[Scene] = []
+    best: list[tuple[float, Any]] | None = None
     item_level = [c for c in ("proj:code", "proj:epsg", "proj:wkt2", "proj:transform",
                               "proj:shape", "proj:bbox") if c in names]
     for key, info in facts.items():
@@ -157,6 +169,11 @@ def distinct_scenes(
         table = frag.to_table(columns=wanted)
         has = ~table.column("a:href").is_null().to_numpy(zero_copy_only=False)
         grids = _grid_keys(table)
+        if best is None:
+            best = [(math.inf, None)] * len(grids)
+        for k, g in enumerate(grids):
+            if g is not None and has[k] and min(abs(g[1][0]), abs(g[1][4])) < best[k][0]:
+                best[k] = (min(abs(g[1][0]), abs(g[1][4])), g)
         seen: dict[Any, int] = {}
         lacking = 0
         for row in np.flatnonzero(has):
@@ -181,6 +198,13 @@ def distinct_scenes(
                 label=f"item {table.column('id')[first_row].as_py()} asset {key!r}",
                 transform=transform, **store_options,
             ))
+    if finest is not None and best is not None:
+        by_grid = {(s.crs, s.transform, s.width, s.height): s for s in reversed(scenes)}
+        counts: dict[Any, int] = {}
+        for _, g in best:
+            if g is not None:
+                counts[g] = counts.get(g, 0) + 1
+        finest.extend((by_grid[g], n) for g, n in counts.items())
     return scenes
 
 

@@ -9,10 +9,13 @@ eo:cloud_cover, ...) as a non-dimension coordinate along time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
+import numpy as np
 
 from daskcog.mosaics.stack import GeoStack
 from daskcog.stac.grouping import TIME_GROUPS, Grouping
@@ -39,6 +42,7 @@ class StacStack(GeoStack):
         groupby: Any,
         nodata: float | None,
         properties: Callable[[], dict[str, list[Any]]] | None = None,
+        with_properties: Sequence[PropertyRequest] = (),
     ) -> None:
         grid = spec.grid
         super().__init__(
@@ -58,6 +62,7 @@ class StacStack(GeoStack):
         self._items = items
         self._properties: dict[str, list[Any]] | None = None
         self._properties_of = properties
+        self.with_properties = tuple(with_properties)
 
     @property
     def urls(self) -> tuple[tuple[str, ...], ...]:
@@ -86,9 +91,46 @@ class StacStack(GeoStack):
     failure_token = None
     """`daskcog.failure_report(stack)` reports every failed read (a load spans several specs)."""
 
+    @property
+    def geobox(self) -> Any:
+        """The output grid as an odc-geo GeoBox (what odc-stac's `.odc.geobox` gives)."""
+        from daskcog.stac.output_grid import to_geobox
+
+        return to_geobox(self.spec.grid)
+
+    def band_dtypes(self) -> list[np.dtype]:
+        """Each output band's own dtype: its asset's (the stack holds them promoted to one),
+        or the stack's when `dtype=` or `rescale=` made them so."""
+        spec = self.spec
+        out = np.dtype(spec.out_dtype)
+        return [
+            out if spec.rescale[pos] is not None else np.dtype(spec.assets[asset].out_dtype)
+            for pos, (asset, _) in enumerate(spec.band_map)
+        ]
+
     def to_xarray(self, name: str | None = None) -> Any:
-        """A dask-backed DataArray (time, band, y, x) with item properties as coordinates."""
-        out = super().to_xarray(name)
+        """A dask-backed DataArray (time, band, y, x) with item properties as coordinates.
+
+        Spatial coordinates are odc-geo's for the output grid (`xr_coords`): the same
+        floats odc-stac writes, so `xr.align` with its result is exact, named `latitude`
+        / `longitude` in a geographic CRS; the CRS sits on `spatial_ref` (rioxarray and
+        the `.odc` accessor both read it).
+        """
+        import xarray as xr
+        from odc.geo.xr import xr_coords
+
+        geobox = self.geobox
+        spatial = xr_coords(geobox)
+        ydim, xdim = geobox.dimensions
+        attrs: dict[str, Any] = {} if self.nodata is None else {"_FillValue": self.nodata}
+        out = xr.DataArray(
+            self.data,
+            dims=("time", "band", ydim, xdim),
+            coords={"time": list(self.keys), "band": list(self.bands), **spatial},
+            attrs=attrs,
+            name=name,
+        )
+        out.encoding["grid_mapping"] = "spatial_ref"
         extra: dict[str, Any] = {
             key: ("time", values)
             for key, values in self.properties.items()
@@ -99,17 +141,28 @@ class StacStack(GeoStack):
         return out.assign_coords(extra)
 
     def to_dataset(self) -> Any:
-        """A Dataset with one (time, y, x) variable per band, like odc-stac's `load`."""
-        array = self.to_xarray()
-        variables = {}
-        for pos, band in enumerate(self.band_names):
-            var = array.isel(band=pos, drop=True)
-            fill = self.spec.fills[pos]
-            var.attrs = {"nodata": fill}
-            var.encoding["grid_mapping"] = "spatial_ref"
-            variables[band] = var
+        """A Dataset with one (time, y, x) variable per band, like odc-stac's `load`: each
+        in its own dtype (`scl` uint8 beside `red` uint16) with its `nodata`; plus one
+        (time,) variable per `with_properties=` name."""
         import xarray as xr
 
+        array = self.to_xarray()
+        variables = {}
+        for pos, (band, own) in enumerate(zip(self.band_names, self.band_dtypes(), strict=True)):
+            var = array.isel(band=pos, drop=True)
+            if var.dtype != own:
+                var = var.astype(own)  # lossless: the stack's dtype was promoted from `own`
+            fill = self.spec.fills[pos]
+            var.attrs = {"nodata": _as_dtype(fill, own)}
+            var.encoding["grid_mapping"] = "spatial_ref"
+            variables[band] = var
+        for request in self.with_properties:
+            variables[request.output_name] = xr.DataArray(
+                request.values(self._items or [], self.steps),
+                dims=("time",), coords={"time": array.time},
+                attrs={"units": request.units}
+                | ({} if request.nodata is None else {"nodata": request.fill_value}),
+            )
         return xr.Dataset(variables)
 
     def explain(self) -> LoadPlan:
@@ -146,3 +199,88 @@ def _value(item: ItemDict, key: str) -> Any:
         return item_id(item)
     value = (item.get("properties") or {}).get(key)
     return value if isinstance(value, _SCALARS) else None
+
+
+def _as_dtype(value: float, dtype: np.dtype) -> Any:
+    """A fill value as a plain number of the band's dtype (an int for integer bands)."""
+    if dtype.kind == "f":
+        return float(value)
+    if isinstance(value, float) and math.isnan(value):
+        return value
+    return dtype.type(value).item()
+
+
+@dataclass(frozen=True)
+class PropertyRequest:
+    """One `with_properties=` entry: an item property loaded as a (time,) variable, fused
+    over a step's items as odc-stac fuses them (one value: it; strings: joined with
+    commas; numbers: the mean of the finite ones)."""
+
+    key: str
+    name: str | None = None
+    dtype: str = "float32"
+    nodata: float | None = None
+    units: str = "1"
+    fuser: Callable[[Sequence[Any]], Any] | None = None
+
+    @property
+    def output_name(self) -> str:
+        if self.name is not None:
+            return self.name
+        return self.key.replace(".", "_").replace(":", "_").replace("-", "_")
+
+    @property
+    def fill_value(self) -> Any:
+        dtype = np.dtype(self.dtype)
+        if self.nodata is not None:
+            return dtype.type(self.nodata)
+        return dtype.type(math.nan) if dtype.kind == "f" else dtype.type(0)
+
+    def values(self, items: Sequence[ItemDict], steps: Grouping) -> np.ndarray:
+        fuse = self.fuser or _fuse
+        out = []
+        for members in steps.members:
+            found = [
+                v for v in ((items[i].get("properties") or {}).get(self.key) for i in members)
+                if v is not None
+            ]
+            value = fuse(found) if found else None
+            out.append(self.fill_value if value is None else value)
+        return np.array(out, dtype=self.dtype)
+
+
+def _fuse(values: Sequence[Any]) -> Any:
+    if len(values) == 1:
+        return values[0]
+    if isinstance(values[0], str):
+        return ",".join(str(v) for v in values)
+    numbers = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+_REQUEST_FIELDS = ("key", "name", "dtype", "nodata", "units", "fuser")
+
+
+def property_requests(value: Any) -> tuple[PropertyRequest, ...]:
+    """odc-stac's `with_properties=`: property names, or dicts with `key` and optionally
+    name, dtype, nodata, units, fuser."""
+    if value is None:
+        return ()
+    if isinstance(value, str | Mapping):
+        value = [value]
+    out = []
+    for v in value:
+        if isinstance(v, str):
+            out.append(PropertyRequest(v))
+        elif isinstance(v, Mapping):
+            unknown = sorted(set(v) - set(_REQUEST_FIELDS))
+            if "key" not in v or unknown:
+                raise TypeError(
+                    f"with_properties entry {dict(v)!r}: needs 'key' and may have "
+                    f"{', '.join(_REQUEST_FIELDS[1:])}"
+                    + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                )
+            out.append(PropertyRequest(**dict(v)))
+        else:
+            raise TypeError(f"with_properties= takes names or dicts; got {v!r}")
+    return tuple(out)

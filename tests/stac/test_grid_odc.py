@@ -1,0 +1,298 @@
+"""The output grid of `daskcog.load` against `odc.stac.load` given the same arguments.
+
+Each case writes local COGs that match their items' metadata exactly (grids not
+on multiples of the pixel size, like Landsat's; a uint8 band beside a uint16
+one; two UTM zones) and compares odc-stac's Dataset with daskcog's
+`to_dataset()`: the grid, `xr.align(join="exact")` of the coordinates, dims,
+dtypes, nodata, CRS and pixels. Issue 17, items 3, 4, 5, 7, 13 and 14.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+
+import daskcog
+from daskcog.stac import MixedCrsWarning, OutsideItemsWarning, StacError
+
+pystac = pytest.importorskip("pystac")
+odc_stac = pytest.importorskip("odc.stac")
+xr = pytest.importorskip("xarray")
+
+EXTENSIONS = [
+    "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+]
+ASSETS = {  # key: (common name, dtype, nodata)
+    "B04": ("red", "uint16", 0),
+    "SCL": (None, "uint8", 0),
+}
+
+
+def write_tif(path: Path, crs: str, transform: Affine, shape: tuple[int, int], dtype: str,
+              nodata: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    hi = 200 if dtype == "uint8" else 9000
+    data = rng.integers(1, hi, size=(1, height, width)).astype(dtype)
+    data[:, height // 3 : height // 2, width // 4 : width // 3] = nodata  # a hole
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype, crs=crs,
+        transform=transform, nodata=nodata, tiled=True, blockxsize=64, blockysize=64,
+        compress="deflate",
+    ) as dst:
+        dst.write(data)
+
+
+def make_item(folder: Path, name: str, crs: str, transform: Affine, shape: tuple[int, int],
+              when: dt.datetime, seed: int, assets: dict = ASSETS) -> dict:
+    """An item whose COGs are written below `folder`, proj:* at asset level."""
+    height, width = shape
+    west, south, east, north = Transformer.from_crs(crs, "EPSG:4326", always_xy=True) \
+        .transform_bounds(transform.c, transform.f + transform.e * height,
+                          transform.c + transform.a * width, transform.f)
+    out_assets = {}
+    for k, (key, (common, dtype, nodata)) in enumerate(assets.items()):
+        path = folder / f"{name}-{key}.tif"
+        write_tif(path, crs, transform, shape, dtype, nodata, seed * 10 + k)
+        band: dict = {"name": key}
+        if common:
+            band["common_name"] = common
+        out_assets[key] = {
+            "href": str(path), "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"], "eo:bands": [band],
+            "raster:bands": [{"data_type": dtype, "nodata": nodata}],
+            "proj:code": crs, "proj:shape": [height, width],
+            "proj:transform": list(transform)[:6],
+        }
+    return {
+        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": EXTENSIONS, "id": name,
+        "bbox": [west, south, east, north],
+        "geometry": {"type": "Polygon", "coordinates": [[
+            [west, south], [east, south], [east, north], [west, north], [west, south]]]},
+        "properties": {"datetime": when.isoformat() + "Z", "eo:cloud_cover": float(seed)},
+        "assets": out_assets, "links": [],
+    }
+
+
+T0 = dt.datetime(2024, 6, 1, 10, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def landsat_like(tmp_path_factory) -> list[dict]:
+    """30 m scenes whose origins are odd multiples of 15 m (Landsat's half-pixel anchor),
+    overlapping, on two dates."""
+    folder = tmp_path_factory.mktemp("landsat-like")
+    out = []
+    for k, (x0, y0, date) in enumerate(
+        ((655305.0, 4_500_015.0, 0), (657705.0, 4_498_815.0, 0), (656205.0, 4_499_415.0, 1))
+    ):
+        out.append(make_item(folder, f"ls-{k}", "EPSG:32633", Affine(30, 0, x0, 0, -30, y0),
+                             (150, 170), T0 + dt.timedelta(days=16 * date), k))
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_zones(tmp_path_factory) -> list[dict]:
+    """Three 20 m scenes in zone 33 and one in zone 34, east of them."""
+    folder = tmp_path_factory.mktemp("two-zones")
+    out = []
+    for k, x0 in enumerate((735_000.0, 736_000.0, 737_000.0)):
+        out.append(make_item(folder, f"z33-{k}", "EPSG:32633",
+                             Affine(20, 0, x0, 0, -20, 5_000_000.0), (100, 120), T0, k))
+    out.append(make_item(folder, "z34-0", "EPSG:32634",
+                         Affine(20, 0, 264_000.0, 0, -20, 5_000_400.0), (100, 120), T0, 9))
+    return out
+
+
+def odc(items: list[dict], **kw):
+    return odc_stac.load([pystac.Item.from_dict(it) for it in items], chunks={}, **kw)
+
+
+def ours(items: list[dict], **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return daskcog.load(items, **kw)
+
+
+def assert_same(expected, got, *, pixels: bool = True) -> None:
+    """Same grid, coordinates (exactly: `xr.align` works), dims, dtype, nodata, CRS, pixels."""
+    assert got.odc.geobox == expected.odc.geobox
+    xr.align(expected, got, join="exact")
+    assert set(got.data_vars) == set(expected.data_vars)
+    assert got.odc.crs == expected.odc.crs
+    np.testing.assert_array_equal(got.time.values, expected.time.values)
+    for name in expected.data_vars:
+        e, g = expected[name], got[name]
+        assert g.dims == e.dims, name
+        assert g.dtype == e.dtype, name
+        assert g.attrs.get("nodata") == e.attrs.get("nodata"), name
+        for dim in e.dims:
+            assert np.array_equal(g[dim].values, e[dim].values), dim  # bit for bit
+        if pixels:
+            np.testing.assert_array_equal(g.values, e.values, err_msg=name)
+
+
+# -- item 3: anchors ----------------------------------------------------------------------
+def test_grid_bbox_keeps_the_items_pixel_grid(landsat_like):
+    """With bbox= and not both crs and resolution, the items' own grid (origin 655305 +
+    30 k), not multiples of 30 (655290): no pixel is resampled."""
+    bbox = (16.85, 40.61, 16.886, 40.631)
+    expected = odc(landsat_like, bands=["red"], bbox=bbox)
+    got = ours(landsat_like, bands=["red"], bbox=bbox).to_dataset()
+    assert (got.odc.geobox.affine.c - 655305.0) % 30 == 0
+    assert_same(expected, got)
+
+
+def test_grid_without_bbox_is_the_same_grid(landsat_like):
+    expected = odc(landsat_like, bands=["red"])
+    got = ours(landsat_like, bands=["red"]).to_dataset()
+    assert_same(expected, got)
+
+
+@pytest.mark.parametrize("anchor", ["edge", "center", (0.25, 0.75)])
+def test_grid_anchor(landsat_like, anchor):
+    from odc.geo import xy_
+
+    value = xy_(*anchor) if isinstance(anchor, tuple) else anchor
+    expected = odc(landsat_like, bands=["red"], bbox=(16.85, 40.61, 16.886, 40.631),
+                   anchor=value, resolution=60)
+    got = ours(landsat_like, bands=["red"], bbox=(16.85, 40.61, 16.886, 40.631), anchor=anchor,
+               resolution=60).to_dataset()
+    assert_same(expected, got, pixels=False)  # 30 -> 60 m: the overview choice differs
+
+
+def test_grid_crs_and_resolution_snap_to_multiples(landsat_like):
+    kw = {"bands": ["red"], "bbox": (16.85, 40.61, 16.886, 40.631), "crs": "EPSG:32633",
+          "resolution": 30}
+    got = ours(landsat_like, **kw).to_dataset()
+    assert got.odc.geobox.affine.c % 30 == 0
+    assert_same(odc(landsat_like, **kw), got, pixels=False)  # resampled by half a pixel
+
+
+# -- item 4: snapping -----------------------------------------------------------------------
+def test_grid_snapping_tolerance_is_a_hundredth_of_a_pixel(landsat_like):
+    """An edge 0.005 px past a grid line adds no sliver column (odc-geo's tolerance)."""
+    kw = {"bands": ["red"], "crs": "EPSG:32633", "resolution": 30,
+          "x": (656010.0, 659010.0 + 0.15), "y": (4_497_000.0, 4_499_010.0)}
+    expected = odc(landsat_like, **kw)
+    got = ours(landsat_like, **kw).to_dataset()
+    assert got.odc.geobox.shape.x == 100
+    assert_same(expected, got, pixels=False)
+
+
+# -- item 5: coordinates ----------------------------------------------------------------------
+def test_grid_geographic_output_coordinates_align_exactly(landsat_like):
+    """EPSG:4326 output: dims latitude / longitude, coordinates odc-geo's to the last bit."""
+    kw = {"bands": ["red"], "crs": "EPSG:4326", "resolution": 0.0003,
+          "bbox": (16.85, 40.61, 16.886, 40.631)}
+    expected = odc(landsat_like, **kw)
+    got = ours(landsat_like, **kw).to_dataset()
+    assert got["red"].dims == ("time", "latitude", "longitude")
+    assert_same(expected, got, pixels=False)  # warped: GDAL vs odc-stac's ties differ
+
+
+# -- item 7: dtypes -----------------------------------------------------------------------------
+def test_grid_to_dataset_keeps_each_band_dtype(landsat_like):
+    expected = odc(landsat_like, bands=["red", "SCL"])
+    got = ours(landsat_like, bands=["red", "SCL"]).to_dataset()
+    assert got["SCL"].dtype == np.uint8 and got["red"].dtype == np.uint16
+    assert_same(expected, got)
+
+
+# -- item 13: odc-stac's names ------------------------------------------------------------------
+def test_grid_geobox_and_like(landsat_like):
+    from odc.geo.geobox import GeoBox
+
+    box = GeoBox.from_bbox((656000, 4_497_000, 659000, 4_499_000), "EPSG:32633",
+                           resolution=30, anchor="center")  # on the items' pixels: no ties
+    expected = odc(landsat_like, bands=["red"], geobox=box)
+    assert_same(expected, ours(landsat_like, bands=["red"], geobox=box).to_dataset())
+    # like= an odc-stac result, a daskcog Dataset / DataArray / stack, a GeoBox
+    stack = ours(landsat_like, bands=["red"], geobox=box)
+    for like in (expected, stack.to_dataset(), stack.to_xarray(), stack, box):
+        assert_same(expected, ours(landsat_like, bands=["red"], like=like).to_dataset())
+    with pytest.raises(StacError, match="leave out bbox="):
+        ours(landsat_like, bands=["red"], geobox=box, bbox=(16, 40, 17, 41))
+
+
+def test_grid_region_keywords(landsat_like):
+    from shapely.geometry import box as shapely_box
+
+    bbox = (16.85, 40.61, 16.886, 40.631)
+    expected = odc(landsat_like, bands=["red"], bbox=bbox)
+    for kw in (
+        {"lon": (bbox[0], bbox[2]), "lat": (bbox[1], bbox[3])},
+        {"geopolygon": shapely_box(*bbox)},
+        {"intersects": shapely_box(*bbox).__geo_interface__},
+    ):
+        assert_same(expected, ours(landsat_like, bands=["red"], **kw).to_dataset())
+        assert_same(odc(landsat_like, bands=["red"], **kw),
+                    ours(landsat_like, bands=["red"], **kw).to_dataset())
+
+
+def test_grid_utm_resolution_values_and_aliases(landsat_like):
+    from odc.geo import resxy_
+
+    kw = {"bbox": (16.85, 40.61, 16.886, 40.631), "resolution": resxy_(30, -30),
+          "anchor": "center"}  # the items' pixels: no half-pixel ties
+    expected = odc(landsat_like, bands=["red"], crs="utm", **kw)
+    got = ours(landsat_like, measurements=["red"], output_crs="utm", **kw).to_dataset()
+    assert got.odc.crs.epsg == 32633
+    assert_same(expected, got)
+    with pytest.raises(TypeError, match="not both"):
+        ours(landsat_like, bands=["red"], measurements=["red"])
+
+
+def test_grid_fail_on_error_progress_and_with_properties(landsat_like, tmp_path):
+    items = [dict(it) for it in landsat_like]
+    items[1] = {**items[1], "assets": {**items[1]["assets"]}}
+    items[1]["assets"]["B04"] = {**items[1]["assets"]["B04"], "href": str(tmp_path / "gone.tif")}
+    got = ours(items, bands=["red"], fail_on_error=False, progress=True,
+               with_properties=["eo:cloud_cover"]).to_dataset()
+    got["red"].values  # noqa: B018 - computes: the missing file is no data, not an error
+    expected = odc(landsat_like, bands=["red"], with_properties=["eo:cloud_cover"])
+    np.testing.assert_array_equal(got["eo_cloud_cover"].values,
+                                  expected["eo_cloud_cover"].values)
+    assert got["eo_cloud_cover"].dtype == expected["eo_cloud_cover"].dtype
+    with pytest.raises(TypeError, match="errors= or fail_on_error="):
+        ours(items, bands=["red"], fail_on_error=False, errors="nodata")
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("pool", "dask.config"), ("align", "anchor="), ("fuse_func", "method="),
+    ("dask_chunks", "chunks="), ("driver", "reader"),
+])
+def test_grid_odc_names_with_another_meaning_are_type_errors(landsat_like, name, hint):
+    with pytest.raises(TypeError, match=f"{name}=.*{hint}"):
+        ours(landsat_like, bands=["red"], **{name: 1})
+
+
+# -- item 14: outside every item, several CRSs ---------------------------------------------------
+def test_grid_bbox_outside_every_item_warns_and_equals_odc(landsat_like):
+    bbox = (10.0, 45.1, 10.02, 45.12)
+    expected = odc(landsat_like, bands=["red"], bbox=bbox)
+    with pytest.warns(OutsideItemsWarning, match=r"bbox \(10.0, 45.1, 10.02, 45.12\)"):
+        got = ours(landsat_like, bands=["red"], bbox=bbox).to_dataset()
+    assert_same(expected, got)
+    assert (got["red"].values == 0).all()
+
+
+def test_grid_several_crss_pick_the_most_common_with_a_warning(two_zones):
+    expected = odc(two_zones, bands=["red"])
+    with pytest.warns(MixedCrsWarning, match="loading in EPSG:32633"):
+        got = ours(two_zones, bands=["red"]).to_dataset()
+    assert_same(expected, got, pixels=False)
+    same = got["red"].values == expected["red"].values
+    assert same.mean() > 0.999  # GDAL's and odc-stac's nearest ties at the warped scene
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MixedCrsWarning)
+        ours(two_zones, bands=["red"], crs="EPSG:32634")
