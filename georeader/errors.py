@@ -56,3 +56,8 @@ class WindowError(GeoreaderError, ValueError):
 class InvalidHeaderError(NotATiffError):
     """The TIFF header is inconsistent or hostile (a looping IFD chain, sizes that disagree,
     a degenerate georeference, an unreadable tag): refused at open, never retried."""
+
+
+class UnknownOptionError(GeoreaderError, TypeError):
+    """A keyword argument that neither the entry point nor the URL's store takes (a
+    misspelling, or an option of another store): refused at call time, before any graph."""

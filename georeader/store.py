@@ -27,16 +27,15 @@ from urllib.parse import quote, unquote, urlsplit
 from georeader.bounded import LRU
 from georeader.errors import InvalidURLError
 from georeader.local_store import PathStore
+from georeader.store_options import READER_OPTIONS as READER_OPTIONS
+from georeader.store_options import URL as _URL
+from georeader.store_options import check_store_options as check_store_options
 
-READER_OPTIONS = frozenset({"max_concurrency"})
-"""Options for georeader's reads, not for obstore (taken out before a store is built)."""
 REMOTE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"}
 )
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-"""A URL starts with a scheme and '//'; anything else (even with ':', '#', '?', '%') is a path."""
 _NATIVE_SAFE_NAME = re.compile(r"^[A-Za-z0-9 ._+=,;@()-]+$")
 """File names async-tiff's LocalStore maps to the file unchanged (object_store percent-encodes
 '%', '#', '?', '*', '\\', non-ASCII and control characters in keys; measured)."""

@@ -31,7 +31,9 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
     from daskcog.reading.io_loop import run_sync
     from daskcog.reading.reader_cache import CACHE
     from georeader import AsyncGeoTIFFReader, parse_location, tile_decode
+    from georeader.store import check_store_options
 
+    check_store_options(url, store_options)
     location = parse_location(url)
     opened = run_sync(CACHE.opened(location.url, store_options))
     reader = AsyncGeoTIFFReader.from_opened(opened)
@@ -197,8 +199,10 @@ def mosaic(
 
     if resolve_mosaic() is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
+    from georeader.store_options import check_sources_options
     from georeader.upload import is_store_url
 
+    check_sources_options(urls, store_options)  # before a cluster starts
     # an object-store URL is uploaded when the COG is finished, with the --store-option options
     path: Path | str = output if is_store_url(output) else Path(output).expanduser()
     if isinstance(path, str):

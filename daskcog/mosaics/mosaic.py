@@ -45,6 +45,7 @@ from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
 from georeader.errors import GeoreaderError, WindowError
 from georeader.nodata import fits_dtype
+from georeader.store_options import check_sources_options
 
 MOSAIC_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per chunk (all bands): a chunk task holds a few
@@ -218,6 +219,7 @@ def mosaic(
         resampling=resampling, chunks=chunks, bands=bands, dtype=dtype, batch_size=batch_size,
         warp_tolerance=warp_tolerance, loop=loop,
     )
+    check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS)
     scenes = fetch_scenes(sources, **store_options)
     spec = options.spec(scenes, (np.arange(len(scenes)),))
     normalised = mosaic_chunks(spec, chunks)
@@ -233,6 +235,10 @@ def mosaic(
         chunk_request=chunks,
         band_names=spec.bands,
     )
+
+
+MOSAIC_KEYWORDS = frozenset(f.name for f in fields(MosaicOptions))
+"""`mosaic`'s own keywords (and `stack`'s), suggested for close misspellings."""
 
 
 def build_spec(

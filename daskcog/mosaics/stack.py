@@ -20,6 +20,7 @@ from pyproj import CRS
 
 from daskcog.mosaics.footprints import fetch_scenes
 from daskcog.mosaics.mosaic import (
+    MOSAIC_KEYWORDS,
     MosaicError,
     MosaicOptions,
     MosaicSpec,
@@ -29,6 +30,7 @@ from daskcog.mosaics.tasks import MosaicBlocks
 from daskcog.reading.geoarray import GeoArray, to_dataarray
 from daskcog.reading.read_graph import array_over
 from georeader.on_grid import OnGrid
+from georeader.store_options import check_sources_options
 
 
 class GeoStack(OnGrid):
@@ -153,6 +155,7 @@ def stack(
             along time.
     """
     mosaic_options, store_options = MosaicOptions.split(options)
+    check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS | {"group_by"})
     scenes = fetch_scenes(sources, **store_options)
     keys, groups = _group([s.url for s in scenes], group_by)
     spec: MosaicSpec = mosaic_options.spec(scenes, tuple(np.asarray(g) for g in groups))

@@ -19,6 +19,7 @@ order they run):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
 from georeader.errors import GeoreaderError, WindowError
 from georeader.nodata import check_fill
 from georeader.retry import RetryPolicy
-from georeader.store import parse_location, split_signed_url
+from georeader.store import check_store_options, parse_location, split_signed_url
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         store_options["sign"] = sign
     if requester_pays:
         store_options["requester_pays"] = True
+    check_store_options(os.fspath(url), store_options, entry_keywords=OPEN_KEYWORDS)
     location = parse_location(url)
     public, credential_name = creds.keep_out_of_graph(store_options, credentials, location.url)
     options = tuple(sorted(public.items()))
@@ -166,6 +168,10 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         credentials=credential_name,
     )
     return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
+
+
+OPEN_KEYWORDS = frozenset(inspect.signature(open).parameters) - {"url", "store_options"}
+"""`open`'s own keywords: a close misspelling of one is suggested (`chunck` -> `chunks`)."""
 
 
 def from_spec(

@@ -14,7 +14,7 @@ xr = pytest.importorskip("xarray")
 rioxarray = pytest.importorskip("rioxarray")
 
 from daskcog.reading.xarray_backend import DaskcogBackendArray, DaskcogBackendEntrypoint  # noqa: E402
-from georeader.errors import InvalidURLError, ObjectNotFoundError, WindowError  # noqa: E402
+from georeader.errors import ObjectNotFoundError, UnknownOptionError, WindowError  # noqa: E402
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels  # noqa: E402
 from tests.conftest import REAL_DIR  # noqa: E402
 
@@ -112,10 +112,11 @@ def test_open_dataset_with_overview_and_bands(path: Path) -> None:
 
 
 def test_store_options_reach_the_store(path: Path) -> None:
-    """Local files take no store options: the error proves they got through, both ways."""
-    with pytest.raises(InvalidURLError, match="region"):
+    """Local files take no store options: the error proves they got through, both ways
+    (issue 19: refused as unknown keywords, a TypeError, at call time)."""
+    with pytest.raises(UnknownOptionError, match="region"):
         xr.open_dataarray(path, engine="daskcog", region="eu-west-1")
-    with pytest.raises(InvalidURLError, match="client_options"):
+    with pytest.raises(UnknownOptionError, match="client_options"):
         xr.open_dataarray(
             path,
             engine="daskcog",
