@@ -320,9 +320,12 @@ def reproject_footprints(
     (height) over the scene's width (height): how many target units one source
     pixel spans along each target axis, as GDAL's warper estimates its
     resampling scale. Scenes outside the target CRS's domain get NaN footprints
-    (they match no chunk) and a warning.
+    (they match no chunk) and a warning. In a geographic target CRS, a footprint
+    across the antimeridian (a Sentinel-2 tile at 180 degrees, MODIS h35) runs
+    from its west edge to its east edge + 360: east may exceed 180.
     """
     n = len(scenes)
+    period = wrap_period(target_crs)
     footprints = np.empty((n, 4), dtype=np.float64)
     native = np.empty((n, 2), dtype=np.float64)
     axis = np.empty((n, 2), dtype=np.float64)
@@ -343,6 +346,10 @@ def reproject_footprints(
             native[i] = axis[i] = scene.res
             continue
         fp = transform_bounds(own, scene.crs, target_crs)
+        if period is not None and fp[0] > fp[2]:
+            # across the antimeridian, PROJ gives west > east: one box from west to east
+            # + 360 (SceneIndex and the chunk tasks compare it modulo the period)
+            fp = (fp[0], fp[1], fp[2] + period, fp[3])
         footprints[i] = fp
         if not all(math.isfinite(v) for v in fp):
             outside.append(scene.url)
@@ -367,11 +374,29 @@ def reproject_footprints(
     return footprints, native, axis
 
 
-class SceneIndex:
-    """Footprints (N, 4) in the target CRS; `hits` tells the scenes overlapping a box."""
+@lru_cache(maxsize=256)
+def wrap_period(crs: str) -> float | None:
+    """360 for a geographic CRS in degrees (longitudes repeat every turn), else None."""
+    parsed = crs_from_text(crs)
+    if not parsed.is_geographic:
+        return None
+    axis = parsed.axis_info[0] if parsed.axis_info else None
+    unit = (axis.unit_name or "").lower() if axis is not None else "degree"
+    return 360.0 if "degree" in unit else None
 
-    def __init__(self, footprints: np.ndarray) -> None:
+
+class SceneIndex:
+    """Footprints (N, 4) in the target CRS; `hits` tells the scenes overlapping a box.
+
+    With `period` (360 in a geographic CRS: `wrap_period`), a box also meets the
+    footprints one turn east or west of it: a grid east of 180 degrees finds the
+    tiles just west of -180, and a footprint unwrapped past 180 is found from the
+    western side.
+    """
+
+    def __init__(self, footprints: np.ndarray, period: float | None = None) -> None:
         self.footprints = np.asarray(footprints, dtype=np.float64).reshape(-1, 4)
+        self.period = period
 
     def __len__(self) -> int:
         return len(self.footprints)
@@ -381,4 +406,23 @@ class SceneIndex:
         left, bottom, right, top = bounds
         fp = self.footprints
         with np.errstate(invalid="ignore"):
-            return (fp[:, 0] < right) & (fp[:, 2] > left) & (fp[:, 1] < top) & (fp[:, 3] > bottom)
+            rows = (fp[:, 1] < top) & (fp[:, 3] > bottom)
+            cols = (fp[:, 0] < right) & (fp[:, 2] > left)
+            if self.period is not None:
+                for turn in (-self.period, self.period):
+                    cols |= (fp[:, 0] < right + turn) & (fp[:, 2] > left + turn)
+            return rows & cols
+
+
+def nearest_turn(footprint: Bounds, bounds: Bounds, period: float | None) -> Bounds:
+    """The footprint shifted by whole turns of `period` to where it overlaps `bounds` most
+    (unchanged without a period): the chunk tasks place a scene near its chunk."""
+    if period is None:
+        return footprint
+    left, bottom, right, top = footprint
+
+    def overlap(shift: float) -> float:
+        return min(right + shift, bounds[2]) - max(left + shift, bounds[0])
+
+    best = max((0.0, -period, period), key=overlap)
+    return (left + best, bottom, right + best, top)

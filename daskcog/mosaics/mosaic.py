@@ -35,7 +35,7 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.enums import Resampling
 
-from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes
+from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes, wrap_period
 from daskcog.mosaics.grid import Grid, Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
 from daskcog.mosaics.tasks import GDAL_TOLERANCE, MosaicBlocks
@@ -99,7 +99,7 @@ class MosaicSpec:
     def candidates(self, group: int, bounds: Bounds) -> np.ndarray:
         """Scenes of a group overlapping `bounds`, in priority order."""
         members = self.groups[group]
-        hits = SceneIndex(self.footprints).hits(bounds)
+        hits = SceneIndex(self.footprints, wrap_period(self.grid.crs)).hits(bounds)
         return members[hits[members]]
 
     def __dask_tokenize__(self) -> Any:

@@ -35,7 +35,12 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from daskcog.mosaics.crs import rasterio_crs, same_crs, transform_bounds
-from daskcog.mosaics.footprints import SceneMismatchError, check_header
+from daskcog.mosaics.footprints import (
+    SceneMismatchError,
+    check_header,
+    nearest_turn,
+    wrap_period,
+)
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.reading import failures
@@ -241,6 +246,9 @@ def _footprint_part(spec: MosaicSpec, index: int, window: Part) -> Part | None:
     left, bottom, right, top = (float(v) for v in spec.footprints[index])
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return window
+    left, bottom, right, top = nearest_turn(
+        (left, bottom, right, top), spec.grid.window_bounds(*window), wrap_period(spec.grid.crs)
+    )
     margin = _KERNEL_RADIUS.get(spec.resampling, 1) + 2
     c0, r0, c1, r1 = _pixel_span(spec.grid.affine, (left, bottom, right, top), margin)
     c0, r0 = max(col_off, c0), max(row_off, r0)

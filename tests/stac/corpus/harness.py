@@ -289,3 +289,18 @@ def differences(ours: Any, theirs: Any) -> list[str]:
                        if b.dtype.kind == "f" else a.values == b.values)
             out.append(f"{name}: {int(differ.sum())} of {differ.size} pixels differ")
     return out
+
+
+def gdal_reference(href: str, crs: Any, transform: Affine, shape: tuple[int, int],
+                   fill: float) -> np.ndarray:
+    """GDAL's warp (nearest) of band 1 of a file onto a grid: the reference where odc-stac is
+    known to be wrong."""
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(href) as src:
+        out = np.full(shape, fill, dtype=src.dtypes[0])
+        reproject(
+            rasterio.band(src, 1), out, dst_transform=transform, dst_crs=crs,
+            dst_nodata=fill, resampling=Resampling.nearest,
+        )
+    return out
