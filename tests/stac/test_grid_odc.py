@@ -296,3 +296,50 @@ def test_grid_several_crss_pick_the_most_common_with_a_warning(two_zones):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MixedCrsWarning)
         ours(two_zones, bands=["red"], crs="EPSG:32634")
+
+
+# -- deliberate differences ------------------------------------------------------------------------
+def test_grid_nearest_ties_follow_gdal_not_odc_stac(landsat_like):
+    """A grid half a pixel off the items' (edges on multiples of 30 m, items on 15 + 30 k):
+    every output pixel centre is a nearest-neighbour tie. daskcog's pixels are GDAL's
+    warper's (the reference for what a file means); odc-stac rounds the ties the other way.
+    Same grid and coordinates all the same."""
+    from odc.geo.geobox import GeoBox
+    from rasterio.warp import Resampling, reproject
+
+    box = GeoBox.from_bbox((656010, 4_497_000, 659010, 4_499_010), "EPSG:32633", resolution=30)
+    one = landsat_like[:1]
+    expected = odc(one, bands=["red"], geobox=box)
+    got = ours(one, bands=["red"], geobox=box).to_dataset()
+    assert_same(expected, got, pixels=False)
+    gdal = np.zeros(box.shape.yx, dtype=np.uint16)
+    with rasterio.open(one[0]["assets"]["B04"]["href"]) as src:
+        reproject(rasterio.band(src, 1), gdal, dst_transform=box.affine, dst_crs="EPSG:32633",
+                  dst_nodata=0, resampling=Resampling.nearest)
+    np.testing.assert_array_equal(got["red"].values[0], gdal)
+    assert (got["red"].values != expected["red"].values).mean() > 0.5
+
+
+def test_grid_other_crs_without_resolution_derives_the_pixel_size(landsat_like):
+    """crs= other than the items' and no resolution=: daskcog sizes pixels as GDAL's
+    suggested warp does (about 30 m in degrees); odc-stac takes the items' number (30) as
+    degrees: one pixel covering the whole region."""
+    expected = odc(landsat_like, bands=["red"], crs="EPSG:4326")
+    got = ours(landsat_like, bands=["red"], crs="EPSG:4326").to_dataset()
+    assert expected.odc.geobox.shape == (1, 1)
+    assert 2e-4 < abs(got.odc.geobox.resolution.x) < 5e-4
+    assert got["red"].dims == ("time", "latitude", "longitude")
+    assert (got["red"].values != 0).mean() > 0.5
+
+
+def test_grid_relative_hrefs_without_a_self_link_load(landsat_like, monkeypatch):
+    """odc-stac refuses a relative href when the item has no self link to resolve it
+    against; daskcog reads it as a path relative to the working directory."""
+    item = {**landsat_like[0], "assets": {k: dict(v) for k, v in landsat_like[0]["assets"].items()}}
+    path = Path(item["assets"]["B04"]["href"])
+    item["assets"]["B04"]["href"] = f"./{path.name}"
+    monkeypatch.chdir(path.parent)
+    with pytest.raises(ValueError, match="absolute path"):
+        odc([item], bands=["red"])
+    got = ours([item], bands=["red"]).to_dataset()
+    assert_same(odc(landsat_like[:1], bands=["red"]), got)
