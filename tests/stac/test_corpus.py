@@ -24,9 +24,7 @@ from tests.stac.corpus.harness import (
 pytest.importorskip("odc.stac")
 pytest.importorskip("pystac")
 
-DTYPES = "to_dataset keeps each variable's dtype (issue 17 item 7)"
 NODATA = "metadata without nodata, the file has one (issue 17 item 2)"
-LATLON = "latitude / longitude dims and odc-geo coordinates (issue 17 item 5)"
 
 CASES: list[Case] = [
     Case(
@@ -140,19 +138,14 @@ CASES: list[Case] = [
 STAC_CFG = "the stac_cfg keyword (issue 17 item 13)"
 XFAIL: dict[str, str] = {
     "es-v0-s2-stac-cfg": STAC_CFG,
-    "es-v1-s2-common-names": DTYPES,
-    "es-v1-cop-dem": f"{LATLON}; {NODATA}",
-    "pc-s2-keys": DTYPES,
+    "es-v1-cop-dem": NODATA,
     "pc-naip": STAC_CFG,
-    "pc-cop-dem": f"{LATLON}; {NODATA}",
+    "pc-cop-dem": NODATA,
     "pc-modis-file-nodata": NODATA,
-    "pc-modis-antimeridian-4326": f"{LATLON}; {NODATA}",
-    "pc-worldcover-roles": f"{LATLON}; {DTYPES}",
+    "pc-modis-antimeridian-4326": NODATA,
     "pc-nicfi": NODATA,
     "pc-3dep-compound-crs": NODATA,
-    "dea-ard-file-nodata": f"{STAC_CFG}; {NODATA}; {DTYPES}",
-    "stactools-s2-180-utm": DTYPES,
-    "stactools-s2-180-4326": LATLON,
+    "dea-ard-file-nodata": f"{STAC_CFG}; {NODATA}",
     "ga-lidar-float-file-nodata": NODATA,
 }
 
