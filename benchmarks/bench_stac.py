@@ -77,7 +77,7 @@ def scene_grid(scenario: str) -> list[tuple[str, str, float, float]]:
     return out
 
 
-def write_scene(path: Path, crs: str, x0: float, y0: float, seed: int) -> None:
+def write_scene(path: Path, crs: str, x0: float, y0: float, seed: int, size: int = SIZE) -> None:
     import numpy as np
     import rasterio
     from affine import Affine
@@ -86,13 +86,14 @@ def write_scene(path: Path, crs: str, x0: float, y0: float, seed: int) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float32)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
     data = (3000 + 1500 * np.sin(xx / (90 + seed % 7)) * np.cos(yy / 70)
-            + rng.integers(0, 400, size=(SIZE, SIZE))).astype(np.uint16)
-    cy, cx = rng.integers(300, SIZE - 300, size=2)
-    data[(yy - cy) ** 2 + (xx - cx) ** 2 < 220**2] = 0
+            + rng.integers(0, 400, size=(size, size))).astype(np.uint16)
+    margin, radius = 300 * size // SIZE, 220 * size / SIZE  # 300 and 220 px at 2048
+    cy, cx = rng.integers(margin, size - margin, size=2)
+    data[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = 0
     tmp = path.with_suffix(".tmp")
-    with rasterio.open(tmp, "w", driver="GTiff", width=SIZE, height=SIZE, count=1,
+    with rasterio.open(tmp, "w", driver="GTiff", width=size, height=size, count=1,
                        dtype="uint16", crs=crs, transform=Affine(RES, 0, x0, 0, -RES, y0),
                        nodata=0, tiled=True, blockxsize=TILE, blockysize=TILE,
                        compress="deflate") as dst:
@@ -108,14 +109,16 @@ def ensure_scenes(scenario: str) -> list[tuple[str, str, float, float]]:
 
 
 def items_for(
-    scenario: str, base_url: str, scenes: list[tuple[str, str, float, float]]
+    scenario: str, base_url: str, scenes: list[tuple[str, str, float, float]],
+    size: int = SIZE, dates: list[str] | None = None,
 ) -> list[dict]:
+    """One item per scene; `dates` (one per scene) default to the one benchmark date."""
     from pyproj import Transformer
 
     items = []
-    for rel, crs, x0, y0 in scenes:
+    for k, (rel, crs, x0, y0) in enumerate(scenes):
         west, south, east, north = Transformer.from_crs(crs, "EPSG:4326", always_xy=True) \
-            .transform_bounds(x0, y0 - SIZE * RES, x0 + SIZE * RES, y0)
+            .transform_bounds(x0, y0 - size * RES, x0 + size * RES, y0)
         items.append({
             "type": "Feature", "stac_version": "1.0.0",
             "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -124,11 +127,11 @@ def items_for(
             "bbox": [west, south, east, north],
             "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south],
                          [east, north], [west, north], [west, south]]]},
-            "properties": {"datetime": DATE},
+            "properties": {"datetime": dates[k] if dates else DATE},
             "assets": {"data": {
                 "href": f"{base_url}/{rel}", "type": "image/tiff; application=geotiff",
                 "roles": ["data"], "proj:code": crs,
-                "proj:transform": [RES, 0.0, x0, 0.0, -RES, y0], "proj:shape": [SIZE, SIZE],
+                "proj:transform": [RES, 0.0, x0, 0.0, -RES, y0], "proj:shape": [size, size],
                 "raster:bands": [{"data_type": "uint16", "nodata": 0}],
             }},
             "links": [],
@@ -136,7 +139,7 @@ def items_for(
     return items
 
 
-def header_sizes(scenes: list[tuple[str, str, float, float]]) -> dict[str, int]:
+def header_sizes(scenes: list[tuple[str, str, float, float]], size: int = SIZE) -> dict[str, int]:
     """Per URL path, the bytes before the first tile: GETs starting there read the header."""
     import rasterio
 
@@ -144,12 +147,14 @@ def header_sizes(scenes: list[tuple[str, str, float, float]]) -> dict[str, int]:
     for rel, *_ in scenes:
         with rasterio.open(DATA / rel) as src:
             offsets = [int(src.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=1))
-                       for r in range(SIZE // TILE) for c in range(SIZE // TILE)]
+                       for r in range(size // TILE) for c in range(size // TILE)]
         out[f"/{rel}"] = min(offsets)
     return out
 
 
-def decode_seconds(scenes: list[tuple[str, str, float, float]]) -> tuple[float, int]:
+def decode_seconds(
+    scenes: list[tuple[str, str, float, float]], size: int = SIZE
+) -> tuple[float, int]:
     """CPU seconds to decode every tile of every scene once (imagecodecs, one thread)."""
     import imagecodecs
     import rasterio
@@ -160,11 +165,11 @@ def decode_seconds(scenes: list[tuple[str, str, float, float]]) -> tuple[float, 
         with rasterio.open(path) as src:
             ranges = [(int(src.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=1)),
                        int(src.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)))
-                      for r in range(SIZE // TILE) for c in range(SIZE // TILE)]
+                      for r in range(size // TILE) for c in range(size // TILE)]
         blob = path.read_bytes()
         t0 = time.process_time()
-        for off, size in ranges:
-            imagecodecs.deflate_decode(blob[off:off + size], out=TILE * TILE * 2)
+        for off, length in ranges:
+            imagecodecs.deflate_decode(blob[off:off + length], out=TILE * TILE * 2)
         total += time.process_time() - t0
         tiles += len(ranges)
     return total, tiles
