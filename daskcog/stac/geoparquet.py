@@ -48,6 +48,7 @@ from daskcog.stac.parquet_plan import (
     step_properties,
 )
 from daskcog.stac.scenes import asset_tables
+from georeader.store_options import check_store_options
 
 _LONLAT_MARGIN = 1e-6
 _HEAD_ROWS = 256
@@ -186,14 +187,22 @@ def load_geoparquet(
     if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
-    file_options = tuple(
-        sorted((parquet_options if parquet_options is not None else store_options).items())
-    )
+    from daskcog.stac.load import LOAD_KEYWORDS, check_asset_options
+
+    for_file = parquet_options if parquet_options is not None else store_options
+    check_store_options(str(url), for_file, entry_keywords=LOAD_KEYWORDS | {"parquet_options"})
+    file_options = tuple(sorted(for_file.items()))
     frag = fragment(str(url), file_options)
     head = frag.head(_HEAD_ROWS)
-    catalogue = band_rules.catalogue(row_items(head))
+    head_items = row_items(head)
+    catalogue = band_rules.catalogue(head_items)
     out_bands = band_rules.resolve(bands, catalogue)
     facts = {b.info.asset: b.info for b in out_bands}
+    check_asset_options(
+        (str(a["href"]) for it in head_items for k in facts
+         if isinstance(a := (it.get("assets") or {}).get(k), dict) and a.get("href")),
+        store_options, patch_url,
+    )
     missing = [k for k, info in facts.items() if info.dtype is None]
     if missing:
         raise StacError(f"{url}: assets {missing} state no raster:bands data_type; give dtype=")

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions
 from daskcog.stac.output_grid import GridRequest, finest_per_item
 from daskcog.stac.result import StacStack, property_requests
 from daskcog.stac.scenes import asset_tables, complete_facts
+from georeader.store_options import check_sources_options, store_kind
 
 
 # -- entry point ------------------------------------------------------------------
@@ -177,6 +179,28 @@ def load(
         return _load_items(items, options, **store_options)
 
 
+LOAD_KEYWORDS = frozenset(inspect.signature(load).parameters) - {"items", "store_options"}
+"""`load`'s own keywords, suggested for close misspellings (`anchr` -> `anchor`)."""
+
+
+def check_asset_options(
+    hrefs: Iterable[str], store_options: dict[str, Any],
+    patch_url: Callable[[str], str] | None,
+) -> None:
+    """The keywords `load` passes on as store options, checked at call time against the
+    stores of the assets' URLs (`georeader.store.check_store_options`, once per kind of
+    store): a misspelt or odc-stac keyword is a TypeError naming it, before any header is
+    read or graph built. With `patch_url`, one patched URL per kind is checked too (a
+    signer may turn one scheme into another)."""
+    firsts: dict[str, str] = {}
+    for href in hrefs:
+        firsts.setdefault(store_kind(href), href)
+    urls = list(firsts.values())
+    if patch_url is not None:
+        urls += [patch_url(u) for u in urls]
+    check_sources_options(urls, store_options, entry_keywords=LOAD_KEYWORDS)
+
+
 def _alias(name: str, value: Any, other: str, other_value: Any) -> Any:
     if other_value is None:
         return value
@@ -207,6 +231,12 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     catalogue = band_rules.catalogue(item_list)
     out_bands = band_rules.resolve(bands, catalogue)
     first_bands = {b.info.asset: b.info for b in out_bands}
+    hrefs = (
+        str(asset["href"]) for it in item_list
+        for key in first_bands if isinstance(asset := (it.get("assets") or {}).get(key), dict)
+        and asset.get("href")
+    )
+    check_asset_options(hrefs, store_options, patch_url)
     facts, _ = complete_facts(item_list, first_bands, patch_url=patch_url, **store_options)
     tables = asset_tables(
         item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype, **store_options

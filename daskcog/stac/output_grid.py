@@ -410,7 +410,7 @@ def output_geobox(
             warnings.warn(
                 f"the items are in {len(per_crs)} CRSs ({counts} items): loading in "
                 f"{_crs_name(auto_crs)}, the most common; give crs= to choose",
-                MixedCrsWarning, stacklevel=4,
+                MixedCrsWarning, stacklevel=6,
             )
     elif isinstance(r.crs, str) and r.crs.lower().startswith("utm"):
         if region is not None:
@@ -478,6 +478,6 @@ def plan(
         if not hits.any():
             warnings.warn(
                 f"the {region} misses every item's footprint: the result is all nodata "
-                "(as odc-stac's)", OutsideItemsWarning, stacklevel=4,
+                "(as odc-stac's)", OutsideItemsWarning, stacklevel=5,
             )
     return placement, geobox

@@ -343,3 +343,52 @@ def test_grid_relative_hrefs_without_a_self_link_load(landsat_like, monkeypatch)
         odc([item], bands=["red"])
     got = ours([item], bands=["red"]).to_dataset()
     assert_same(odc(landsat_like[:1], bands=["red"]), got)
+
+
+def test_grid_solar_day_uses_the_output_grids_longitude(tmp_path):
+    """Two scenes either side of 15 E at 23:30 UTC: by their own centres they fall on two
+    solar days; odc-stac takes one longitude for every item, the output grid's centre."""
+    when = dt.datetime(2024, 6, 1, 23, 30)
+    items = [
+        make_item(tmp_path, f"sd-{k}", "EPSG:32633", Affine(30, 0, x0, 0, -30, 5_000_000.0),
+                  (100, 100), when + dt.timedelta(seconds=k), k)
+        for k, x0 in enumerate((494_000.0, 503_000.0))
+    ]
+    expected = odc(items, bands=["red"], groupby="solar_day")
+    got = ours(items, bands=["red"], groupby="solar_day").to_dataset()
+    assert len(expected.time) == 1
+    assert_same(expected, got)
+
+
+# -- item 12: unknown keywords ---------------------------------------------------------------------
+def test_load_unknown_keyword_is_a_type_error_at_call_time(landsat_like):
+    from georeader.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="'anchr'.*anchor"):
+        ours(landsat_like, bands=["red"], anchr="center")
+    s3_items = [{**it, "assets": {k: {**a, "href": "s3://bucket/" + Path(a["href"]).name}
+                                  for k, a in it["assets"].items()}} for it in landsat_like]
+    with pytest.raises(UnknownOptionError, match="'regoin'.*region"):
+        ours(s3_items, bands=["red"], regoin="us-west-2", skip_signature=True)
+    ours(s3_items, bands=["red"], region="us-west-2", skip_signature=True)  # no request made
+
+
+def test_load_geoparquet_grid_and_keywords(landsat_like, two_zones, tmp_path):
+    """A stac-geoparquet load picks the grid the items would (odc-stac's, from item counts)
+    and checks its keywords at call time too."""
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    from georeader.errors import UnknownOptionError
+
+    for k, items in enumerate((landsat_like, two_zones)):
+        path = tmp_path / f"items-{k}.parquet"
+        sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MixedCrsWarning)
+            warnings.simplefilter("ignore", OutsideItemsWarning)
+            for kw in ({}, {"bbox": (16.85, 40.61, 16.886, 40.631)}, {"groupby": "solar_day"}):
+                got = ours(str(path), bands=["red"], **kw)
+                expected = ours(items, bands=["red"], **kw)
+                assert got.geobox == expected.geobox
+                assert got.keys == expected.keys
+        with pytest.raises(UnknownOptionError, match="'anchr'"):
+            ours(str(path), bands=["red"], anchr="edge")
