@@ -16,6 +16,16 @@ Rules (in this order):
   that has the target CRS and resolution (so its pixels, and those of every
   scene aligned with it, are read without resampling), else multiples of the
   resolution (`gdalwarp -tap`).
+
+These are the mosaic's rules (`daskcog.mosaic` / `stack`: GDAL is their reference).
+`daskcog.load` chooses its grid with odc-geo by odc-stac's rules
+(`daskcog.stac.output_grid`) and passes it as `place(grid=...)`, which then only
+places the scenes. Kept here, and not odc-geo's, where exactness needs daskcog's
+own arithmetic: `aligned_offset` decides that a scene is read without resampling
+only when its grid is offset from the output by whole pixels to within 1e-6 of a
+pixel (odc-geo's 1/100-pixel snapping tolerance would read a scene 0.005 px off as
+aligned and shift it), and the footprints the chunk tasks test are GDAL's
+(`reproject_footprints`: densified edges, GDAL's suggested-warp resolution).
 """
 
 from __future__ import annotations

@@ -371,7 +371,8 @@ def output_geobox(
     *,
     scenes: Sequence[Scene] = (),
 ) -> tuple[GeoBox, str]:
-    """The output grid and the region's name ("" without one).
+    """The output grid and the name of the region or grid asked for ("" when the grid
+    comes from the items).
 
     Args:
         request: the grid keywords.
@@ -388,10 +389,10 @@ def output_geobox(
     r = request
     if r.geobox is not None:
         _extra(r, "geobox")
-        return geobox_of(r.geobox), ""
+        return geobox_of(r.geobox), "geobox= grid"
     if r.like is not None:
         _extra(r, "like")
-        return geobox_of(r.like), ""
+        return geobox_of(r.like), "like= grid"
     region, name = _region(r)
     if r.bounds is not None:
         _extra(r, "bounds", "crs", "resolution")
@@ -444,7 +445,7 @@ def output_geobox(
                 f"bounds must be (left, bottom, right, top) with area; got {r.bounds!r}"
             )
         return GeoBox.from_bbox((left, bottom, right, top), odc_crs, resolution=resolution,
-                                tight=True), ""
+                                tight=True), f"bounds {tuple(r.bounds)!r}"
     if region is not None:
         return GeoBox.from_geopolygon(region, resolution=resolution, crs=odc_crs,
                                       anchor=anchor), name
@@ -455,7 +456,13 @@ def output_geobox(
                     crs=odc_crs)
         for g in grids
     )
-    union = bbox_union(b for b in boxes if all(math.isfinite(v) for v in b.bbox))
+    finite = [b for b in boxes if all(math.isfinite(v) for v in b.bbox)]
+    if not finite:
+        raise StacError(
+            f"no item's footprint can be placed in {_crs_name(target)}: give another crs= "
+            "or a region (bbox=, x= / y=, geobox=)"
+        )
+    union = bbox_union(finite)
     return GeoBox.from_bbox(union, resolution=resolution, anchor=anchor), ""
 
 
@@ -466,7 +473,7 @@ def plan(
     weights: Sequence[int] | None = None,
 ) -> tuple[Placement, GeoBox]:
     """The placement of every scene on the output grid (`grid.place` with the grid given),
-    with an `OutsideItemsWarning` when a region misses them all."""
+    with an `OutsideItemsWarning` when a region or a given grid misses them all."""
     geobox, region = output_geobox(request, grids, weights, scenes=scenes)
     grid = to_grid(geobox)
     placement = place(scenes, grid=grid)

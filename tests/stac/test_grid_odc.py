@@ -284,6 +284,13 @@ def test_grid_bbox_outside_every_item_warns_and_equals_odc(landsat_like):
         got = ours(landsat_like, bands=["red"], bbox=bbox).to_dataset()
     assert_same(expected, got)
     assert (got["red"].values == 0).all()
+    from odc.geo.geobox import GeoBox
+
+    away = GeoBox.from_bbox((100_000, 4_000_000, 103_000, 4_003_000), "EPSG:32633",
+                            resolution=30)
+    with pytest.warns(OutsideItemsWarning, match="geobox= grid misses every item"):
+        got = ours(landsat_like, bands=["red"], geobox=away).to_dataset()
+    assert_same(odc(landsat_like, bands=["red"], geobox=away), got)
 
 
 def test_grid_several_crss_pick_the_most_common_with_a_warning(two_zones):
