@@ -67,6 +67,10 @@ class Scene:
     credentials: str | None = None
     """Name of the secrets (keys, a signed URL's query, a signer) registered in each
     process: `store_options` holds public options only, never those (graphs hold Scenes)."""
+    keep_file_nodata: bool = False
+    """The catalogue states no nodata for this integer asset: pixels equal to the file's
+    own nodata keep that value in the output (invalid for the mosaic), as odc-stac
+    returns them, instead of becoming the fill value (`tasks._KeptNodata`)."""
 
     @property
     def affine(self) -> Affine:

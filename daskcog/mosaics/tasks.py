@@ -111,8 +111,10 @@ async def mosaic_block(
     """One output chunk: read scenes in priority batches, feed the method, stop when done."""
     method_class = spec.method_class
     value_dtype = np.dtype(spec.value_dtype)
-    method = method_class((len(bands), window[3], window[2]), value_dtype, spec.fill)
+    shape = (len(bands), window[3], window[2])
+    method = method_class(shape, value_dtype, spec.fill)
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
+    kept = _KeptNodata.for_scenes(spec, order, shape, value_dtype)
     for batch in _batches(spec, order, window, method_class):
         reads = await asyncio.gather(
             *(read_scene(spec, i, bands, window) for i in batch),
@@ -129,6 +131,8 @@ async def mosaic_block(
             if got is None:
                 continue
             values, valid, part = got
+            if kept is not None:
+                kept.feed(spec.scenes[i], values, valid, part, window)
             if (
                 values.dtype != value_dtype
                 and values.dtype.kind == "f"
@@ -144,7 +148,49 @@ async def mosaic_block(
                 method.feed_part(values, valid, rows, cols)
             if method.is_done:
                 return np.asarray(method.result(), dtype=spec.out_dtype)
-    return np.asarray(method.result(), dtype=spec.out_dtype)
+    result = np.asarray(method.result(), dtype=spec.out_dtype)
+    return result if kept is None else kept.apply(result)
+
+
+class _KeptNodata:
+    """The files' own nodata values, for scenes whose metadata states none
+    (`Scene.keep_file_nodata`): their nodata pixels are invalid for the method (a later
+    scene may fill them) and, where no scene has a valid value, the output holds the
+    first such file's nodata value, as odc-stac returns it (MODIS -3000 stays -3000),
+    rather than the fill value of pixels no scene reaches."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.values = np.zeros(shape, dtype=dtype)
+        self.marked = np.zeros(shape, dtype=bool)
+        self.valid = np.zeros(shape, dtype=bool)
+
+    @classmethod
+    def for_scenes(
+        cls, spec: MosaicSpec, order: Sequence[int], shape: tuple[int, ...], dtype: np.dtype
+    ) -> _KeptNodata | None:
+        if spec.method_class.output_dtype(dtype) != dtype:  # count, mean, ...: no markers
+            return None
+        if not any(spec.scenes[i].keep_file_nodata for i in order):
+            return None
+        return cls(shape, dtype)
+
+    def feed(
+        self, scene: Any, values: np.ndarray, valid: np.ndarray, part: Part, window: Part
+    ) -> None:
+        rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
+        cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
+        if scene.keep_file_nodata:
+            take = ~valid & ~self.marked[:, rows, cols]
+            np.copyto(self.values[:, rows, cols], values, where=take, casting="unsafe")
+            self.marked[:, rows, cols] |= take
+        self.valid[:, rows, cols] |= valid
+
+    def apply(self, result: np.ndarray) -> np.ndarray:
+        put = self.marked & ~self.valid
+        if put.any():
+            result = np.array(result, copy=True)
+            result[put] = self.values[put]
+        return result
 
 
 def _batches(
@@ -192,6 +238,12 @@ async def read_scene(
     reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=level, bands=bands)
     grid = spec.grid
     fill = _read_fill(spec.fill, reader.dtype)
+    if scene.keep_file_nodata and opened.nodata is not None:
+        # the metadata states no nodata: the file's nodata pixels keep their value (and
+        # are invalid), where the reader would otherwise turn them into the fill value
+        own = float(opened.nodata)
+        if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
+            fill = int(own)
     col_off, row_off, width, height = window
     offset = (
         aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None

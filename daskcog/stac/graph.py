@@ -37,6 +37,7 @@ from daskcog.stac import grouping, output_grid
 from daskcog.stac.items import ItemDict
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import StacStack
+from daskcog.stac.scenes import undeclared_nodata
 
 Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
 """(output band positions, the asset's mosaic spec, scene ids, band numbers in the files)."""
@@ -211,6 +212,8 @@ def make_stack(
     )
     fills = set(spec.fills)
     common = fills.pop() if len(fills) == 1 else None
+    if any(undeclared_nodata(a.scenes) for a in spec.assets):
+        common = None  # no nodata stated for an integer asset (scenes.declare_nodata)
     return StacStack(
         data,
         spec=spec,

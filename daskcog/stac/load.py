@@ -46,7 +46,7 @@ from daskcog.stac.items import (
 from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions
 from daskcog.stac.output_grid import GridRequest, finest_per_item
 from daskcog.stac.result import StacStack, property_requests
-from daskcog.stac.scenes import asset_tables, complete_facts
+from daskcog.stac.scenes import asset_tables, complete_facts, declare_nodata
 from georeader.store_options import check_sources_options, store_kind
 
 
@@ -137,7 +137,9 @@ def load(
             sorting by (datetime, id).
         method: how a step's scenes are fused: "first", "last", "min", "max",
             "mean", "median", "count" or a MosaicMethod subclass.
-        nodata: output fill value (default: each band's raster:bands nodata, else 0).
+        nodata: output fill value (default: the metadata's nodata - raster:bands, bands,
+            stac_cfg -, else NaN for float outputs, else none is declared and each
+            file's own nodata pixels keep their value, as odc-stac: never 0 for -3000).
         errors: "raise" or "nodata" (failed scene reads count as no data and go to
             `daskcog.failure_report`; a header that disagrees with proj:* still raises).
         rescale: apply raster:bands scale / offset (like stackstac's `rescale=`):
@@ -241,6 +243,7 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     tables = asset_tables(
         item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype, **store_options
     )
+    tables = declare_nodata(tables, facts, nodata=o.nodata, dtype=dtype, rescale=o.rescale)
     empty = [t.key for t in tables if not t.scenes]
     if empty:
         raise StacError(f"no item has the asset(s) {empty}")

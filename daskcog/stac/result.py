@@ -146,6 +146,8 @@ class StacStack(GeoStack):
         (time,) variable per `with_properties=` name."""
         import xarray as xr
 
+        from daskcog.stac.scenes import undeclared_nodata
+
         array = self.to_xarray()
         variables = {}
         for pos, (band, own) in enumerate(zip(self.band_names, self.band_dtypes(), strict=True)):
@@ -153,7 +155,9 @@ class StacStack(GeoStack):
             if var.dtype != own:
                 var = var.astype(own)  # lossless: the stack's dtype was promoted from `own`
             fill = self.spec.fills[pos]
-            var.attrs = {"nodata": _as_dtype(fill, own)}
+            asset, _ = self.spec.band_map[pos]
+            declared = not undeclared_nodata(self.spec.assets[asset].scenes)
+            var.attrs = {"nodata": _as_dtype(fill, own)} if declared else {}  # odc-stac's
             var.encoding["grid_mapping"] = "spatial_ref"
             variables[band] = var
         for request in self.with_properties:

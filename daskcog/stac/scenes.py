@@ -12,6 +12,7 @@ item's file is checked against it when a chunk task opens its header.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,48 @@ def asset_tables(
             )
         )
     return tables
+
+
+def declare_nodata(
+    tables: Sequence[AssetTable],
+    facts: Mapping[str, BandInfo],
+    *,
+    nodata: float | None,
+    dtype: Any,
+    rescale: bool,
+) -> list[AssetTable]:
+    """Each asset's nodata when the catalogue states none, by odc-stac's rule (odc-loader's
+    `resolve_dst_nodata`), with no header opened on the client:
+
+    * `nodata=` given, or the metadata (raster:bands, bands, stac_cfg) states one: as before;
+    * a float output: NaN (the files' nodata pixels become NaN);
+    * an integer output: none is declared (`to_dataset` writes no `nodata` attribute, as
+      odc-stac), and each file's own nodata pixels keep their value (MODIS -3000 stays
+      -3000: `Scene.keep_file_nodata`) instead of turning into 0 under a stated
+      `nodata=0`; pixels no scene reaches are 0, as in odc-stac.
+
+    With `rescale=True` the output is float with NaN where no data: nothing to keep."""
+    out: list[AssetTable] = []
+    for table in tables:
+        info = facts[table.key]
+        if nodata is not None or info.nodata is not None or not table.scenes:
+            out.append(table)
+            continue
+        kind = np.dtype(dtype if dtype is not None else info.dtype).kind
+        if kind == "f":
+            change: dict[str, Any] = {"nodata": math.nan, "keep_file_nodata": False}
+        elif rescale:
+            change = {"nodata": None, "keep_file_nodata": False}
+        else:
+            change = {"nodata": None, "keep_file_nodata": True}
+        scenes = tuple(dataclasses.replace(sc, **change) for sc in table.scenes)
+        out.append(dataclasses.replace(table, scenes=scenes))
+    return out
+
+
+def undeclared_nodata(scenes: Sequence[Scene]) -> bool:
+    """True when an asset's output declares no nodata (see `declare_nodata`)."""
+    return bool(scenes) and scenes[0].keep_file_nodata
 
 
 def complete_facts(
