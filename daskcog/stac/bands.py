@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from daskcog.stac.items import ItemDict, StacError, item_id
 
 _NOT_DATA_ROLES = frozenset({"thumbnail", "overview", "metadata", "visual-preview"})
@@ -184,8 +186,13 @@ def catalogue(items: Iterable[ItemDict]) -> dict[str, list[BandInfo]]:
     return found
 
 
-def resolve(requested: str | Sequence[str] | None, assets: dict[str, list[BandInfo]]) -> list[Band]:
-    """The output bands for `bands=` (default: every band of every raster asset)."""
+def resolve(
+    requested: str | Sequence[str] | None,
+    assets: dict[str, list[BandInfo]],
+    aliases: Mapping[str, str] | None = None,
+) -> list[Band]:
+    """The output bands for `bands=` (default: every band of every raster asset);
+    `aliases` ({name: "asset" or "asset.N"}, stac_cfg's) come before the eo:bands ones."""
     if requested is None:
         if not any(infos[0].data for infos in assets.values()):
             raise BandError("no item has a raster (GeoTIFF) data asset")
@@ -200,6 +207,12 @@ def resolve(requested: str | Sequence[str] | None, assets: dict[str, list[BandIn
     names = [requested] if isinstance(requested, str) else list(requested)
     out: list[Band] = []
     for name in names:
+        target = (aliases or {}).get(name)
+        if target is not None and name not in assets:
+            found = _one(target, assets)
+            out.extend(Band(name if len(found) == 1 else f"{name}.{b.info.index}", b.info)
+                       for b in found)
+            continue
         out.extend(_one(name, assets))
     labels = [b.name for b in out]
     if len(set(labels)) != len(labels):
@@ -258,3 +271,162 @@ def check_asset(first: BandInfo, item: ItemDict, asset: Mapping[str, Any], first
                 f"{first_item}, "
                 f"{mine!r} in item {item_id(item)}; give dtype= / nodata= to load them together"
             )
+
+
+# -- odc-stac's stac_cfg and per-band resampling ------------------------------------------
+class StacConfigError(StacError, TypeError):
+    """A `stac_cfg=` or per-band `resampling=` value daskcog cannot read (the message says
+    which key and what is accepted)."""
+
+
+_CFG_KEYS = frozenset({"assets", "aliases", "ignore_proj"})
+
+
+def _collection_cfg(cfg: Mapping[str, Any], collection: str | None) -> Mapping[str, Any]:
+    """odc-stac's choice of configuration for one collection: a configuration with an
+    "assets" key is for every collection; else "*" updated by the collection's entry."""
+    if "assets" in cfg or "aliases" in cfg or "ignore_proj" in cfg:
+        return cfg
+    merged = dict(cfg.get("*") or {})
+    merged.update(cfg.get(collection or "", {}) or {})
+    return merged
+
+
+def check_stac_cfg(cfg: Any) -> None:
+    """StacConfigError unless `cfg` has odc-stac's shape: {collection or "*": {"assets":
+    {asset key, "key.*" or "*": {"data_type", "nodata", "unit"}}, "aliases": {name:
+    "asset" or "asset.N"}, "ignore_proj": bool}}, or one such entry for every collection."""
+    if not isinstance(cfg, Mapping):
+        raise StacConfigError(
+            f"stac_cfg must be a dict (odc-stac's format); got {type(cfg).__name__}"
+        )
+    entries = [cfg] if "assets" in cfg or "aliases" in cfg or "ignore_proj" in cfg else list(
+        cfg.values()
+    )
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise StacConfigError(
+                f"stac_cfg: each collection's entry must be a dict; got {type(entry).__name__}"
+            )
+        unknown = sorted(set(entry) - _CFG_KEYS)
+        if unknown:
+            raise StacConfigError(
+                f"stac_cfg keys {unknown} are not supported (daskcog reads {sorted(_CFG_KEYS)}; "
+                "use with_properties= for item properties)"
+            )
+        for key, band in (entry.get("assets") or {}).items():
+            if not isinstance(band, Mapping):
+                raise StacConfigError(f"stac_cfg asset {key!r}: a dict is needed, got {band!r}")
+            extra = sorted(set(band) - {"data_type", "nodata", "unit", "units"})
+            if extra:
+                raise StacConfigError(
+                    f"stac_cfg asset {key!r}: keys {extra} are not supported "
+                    "(data_type, nodata, unit)"
+                )
+            if band.get("data_type") is not None:
+                try:
+                    np.dtype(band["data_type"])
+                except TypeError as exc:
+                    raise StacConfigError(
+                        f"stac_cfg asset {key!r}: data_type {band['data_type']!r} is not a "
+                        "numpy data type"
+                    ) from exc
+
+
+def apply_stac_cfg(
+    items: Sequence[ItemDict], cfg: Mapping[str, Any] | None
+) -> tuple[list[ItemDict], dict[str, str]]:
+    """The items with odc-stac's `stac_cfg` applied to their band metadata, and the aliases
+    it declares ({name: "asset" or "asset.N"}).
+
+    As in odc-stac, a configuration for the asset key replaces the metadata's data type
+    and nodata; "key.*" or "*" fill what the metadata leaves out. `ignore_proj` drops the
+    proj:* fields, so the headers are read. The items are copied where changed, never
+    modified in place."""
+    if cfg is None:
+        return list(items), {}
+    check_stac_cfg(cfg)
+    aliases: dict[str, str] = {}
+    out: list[ItemDict] = []
+    for item in items:
+        entry = _collection_cfg(cfg, item.get("collection"))
+        for name, target in (entry.get("aliases") or {}).items():
+            text = target if isinstance(target, str) else ".".join(str(v) for v in target)
+            if aliases.setdefault(str(name), text) != text:
+                raise StacConfigError(
+                    f"stac_cfg alias {name!r} names {aliases[name]!r} and {text!r}"
+                )
+        assets_cfg = entry.get("assets") or {}
+        ignore_proj = bool(entry.get("ignore_proj", False))
+        if not assets_cfg and not ignore_proj:
+            out.append(item)
+            continue
+        props = item.get("properties") or {}
+        new_assets: dict[str, Any] = {}
+        for key, asset in (item.get("assets") or {}).items():
+            asset = dict(asset)
+            exact = assets_cfg.get(key)
+            default = assets_cfg.get(f"{key}.*", assets_cfg.get("*"))
+            if (exact or default) and is_tiff_asset(asset):
+                asset["raster:bands"] = _configured_bands(key, asset, props, exact, default)
+                asset.pop("bands", None)
+            if ignore_proj:
+                asset = {k: v for k, v in asset.items() if not k.startswith("proj:")}
+            new_assets[key] = asset
+        if ignore_proj:
+            props = {k: v for k, v in props.items() if not k.startswith("proj:")}
+        out.append({**item, "properties": props, "assets": new_assets})
+    return out, aliases
+
+
+def _configured_bands(
+    key: str,
+    asset: Mapping[str, Any],
+    props: Mapping[str, Any],
+    exact: Mapping[str, Any] | None,
+    default: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    raster = list(asset.get("raster:bands") or ())
+    out: list[dict[str, Any]] = []
+    for i, info in enumerate(asset_bands(key, asset, props)):
+        band = dict(raster[i]) if i < len(raster) else {}
+        for field, have in (("data_type", info.dtype), ("nodata", info.nodata)):
+            if exact is not None and exact.get(field) is not None:
+                band[field] = exact[field]
+            elif have is not None:
+                band[field] = have
+            elif default is not None and default.get(field) is not None:
+                band[field] = default[field]
+        out.append(band)
+    return out
+
+
+def resampling_per_asset(
+    resampling: str | Mapping[str, str], out_bands: Sequence[Band]
+) -> dict[str, str]:
+    """Each asset's resampling: one name for all, or odc-stac's {band name: name, "*":
+    default} (band names as in the output, or asset keys). Two output bands of one
+    multi-band asset read with one method: asking two for them is a BandError."""
+    if isinstance(resampling, str):
+        return {b.info.asset: resampling for b in out_bands}
+    if not isinstance(resampling, Mapping):
+        raise StacConfigError(
+            f"resampling must be a name or a {{band: name}} dict; got {type(resampling).__name__}"
+        )
+    known = {b.name for b in out_bands} | {b.info.asset for b in out_bands} | {"*"}
+    unknown = sorted(set(resampling) - known)
+    if unknown:
+        raise StacConfigError(
+            f"resampling names bands {unknown} that the load does not have; "
+            f"its bands: {sorted(known - {'*'})}"
+        )
+    default = resampling.get("*", "nearest")
+    out: dict[str, str] = {}
+    for b in out_bands:
+        method = resampling.get(b.name, resampling.get(b.info.asset, default))
+        if out.setdefault(b.info.asset, method) != method:
+            raise BandError(
+                f"resampling: bands of asset {b.info.asset!r} are read together; give them "
+                f"one method, not {out[b.info.asset]!r} and {method!r}"
+            )
+    return out

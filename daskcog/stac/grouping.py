@@ -7,7 +7,11 @@ Group keys follow odc-stac so a switch keeps the same steps:
   (int(lon / 15)), then its date: one overpass of a sun-synchronous satellite
   stays one step even when it crosses midnight UTC;
 * "day" / "month": the UTC date or month;
-* any other string: that item property; a callable: `f(item_dict) -> key`.
+* any other string: that item property;
+* a callable: odc-stac's `f(item, parsed, idx) -> key` (a pystac Item, a
+  `ParsedItemView` with odc-stac's ParsedItem attributes most callables use, the
+  item's position), or daskcog's `f(item_dict) -> key`; which one is told by the
+  number of positional arguments the callable takes.
 
 Steps are sorted by key. Inside a step, items are sorted by (datetime, id), as
 odc-stac does, unless `preserve_original_order=True`; the first item has the
@@ -18,6 +22,7 @@ first item's datetime (odc-stac's rule).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +31,7 @@ import numpy as np
 
 from daskcog.stac.items import ItemDict, StacError
 
-Groupby = str | Callable[[ItemDict], Hashable]
+Groupby = str | Callable[..., Hashable]
 TIME_GROUPS = ("time", "solar_day", "day", "month", "id")
 
 
@@ -54,6 +59,11 @@ def group_keys(
     if groupby is None or groupby == "id":
         return list(range(len(items)))
     if callable(groupby):
+        if _takes_three(groupby):
+            return [
+                groupby(_pystac_item(item), ParsedItemView(item, when, lon), idx)
+                for idx, (item, when, lon) in enumerate(zip(items, times, lons, strict=True))
+            ]
         return [groupby(item) for item in items]
     if groupby == "time":
         return list(times)
@@ -99,3 +109,70 @@ def group(
 
 def _sort_key(key: Any) -> Any:
     return (key is None, key if key is not None else 0)
+
+
+def _takes_three(func: Callable[..., Any]) -> bool:
+    """Whether `func` takes odc-stac's three positional arguments (item, parsed, idx)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins without a signature: daskcog's one argument
+        return False
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        return False
+    try:
+        signature.bind(None)
+    except TypeError:
+        return True
+    return True  # f(*args) takes either: odc-stac's, the name switching users bring
+
+
+def _pystac_item(item: ItemDict) -> Any:
+    try:
+        import pystac
+    except ImportError:  # pragma: no cover - pystac comes with the stac extra
+        return item
+    return pystac.Item.from_dict(dict(item), preserve_dict=True)
+
+
+class ParsedItemView:
+    """What odc-stac's `ParsedItem` offers a groupby callable: `id`, `collection` (with
+    `.name`), `datetime`, `datetime_range`, `nominal_datetime`, `mid_longitude`,
+    `solar_date`, `solar_date_at(lon)` and `properties`; solar dates use the output
+    grid's longitude, as odc-stac's "solar_day" does."""
+
+    def __init__(self, item: ItemDict, when: dt.datetime, lon: float) -> None:
+        props = item.get("properties") or {}
+        self.id = str(item.get("id", ""))
+        self.collection = _Named(str(item.get("collection") or ""))
+        self.properties = props
+        self.nominal_datetime = when
+        self.datetime = when if props.get("datetime") else None
+        self.datetime_range = (_when(props.get("start_datetime")), _when(props.get("end_datetime")))
+        self.mid_longitude = lon
+
+    @property
+    def solar_date(self) -> dt.datetime:
+        return self.solar_date_at(self.mid_longitude)
+
+    def solar_date_at(self, lon: float) -> dt.datetime:
+        """odc-stac's solar time: UTC shifted by whole hours of longitude."""
+        return self.nominal_datetime + dt.timedelta(hours=int(lon / 15))
+
+    def __repr__(self) -> str:
+        return f"ParsedItemView(id={self.id!r}, nominal_datetime={self.nominal_datetime!r})"
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

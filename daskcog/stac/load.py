@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ def load(
     bands: str | Sequence[str] | None = None,
     *,
     groupby: grouping.Groupby | None = "time",
-    resampling: str = "nearest",
+    resampling: str | Mapping[str, str] = "nearest",
     dtype: Any = None,
     chunks: Any = "auto",
     crs: Any = None,
@@ -75,6 +75,7 @@ def load(
     progress: Any = None,
     fail_on_error: bool | None = None,
     with_properties: Sequence[str] | None = None,
+    stac_cfg: Mapping[str, Any] | None = None,
     patch_url: Callable[[str], str] | None = None,
     preserve_original_order: bool = False,
     measurements: str | Sequence[str] | None = None,
@@ -105,8 +106,10 @@ def load(
             GeoTIFF asset. Output bands keep the names asked for.
             `measurements=` (datacube's name) is the same.
         groupby: "time", "solar_day", "day", "month", "id", an item property name,
-            a callable on the item dict, or None (one step per item).
-        resampling: a rasterio Resampling name for scenes that are warped.
+            a callable - odc-stac's `f(item, parsed, idx)` or `f(item_dict)` -, or None
+            (one step per item).
+        resampling: a rasterio Resampling name for scenes that are warped, or
+            odc-stac's {band: name, "*": default} (bands of one asset share one).
         dtype: output dtype (default: from raster:bands, promoted across bands;
             `to_dataset()` gives each band its own).
         chunks: "auto", an int, (y, x), or a dict with y / x (/ band / time) sizes.
@@ -145,6 +148,10 @@ def load(
         rescale: apply raster:bands scale / offset (like stackstac's `rescale=`):
             floats, NaN where no data.
         use_proj: read grids from proj:* (False: open every header on the client).
+        stac_cfg: odc-stac's per-collection band configuration: {collection or "*":
+            {"assets": {key, "key.*" or "*": {"data_type", "nodata"}}, "aliases":
+            {name: "asset" or "asset.N"}, "ignore_proj": bool}}; a key's entry
+            replaces what the metadata says, "*" fills what it leaves out.
         batch_size, warp_tolerance, loop: as `daskcog.mosaic`.
         **store_options: obstore options for every asset URL, checked against the
             store's own option names at call time: any other name is a TypeError.
@@ -169,11 +176,20 @@ def load(
         bands=bands, crs=crs, resolution=resolution, bbox=bbox, bounds=bounds, like=like,
         groupby=groupby, method=method, chunks=chunks, dtype=dtype, nodata=nodata,
         resampling=resampling, errors=errors, rescale=rescale, patch_url=patch_url,
+        stac_cfg=stac_cfg,
         preserve_original_order=preserve_original_order, use_proj=use_proj,
         batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, grid=grid,
         with_properties=property_requests(with_properties),
     )
+    if stac_cfg is not None:
+        band_rules.check_stac_cfg(stac_cfg)
     if is_geoparquet(items):
+        if stac_cfg is not None:
+            raise TypeError("stac_cfg= applies to STAC items; a stac-geoparquet load does not "
+                            "take it yet: give dtype= / nodata=, or load the items")
+        if not isinstance(resampling, str):
+            raise TypeError("a per-band resampling= dict applies to STAC items; a "
+                            "stac-geoparquet load takes one resampling name")
         from daskcog.stac.geoparquet import load_geoparquet
 
         return load_geoparquet(items, options, **store_options)
@@ -230,8 +246,10 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     item_list = list(iter_item_dicts(items))
     if not item_list:
         raise StacError("no STAC items to load")
+    item_list, cfg_aliases = band_rules.apply_stac_cfg(item_list, o.stac_cfg)
     catalogue = band_rules.catalogue(item_list)
-    out_bands = band_rules.resolve(bands, catalogue)
+    out_bands = band_rules.resolve(bands, catalogue, cfg_aliases)
+    resampling = band_rules.resampling_per_asset(o.resampling, out_bands)
     first_bands = {b.info.asset: b.info for b in out_bands}
     hrefs = (
         str(asset["href"]) for it in item_list
@@ -280,7 +298,8 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
         specs.append(
             build_spec(
                 table.scenes, part, groups=groups, method=o.method, nodata=o.nodata,
-                resampling=o.resampling, bands=numbers, dtype=dtype or facts[table.key].dtype,
+                resampling=resampling[table.key], bands=numbers,
+                dtype=dtype or facts[table.key].dtype,
                 batch_size=o.batch_size, warp_tolerance=o.warp_tolerance, loop=loop,
                 errors=o.errors,
             )

@@ -8,7 +8,7 @@ beside it, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ class LoadOptions:
     chunks: Any
     dtype: Any
     nodata: float | None
-    resampling: str
+    resampling: str | Mapping[str, str]
     errors: str
     rescale: bool
     patch_url: Callable[[str], str] | None
@@ -64,3 +64,5 @@ class LoadOptions:
     grid: GridRequest = field(default_factory=GridRequest)
     """The grid keywords (odc-stac's and daskcog's), for `output_grid`."""
     with_properties: tuple[PropertyRequest, ...] = ()
+    stac_cfg: Mapping[str, Any] | None = None
+    """odc-stac's per-collection band configuration (`bands.apply_stac_cfg`)."""

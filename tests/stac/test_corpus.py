@@ -105,8 +105,8 @@ CASES: list[Case] = [
     ),
     Case(
         "dea-ard-file-nodata", ("dea-ga_ls8c_ard_3",), ("nbart_red", "oa_fmask"),
-        {"bands": ["nbart_red", "oa_fmask"], "stac_cfg": {"*": {"assets": {
-            "nbart_red": {"data_type": "int16"}, "oa_fmask": {"data_type": "uint8"}}}}},
+        {"bands": ["nbart_red", "oa_fmask"], "stac_cfg": {"assets": {
+            "nbart_red": {"data_type": "int16"}, "oa_fmask": {"data_type": "uint8"}}}},
         dtype={"nbart_red": "int16", "oa_fmask": "uint8"},
         file_nodata={"nbart_red": -999, "oa_fmask": 0},
         exercises="DEA Landsat ARD (STAC 1.0.0-beta.2): nodata only in the files",
@@ -134,12 +134,8 @@ CASES: list[Case] = [
     ),
 ]
 
-STAC_CFG = "the stac_cfg keyword (issue 17 item 13)"
-XFAIL: dict[str, str] = {
-    "es-v0-s2-stac-cfg": STAC_CFG,
-    "pc-naip": STAC_CFG,
-    "dea-ard-file-nodata": STAC_CFG,
-}
+XFAIL: dict[str, str] = {}
+"""Case id -> the issue-17 item that will fix its disagreement (none left)."""
 
 
 @pytest.fixture(scope="module")
@@ -374,3 +370,90 @@ def test_float_file_nodata_becomes_nan(folder: Path) -> None:
     values = var.values
     assert (values == -9999).sum() == 0
     assert 100 < __import__("numpy").isnan(values).sum() < values.size
+
+
+# -- odc-stac's keywords: stac_cfg, per-band resampling, callable groupby --------------------
+def test_stac_cfg_aliases_equal_odc_stac(folder: Path) -> None:
+    """stac_cfg's aliases name an asset (or "asset.N") for a new band name."""
+    case = Case("cfg-alias", ("pc-sentinel-2-l2a",), ("B04", "SCL"),
+                {"bands": ["rouge", "classes"], "stac_cfg": {"sentinel-2-l2a": {
+                    "aliases": {"rouge": "B04", "classes": "SCL"}}}})
+    items = materialise_case(case, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = load_both(items, case.load)
+    assert list(ours.data_vars) == ["rouge", "classes"]
+    assert differences(ours, theirs) == []
+
+
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        ([("assets", {})], "must be a dict"),
+        ({"sentinel-2-l2a": {"assets": {"B04": {"data_type": "uint77"}}}}, "uint77"),
+        ({"sentinel-2-l2a": {"dims": {"wavelength": 3}}}, "dims"),
+        ({"*": {"assets": {"*": {"nodata": 0, "scale": 2}}}}, "scale"),
+    ],
+)
+def test_stac_cfg_that_cannot_be_read_is_a_type_error(folder: Path, cfg, match) -> None:
+    import daskcog
+    from daskcog.stac.bands import StacConfigError
+
+    items = materialise_case(Case("cfg-bad", ("pc-sentinel-2-l2a",), ("B04",)), folder)
+    with pytest.raises(StacConfigError, match=match) as caught:
+        daskcog.load(items, bands=["B04"], stac_cfg=cfg)
+    assert isinstance(caught.value, TypeError)
+
+
+def test_per_band_resampling(folder: Path) -> None:
+    """odc-stac's {band: method, "*": default}: each asset is read with its band's method,
+    exactly as a load of that band alone with that method."""
+    import numpy as np
+
+    import daskcog
+
+    case = Case("resampling", ("pc-sentinel-2-l2a",), ("B04", "SCL"))
+    items = materialise_case(case, folder)
+    grid = {"crs": "EPSG:4326", "resolution": 0.01, "bbox": (-148.5, 60.6, -147.2, 61.2)}
+    both = daskcog.load(items, bands=["B04", "SCL"],
+                        resampling={"B04": "bilinear", "*": "nearest"}, **grid)
+    got = both.data.compute()[0]
+    alone = [
+        daskcog.load(items, bands=[band], resampling=method, **grid).data.compute()[0, 0]
+        for band, method in (("B04", "bilinear"), ("SCL", "nearest"))
+    ]
+    np.testing.assert_array_equal(got[0], alone[0])
+    np.testing.assert_array_equal(got[1], alone[1])
+    nearest = daskcog.load(items, bands=["B04"], **grid).data.compute()[0, 0]
+    assert (nearest != got[0]).any()
+    with pytest.raises(TypeError, match="B99"):
+        daskcog.load(items, bands=["B04"], resampling={"B99": "bilinear"})
+
+
+def test_odc_stac_groupby_callable_equals_odc_stac(folder: Path) -> None:
+    """A groupby with odc-stac's signature (item, parsed, idx): Earth Search's v1 and
+    collection-1 items of one overpass, grouped by collection, as odc-stac groups them."""
+    items = [
+        materialise_case(Case(f"gb-{n}", (n,), ("red",)), folder)[0]
+        for n in ("es-v1-sentinel-2-l2a", "es-v1-sentinel-2-c1-l2a")
+    ]
+
+    def by_collection(item, parsed, idx):
+        return (item.collection_id, parsed.nominal_datetime.date(), idx >= 0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = load_both(items, {"bands": ["red"], "groupby": by_collection})
+    assert ours.sizes["time"] == 2
+    assert differences(ours, theirs) == []
+
+
+def test_item_dict_groupby_callable_still_works(folder: Path) -> None:
+    import daskcog
+
+    items = [
+        materialise_case(Case(f"gb1-{n}", (n,), ("red",)), folder)[0]
+        for n in ("es-v1-sentinel-2-l2a", "es-v1-sentinel-2-c1-l2a")
+    ]
+    stack = daskcog.load(items, bands=["red"], groupby=lambda item: item["collection"])
+    assert stack.shape[0] == 2
