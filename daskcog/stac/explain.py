@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from daskcog.mosaics.footprints import nearest_turn, wrap_period
+
 if TYPE_CHECKING:
     from daskcog.stac.result import StacStack
 
@@ -107,7 +109,10 @@ def explain(stack: StacStack) -> LoadPlan:
                         scene = mspec.scenes[int(i)]
                         files.add(scene.url)
                         items.add(scene.label.partition(" asset ")[0])
-                        fp = mspec.footprints[int(i)]
+                        f0, f1, f2, f3 = (float(v) for v in mspec.footprints[int(i)])
+                        fp = nearest_turn(  # a footprint across 180 degrees: the chunk's side
+                            (f0, f1, f2, f3), (left, bottom, right, top), wrap_period(grid.crs)
+                        )
                         w = max(0.0, min(right, fp[2]) - max(left, fp[0]))
                         h = max(0.0, min(top, fp[3]) - max(bottom, fp[1]))
                         scale = mspec.scales[int(i)]

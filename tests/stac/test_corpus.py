@@ -148,12 +148,15 @@ def _param(case: Case):
     return pytest.param(case, id=case.id, marks=marks)
 
 
+@pytest.mark.parametrize("given", ["dicts", "pystac"])
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
-def test_corpus_equals_odc_stac(case: Case, folder: Path) -> None:
+def test_corpus_equals_odc_stac(case: Case, given: str, folder: Path) -> None:
+    """Item dicts (JSON, a search's items_as_dicts) and pystac Items (read through their
+    attributes, not to_dict()) load the same, equal to odc-stac's load."""
     items = materialise_case(case, folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours, theirs = load_both(items, case.load)
+        ours, theirs = load_both(items, case.load, pystac_items=given == "pystac")
     assert differences(ours, theirs) == []
 
 
@@ -457,3 +460,16 @@ def test_item_dict_groupby_callable_still_works(folder: Path) -> None:
     ]
     stack = daskcog.load(items, bands=["red"], groupby=lambda item: item["collection"])
     assert stack.shape[0] == 2
+
+
+def test_explain_counts_a_tile_across_180_on_the_west_side(folder: Path) -> None:
+    """`explain` measures a footprint across the antimeridian on the chunk's side of it."""
+    import daskcog
+
+    items = materialise_case(Case("explain-180", ("stactools-sentinel2-T01KAB",), ("red",)),
+                             folder)
+    stack = daskcog.load(items, bands=["red"], crs="EPSG:4326", resolution=0.01,
+                         bbox=(-180.0, -17.2, -179.75, -16.3))
+    plan = stack.explain()
+    assert plan.files == 1
+    assert sum(c.bytes for c in plan.chunks) > 0

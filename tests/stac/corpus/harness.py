@@ -225,14 +225,20 @@ def materialise_case(case: Case, folder: Path) -> list[dict[str, Any]]:
 
 
 # -- the two loads ------------------------------------------------------------------------
-def load_both(items: list[dict[str, Any]], load: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(daskcog Dataset, odc-stac Dataset), both computed."""
+def load_both(
+    items: list[dict[str, Any]], load: Mapping[str, Any], *, pystac_items: bool = False
+) -> tuple[Any, Any]:
+    """(daskcog Dataset, odc-stac Dataset), both computed; daskcog is given the item dicts,
+    or pystac Items (`pystac_items`), odc-stac always pystac Items."""
     import pystac
     from odc.stac import load as odc_load
 
     import daskcog
 
-    ours = daskcog.load(items, **load).to_dataset().compute()
+    given: Any = (
+        [pystac.Item.from_dict(copy.deepcopy(it)) for it in items] if pystac_items else items
+    )
+    ours = daskcog.load(given, **load).to_dataset().compute()
     theirs = odc_load([pystac.Item.from_dict(copy.deepcopy(it)) for it in items], **load)
     return ours, theirs.compute()
 
