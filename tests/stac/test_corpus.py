@@ -90,6 +90,13 @@ CASES: list[Case] = [
         exercises="MODIS h35v10 reaching past 180 degrees, loaded to EPSG:4326",
     ),
     Case(
+        "pc-modis-headers", ("pc-modis-13Q1-061",), ("250m_16_days_NDVI",),
+        {"bands": ["250m_16_days_NDVI"], "stac_cfg": {"ignore_proj": True}},
+        file_nodata={"250m_16_days_NDVI": -3000},
+        exercises="MODIS without proj:* (stac_cfg ignore_proj): grids and nodata from the "
+        "headers read on the client, the same answer as with proj:*",
+    ),
+    Case(
         "pc-3dep-compound-crs", ("pc-3dep-lidar-dsm",), ("data",), {"bands": ["data"]},
         dtype={"data": "float32"}, file_nodata={"data": -9999},
         exercises="3DEP lidar DSM: PROJJSON compound CRS (NAD83 / UTM 11N + NAVD88)",
