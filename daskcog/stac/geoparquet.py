@@ -37,7 +37,7 @@ from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.items import StacError
-from daskcog.stac.options import LoadOptions
+from daskcog.stac.options import LoadOptions, check_asset_options
 from daskcog.stac.parquet_file import columns_table, fragment, row_items
 from daskcog.stac.parquet_plan import (
     Step,
@@ -176,6 +176,7 @@ def load_geoparquet(
     options: LoadOptions,
     *,
     parquet_options: dict[str, Any] | None = None,
+    keywords: frozenset[str] = frozenset(),
     **store_options: Any,
 ) -> Any:
     """`daskcog.load` of a stac-geoparquet file (`options.use_proj` is for item inputs only)."""
@@ -187,10 +188,8 @@ def load_geoparquet(
     if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
-    from daskcog.stac.load import LOAD_KEYWORDS, check_asset_options
-
     for_file = parquet_options if parquet_options is not None else store_options
-    check_store_options(str(url), for_file, entry_keywords=LOAD_KEYWORDS | {"parquet_options"})
+    check_store_options(str(url), for_file, entry_keywords=keywords | {"parquet_options"})
     file_options = tuple(sorted(for_file.items()))
     frag = fragment(str(url), file_options)
     head = frag.head(_HEAD_ROWS)
@@ -201,7 +200,7 @@ def load_geoparquet(
     check_asset_options(
         (str(a["href"]) for it in head_items for k in facts
          if isinstance(a := (it.get("assets") or {}).get(k), dict) and a.get("href")),
-        store_options, patch_url,
+        store_options, patch_url, keywords,
     )
     missing = [k for k, info in facts.items() if info.dtype is None]
     if missing:

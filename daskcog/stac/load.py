@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,11 +43,10 @@ from daskcog.stac.items import (
     item_id,
     iter_item_dicts,
 )
-from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions
+from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions, check_asset_options
 from daskcog.stac.output_grid import GridRequest, finest_per_item
 from daskcog.stac.result import StacStack, property_requests
 from daskcog.stac.scenes import asset_tables, complete_facts, declare_nodata
-from georeader.store_options import check_sources_options, store_kind
 
 
 # -- entry point ------------------------------------------------------------------
@@ -192,31 +191,13 @@ def load(
                             "stac-geoparquet load takes one resampling name")
         from daskcog.stac.geoparquet import load_geoparquet
 
-        return load_geoparquet(items, options, **store_options)
+        return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)
     with _no_gc():
         return _load_items(items, options, **store_options)
 
 
 LOAD_KEYWORDS = frozenset(inspect.signature(load).parameters) - {"items", "store_options"}
 """`load`'s own keywords, suggested for close misspellings (`anchr` -> `anchor`)."""
-
-
-def check_asset_options(
-    hrefs: Iterable[str], store_options: dict[str, Any],
-    patch_url: Callable[[str], str] | None,
-) -> None:
-    """The keywords `load` passes on as store options, checked at call time against the
-    stores of the assets' URLs (`georeader.store.check_store_options`, once per kind of
-    store): a misspelt or odc-stac keyword is a TypeError naming it, before any header is
-    read or graph built. With `patch_url`, one patched URL per kind is checked too (a
-    signer may turn one scheme into another)."""
-    firsts: dict[str, str] = {}
-    for href in hrefs:
-        firsts.setdefault(store_kind(href), href)
-    urls = list(firsts.values())
-    if patch_url is not None:
-        urls += [patch_url(u) for u in urls]
-    check_sources_options(urls, store_options, entry_keywords=LOAD_KEYWORDS)
 
 
 def _alias(name: str, value: Any, other: str, other_value: Any) -> Any:
@@ -256,7 +237,7 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
         for key in first_bands if isinstance(asset := (it.get("assets") or {}).get(key), dict)
         and asset.get("href")
     )
-    check_asset_options(hrefs, store_options, patch_url)
+    check_asset_options(hrefs, store_options, patch_url, LOAD_KEYWORDS)
     facts, _ = complete_facts(item_list, first_bands, patch_url=patch_url, **store_options)
     tables = asset_tables(
         item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype, **store_options

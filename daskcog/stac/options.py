@@ -8,7 +8,7 @@ beside it, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import grouping
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import PropertyRequest
+from georeader.store_options import check_sources_options, store_kind
 from georeader.window_utils import Bounds
 
 ODC_NOT_SUPPORTED: dict[str, str] = {
@@ -66,3 +67,21 @@ class LoadOptions:
     with_properties: tuple[PropertyRequest, ...] = ()
     stac_cfg: Mapping[str, Any] | None = None
     """odc-stac's per-collection band configuration (`bands.apply_stac_cfg`)."""
+
+
+def check_asset_options(
+    hrefs: Iterable[str], store_options: dict[str, Any],
+    patch_url: Callable[[str], str] | None, keywords: Collection[str],
+) -> None:
+    """The keywords `load` passes on as store options, checked at call time against the
+    stores of the assets' URLs (`georeader.store.check_store_options`, once per kind of
+    store): a misspelt or odc-stac keyword is a TypeError naming it (and the close one of
+    `keywords`, load's own), before any header is read or graph built. With `patch_url`,
+    one patched URL per kind is checked too (a signer may turn one scheme into another)."""
+    firsts: dict[str, str] = {}
+    for href in hrefs:
+        firsts.setdefault(store_kind(href), href)
+    urls = list(firsts.values())
+    if patch_url is not None:
+        urls += [patch_url(u) for u in urls]
+    check_sources_options(urls, store_options, entry_keywords=keywords)
