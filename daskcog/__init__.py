@@ -1,5 +1,8 @@
 """daskcog: Cloud-Optimized GeoTIFFs as Dask arrays, read asynchronously from any object store."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from daskcog.mosaics.mosaic import mosaic
 from daskcog.mosaics.stack import stack
 from daskcog.reading.failures import failure_report
@@ -9,7 +12,12 @@ from daskcog.reading.reader_cache import cache_clear, cache_info
 from daskcog.stac.load import load
 from georeader.retry import RetryPolicy
 
+try:
+    __version__ = _version("daskcog")  # the installed distribution's, one source: pyproject
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
-    "GeoArray", "ReadSpec", "RetryPolicy", "cache_clear", "cache_info", "failure_report", "load",
-    "mosaic", "open", "stack",
+    "GeoArray", "ReadSpec", "RetryPolicy", "__version__", "cache_clear", "cache_info",
+    "failure_report", "load", "mosaic", "open", "stack",
 ]

@@ -89,22 +89,80 @@ def strip_queries(text: str) -> str:
     return _URL_WITH_QUERY.sub(r"\1?<query removed>", text)
 
 
+_BODY = re.compile(r"(" + _STATUS_IS + r"\d{3}(?: [A-Za-z][A-Za-z -]*?)?):\s.*$")
+"""A status line followed by the server's response body (an HTML page, an XML error)."""
+_NO_CREDENTIALS = _any_of(
+    r"169\.254\.169\.254", r"169\.254\.170\.2", "metadata", "api/token", "credential",
+    "NoCredentialProviders", "MissingAccount",
+)
+"""A store that found no credentials and asked the cloud's instance-metadata endpoint."""
+_THROTTLED = _any_of(_STATUS_IS + r"(?:429|503)\b", "SlowDown", "Too Many Requests")
+
+
 def first_line(exc: BaseException) -> str:
+    """The error's first line, without a signed URL's query or the server's response body
+    (a 404's HTML page says nothing the status does not)."""
     text = str(exc).strip().splitlines()
-    return strip_queries(text[0]) if text else type(exc).__name__
+    return _BODY.sub(r"\1", strip_queries(text[0])) if text else type(exc).__name__
+
+
+def _shorten(exc: BaseException, summary: str) -> None:
+    """Keep `exc` as the typed error's cause, short: its first line only, no frames.
+
+    obstore's messages carry the response body and Rust's debug dump (a 404 printed
+    96 lines), and the frames are georeader's retry plumbing; the typed error already
+    says what happened. The full text stays on the typed error as `.detail`."""
+    try:
+        if not hasattr(exc, "georeader_detail"):
+            exc.georeader_detail = strip_queries(str(exc))  # type: ignore[attr-defined]
+        exc.args = (summary,)
+        exc.__traceback__ = None
+    except (AttributeError, TypeError):  # an exception type that refuses: keep it whole
+        pass
+
+
+def _hint(kind: str | None, message: str, url: str) -> str:
+    """What the user can do, where one thing helps."""
+    remote = "://" in url and not url.startswith(("file:", "memory:"))
+    if kind == "denied" and remote:
+        if _NO_CREDENTIALS.search(message):
+            return (
+                "; no credentials were found: give them as store options (or the cloud's "
+                "environment variables, or credentials=), or skip_signature=True for public data"
+            )
+        return "; check the credentials, or pass skip_signature=True for public data"
+    if kind is None and _THROTTLED.search(message):
+        return "; the server is throttling: lower max_concurrency= (or retry later)"
+    return ""
 
 
 def map_store_error(exc: BaseException, url: str, doing: str) -> GeoreaderError:
-    """The typed error for an exception raised while `doing` something with `url`."""
+    """The typed error for an exception raised while `doing` something with `url`.
+
+    The original exception is left short (see `_shorten`), so a caller's
+    `raise map_store_error(exc, ...) from exc` prints one line of cause, not a page."""
     if isinstance(exc, GeoreaderError):
         return exc
     message = str(exc)
     summary = first_line(exc)
+    mapped = _mapped(exc, message, summary, url, doing)
+    detail = getattr(exc, "georeader_detail", None) or strip_queries(message)
+    mapped.detail = detail  # type: ignore[attr-defined]
+    _shorten(exc, summary)
+    return mapped
+
+
+def _mapped(
+    exc: BaseException, message: str, summary: str, url: str, doing: str
+) -> GeoreaderError:
     kind = _kind(exc, message)
+    if _NO_CREDENTIALS.search(message) and kind is None and "://" in url:
+        kind = "denied"  # no credentials anywhere: the store never got to ask for the object
+    hint = _hint(kind, message, url)
     if kind == "not found":
         return ObjectNotFoundError(f"{url}: not found ({doing}): {summary}")
     if kind == "denied":
-        return AccessDeniedError(f"{url}: access denied ({doing}): {summary}")
+        return AccessDeniedError(f"{url}: access denied ({doing}): {summary}{hint}")
     if _PAST_END.search(message):
         # a header or tile offset beyond the object's end: truncated or corrupt, never transient
         kind_of = InvalidHeaderError if doing.startswith("open") else TileDecodeError
@@ -122,4 +180,4 @@ def map_store_error(exc: BaseException, url: str, doing: str) -> GeoreaderError:
         if doing.startswith("open"):
             return InvalidHeaderError(f"{url}: the header cannot be read ({doing}): {summary}")
         return TileDecodeError(f"{url}: {doing} failed on the file's data: {summary}")
-    return StoreReadError(f"{url}: read failed ({doing}): {summary}")
+    return StoreReadError(f"{url}: read failed ({doing}): {summary}{hint}")

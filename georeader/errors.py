@@ -61,3 +61,13 @@ class InvalidHeaderError(NotATiffError):
 class UnknownOptionError(GeoreaderError, TypeError):
     """A keyword argument that neither the entry point nor the URL's store takes (a
     misspelling, or an option of another store): refused at call time, before any graph."""
+
+
+class StoreConfigError(GeoreaderError, ValueError):
+    """The store for a URL cannot be built from the options given (an Azure URL without an
+    account, a value obstore cannot parse): refused before any request, never retried."""
+
+
+class BoundsOutsideError(WindowError):
+    """Bounds that do not overlap the data at all: most often bounds in another CRS
+    (degrees on a projected file). The message names both bounds and the CRS."""

@@ -26,7 +26,9 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 
+from georeader import gdal_progress
 from georeader.errors import GeoreaderError
+from georeader.gdal_progress import StageProgress
 from georeader.nodata import fits_dtype
 
 if TYPE_CHECKING:
@@ -163,30 +165,54 @@ def write_via_temp(
     opts: WriteOptions,
     fill: Callable[[Any], None],
     tmpdir: str | os.PathLike[str] | None,
+    finish_progress: StageProgress | None = None,
 ) -> Path:
-    """Fill a temporary tiled GTiff, then let GDAL copy it into the final layout."""
+    """Fill a temporary tiled GTiff, then let GDAL copy it into the final layout.
+
+    The output appears under its name only once complete (a temporary name, then
+    `os.replace`); on any failure or Ctrl-C every temporary file is removed.
+    `finish_progress(stage, fraction)` reports the overviews and the final copy
+    (GDAL's progress callback, `georeader.gdal_progress`), which also lets Ctrl-C
+    stop GDAL within a block instead of after the whole copy.
+    """
     folder = Path(tmpdir) if tmpdir is not None else path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.tif", dir=folder)
     os.close(fd)
     out_tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    with_progress = gdal_progress.available()
     try:
         with rasterio.Env(GDAL_PAM_ENABLED=False, GDAL_CACHEMAX=256):
+            factors = (
+                overview_factors(profile["width"], profile["height"], opts.blocksize)
+                if opts.overviews
+                else []
+            )
             with rasterio.open(tmp_name, "w", **profile) as tmp:
                 fill(tmp)
-                if opts.overviews:
+                if factors and not with_progress:
                     # built here, uncompressed, and copied by GDAL: the COG driver would
                     # otherwise build them into a compressed temporary file (~15% slower)
-                    factors = overview_factors(profile["width"], profile["height"], opts.blocksize)
-                    if factors:
-                        tmp.build_overviews(factors, resampling_enum(opts.resampling))
+                    tmp.build_overviews(factors, resampling_enum(opts.resampling))
+            if factors and with_progress:
+                resampling_enum(opts.resampling)  # an unknown name: WriteError, as above
+                try:
+                    gdal_progress.build_overviews(
+                        tmp_name, factors, opts.resampling, progress=finish_progress
+                    )
+                except gdal_progress.GDALCallError as exc:
+                    raise WriteError(f"{path}: {exc}") from None
             driver = "COG" if opts.cog else "GTiff"
+            creation = opts.creation_options(np.dtype(profile["dtype"]))
             try:
-                rasterio.shutil.copy(
-                    tmp_name,
-                    str(out_tmp),
-                    driver=driver,
-                    **opts.creation_options(np.dtype(profile["dtype"])),
-                )
+                if with_progress:
+                    gdal_progress.create_copy(
+                        tmp_name, str(out_tmp), driver,
+                        {k: str(v) for k, v in creation.items()}, progress=finish_progress,
+                    )
+                else:
+                    rasterio.shutil.copy(tmp_name, str(out_tmp), driver=driver, **creation)
+            except gdal_progress.GDALCallError as exc:
+                raise WriteError(f"{path}: GDAL could not write the {driver}: {exc}") from None
             except rasterio.errors.RasterioError as exc:
                 raise WriteError(f"{path}: GDAL could not write the {driver}: {exc}") from exc
         os.replace(out_tmp, path)

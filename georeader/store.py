@@ -25,8 +25,9 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from georeader.bounded import LRU
-from georeader.errors import InvalidURLError
+from georeader.errors import GeoreaderError, InvalidURLError, StoreConfigError
 from georeader.local_store import PathStore
+from georeader.store_options import OBSTORE_COMMON, store_kind
 from georeader.store_options import READER_OPTIONS as READER_OPTIONS
 from georeader.store_options import URL as _URL
 from georeader.store_options import check_store_options as check_store_options
@@ -67,9 +68,12 @@ class Location:
 
 
 def _local(path: str) -> Location:
+    if not path.strip():
+        # Path("") is the current folder: never read that for an empty argument
+        raise InvalidURLError(f"the path {path!r} is empty; give a file's path or URL")
     path = str(Path(path).expanduser().absolute())
     directory, name = os.path.split(path)
-    if not name:
+    if not name or os.path.isdir(path):
         raise InvalidURLError(f"{path!r} names a folder, not a file")
     return Location(url=Path(path).as_uri(), base_url=Path(directory).as_uri(), key=name)
 
@@ -216,8 +220,30 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
 
     `native=True` builds async-tiff's own (Rust-driven) store for remote URLs;
     obstore's stores are needed wherever Python reads from the store itself
-    (the rasterio route's opener).
+    (the rasterio route's opener). obstore's own complaints while building (an
+    Azure URL without an account, a value it cannot parse) become a
+    `StoreConfigError` naming the URL.
     """
+    try:
+        return _build_store(location, native=native, **config)
+    except GeoreaderError:
+        raise
+    except Exception as exc:
+        from georeader.error_mapping import first_line
+
+        summary = first_line(exc)
+        hint = ""
+        if "MissingAccount" in str(exc) or "Account must be specified" in summary:
+            hint = (
+                "; give account_name= (or set AZURE_STORAGE_ACCOUNT_NAME), or read a public "
+                "container through its https://ACCOUNT.blob.core.windows.net/... URL"
+            )
+        raise StoreConfigError(
+            f"{location.url}: cannot set up its store from the options given: {summary}{hint}"
+        ) from None
+
+
+def _build_store(location: Location, *, native: bool = False, **config: Any) -> Any:
     if location.scheme == "memory":
         return memory_store()
     if location.is_local:
@@ -239,22 +265,87 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
     if "requester_pays" in config:
         config = dict(config)
         if config.pop("requester_pays"):
-            if location.scheme not in ("s3", "s3a"):
+            if store_kind(location.url) != "s3":
                 raise InvalidURLError(
                     f"{location.url}: requester_pays is an S3 option (the requester pays for the "
-                    "requests); this URL is not s3://"
+                    "requests); this URL is not an S3 URL"
                 )
             config["request_payer"] = True
+    config = allow_http_when_named(location, config)
     if "retry_config" not in config:
         # obstore's default retries for up to 3 minutes; ours are the one layer (georeader.retry)
         from georeader.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config(native=native)}
+    if location.scheme in ("http", "https") and set(config) <= OBSTORE_COMMON:
+        # an https URL of a bucket (virtual-hosted or path-style S3, Azure blob) with no
+        # store options is read as the public HTTPS object it names, anonymously, the way
+        # GDAL's /vsicurl/ reads it; obstore's from_url would pick the S3 store and ask
+        # for credentials. Any store option (region, skip_signature, keys) picks the
+        # bucket's own store instead.
+        if native:
+            from async_tiff.store import HTTPStore as NativeHTTPStore
+
+            return NativeHTTPStore.from_url(location.base_url, **config)
+        from obstore.store import HTTPStore
+
+        return HTTPStore.from_url(location.base_url, **config)
+    base_url = location.base_url
+    as_s3 = s3_https_url(base_url)
+    if as_s3 is not None:
+        # obstore's from_url takes the region from such a URL and then refuses a region
+        # option as a "duplicate key": give it the s3:// URL and the URL's region instead
+        base_url, region = as_s3
+        if region and not any(k.lower() in ("region", "aws_region") for k in config):
+            config = {**config, "region": region}
     if native:
         from async_tiff.store import from_url as native_from_url
 
-        return native_from_url(location.base_url, **config)
-    return from_url(location.base_url, **config)
+        return native_from_url(base_url, **config)
+    return from_url(base_url, **config)
+
+
+_S3_HOST = re.compile(
+    r"^(?:(?P<bucket>.+)\.)?s3(?:[.-](?P<region>(?!amazonaws)[a-z0-9-]+))?\.amazonaws\.com$"
+)
+
+
+def s3_https_url(url: str) -> tuple[str, str | None] | None:
+    """(s3:// URL, region or None) of an https URL of an S3 bucket, virtual-hosted
+    (`https://bucket.s3.us-west-2.amazonaws.com/dir`) or path-style
+    (`https://s3.us-west-2.amazonaws.com/bucket/dir`); None for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https":
+        return None
+    found = _S3_HOST.match((parts.hostname or "").lower())
+    if found is None:
+        return None
+    path = parts.path.strip("/")
+    bucket = found.group("bucket")
+    if bucket is None:  # path style: the bucket is the first path segment
+        bucket, _, path = path.partition("/")
+        if not bucket:
+            return None
+    return f"s3://{bucket}/{path}".rstrip("/"), found.group("region")
+
+
+def allow_http_when_named(location: Location, config: dict[str, Any]) -> dict[str, Any]:
+    """`client_options["allow_http"]` set when the user named plain HTTP: an http:// URL,
+    or an http:// endpoint (a local S3 server). obstore refuses plain HTTP unless told
+    ("builder error" after retries); a user who wrote http:// asked for it. An explicit
+    `allow_http` is kept as given."""
+    named = location.scheme == "http" or any(
+        "endpoint" in str(key).lower()
+        and isinstance(value, str)
+        and value.lower().startswith("http://")
+        for key, value in config.items()
+    )
+    client = config.get("client_options")
+    if not named or (
+        isinstance(client, dict) and any(str(k).lower() == "allow_http" for k in client)
+    ):
+        return config
+    return {**config, "client_options": {**(client or {}), "allow_http": True}}
 
 
 def split_signed_url(
@@ -316,6 +407,7 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
         raise InvalidURLError(
             f"{location.url}: signed URLs and signers are for remote objects only"
         )
+    config = allow_http_when_named(location, config)
     if "retry_config" not in config:
         from georeader.retry import RetryPolicy
 

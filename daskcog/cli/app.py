@@ -91,6 +91,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     no_args_is_help=False,
     help="Cloud-Optimized GeoTIFFs as Dask arrays: inspect, summarise, mosaic.",
 )
+@click.version_option(package_name="daskcog", prog_name=PROG)
 @global_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -39,8 +39,8 @@ from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes, 
 from daskcog.mosaics.grid import Grid, Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
 from daskcog.mosaics.tasks import GDAL_TOLERANCE, MosaicBlocks
-from daskcog.reading import chunking
-from daskcog.reading.geoarray import GeoArray
+from daskcog.reading import arguments, chunking
+from daskcog.reading.geoarray import GeoArray, outside_error
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
 from georeader.errors import GeoreaderError, WindowError
@@ -148,6 +148,12 @@ class MosaicOptions:
     warp_tolerance: float = GDAL_TOLERANCE
     loop: LoopChoice = "io-thread"
 
+    def __post_init__(self) -> None:
+        # refused at call time (issue 19): resolution=0 or -10 once meant another grid
+        object.__setattr__(self, "resolution", arguments.resolution(self.resolution))
+        object.__setattr__(self, "bands", arguments.bands(self.bands))
+        get_method(self.method)  # an unknown name: MosaicMethodError now, not in a chunk task
+
     @classmethod
     def split(cls, keywords: dict[str, Any]) -> tuple[MosaicOptions, dict[str, Any]]:
         """(these options, the other keywords: store options) from a call's keywords."""
@@ -160,11 +166,30 @@ class MosaicOptions:
         placement = place(
             scenes, crs=self.crs, resolution=self.resolution, bounds=self.bounds, like=self.like
         )
+        if self.bounds is not None:
+            check_bounds_overlap(self.bounds, placement.footprints, placement.grid.crs_obj)
         return build_spec(
             scenes, placement, groups=groups, method=self.method, nodata=self.nodata,
             resampling=self.resampling, bands=self.bands, dtype=self.dtype,
             batch_size=self.batch_size, warp_tolerance=self.warp_tolerance, loop=self.loop,
         )
+
+
+def check_bounds_overlap(bounds: Bounds, footprints: np.ndarray, crs: Any) -> None:
+    """Refuse `bounds` that overlap no scene: a mosaic of fill alone is almost always
+    bounds in another CRS (degrees for a UTM grid); the CLI once wrote that file and
+    exited 0. `footprints` are the scenes' (N, 4) bounds in the grid's CRS."""
+    left, bottom, right, top = (float(v) for v in bounds)
+    placed = footprints[np.isfinite(footprints).all(axis=1)]
+    hits = (
+        (placed[:, 0] < right) & (placed[:, 2] > left)
+        & (placed[:, 1] < top) & (placed[:, 3] > bottom)
+    )
+    if placed.size and not hits.any():
+        covered = (
+            placed[:, 0].min(), placed[:, 1].min(), placed[:, 2].max(), placed[:, 3].max()
+        )
+        raise outside_error(bounds, covered, crs, "mosaic")
 
 
 # -- entry point ------------------------------------------------------------------

@@ -27,7 +27,7 @@ from daskcog.mosaics.mosaic import (
     mosaic_chunks,
 )
 from daskcog.mosaics.tasks import MosaicBlocks
-from daskcog.reading.geoarray import GeoArray, to_dataarray
+from daskcog.reading.geoarray import DATAARRAY_NAME, GeoArray, to_dataarray
 from daskcog.reading.read_graph import array_over
 from georeader.on_grid import OnGrid
 from georeader.store_options import check_sources_options
@@ -102,9 +102,9 @@ class GeoStack(OnGrid):
             band_names=self.bands,
         )
 
-    def to_xarray(self, name: str | None = None) -> Any:
+    def to_xarray(self, name: str | None = DATAARRAY_NAME) -> Any:
         """A dask-backed xarray.DataArray (time, band, y, x), CRS on `spatial_ref` (rioxarray's
-        way)."""
+        way), named like `GeoArray.to_xarray`'s."""
         leading = {"time": list(self.keys), "band": list(self.bands)}
         return to_dataarray(
             self.data, leading, transform=self.transform, crs=self.crs, fill_value=self.nodata,

@@ -6,6 +6,10 @@ decoded by two tasks. `chunks` accepts what `dask.array` accepts: "auto", an
 int (y and x), a tuple (band, y, x) or a dict keyed by 0/1/2 or band/y/x; -1 or
 None means the whole axis.
 
+A byte size ("64MiB", dask's spelling, parsed by `dask.utils.parse_bytes`) for
+the whole array or one axis means "auto" aiming at that many bytes per chunk, as
+in `dask.array`.
+
 "auto" is dask's own choice (`dask.array.core.normalize_chunks` with the tile as
 `previous_chunks`, aiming at `DEFAULT_CHUNK_BYTES` per chunk, all bands
 together); on top of it, chunks are rounded to tile multiples, aligned to the
@@ -69,6 +73,37 @@ def _for_dask(size: Any) -> Any:
     return -1 if size is None else size
 
 
+def _byte_sizes(chunks: Any) -> tuple[Any, int | None]:
+    """(chunks with every byte size turned into "auto", the byte target or None)."""
+    from dask.utils import parse_bytes
+
+    def size(value: Any) -> int | None:
+        if not isinstance(value, str) or value == "auto":
+            return None
+        try:
+            return int(parse_bytes(value))
+        except ValueError:
+            raise WindowError(
+                f"chunks {value!r} is neither 'auto' nor a byte size such as '64MiB'"
+            ) from None
+
+    if isinstance(chunks, str):
+        target = size(chunks)
+        return ("auto" if target is not None else chunks), target
+    if isinstance(chunks, dict | tuple | list):
+        items = chunks.items() if isinstance(chunks, dict) else enumerate(chunks)
+        targets = {k: size(v) for k, v in items}
+        found = [t for t in targets.values() if t is not None]
+        if not found:
+            return chunks, None
+        if len(set(found)) > 1:
+            raise WindowError(f"chunks {chunks!r} gives different byte sizes; give one")
+        if isinstance(chunks, dict):
+            return {k: ("auto" if targets[k] else v) for k, v in chunks.items()}, found[0]
+        return type(chunks)("auto" if targets[i] else v for i, v in enumerate(chunks)), found[0]
+    return chunks, None
+
+
 def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
     if isinstance(chunks, dict):
         values: list[Any] = [None, "auto", "auto"]
@@ -104,6 +139,11 @@ def tile_chunks(
     """Dask chunks (band, y, x) for the pixel window (col_off, row_off, width, height)."""
     col_off, row_off, width, height = window
     tile_h, tile_w = tile
+    chunks, byte_target = _byte_sizes(chunks)
+    if byte_target is not None:
+        if byte_target <= 0:
+            raise WindowError(f"a chunk byte size must be positive, got {byte_target}")
+        target_bytes = byte_target
     band_c, y_c, x_c = _normalise(chunks)
     band_size = count if band_c in (None, -1, "auto") else int(band_c)
     if band_size <= 0:

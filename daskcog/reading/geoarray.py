@@ -17,8 +17,14 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import window_utils
+from georeader.errors import BoundsOutsideError
 from georeader.geotensor import GeoTensor, norm_crs
 from georeader.on_grid import OnGrid
+
+DATAARRAY_NAME = "band_data"
+"""The name `to_xarray` gives: what xarray's rasterio engine and daskcog's xarray backend call
+the variable of a GeoTIFF, so arrays from either merge into one Dataset under one name. Left to
+xarray, the name would be the dask key (`daskcog-read-e8e5...`), which changes with the chunks."""
 
 
 class GeoArray(OnGrid):
@@ -142,8 +148,15 @@ class GeoArray(OnGrid):
         return self._with(data, transform)
 
     def sel_bounds(self, bounds: window_utils.Bounds) -> GeoArray:
-        """Lazy read of the whole pixels covering `bounds` (outer rounding), boundless."""
-        return self.isel_window(window_utils.window_from_bounds(bounds, self.transform))
+        """Lazy read of the whole pixels covering `bounds` (outer rounding), boundless.
+
+        `bounds` are in this array's CRS. Bounds that miss the array entirely are
+        refused (`BoundsOutsideError`): a result of fill alone is almost always bounds
+        in another CRS (degrees on a UTM file), not a request for nothing."""
+        window = window_utils.window_from_bounds(bounds, self.transform)
+        if window_utils.clip_window(window, self.width, self.height) is None:
+            raise outside_error(bounds, self.bounds, self.crs, getattr(self._source, "url", None))
+        return self.isel_window(window)
 
     def sel_bands(self, bands: list[int]) -> GeoArray:
         """Keep bands by their 1-based position in this array."""
@@ -208,6 +221,11 @@ class GeoArray(OnGrid):
 
     load = compute
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """`np.asarray(geoarray)` computes the pixels, as it does for a dask array
+        (once a 0-d object array holding the GeoArray)."""
+        return np.asarray(self.data.compute(), dtype=dtype)
+
     @property
     def failure_token(self) -> str | None:
         """Key of this array's read failures in the failure report (read arrays only)."""
@@ -232,11 +250,13 @@ class GeoArray(OnGrid):
             return ~da.isnan(self.data)
         return self.data != fill
 
-    def to_xarray(self, name: str | None = None) -> Any:
+    def to_xarray(self, name: str | None = DATAARRAY_NAME) -> Any:
         """A dask-backed xarray.DataArray (band, y, x) with pixel-centre coordinates.
 
         CRS and transform sit on a `spatial_ref` coordinate the way rioxarray
         writes them, so `.rio.crs`, `.rio.transform()` and `.rio.nodata` work.
+        Named `DATAARRAY_NAME` ("band_data") unless `name=` says otherwise.
+        Needs the `xarray` extra; `.rio` needs `import rioxarray` first.
         """
         fill = self.nodata if self.nodata is not None else self.fill_value_default
         return to_dataarray(
@@ -269,6 +289,30 @@ class GeoArray(OnGrid):
         return write_raster(self, path, **options)
 
 
+def outside_error(
+    bounds: Any, covered: Any, crs: CRS | None, what: str | None = None
+) -> BoundsOutsideError:
+    """The error for `bounds` that miss the data (`covered`, both in `crs`) entirely."""
+    crs_text = "no CRS" if crs is None else (crs.to_string() if crs.to_epsg() else crs.name)
+    looks_geographic = (
+        crs is not None
+        and not crs.is_geographic
+        and all(-360 <= float(v) <= 360 for v in bounds)
+        and not all(-360 <= float(v) <= 360 for v in covered)
+    )
+    hint = (
+        "; they look like degrees: transform them first (e.g. rasterio.warp.transform_bounds"
+        f"('EPSG:4326', {crs_text!r}, *bounds))"
+        if looks_geographic
+        else "; are they in another CRS?"
+    )
+    return BoundsOutsideError(
+        f"{what + ': ' if what else ''}bounds {tuple(float(v) for v in bounds)} do not overlap "
+        f"the data, which covers {tuple(round(float(v), 6) for v in covered)} in {crs_text}"
+        f"{hint}"
+    )
+
+
 def to_dataarray(
     data: da.Array, leading: dict[str, list[Any]], *, transform: Affine, crs: CRS | None,
     fill_value: float | int | None, name: str | None,
@@ -278,7 +322,13 @@ def to_dataarray(
     Pixel-centre x/y coordinates; CRS and transform on a `spatial_ref` coordinate
     the way rioxarray writes them, so `.rio.crs`, `.rio.transform()` and `.rio.nodata` work.
     """
-    import xarray as xr
+    try:
+        import xarray as xr
+    except ImportError:
+        raise ImportError(
+            "to_xarray() needs xarray: pip install 'daskcog[xarray]' (then `import rioxarray` "
+            "for .rio)"
+        ) from None
 
     t = transform
     if t.b != 0 or t.d != 0:
@@ -298,5 +348,6 @@ def to_dataarray(
         attrs=attrs,
         name=name,
     )
+    out.name = name  # xarray takes the dask key when name is None: never that
     out.encoding["grid_mapping"] = "spatial_ref"
     return out

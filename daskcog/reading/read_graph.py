@@ -31,12 +31,12 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from daskcog.credentials import registry as creds
-from daskcog.reading import chunking, failures, read_ahead
+from daskcog.reading import arguments, chunking, failures, read_ahead
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
-from georeader.errors import GeoreaderError, WindowError
+from georeader.errors import GeoreaderError, InvalidURLError, WindowError
 from georeader.nodata import check_fill
 from georeader.retry import RetryPolicy
 from georeader.store import check_store_options, parse_location, split_signed_url
@@ -85,7 +85,7 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     chunks: Any = "auto",
     overview_level: int = 0,
     resolution: float | tuple[float, float] | None = None,
-    bands: Sequence[int] | None = None,
+    bands: int | Sequence[int] | None = None,
     fill_value: float | None = None,
     loop: LoopChoice = "io-thread",
     errors: str = "raise",
@@ -102,10 +102,13 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         url: local path, file://, s3://, gs://, az://, http(s):// or memory:// URL; an
             http(s) URL may be signed (presigned S3, Azure SAS, any token in its query):
             the query is kept out of the graph like any secret.
-        chunks: "auto", an int, a (band, y, x) tuple or a dict; rounded to tile multiples.
+        chunks: "auto", a byte size ("64MiB", dask's spelling), an int, a (band, y, x)
+            tuple or a dict; rounded to tile multiples.
         overview_level: 0 for full resolution, 1.. for the overviews (finest first).
-        resolution: pick the coarsest level whose pixels are no larger than this.
-        bands: 1-based band numbers to keep (default: all).
+        resolution: pick the coarsest level whose pixels are no larger than this
+            (positive; refused otherwise).
+        bands: 1-based band numbers to keep (default: all); one int like rasterio's
+            `indexes=1`, the array keeping its band axis.
         fill_value: value of invalid and outside pixels (default: nodata, else 0).
         loop: "io-thread" (default) runs reads on a per-process I/O loop; "worker"
             uses the distributed worker's own loop when there is one.
@@ -132,6 +135,12 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     if errors not in ("raise", "nodata"):
         raise ValueError(f"errors must be 'raise' or 'nodata', not {errors!r}")
     url, store_options = split_signed_url(url, store_options)
+    if not os.fspath(url):
+        raise InvalidURLError("daskcog.open: the path or URL is empty")
+    where = f"{os.fspath(url).partition('?')[0]}: "
+    resolution = arguments.resolution(resolution, where)
+    bands = arguments.bands(bands, where)
+    overview_level = arguments.overview_level(overview_level, where)
     if sign is not None:
         store_options["sign"] = sign
     if requester_pays:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rasterio.windows import Window
 
+from georeader.gdal_progress import StageProgress
 from georeader.raster_writer import (
     COMPRESSIONS,
     ProgressCallback,
@@ -67,6 +68,7 @@ def write_raster(
     nodata: float | None = _AUTO,
     scheduler: Any = None,
     progress: ProgressCallback | None = None,
+    finish_progress: StageProgress | None = None,
     tmpdir: str | os.PathLike[str] | None = None,
     credentials: str | None = None,
     store_options: dict[str, Any] | None = None,
@@ -84,6 +86,9 @@ def write_raster(
         nodata: nodata value to write (default: the GeoArray's nodata; none for a GeoTensor).
         scheduler: Dask scheduler to use (default: the active one).
         progress: called with (chunks written, chunks in total).
+        finish_progress: called with (stage, fraction done) while GDAL builds the
+            overviews and copies the file into its final layout (GDAL's progress
+            callback); Ctrl-C there stops GDAL within a block, leaving no file.
         tmpdir: folder of the temporary file (default: the output's folder).
         **options: `georeader.raster_writer.resolve_options`: compress ("deflate"),
             predictor (2 for ints, 3 for floats), level, blocksize (512), overviews,
@@ -100,7 +105,7 @@ def write_raster(
         ) as local:
             write_raster(
                 source, local, cog=cog, nodata=nodata, scheduler=scheduler, progress=progress,
-                tmpdir=local.parent, **options,
+                finish_progress=finish_progress, tmpdir=local.parent, **options,
             )
         return url
     if credentials is not None or store_options:
@@ -128,7 +133,8 @@ def write_raster(
         raise WriteError(f"{path}: the output folder {path.parent} does not exist")
     profile = tiff_profile(source.shape, source.dtype, source.transform, source.crs, opts)
     return write_via_temp(
-        path, profile, opts, lambda tmp: _store_dask(source.data, tmp, scheduler, progress), tmpdir
+        path, profile, opts, lambda tmp: _store_dask(source.data, tmp, scheduler, progress), tmpdir,
+        finish_progress,
     )
 
 
