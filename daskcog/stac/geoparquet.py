@@ -47,7 +47,7 @@ from daskcog.stac.parquet_plan import (
     row_times,
     step_properties,
 )
-from daskcog.stac.scenes import asset_tables
+from daskcog.stac.scenes import asset_tables, declare_nodata, declared_scenes
 from georeader.store_options import check_store_options
 
 _LONLAT_MARGIN = 1e-6
@@ -107,20 +107,28 @@ class ParquetSpec:
         west, south, east, north = transform_bounds(bounds, self.grid.crs, crs_text("EPSG:4326"))
         s = self.step_list[step]
         stamp = pa.timestamp("us", tz="UTC")
-        expr = (
-            (pc.field("datetime") >= pa.scalar(s.first, stamp))
-            & (pc.field("datetime") <= pa.scalar(s.last, stamp))
-        )
-        if all(math.isfinite(v) for v in (west, south, east, north)):
-            m = _LONLAT_MARGIN
-            expr = expr & (
-                (pc.field("bbox", "xmin") <= east + m) & (pc.field("bbox", "xmax") >= west - m)
-                & (pc.field("bbox", "ymin") <= north + m) & (pc.field("bbox", "ymax") >= south - m)
-            )
         file_options = tuple(
             sorted(self._with_secrets(self.file_options, self.file_credentials).items())
         )
         table = columns_table(self.url, file_options, tuple(k for k, _ in self.facts))
+        when = pc.field("datetime")
+        if "start_datetime" in table.column_names:  # datetime null: the range's start (row_times)
+            when = pc.coalesce(when, pc.field("start_datetime"))
+        expr = (when >= pa.scalar(s.first, stamp)) & (when <= pa.scalar(s.last, stamp))
+        if all(math.isfinite(v) for v in (west, south, east, north)):
+            m = _LONLAT_MARGIN
+            # across the antimeridian a chunk's or an item's west exceeds its east (or its
+            # east exceeds 180): both unwrapped eastwards, compared a turn either side
+            east = east + 360 if west > east else east
+            xmin, xmax = pc.field("bbox", "xmin"), pc.field("bbox", "xmax")
+            xmax = pc.if_else(xmin > xmax, pc.add(xmax, 360.0), xmax)
+            lon = None
+            for turn in (-360.0, 0.0, 360.0):
+                one = (xmin <= east + turn + m) & (xmax >= west + turn - m)
+                lon = one if lon is None else lon | one
+            expr = expr & lon & (
+                (pc.field("bbox", "ymin") <= north + m) & (pc.field("bbox", "ymax") >= south - m)
+            )
         table = table.filter(expr)
         keys = row_keys(self.groupby, table, self.lon)
         keep = np.asarray([k == s.key for k in keys], dtype=bool)
@@ -140,6 +148,9 @@ class ParquetSpec:
         facts = dict(self.facts)
         tables = asset_tables(items, facts, patch_url=self.patch_url,
                               **self._with_secrets(self.store_options, self.credentials))
+        opts = dict(self.options)
+        tables = declare_nodata(tables, facts, nodata=opts["nodata"], dtype=opts["dtype"],
+                                rescale=any(r is not None for r in self.rescale))
         out = []
         for asset, positions, numbers in self.runs(b0, b1):
             scenes = tables[asset].scenes
@@ -224,7 +235,8 @@ def load_geoparquet(
     }
     templates = []
     for key, info in facts.items():
-        own = [s for s in scenes if s.label.endswith(f"asset {key!r}")]
+        own = declared_scenes([s for s in scenes if s.label.endswith(f"asset {key!r}")], info,
+                              nodata=o.nodata, dtype=dtype, rescale=o.rescale)
         part = place(own[:1], grid=placement.grid)
         numbers = [b.info.index for b in out_bands if b.info.asset == key]
         templates.append(build_spec(own[:1], part, groups=(np.arange(0),), bands=numbers,

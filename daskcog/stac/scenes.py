@@ -129,20 +129,30 @@ def declare_nodata(
     With `rescale=True` the output is float with NaN where no data: nothing to keep."""
     out: list[AssetTable] = []
     for table in tables:
-        info = facts[table.key]
-        if nodata is not None or info.nodata is not None or not table.scenes:
-            out.append(table)
-            continue
-        kind = np.dtype(dtype if dtype is not None else info.dtype).kind
-        if kind == "f":
-            change: dict[str, Any] = {"nodata": math.nan, "keep_file_nodata": False}
-        elif rescale:
-            change = {"nodata": None, "keep_file_nodata": False}
-        else:
-            change = {"nodata": None, "keep_file_nodata": True}
-        scenes = tuple(dataclasses.replace(sc, **change) for sc in table.scenes)
-        out.append(dataclasses.replace(table, scenes=scenes))
+        scenes = declared_scenes(
+            table.scenes, facts[table.key], nodata=nodata, dtype=dtype, rescale=rescale
+        )
+        out.append(
+            table if scenes is table.scenes else dataclasses.replace(table, scenes=tuple(scenes))
+        )
     return out
+
+
+def declared_scenes(
+    scenes: Sequence[Scene], info: BandInfo, *, nodata: float | None, dtype: Any, rescale: bool
+) -> Sequence[Scene]:
+    """The scenes of one asset key with `declare_nodata`'s rule applied (the same
+    sequence when the metadata or `nodata=` states the nodata)."""
+    if nodata is not None or info.nodata is not None or not scenes:
+        return scenes
+    kind = np.dtype(dtype if dtype is not None else info.dtype).kind
+    if kind == "f":
+        change: dict[str, Any] = {"nodata": math.nan, "keep_file_nodata": False}
+    elif rescale:
+        change = {"nodata": None, "keep_file_nodata": False}
+    else:
+        change = {"nodata": None, "keep_file_nodata": True}
+    return tuple(dataclasses.replace(sc, **change) for sc in scenes)
 
 
 def undeclared_nodata(scenes: Sequence[Scene]) -> bool:

@@ -480,3 +480,43 @@ def test_explain_counts_a_tile_across_180_on_the_west_side(folder: Path) -> None
     plan = stack.explain()
     assert plan.files == 1
     assert sum(c.bytes for c in plan.chunks) > 0
+
+
+def test_stac_geoparquet_load_declares_nodata_as_the_items_load(folder: Path) -> None:
+    """A stac-geoparquet file of the MODIS item loads with the same nodata rule as the
+    item (issue 17 item 2): -3000 kept, no nodata declared."""
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    import numpy as np
+
+    import daskcog
+
+    key = "250m_16_days_NDVI"
+    items = materialise_case(
+        Case("gp-modis", ("pc-modis-13Q1-061",), (key,), file_nodata={key: -3000}), folder
+    )
+    path = folder / "gp-modis.parquet"
+    sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+    from_items = daskcog.load(items, bands=[key])
+    from_file = daskcog.load(str(path), bands=[key])
+    assert from_file.nodata is None
+    assert "nodata" not in from_file.to_dataset()[key].attrs
+    np.testing.assert_array_equal(from_file.data.compute(), from_items.data.compute())
+
+
+@pytest.mark.parametrize("bbox", [(179.3, -17.2, 180.0, -16.3), (-180.0, -17.2, -179.75, -16.3)])
+def test_stac_geoparquet_finds_a_tile_across_180(folder: Path, bbox) -> None:
+    """The stac-geoparquet rows a chunk reads are chosen by bbox: an item whose bbox runs
+    across 180 degrees (west > east) is found from either side (issue 17 item 1)."""
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    import numpy as np
+
+    import daskcog
+
+    items = materialise_case(Case("gp-180", ("stactools-sentinel2-T01KAB",), ("red",)), folder)
+    path = folder / "gp-180.parquet"
+    sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+    grid = {"bands": ["red"], "crs": "EPSG:4326", "resolution": 0.01, "bbox": bbox}
+    from_items = daskcog.load(items, **grid).data.compute()
+    from_file = daskcog.load(str(path), **grid).data.compute()
+    assert (from_items != 0).sum() > 100
+    np.testing.assert_array_equal(from_file, from_items)
