@@ -520,3 +520,20 @@ def test_stac_geoparquet_finds_a_tile_across_180(folder: Path, bbox) -> None:
     from_file = daskcog.load(str(path), **grid).data.compute()
     assert (from_items != 0).sum() > 100
     np.testing.assert_array_equal(from_file, from_items)
+
+
+def test_stac_cfg_star_entry_applies_to_items_without_a_collection(folder: Path) -> None:
+    """DEA's ARD item has no `collection`. odc-stac reads only the single-collection form
+    `{"assets": ...}` for it and ignores a `"*"` entry (float32 then); daskcog applies the
+    `"*"` entry, which is what it says: every collection."""
+    cfg = {"*": {"assets": {"nbart_red": {"data_type": "int16"}}}}
+    case = Case("cfg-star", ("dea-ga_ls8c_ard_3",), ("nbart_red",),
+                {"bands": ["nbart_red"], "stac_cfg": cfg}, dtype={"nbart_red": "int16"},
+                file_nodata={"nbart_red": -999})
+    items = materialise_case(case, folder)
+    assert "collection" not in items[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = load_both(items, case.load)
+    assert theirs["nbart_red"].dtype == "float32"
+    assert ours["nbart_red"].dtype == "int16"
