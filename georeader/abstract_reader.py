@@ -183,6 +183,8 @@ class _SurfaceNeeds(Gridded, Protocol):
     def count(self) -> int: ...
     @property
     def nodata(self) -> float | None: ...
+    @property
+    def dtype(self) -> np.dtype: ...
 
 
 class ReaderSurface:
@@ -202,7 +204,7 @@ class ReaderSurface:
     @property
     def fill_value_default(self: _SurfaceNeeds) -> float | int:
         """Value of invalid and outside pixels: the nodata value, else 0 (GDAL's choice)."""
-        return default_fill(self.nodata)
+        return default_fill(self.nodata, self.dtype)
 
     @property
     def footprint(self: _SurfaceNeeds) -> window_utils.Footprint:

@@ -418,5 +418,9 @@ def _block_shape(level: Level) -> tuple[int, int]:
     fmt = level.fmt
     if fmt is not None and fmt.tile_width:
         return (fmt.tile_height, fmt.tile_width)
+    if level.data_ifd is None:  # an overview in SubIFDs, which async-tiff does not read
+        return level.raw_block or (1, level.width)
+    if level.data_ifd.tile_width:
+        return (int(level.data_ifd.tile_height), int(level.data_ifd.tile_width))
     rows = level.data_ifd.rows_per_strip or level.height
     return (min(int(rows), level.height), level.width)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from georeader.errors import InvalidHeaderError
 
@@ -39,14 +40,83 @@ ReadRange = Callable[[int, int], Awaitable[bytes]]
 """(start, length) -> bytes of the object (short at the end of the file)."""
 
 
-async def check_ifd_chain(read: ReadRange, head: bytes, url: str) -> int:
-    """Walk the chain from `head` (the object's first bytes); return the number of IFDs.
+GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42113)
+"""ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory, GeoDoubleParams,
+GeoAsciiParams and GDAL_NODATA: the tags GDAL builds a file's CRS, transform and nodata from."""
+SAMPLE_TAGS = (258, 277, 339)
+"""BitsPerSample, SamplesPerPixel, SampleFormat: the band type GDAL parses nodata against."""
+_KEPT = frozenset(GEO_TAGS + SAMPLE_TAGS)
+_EVERY_IFD = frozenset({254, 256, 257, 262, 277, 278, 322, 323})
+"""NewSubfileType, sizes, Photometric, SamplesPerPixel, RowsPerStrip, tile sizes."""
+_FIRST_IFD = _KEPT | {330}
+"""The first IFD's georeferencing and sample tags, and its SubIFDs."""
+_INTS = {1: "B", 3: "H", 4: "I", 16: "Q", 6: "b", 8: "h", 9: "i", 17: "q", 13: "I", 18: "Q"}
 
-    Bytes past `head` are fetched with `read`. Files that are not TIFFs are left
-    to async-tiff, which names the problem itself.
+
+@dataclass(frozen=True)
+class RawTag:
+    """A tag's type code, value count and value bytes (in the file's byte order)."""
+
+    kind: int
+    count: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RawIFD:
+    """What the walk learnt of one IFD: enough to tell overviews, masks and pages apart."""
+
+    offset: int
+    subfile_type: int
+    """NewSubfileType: bit 0 reduced resolution (an overview), bit 1 a page, bit 2 a mask."""
+    width: int
+    height: int
+    samples: int
+    photometric: int | None
+    block: tuple[int, int] = (0, 0)
+    """(rows, cols) of a tile, or (rows per strip, width) of a striped IFD."""
+    in_sub_ifds: bool = False
+    """Reached through the first IFD's SubIFDs tag (not the main chain)."""
+
+    @property
+    def reduced(self) -> bool:
+        return bool(self.subfile_type & 1)
+
+    @property
+    def mask(self) -> bool:
+        return bool(self.subfile_type & 4) or self.photometric == 4
+
+
+@dataclass
+class HeaderWalk:
+    """The IFDs of a TIFF in file order (SubIFDs of the first IFD after the chain), and the
+    first IFD's georeferencing and sample tags, raw."""
+
+    order: str
+    ifds: list[RawIFD] = field(default_factory=list)
+    tags: dict[int, RawTag] = field(default_factory=dict)
+
+    def ints(self, tag: int) -> list[int]:
+        raw = self.tags.get(tag)
+        if raw is None or raw.kind not in _INTS:
+            return []
+        return list(struct.unpack(self.order + _INTS[raw.kind] * raw.count, raw.data))
+
+
+async def check_ifd_chain(read: ReadRange, head: bytes, url: str) -> int:
+    """Walk the chain from `head` (the object's first bytes); return the number of IFDs."""
+    walk = await walk_header(read, head, url)
+    return 0 if walk is None else len([i for i in walk.ifds if not i.in_sub_ifds])
+
+
+async def walk_header(read: ReadRange, head: bytes, url: str) -> HeaderWalk | None:
+    """Walk the chain from `head` (the object's first bytes), checking it as it goes.
+
+    Bytes past `head` are fetched with `read`. Returns None for files that are not
+    TIFFs: they are left to async-tiff, which names the problem itself.
     """
     if len(head) < 8 or head[:2] not in (b"II", b"MM"):
-        return 0
+        return None
     order = "<" if head[:2] == b"II" else ">"
     (version,) = struct.unpack_from(order + "H", head, 2)
     if version == 42:
@@ -56,10 +126,11 @@ async def check_ifd_chain(read: ReadRange, head: bytes, url: str) -> int:
         count_fmt, entry_size, offset_fmt = "Q", 20, "Q"
         (offset,) = struct.unpack_from(order + "Q", head, 8)
     else:
-        return 0
+        return None
     count_size = struct.calcsize(count_fmt)
     offset_size = struct.calcsize(offset_fmt)
     chunks: dict[int, bytes] = {0: head}
+    walk = HeaderWalk(order)
 
     async def get(start: int, length: int) -> bytes:
         for base, data in chunks.items():
@@ -75,38 +146,84 @@ async def check_ifd_chain(read: ReadRange, head: bytes, url: str) -> int:
         return data[:length]
 
     seen: set[int] = set()
-    while offset:
-        if offset in seen:
-            raise InvalidHeaderError(
-                f"{url}: the IFD chain loops (IFD {len(seen) - 1} points back to byte {offset}); "
-                "the file is corrupt"
-            )
-        if len(seen) >= MAX_IFDS:
-            raise InvalidHeaderError(f"{url}: more than {MAX_IFDS} IFDs; refused as corrupt")
-        seen.add(offset)
-        (entries,) = struct.unpack(order + count_fmt, await get(offset, count_size))
-        if entries == 0 or entries > MAX_TAGS:
-            raise InvalidHeaderError(
-                f"{url}: IFD {len(seen) - 1} at byte {offset} claims {entries} tags; the file is "
-                "corrupt"
-            )
-        table = await get(offset + count_size, entries * entry_size + offset_size)
-        for i in range(entries):
-            tag, kind = struct.unpack_from(order + "HH", table, i * entry_size)
-            (values,) = struct.unpack_from(order + offset_fmt, table, i * entry_size + 4)
-            size = _TYPE_SIZES.get(kind, 1) * values
-            if tag in ENUMERATED and kind == 3 and values == 1:
-                name, allowed = ENUMERATED[tag]
-                (value,) = struct.unpack_from(order + "H", table, i * entry_size + 4 + offset_size)
-                if value not in allowed:
-                    raise InvalidHeaderError(
-                        f"{url}: IFD {len(seen) - 1}: {name} {value} is not one of "
-                        f"{sorted(allowed)}; the file is corrupt"
-                    )
-            if size > MAX_TAG_BYTES:
+    sub_ifds: list[int] = []
+
+    async def walk_chain(offset: int, in_sub_ifds: bool) -> None:
+        while offset:
+            if offset in seen:
                 raise InvalidHeaderError(
-                    f"{url}: tag {tag} of IFD {len(seen) - 1} claims {values} values "
-                    f"({size} bytes); the file is corrupt"
+                    f"{url}: the IFD chain loops (IFD {len(seen) - 1} points back to byte "
+                    f"{offset}); the file is corrupt"
                 )
-        (offset,) = struct.unpack_from(order + offset_fmt, table, entries * entry_size)
-    return len(seen)
+            if len(seen) >= MAX_IFDS:
+                raise InvalidHeaderError(f"{url}: more than {MAX_IFDS} IFDs; refused as corrupt")
+            seen.add(offset)
+            (entries,) = struct.unpack(order + count_fmt, await get(offset, count_size))
+            if entries == 0 or entries > MAX_TAGS:
+                raise InvalidHeaderError(
+                    f"{url}: IFD {len(seen) - 1} at byte {offset} claims {entries} tags; the "
+                    "file is corrupt"
+                )
+            table = await get(offset + count_size, entries * entry_size + offset_size)
+            first = not walk.ifds
+            values: dict[int, int] = {}
+            for i in range(entries):
+                at = i * entry_size
+                tag, kind = struct.unpack_from(order + "HH", table, at)
+                (count,) = struct.unpack_from(order + offset_fmt, table, at + 4)
+                size = _TYPE_SIZES.get(kind, 1) * count
+                if size > MAX_TAG_BYTES:
+                    raise InvalidHeaderError(
+                        f"{url}: tag {tag} of IFD {len(seen) - 1} claims {count} values "
+                        f"({size} bytes); the file is corrupt"
+                    )
+                if tag in ENUMERATED and kind == 3 and count == 1:
+                    name, allowed = ENUMERATED[tag]
+                    (value,) = struct.unpack_from(order + "H", table, at + 4 + offset_size)
+                    if value not in allowed:
+                        raise InvalidHeaderError(
+                            f"{url}: IFD {len(seen) - 1}: {name} {value} is not one of "
+                            f"{sorted(allowed)}; the file is corrupt"
+                        )
+                wanted = tag in _EVERY_IFD or (first and tag in _FIRST_IFD)
+                if not wanted or kind not in _TYPE_SIZES:
+                    continue
+                if size <= offset_size:
+                    data = table[at + 4 + offset_size : at + 4 + offset_size + size]
+                else:
+                    (where,) = struct.unpack_from(order + offset_fmt, table, at + 4 + offset_size)
+                    data = await get(where, size)
+                if first and tag in _KEPT:
+                    walk.tags[tag] = RawTag(kind, count, data)
+                if kind in _INTS and count >= 1:
+                    ints = struct.unpack(order + _INTS[kind] * count, data)
+                    if tag == 330:
+                        sub_ifds.extend(int(v) for v in ints[:MAX_IFDS])
+                    else:
+                        values[tag] = int(ints[0])
+            walk.ifds.append(
+                RawIFD(
+                    offset=offset,
+                    subfile_type=values.get(254, 0),
+                    width=values.get(256, 0),
+                    height=values.get(257, 0),
+                    samples=values.get(277, 1),
+                    photometric=values.get(262),
+                    block=(
+                        (values.get(323, 0), values.get(322, 0))
+                        if 322 in values
+                        else (
+                            min(values.get(278, 2**32 - 1), values.get(257, 0)),
+                            values.get(256, 0),
+                        )
+                    ),
+                    in_sub_ifds=in_sub_ifds,
+                )
+            )
+            (offset,) = struct.unpack_from(order + offset_fmt, table, entries * entry_size)
+
+    await walk_chain(offset, False)
+    for sub in sub_ifds:
+        if sub not in seen:
+            await walk_chain(sub, True)
+    return walk

@@ -16,8 +16,8 @@ read is classified here, from header tags only (no pixel I/O):
 | sparse tiles (offset 0, byte count 0)        | native, filled with nodata (or 0) like GDAL    |
 | striped, odd bit depths, other codecs,       | rasterio (GDAL) in a worker thread, through    |
 |   planar WebP/JPEG with a predictor          |   obstore ranged reads                         |
-| no GeoKeys, GCPs only, rotated transform     | refused: NoGeoreferenceError                   |
-|   missing                                    |                                                |
+| complex samples, overviews in SubIFDs        | rasterio (GDAL)                                |
+| GCPs only                                    | refused at open: NoGeoreferenceError           |
 
 The verdict is a value (`Layout`) that `daskcog info` prints.
 """
@@ -39,6 +39,23 @@ _DTYPES = {
     (2, 8): "int8", (2, 16): "int16", (2, 32): "int32", (2, 64): "int64",
     (3, 32): "float32", (3, 64): "float64",
 }
+
+
+_COMPLEX = {
+    (5, 32): "complex64", (5, 64): "complex128", (6, 64): "complex64", (6, 128): "complex128",
+}
+"""GDAL's CInt16 / CInt32 have no numpy type: rasterio reads them as complex64 / complex128."""
+
+
+def gdal_dtype(ifd: Any) -> np.dtype | None:
+    """The numpy type rasterio reads an IFD's samples as, when known from the tags alone."""
+    formats = {int(f) for f in ifd.sample_format}
+    bits = set(ifd.bits_per_sample)
+    if len(formats) != 1 or len(bits) != 1:
+        return None
+    key = (formats.pop(), bits.pop())
+    name = _DTYPES.get(key) or _COMPLEX.get(key)
+    return None if name is None else np.dtype(name)
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,8 @@ def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
 def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], td.TileFormat | None]:
     """Route and reasons for one data IFD."""
     reasons: list[str] = []
+    if {int(f) for f in ifd.sample_format} & {5, 6}:
+        return RASTERIO, ["complex samples: read through GDAL"], None
     if ifd.tile_width is None or ifd.tile_offsets is None:
         return RASTERIO, ["striped (not tiled): async-tiff cannot read strips"], None
     fmt = tile_format(ifd, byteorder)

@@ -5,10 +5,12 @@ reader of a file (each level, each band subset) shares the `OpenedFile` it
 returns, and daskcog's per-process cache keeps them.
 
 An open flows: the IFD chain is walked first on raw bytes (`ifd_chain`, through a
-`GuardedStore` that keeps those bytes for async-tiff's first request), then
-async-geotiff parses the header, and `_describe` turns it into plain values: each
-level checked (`header_checks`) and classified (`layout_guard`), with GDAL's reading
-of the CRS and alpha band where it differs (`gdal_rules`).
+`GuardedStore` that keeps those bytes for async-tiff's first request; the walk also keeps
+each IFD's kind and the first IFD's georeferencing tags), then async-tiff parses the
+header, and `_describe` turns it into plain values: the georeference as GDAL reads it
+(`gdal_rules.georeference`), the levels (the image and its true overviews, as GDAL
+lists them, sorted by size), each checked (`header_checks`) and classified
+(`layout_guard`), and GDAL's alpha band rule.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from pyproj import CRS
+from rasterio.errors import NotGeoreferencedWarning
 
 from georeader import gdal_rules, header_checks, ifd_chain, layout_guard, range_cache, tile_decode
 from georeader.bounded import LRU
@@ -38,6 +41,7 @@ from georeader.errors import (
     UnsupportedLayoutError,
 )
 from georeader.guarded_store import GuardedStore, policy_scope
+from georeader.nodata import NodataOutOfRangeWarning, fits_dtype
 from georeader.on_grid import OnGrid
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy
@@ -77,6 +81,11 @@ class Level(OnGrid):
     data_ifd: Any
     mask_ifd: Any | None
     fmt: tile_decode.TileFormat | None
+    gdal_index: int | None = None
+    """This overview's position in GDAL's list (`OVERVIEW_LEVEL`), which follows the file's
+    order; None for full resolution."""
+    raw_block: tuple[int, int] | None = None
+    """(rows, cols) of a block of a level async-tiff does not read (an overview in SubIFDs)."""
 
     @functools.cached_property
     def tile_offsets(self) -> np.ndarray:
@@ -150,6 +159,9 @@ class OpenedFile:
     """Hold secrets (keys, a signed URL's query): never shown."""
     user_store: Any = None
     """The store the caller gave (the rasterio route reads through it too), or None."""
+    tiff: Any = None
+    """async-tiff's parsed header (`geotiff` is async-geotiff's view of it, None without
+    GeoKeys)."""
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
     _fd: tuple[int, int] | None = None
@@ -176,8 +188,15 @@ class OpenedFile:
         thread-safe)."""
         with self._rasterio_lock:
             if level not in self._rasterio:
+                lvl = self.levels[level]
+                hint = (
+                    None
+                    if lvl.gdal_index is None
+                    else (lvl.gdal_index, lvl.width, lvl.height)
+                )
                 reader = RasterioReader(
-                    self.location, store=self.user_store, overview_level=level, **self.store_options
+                    self.location, store=self.user_store, overview_level=level,
+                    overview_hint=hint, **self.store_options,
                 )
                 self._rasterio[level] = (threading.Lock(), reader)
             return self._rasterio[level]
@@ -192,7 +211,7 @@ async def open_file(
     **store_options: Any,
 ) -> OpenedFile:
     """Fetch and classify one header. The only function here that does header I/O."""
-    from async_geotiff import GeoTIFF
+    from async_tiff import TIFF
 
     user_store = store
     if not isinstance(path_or_url, Location):
@@ -214,42 +233,34 @@ async def open_file(
     hint: int = prefetch or HEADER_SIZES.get(url) or DEFAULT_PREFETCH
 
     guarded: list[Any] = []
+    walks: list[ifd_chain.HeaderWalk | None] = []
 
     async def attempt() -> Any:
         try:
-            checked = await _checked_store(
+            checked, walk = await _checked_store(
                 location, store, key, hint, user_store, store_options, max_concurrency
             )
             guarded.append(checked)
+            walks.append(walk)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter(
-                        "ignore", UserWarning
-                    )  # "Striped GeoTIFFs are not supported"
-                    return await settled(GeoTIFF.open(key, store=checked, prefetch=hint))
+                return await settled(TIFF.open(key, store=checked, prefetch=hint))
             finally:
                 if isinstance(checked, GuardedStore):
                     checked.release()
-        except ValueError as exc:
-            if "GeoTIFF keys" in str(exc):
-                raise NoGeoreferenceError(
-                    f"{url}: the TIFF has no GeoTIFF keys (no CRS or transform); "
-                    "georeference it first, e.g. with gdal_translate -a_srs/-a_ullr"
-                ) from exc
-            raise map_store_error(exc, url, "opening the header") from exc
         except Exception as exc:
             raise map_store_error(exc, url, "opening the header") from exc
 
     # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
     with operation(), policy_scope(RetryPolicy() if retry is None else retry):  # one retry layer
-        geotiff = await attempt()
-    header_size = _header_size(geotiff.tiff)
+        tiff = await attempt()
+    header_size = _header_size(tiff)
     if header_size:
         HEADER_SIZES[url] = header_size
     try:
         # readers fetch through the store the header was read with: its retries and limits
         reading_store = guarded[-1] if guarded and isinstance(guarded[-1], GuardedStore) else store
-        return _describe(location, reading_store, key, geotiff, store_options, user_store)
+        walk = walks[-1] if walks else None
+        return _describe(location, reading_store, key, tiff, walk, store_options, user_store)
     except GeoreaderError:
         raise
     except Exception as exc:  # e.g. a nodata tag that is not a number, an unknown GeoKey value
@@ -259,13 +270,14 @@ async def open_file(
 async def _checked_store(
     location: Location, store: Any, key: str, hint: int, user_store: Any,
     store_options: dict[str, Any], max_concurrency: int | None,
-) -> Any:
+) -> tuple[Any, ifd_chain.HeaderWalk | None]:
     """Walk the IFD chain (bounded, cycle-checked) before async-tiff parses it.
 
     Returns the store async-tiff should open the file with: for stores Python
     can call, a `GuardedStore` (the one retry layer, bounded concurrency) that
     also answers async-tiff's first request from the bytes fetched here (no
-    extra request); local files are checked with `pread`.
+    extra request); local files are checked with `pread`. The walk (IFD kinds, SubIFDs, the
+    georeferencing tags, raw) comes back with it; None for a caller's Rust-native store.
     """
     if location.is_local:
         path = location.local_path
@@ -280,13 +292,13 @@ async def _checked_store(
         async def read_local(start: int, length: int) -> bytes:
             return await asyncio.to_thread(pread, start, length)
 
-        await ifd_chain.check_ifd_chain(read_local, await read_local(0, hint), location.url)
-        return store
+        walk = await ifd_chain.walk_header(read_local, await read_local(0, hint), location.url)
+        return store, walk
     if hasattr(store, "get_range_async"):
         guarded = GuardedStore(store, key, location.url, max_concurrency)
         reader: Any = guarded
     elif user_store is not None:
-        return store  # a caller's Rust-native remote store: nothing Python can read with
+        return store, None  # a caller's Rust-native remote store: nothing Python can read with
     else:
         guarded = None  # async-tiff's native store: the walk reads through an obstore twin
         reader = GuardedStore(
@@ -297,11 +309,11 @@ async def _checked_store(
         return bytes(await reader.get_range_async(key, start=start, length=length))
 
     head = await read(0, hint)
-    await ifd_chain.check_ifd_chain(read, head, location.url)
+    walk = await ifd_chain.walk_header(read, head, location.url)
     if guarded is None:
-        return store
+        return store, walk
     guarded.set_head(head, whole=len(head) < hint)
-    return guarded
+    return guarded, walk
 
 
 def _header_size(tiff: Any) -> int | None:
@@ -320,10 +332,105 @@ def _header_size(tiff: Any) -> int | None:
 
 
 def _describe(
-    location: Location, store: Any, key: str, geotiff: Any, store_options: dict[str, Any],
-    user_store: Any = None,
+    location: Location, store: Any, key: str, tiff: Any, walk: ifd_chain.HeaderWalk | None,
+    store_options: dict[str, Any], user_store: Any = None,
 ) -> OpenedFile:
     url = location.url
+    geotiff = _geotiff_of(tiff)
+    geo = _georeference(url, tiff, geotiff, walk)
+    if not geo.georeferenced:
+        warnings.warn(
+            NotGeoreferencedWarning(
+                f"{url}: the TIFF has no georeference (no GeoKeys, geotransform or GCPs); "
+                "it is read like rasterio reads it: identity transform, no CRS"
+            ),
+            stacklevel=3,
+        )
+    elif geo.gcps and geo.transform == Affine.identity():
+        raise NoGeoreferenceError(
+            f"{url}: no affine georeference (GDAL finds {geo.gcps} GCPs and no geotransform); "
+            "warp it to a grid first (gdalwarp, rio warp)"
+        )
+    transform = geo.transform
+    byteorder = "<" if int(tiff.endianness) == 0 else ">"
+    base = tiff.ifds[0]
+    plan = _level_plan(tiff, walk)
+    verdicts: list[tuple[str, list[str]]] = []
+    levels: list[Level] = []
+    width0, height0 = int(base.image_width), int(base.image_height)
+    for index, (ifd, mask_ifd, size, gdal_index, block) in enumerate(plan):
+        width, height = size
+        level_transform = (
+            transform
+            if index == 0
+            else transform * Affine.scale(width0 / width, height0 / height)
+        )
+        fmt = None
+        if ifd is None:
+            verdicts.append(
+                (layout_guard.RASTERIO, ["overviews in SubIFDs (async-tiff does not read them)"])
+            )
+        else:
+            header_checks.check_level(url, index, ifd, level_transform)
+            if mask_ifd is not None:
+                header_checks.check_level(url, index, mask_ifd, None)
+            route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
+            if mask_ifd is not None and mask_ifd.tile_width is None:
+                route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
+            verdicts.append((route, reasons))
+        levels.append(
+            Level(
+                index, width, height, level_transform, ifd, mask_ifd, fmt, gdal_index, block
+            )
+        )
+    layout = layout_guard.combine(verdicts)
+    base_fmt = levels[0].fmt
+    known = base_fmt.dtype if base_fmt is not None else layout_guard.gdal_dtype(base)
+    if known is None:
+        with RasterioReader(location, store=user_store, **store_options) as ref:
+            known = ref.dtype
+    dtype: np.dtype = known
+    count = int(base.samples_per_pixel)
+    nodata = geo.nodata
+    if nodata is not None and not fits_dtype(nodata, dtype):
+        warnings.warn(
+            NodataOutOfRangeWarning(
+                f"{url}: the nodata value {nodata!r} cannot occur in {np.dtype(dtype)} samples; "
+                "like GDAL, nothing is masked (and, like rasterio, no nodata is reported)"
+            ),
+            stacklevel=3,
+        )
+        nodata = None
+    alpha = gdal_rules.alpha_band_index(base, count, dtype, nodata)
+    return OpenedFile(
+        location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
+        crs=geo.crs, nodata=nodata, dtype=dtype, count=count, alpha_index=alpha,
+        store_options=store_options, user_store=user_store, tiff=tiff,
+    )
+
+
+def _geotiff_of(tiff: Any) -> Any:
+    """async-geotiff's view of the header, or None when it has no GeoKeys (a plain TIFF)."""
+    from async_geotiff import GeoTIFF
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+            return GeoTIFF(tiff)
+    except ValueError:
+        return None
+
+
+def _georeference(
+    url: str, tiff: Any, geotiff: Any, walk: ifd_chain.HeaderWalk | None
+) -> gdal_rules.Georeference:
+    """GDAL's reading of the georeferencing tags; async-geotiff's only when the raw tags could
+    not be walked (a caller's Rust-native remote store)."""
+    if walk is not None:
+        return gdal_rules.georeference(walk)
+    nodata = geotiff.nodata if geotiff is not None else None
+    if geotiff is None:
+        return gdal_rules.Georeference(None, Affine.identity(), nodata, georeferenced=False)
     try:
         transform = geotiff.transform
     except ValueError as exc:
@@ -335,55 +442,54 @@ def _describe(
         crs = geotiff.crs
     except Exception as exc:
         raise NoGeoreferenceError(f"{url}: the CRS cannot be read: {first_line(exc)}") from exc
-    if gdal_rules.ellipsoid_overridden(geotiff.ifd.geo_key_directory):
-        with RasterioReader(location, store=user_store, **store_options) as ref:
-            crs = ref.crs
-    byteorder = "<" if int(geotiff.tiff.endianness) == 0 else ">"
-    verdicts: list[tuple[str, list[str]]] = []
-    levels: list[Level] = []
-    sources = [(geotiff, geotiff.ifd, geotiff.mask_ifd)] + [
-        (ovr, ovr.ifd, ovr.mask_ifd) for ovr in geotiff.overviews
+    return gdal_rules.Georeference(crs, transform, nodata, source="async-geotiff")
+
+
+LevelPlan = tuple[Any, Any, tuple[int, int], int | None, tuple[int, int] | None]
+"""(data IFD or None for a SubIFD overview, mask IFD, (width, height), GDAL's overview index,
+the SubIFD overview's block shape)."""
+
+
+def _level_plan(tiff: Any, walk: ifd_chain.HeaderWalk | None) -> list[LevelPlan]:
+    """The full-resolution image and its overviews, finest first, as GDAL sees them.
+
+    Overviews are the reduced-resolution IFDs (NewSubfileType bit 0) with the image's
+    sample count, in the main chain or in the first IFD's SubIFDs (GDAL reads both); masks
+    (bit 2 and a transparency-mask photometric) go with the level of their size; another
+    full-resolution page of a multi-page TIFF is not an overview. GDAL lists overviews in
+    file order (chain first): that position is kept for the GDAL route, while the levels
+    here are sorted by size.
+    """
+    ifds = list(tiff.ifds)
+    base = ifds[0]
+    samples = int(base.samples_per_pixel)
+    width0, height0 = int(base.image_width), int(base.image_height)
+    overviews: list[tuple[Any, tuple[int, int], tuple[int, int] | None]] = []
+    masks: dict[tuple[int, int], Any] = {}
+    for ifd in ifds[1:]:
+        kind = int(ifd.new_subfile_type or 0)
+        size = (int(ifd.image_width), int(ifd.image_height))
+        if kind & 4 and int(ifd.photometric_interpretation) == 4:
+            masks.setdefault(size, ifd)
+        elif (
+            kind & 1
+            and int(ifd.samples_per_pixel) == samples
+            and size[0] <= width0
+            and size[1] <= height0
+        ):
+            overviews.append((ifd, size, None))
+    if walk is not None:
+        for raw in walk.ifds:
+            if raw.in_sub_ifds and raw.reduced and not raw.mask and raw.samples == samples:
+                overviews.append((None, (raw.width, raw.height), raw.block))
+    order = sorted(range(len(overviews)), key=lambda i: -overviews[i][1][0] * overviews[i][1][1])
+    plan: list[LevelPlan] = [
+        (base, masks.get((width0, height0)), (width0, height0), None, None)
     ]
-    for index, (obj, ifd, mask_ifd) in enumerate(sources):
-        level_transform = transform if index == 0 else obj.transform
-        header_checks.check_level(url, index, ifd, level_transform)
-        if mask_ifd is not None:
-            header_checks.check_level(url, index, mask_ifd, None)
-        route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
-        if mask_ifd is not None and mask_ifd.tile_width is None:
-            route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
-        verdicts.append((route, reasons))
-        levels.append(
-            Level(
-                index,
-                int(ifd.image_width),
-                int(ifd.image_height),
-                level_transform,
-                ifd,
-                mask_ifd,
-                fmt,
-            )
-        )
-    layout = layout_guard.combine(verdicts)
-    base_fmt = levels[0].fmt
-    if base_fmt is not None:
-        dtype = base_fmt.dtype
-    else:
-        with RasterioReader(location, store=user_store, **store_options) as ref:
-            try:
-                dtype = ref.dtype
-            except TypeError as exc:  # GDAL's CInt16 / CInt32: "complex_int16" has no numpy dtype
-                raise UnsupportedLayoutError(
-                    f"{url}: samples of type {ref._src.dtypes[0]} have no numpy dtype "  # noqa: SLF001
-                    "(complex integers); convert them, e.g. gdal_translate -ot CFloat32"
-                ) from exc
-    count = int(geotiff.count)
-    alpha = gdal_rules.alpha_band_index(geotiff.ifd, count, dtype, geotiff.nodata)
-    return OpenedFile(
-        location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
-        crs=crs, nodata=geotiff.nodata, dtype=dtype, count=count, alpha_index=alpha,
-        store_options=store_options, user_store=user_store,
-    )
+    for i in order:
+        ifd, size, block = overviews[i]
+        plan.append((ifd, masks.get(size) if ifd is not None else None, size, i, block))
+    return plan
 
 
 def choose_level(levels: Sequence[Level], resolution: float | tuple[float, float]) -> int:

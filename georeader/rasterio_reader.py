@@ -23,6 +23,8 @@ from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface
 from georeader.geotensor import GeoTensor, norm_crs
 from georeader.store import Location, reader_location
 
+_NO_NUMPY_TYPE = {"complex_int16": "complex64", "complex_int32": "complex128"}
+
 
 class _ObstoreFile:
     """The file object rasterio's opener wants, over obstore's sync ranged reader."""
@@ -89,20 +91,73 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         overview_level: int = 0,
         bands: Sequence[int] | None = None,
         store: Any = None,
+        overview_hint: tuple[int, int, int] | None = None,
         **store_options: Any,
     ) -> None:
+        """`overview_level` k > 0 is the k-th finest overview, as for `AsyncGeoTIFFReader`
+        (GDAL lists overviews in file order, which may differ); `overview_hint` is
+        (GDAL's index, width, height) when the caller knows them (checked, not trusted)."""
         self.location, store_options = reader_location(path_or_url, store, store_options)
         self.overview_level = overview_level
         self._store_options = store_options
-        kwargs: dict[str, Any] = {}
-        if overview_level > 0:
-            kwargs["OVERVIEW_LEVEL"] = overview_level - 1
-        if self.location.is_local:
-            self._src = rasterio.open(self.location.local_path, **kwargs)
-        else:
-            opener = _obstore_opener(self.location, store_options, store)
-            self._src = rasterio.open(self.location.key, opener=opener, **kwargs)
+        self._opener = (
+            None if self.location.is_local else _obstore_opener(self.location, store_options, store)
+        )
+        self._src: Any = None
+        if overview_level > 0 and overview_hint is not None:
+            src = self._open(OVERVIEW_LEVEL=overview_hint[0])
+            if (src.width, src.height) == overview_hint[1:]:
+                self._src = src
+            else:
+                src.close()
+        if self._src is None:
+            base = self._open()
+            if overview_level == 0:
+                self._src = base
+            else:
+                try:
+                    self._src = self._open_overview(base, overview_level, overview_hint)
+                finally:
+                    base.close()
         self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
+
+    def _open(self, **kwargs: Any) -> Any:
+        if self._opener is None:
+            return rasterio.open(self.location.local_path, **kwargs)
+        return rasterio.open(self.location.key, opener=self._opener, **kwargs)
+
+    def _open_overview(
+        self, base: Any, level: int, hint: tuple[int, int, int] | None
+    ) -> Any:
+        """GDAL's dataset of our overview `level` (the level-th finest).
+
+        GDAL's `OVERVIEW_LEVEL` follows the file's order of overview IFDs; a file may store
+        them smallest-first, so GDAL's index is found by size, not assumed."""
+        factors = list(base.overviews(1))
+        if not 1 <= level <= len(factors):
+            from georeader.errors import WindowError
+
+            raise WindowError(
+                f"{self.url}: overview_level {level} does not exist; GDAL lists "
+                f"{len(factors)} overview(s)"
+            )
+        if factors == sorted(factors) and hint is None:
+            return self._open(OVERVIEW_LEVEL=level - 1)
+        sizes = []
+        for index in range(len(factors)):
+            with self._open(OVERVIEW_LEVEL=index) as src:
+                sizes.append((src.width, src.height))
+        if hint is not None:
+            if hint[1:] not in sizes:
+                from georeader.errors import UnsupportedLayoutError
+
+                raise UnsupportedLayoutError(
+                    f"{self.url}: GDAL has no overview of {hint[1]} x {hint[2]} pixels "
+                    f"(it lists {sizes})"
+                )
+            return self._open(OVERVIEW_LEVEL=sizes.index(hint[1:]))
+        order = sorted(range(len(sizes)), key=lambda i: -sizes[i][0] * sizes[i][1])
+        return self._open(OVERVIEW_LEVEL=order[level - 1])
 
     # -- metadata ---------------------------------------------------------
     @functools.cached_property
@@ -121,7 +176,10 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self._src.dtypes[0])
+        """numpy's type of the samples: GDAL's CInt16 / CInt32 (no numpy type) read as
+        complex64 / complex128, as rasterio returns them."""
+        name = self._src.dtypes[0]
+        return np.dtype(_NO_NUMPY_TYPE.get(name, name))
 
     @property
     def res(self) -> tuple[float, float]:

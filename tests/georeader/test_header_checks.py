@@ -31,9 +31,7 @@ class CountingStore:
         return await self.inner.get_ranges_async(path, starts=starts, ends=ends, lengths=lengths)
 
 
-@pytest.mark.parametrize(
-    "case", ["geokeys-count-huge", "geokey-refers-past-doubles", "nodata-not-a-number"]
-)
+@pytest.mark.parametrize("case", ["geokeys-count-huge", "geokey-refers-past-doubles"])
 def test_corrupt_tags_are_not_retried(tmp_path: Path, case: str) -> None:
     path = garbage_tags(tmp_path)[case]
     store = CountingStore(tmp_path)
@@ -43,6 +41,18 @@ def test_corrupt_tags_are_not_retried(tmp_path: Path, case: str) -> None:
     assert path.name in str(info.value)
     assert not getattr(info.value, "__notes__", None)  # no "gave up after N attempts"
     assert store.requests <= 2 and time.monotonic() - started < 2
+
+
+def test_nodata_text_is_read_as_gdal_reads_it(tmp_path: Path) -> None:
+    """A GDAL_NODATA tag "x" is 0 to GDAL (CPLAtof) and "" no nodata: read the same
+    (issue 18; these files were refused before)."""
+    import rasterio
+
+    for case in ("nodata-not-a-number", "nodata-empty"):
+        path = garbage_tags(tmp_path)[case]
+        reader = run(AsyncGeoTIFFReader.open(path))
+        with rasterio.open(path) as src:
+            assert reader.nodata == src.nodata, case
 
 
 def test_loop_check_costs_no_extra_request(tmp_path: Path) -> None:
