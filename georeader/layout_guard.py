@@ -58,6 +58,20 @@ def gdal_dtype(ifd: Any) -> np.dtype | None:
     return None if name is None else np.dtype(name)
 
 
+_PLAIN_PHOTOMETRIC = frozenset({0, 1, 2, 3, 6})
+"""MinIsWhite, MinIsBlack, RGB, Palette, YCbCr: GDAL gives one band per sample, raw."""
+
+
+def plain_band_model(ifd: Any) -> bool:
+    """True when GDAL reads one band per sample, values as stored; False for photometrics GDAL
+    converts or regroups (CIELab / ICCLab / ITULab, LogL / LogLuv, CMYK with extra samples),
+    which are then read through GDAL with GDAL's band count."""
+    photometric = int(ifd.photometric_interpretation)
+    if photometric == 5:  # separated (CMYK): plain with exactly 4 inks
+        return int(ifd.samples_per_pixel) == 4
+    return photometric in _PLAIN_PHOTOMETRIC
+
+
 @dataclass(frozen=True)
 class Layout:
     """How a file is read: `route` and the reasons that chose it."""
@@ -109,6 +123,10 @@ def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], td.TileForma
         return RASTERIO, ["complex samples: read through GDAL"], None
     if ifd.tile_width is None or ifd.tile_offsets is None:
         return RASTERIO, ["striped (not tiled): async-tiff cannot read strips"], None
+    if not plain_band_model(ifd):
+        name = f"photometric {int(ifd.photometric_interpretation)}"
+        samples = int(ifd.samples_per_pixel)
+        return RASTERIO, [f"{name} with {samples} samples: GDAL's band model"], None
     fmt = tile_format(ifd, byteorder)
     if fmt is None:
         return RASTERIO, [f"bits per sample {ifd.bits_per_sample} have no numpy dtype"], None

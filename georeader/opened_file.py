@@ -234,6 +234,7 @@ async def open_file(
 
     guarded: list[Any] = []
     walks: list[ifd_chain.HeaderWalk | None] = []
+    panics: list[str] = []
 
     async def attempt() -> Any:
         try:
@@ -244,6 +245,13 @@ async def open_file(
             walks.append(walk)
             try:
                 return await settled(TIFF.open(key, store=checked, prefetch=hint))
+            except Exception as exc:
+                if walk is not None and "panicked" in str(exc):
+                    # async-tiff's parser gave up on a tag (LogLuv, minimal tags, huge G4...);
+                    # the walk found a sound TIFF: GDAL reads it, through the rasterio route
+                    panics.append(first_line(exc))
+                    return None
+                raise
             finally:
                 if isinstance(checked, GuardedStore):
                     checked.release()
@@ -253,13 +261,18 @@ async def open_file(
     # callers that read pass their policy (AsyncGeoTIFFReader.retry, settable); None: the default
     with operation(), policy_scope(RetryPolicy() if retry is None else retry):  # one retry layer
         tiff = await attempt()
-    header_size = _header_size(tiff)
+    header_size = _header_size(tiff) if tiff is not None else None
     if header_size:
         HEADER_SIZES[url] = header_size
     try:
         # readers fetch through the store the header was read with: its retries and limits
         reading_store = guarded[-1] if guarded and isinstance(guarded[-1], GuardedStore) else store
         walk = walks[-1] if walks else None
+        if tiff is None and walk is not None:
+            return await asyncio.to_thread(
+                _describe_with_gdal, location, reading_store, key, walk, store_options,
+                user_store, panics[-1],
+            )
         return _describe(location, reading_store, key, tiff, walk, store_options, user_store)
     except GeoreaderError:
         raise
@@ -337,20 +350,7 @@ def _describe(
 ) -> OpenedFile:
     url = location.url
     geotiff = _geotiff_of(tiff)
-    geo = _georeference(url, tiff, geotiff, walk)
-    if not geo.georeferenced:
-        warnings.warn(
-            NotGeoreferencedWarning(
-                f"{url}: the TIFF has no georeference (no GeoKeys, geotransform or GCPs); "
-                "it is read like rasterio reads it: identity transform, no CRS"
-            ),
-            stacklevel=3,
-        )
-    elif geo.gcps and geo.transform == Affine.identity():
-        raise NoGeoreferenceError(
-            f"{url}: no affine georeference (GDAL finds {geo.gcps} GCPs and no geotransform); "
-            "warp it to a grid first (gdalwarp, rio warp)"
-        )
+    geo = _checked_georeference(url, _georeference(url, tiff, geotiff, walk))
     transform = geo.transform
     byteorder = "<" if int(tiff.endianness) == 0 else ">"
     base = tiff.ifds[0]
@@ -386,27 +386,97 @@ def _describe(
     layout = layout_guard.combine(verdicts)
     base_fmt = levels[0].fmt
     known = base_fmt.dtype if base_fmt is not None else layout_guard.gdal_dtype(base)
-    if known is None:
-        with RasterioReader(location, store=user_store, **store_options) as ref:
-            known = ref.dtype
-    dtype: np.dtype = known
     count = int(base.samples_per_pixel)
-    nodata = geo.nodata
-    if nodata is not None and not fits_dtype(nodata, dtype):
-        warnings.warn(
-            NodataOutOfRangeWarning(
-                f"{url}: the nodata value {nodata!r} cannot occur in {np.dtype(dtype)} samples; "
-                "like GDAL, nothing is masked (and, like rasterio, no nodata is reported)"
-            ),
-            stacklevel=3,
-        )
-        nodata = None
+    if known is None or not layout_guard.plain_band_model(base):
+        # GDAL's band model (CIELab as RGB, CMYK with extra samples...): its count and type
+        with RasterioReader(location, store=user_store, **store_options) as ref:
+            known, count = ref.dtype, ref.count
+    dtype: np.dtype = known
+    nodata = _checked_nodata(url, geo.nodata, dtype)
     alpha = gdal_rules.alpha_band_index(base, count, dtype, nodata)
     return OpenedFile(
         location=location, store=store, key=key, geotiff=geotiff, levels=levels, layout=layout,
         crs=geo.crs, nodata=nodata, dtype=dtype, count=count, alpha_index=alpha,
         store_options=store_options, user_store=user_store, tiff=tiff,
     )
+
+
+def _describe_with_gdal(
+    location: Location, store: Any, key: str, walk: ifd_chain.HeaderWalk,
+    store_options: dict[str, Any], user_store: Any, panic: str,
+) -> OpenedFile:
+    """An OpenedFile read entirely through GDAL, for headers async-tiff cannot parse.
+
+    The levels come from the walk (same overview rules as `_level_plan`), the
+    georeference from `gdal_rules`, the band model (count, type) from GDAL itself.
+    """
+    url = location.url
+    geo = _checked_georeference(url, gdal_rules.georeference(walk))
+    try:
+        ref = RasterioReader(location, store=user_store, **store_options)
+    except GeoreaderError as exc:
+        raise InvalidHeaderError(
+            f"{url}: async-tiff cannot parse the header ({panic}) and GDAL cannot read it "
+            f"either: {exc}"
+        ) from exc
+    with ref:
+        count, dtype = ref.count, ref.dtype
+    chain = [raw for raw in walk.ifds if not raw.in_sub_ifds]
+    base = chain[0]
+    overviews = [
+        raw for raw in walk.ifds[1:]
+        if raw.reduced and not raw.mask and raw.samples == base.samples
+        and raw.width <= base.width and raw.height <= base.height
+    ]
+    order = sorted(range(len(overviews)), key=lambda i: -overviews[i].width * overviews[i].height)
+    levels = [Level(0, base.width, base.height, geo.transform, None, None, None, None, base.block)]
+    for index, i in enumerate(order, 1):
+        raw = overviews[i]
+        transform = geo.transform * Affine.scale(base.width / raw.width, base.height / raw.height)
+        levels.append(
+            Level(index, raw.width, raw.height, transform, None, None, None, i, raw.block)
+        )
+    layout = layout_guard.Layout(
+        layout_guard.RASTERIO, (f"async-tiff cannot parse the header ({panic}): read by GDAL",)
+    )
+    return OpenedFile(
+        location=location, store=store, key=key, geotiff=None, levels=levels, layout=layout,
+        crs=geo.crs, nodata=_checked_nodata(url, geo.nodata, dtype), dtype=dtype, count=count,
+        alpha_index=None, store_options=store_options, user_store=user_store, tiff=None,
+    )
+
+
+def _checked_georeference(url: str, geo: gdal_rules.Georeference) -> gdal_rules.Georeference:
+    """Warn about a file without georeference (read like rasterio); refuse GCP-only files."""
+    if not geo.georeferenced:
+        warnings.warn(
+            NotGeoreferencedWarning(
+                f"{url}: the TIFF has no georeference (no GeoKeys, geotransform or GCPs); "
+                "it is read like rasterio reads it: identity transform, no CRS"
+            ),
+            stacklevel=4,
+        )
+    elif geo.gcps and geo.transform == Affine.identity():
+        raise NoGeoreferenceError(
+            f"{url}: no affine georeference (GDAL finds {geo.gcps} GCPs and no geotransform); "
+            "warp it to a grid first (gdalwarp, rio warp)"
+        )
+    return geo
+
+
+def _checked_nodata(url: str, nodata: float | None, dtype: np.dtype) -> float | None:
+    """The nodata value, or None (with a warning) when the band type cannot hold it: GDAL
+    then masks nothing and rasterio reports no nodata."""
+    if nodata is not None and not fits_dtype(nodata, dtype):
+        warnings.warn(
+            NodataOutOfRangeWarning(
+                f"{url}: the nodata value {nodata!r} cannot occur in {np.dtype(dtype)} samples; "
+                "like GDAL, nothing is masked (and, like rasterio, no nodata is reported)"
+            ),
+            stacklevel=4,
+        )
+        return None
+    return nodata
 
 
 def _geotiff_of(tiff: Any) -> Any:

@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from georeader import window_utils
 from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface
+from georeader.error_mapping import map_store_error
+from georeader.errors import GeoreaderError, InvalidHeaderError, TileDecodeError
 from georeader.geotensor import GeoTensor, norm_crs
 from georeader.store import Location, reader_location
 
@@ -52,8 +55,46 @@ class _ObstoreFile:
         self.close()
 
 
-def _obstore_opener(location: Location, store_options: dict[str, Any], store: Any = None) -> Any:
-    """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore."""
+class _Recorded:
+    """A file object for GDAL's opener that keeps the store errors its reads raise.
+
+    GDAL turns a failed read into "TIFFFillStrip: Read error ... got -1 bytes" and rasterio
+    into "Read failed. See previous exception": the store's own error (transient or not) is
+    lost on the way, so it is kept here for `RasterioReader` to report."""
+
+    def __init__(self, inner: Any, errors: list[BaseException]) -> None:
+        self._inner = inner
+        self._errors = errors
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._inner.read(size)
+        except Exception as exc:
+            self._errors.append(exc)
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> _Recorded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _obstore_opener(
+    location: Location, store_options: dict[str, Any], store: Any = None,
+    errors: list[BaseException] | None = None,
+) -> Any:
+    """A rasterio `opener` that reads the object (and any sidecar GDAL asks for) via obstore;
+    store errors are appended to `errors`."""
     import posixpath
 
     import obstore
@@ -65,7 +106,9 @@ def _obstore_opener(location: Location, store_options: dict[str, Any], store: An
         store, _ = open_store(location.url, **store_options)
     folder = posixpath.dirname(location.key)  # kept: a caller's store holds whole keys
 
-    def opener(path: str, mode: str = "rb") -> _ObstoreFile | SignedFile:
+    kept = [] if errors is None else errors
+
+    def open_file(path: str) -> _ObstoreFile | SignedFile:
         name = str(path).replace("\\", "/").rsplit("/", 1)[-1]  # GDAL asks for /vsi.../name
         key = posixpath.join(folder, name)
         if isinstance(store, SignedStore):
@@ -73,6 +116,16 @@ def _obstore_opener(location: Location, store_options: dict[str, Any], store: An
                 raise FileNotFoundError(key)
             return SignedFile(store, key)
         return _ObstoreFile(obstore.open_reader(store, key, buffer_size=256 * 1024))
+
+    def opener(path: str, mode: str = "rb") -> _Recorded:
+        try:
+            inner = open_file(path)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            kept.append(exc)
+            raise
+        return _Recorded(inner, kept)
 
     return opener
 
@@ -100,8 +153,11 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         self.location, store_options = reader_location(path_or_url, store, store_options)
         self.overview_level = overview_level
         self._store_options = store_options
+        self._io_errors: list[BaseException] = []
         self._opener = (
-            None if self.location.is_local else _obstore_opener(self.location, store_options, store)
+            None
+            if self.location.is_local
+            else _obstore_opener(self.location, store_options, store, self._io_errors)
         )
         self._src: Any = None
         if overview_level > 0 and overview_hint is not None:
@@ -122,9 +178,31 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
 
     def _open(self, **kwargs: Any) -> Any:
-        if self._opener is None:
-            return rasterio.open(self.location.local_path, **kwargs)
-        return rasterio.open(self.location.key, opener=self._opener, **kwargs)
+        before = len(self._io_errors)
+        try:
+            if self._opener is None:
+                return rasterio.open(self.location.local_path, **kwargs)
+            return rasterio.open(self.location.key, opener=self._opener, **kwargs)
+        except RasterioIOError as exc:
+            raise self._gdal_error(exc, before, "opening the file with GDAL") from exc
+
+    def _gdal_error(self, exc: BaseException, before: int, doing: str) -> GeoreaderError:
+        """The typed error of a failed GDAL call: the store's own error when a read from the
+        store failed (retried if transient), else the file's data is at fault (never retried)
+        and GDAL's own explanation, innermost cause first, is the message."""
+        if len(self._io_errors) > before:
+            return map_store_error(self._io_errors[-1], self.url, doing)
+        causes: list[str] = []
+        link: BaseException | None = exc
+        while link is not None and len(causes) < 8:
+            text = str(link).strip()
+            if text and "See previous exception" not in text and text not in causes:
+                causes.append(text)
+            link = link.__cause__ or link.__context__
+        why = "; ".join(reversed(causes)) or type(exc).__name__
+        if doing.startswith("open"):
+            return InvalidHeaderError(f"{self.url}: GDAL cannot read the file ({doing}): {why}")
+        return TileDecodeError(f"{self.url}: GDAL cannot read the file's data ({doing}): {why}")
 
     def _open_overview(
         self, base: Any, level: int, hint: tuple[int, int, int] | None
@@ -206,7 +284,15 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
             )
         out = np.full((self.count, int(window.height), int(window.width)), fill, self.dtype)
         if inside is not None:
-            data = self._src.read(self.bands, window=inside, masked=True)
+            before = len(self._io_errors)
+            try:
+                data = self._src.read(self.bands, window=inside, masked=True)
+            except RasterioIOError as exc:
+                doing = (
+                    f"reading window (col_off={int(inside.col_off)}, row_off={int(inside.row_off)}"
+                    f", width={int(inside.width)}, height={int(inside.height)})"
+                )
+                raise self._gdal_error(exc, before, doing) from exc
             values = data.filled(fill) if np.ma.is_masked(data) else np.asarray(data)
             r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
             out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
