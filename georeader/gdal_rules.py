@@ -75,6 +75,11 @@ def georeference(walk: ifd_chain.HeaderWalk) -> Georeference:
     fast = _plain_epsg(walk)
     if fast is not None:
         return fast
+    return georeference_by_gdal(walk)
+
+
+def georeference_by_gdal(walk: ifd_chain.HeaderWalk) -> Georeference:
+    """`georeference` without the fast path: always GDAL's reading of the tags."""
     return _from_gdal(_mini_tiff(walk))
 
 

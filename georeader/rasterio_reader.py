@@ -55,7 +55,7 @@ class _ObstoreFile:
         self.close()
 
 
-class _Recorded:
+class RecordingFile:
     """A file object for GDAL's opener that keeps the store errors its reads raise.
 
     GDAL turns a failed read into "TIFFFillStrip: Read error ... got -1 bytes" and rasterio
@@ -82,7 +82,7 @@ class _Recorded:
     def close(self) -> None:
         self._inner.close()
 
-    def __enter__(self) -> _Recorded:
+    def __enter__(self) -> RecordingFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -117,7 +117,7 @@ def _obstore_opener(
             return SignedFile(store, key)
         return _ObstoreFile(obstore.open_reader(store, key, buffer_size=256 * 1024))
 
-    def opener(path: str, mode: str = "rb") -> _Recorded:
+    def opener(path: str, mode: str = "rb") -> RecordingFile:
         try:
             inner = open_file(path)
         except FileNotFoundError:
@@ -125,7 +125,7 @@ def _obstore_opener(
         except Exception as exc:
             kept.append(exc)
             raise
-        return _Recorded(inner, kept)
+        return RecordingFile(inner, kept)
 
     return opener
 

@@ -17,7 +17,7 @@ import rasterio
 from affine import Affine
 
 from georeader import AsyncGeoTIFFReader, RasterioReader, StoreReadError, TileDecodeError
-from georeader.rasterio_reader import _Recorded
+from georeader.rasterio_reader import RecordingFile
 
 
 def _corrupt_striped(path: Path) -> Path:
@@ -60,7 +60,7 @@ def test_a_store_error_under_gdal_is_reported_as_the_store_error() -> None:
         def read(self, size: int = -1) -> bytes:
             raise ConnectionError("connection reset by peer")
 
-    recorded = _Recorded(Failing(), errors)
+    recorded = RecordingFile(Failing(), errors)
     with pytest.raises(ConnectionError):
         recorded.read(10)
     assert len(errors) == 1
