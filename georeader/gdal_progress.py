@@ -17,12 +17,14 @@ without progress.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
 import os
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 StageProgress = Callable[[str, float], None]
 """Called with (stage name, fraction done in 0..1) from GDAL's progress callback."""
@@ -105,12 +107,37 @@ class _Callback:
             if self.report is not None:
                 self.report(self.stage, min(max(float(fraction), 0.0), 1.0))
             return 0 if self.cancel.is_set() else 1
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # raised by the report itself (a Ctrl-C is `on_sigint`'s)
             self.interrupted = True
             self.cancel.set()
             return 0
         except Exception:  # a failing progress display must not fail the write
             return 1
+
+    @contextlib.contextmanager
+    def on_sigint(self) -> Iterator[None]:
+        """While GDAL runs: Ctrl-C only sets the flag the callback answers with "stop".
+
+        Python's own handler would raise KeyboardInterrupt at whatever bytecode the
+        callback is at, also before its `try` (then ctypes prints the traceback, returns
+        nothing useful and GDAL carries on: measured, the file was written). Only the
+        main thread may set handlers; elsewhere Ctrl-C does not arrive anyway."""
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+
+        def stop(signum: int, frame: object) -> None:
+            self.interrupted = True
+            self.cancel.set()
+
+        previous = signal.signal(signal.SIGINT, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def raise_if_stopped(self) -> None:
         if self.interrupted:
@@ -147,10 +174,11 @@ def build_overviews(
         raise _error(lib, f"opening {path} for overviews")
     try:
         levels = (ctypes.c_int * len(factors))(*factors)
-        status = lib.GDALBuildOverviews(
-            handle, resampling.upper().encode(), len(factors), levels, 0, None,
-            callback.function, None,
-        )
+        with callback.on_sigint():
+            status = lib.GDALBuildOverviews(
+                handle, resampling.upper().encode(), len(factors), levels, 0, None,
+                callback.function, None,
+            )
     finally:
         lib.GDALClose(handle)
     callback.raise_if_stopped()
@@ -182,9 +210,11 @@ def create_copy(
     if not handle:
         raise _error(lib, f"opening {source}")
     try:
-        copied = lib.GDALCreateCopy(
-            gdal_driver, os.fsencode(destination), handle, 0, option_list, callback.function, None
-        )
+        with callback.on_sigint():
+            copied = lib.GDALCreateCopy(
+                gdal_driver, os.fsencode(destination), handle, 0, option_list, callback.function,
+                None,
+            )
         if copied:
             lib.GDALClose(copied)
     finally:

@@ -156,23 +156,37 @@ def _local(
     default_workers, default_threads = local_cluster_size()
     n_workers = n_workers or default_workers
     threads = threads_per_worker or default_threads
-    try:
-        # distributed sets MALLOC_TRIM_THRESHOLD_=65536 in workers so they hand memory back to
-        # the OS; it also turns off glibc's adaptive mmap threshold, so every large numpy
-        # temporary is a fresh mmap with page faults: stats ran ~3x slower than on threads
-        # (measured, 4 x 4096^2 uint16). Our chunks are bounded, so we keep glibc's default.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
-    except Exception as exc:
-        raise ClusterError(f"cannot start a local Dask cluster: {first_line(exc)}") from exc
+    cluster: Any = None
     client = None
     try:
+        try:
+            # distributed sets MALLOC_TRIM_THRESHOLD_=65536 in workers so they hand memory back
+            # to the OS; it also turns off glibc's adaptive mmap threshold, so every large numpy
+            # temporary is a fresh mmap with page faults: stats ran ~3x slower than on threads
+            # (measured, 4 x 4096^2 uint16). Our chunks are bounded, so we keep glibc's default.
+            # Ctrl-C is this process's (one line, then the cluster is closed): workers ignore
+            # it once started (`worker_signals`; in their first second, while importing, they
+            # do not yet: a Ctrl-C then still prints their tracebacks). Their logs below
+            # CRITICAL are silenced: a task's error reaches this process as the exception,
+            # and shutdown chatter (heartbeats to a closed scheduler) is not the user's.
+            with dask.config.set(
+                {
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                    "distributed.worker.preload": [
+                        *dask.config.get("distributed.worker.preload", []),
+                        "daskcog.cli.worker_signals",
+                    ],
+                }
+            ):
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=threads,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.CRITICAL,
+                )
+        except Exception as exc:
+            raise ClusterError(f"cannot start a local Dask cluster: {first_line(exc)}") from exc
         client = Client(cluster, set_as_default=True)
         description = (
             f"local Dask cluster: {n_workers} worker processes x {threads} threads "
@@ -183,5 +197,6 @@ def _local(
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close(timeout=5)
-        with contextlib.suppress(Exception):
-            cluster.close(timeout=10)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)

@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from daskcog.cli.output import ChunkProgress, info_lines, mib, say_to, stats_table
+from daskcog.cli.output import (
+    ChunkProgress,
+    StageProgressBars,
+    info_lines,
+    mib,
+    say_to,
+    stats_table,
+)
 from georeader.errors import GeoreaderError
 
 EXIT_OK = 0
@@ -179,11 +186,66 @@ def write_mosaic(
     say(f"mosaic: {result!r}")
     start = time.perf_counter()
     result.to_cog(
-        output, scheduler=session.scheduler, progress=ChunkProgress(stream), **write_kwargs
+        output, scheduler=session.scheduler, progress=ChunkProgress(stream),
+        finish_progress=StageProgressBars(stream), **write_kwargs,
     )
     size = f" ({mib(output.stat().st_size)})" if isinstance(output, Path) else ""
     say(f"wrote {output}{size} in {time.perf_counter() - start:.1f} s")
     return output
+
+
+def check_mosaic_arguments(
+    urls: Sequence[str],
+    output: Path | str,
+    mosaic_kwargs: dict[str, Any],
+    write_kwargs: dict[str, Any],
+    store_options: dict[str, Any],
+) -> None:
+    """Everything `daskcog mosaic` can check without reading a pixel, before a cluster
+    starts (~6 s): the inputs are given and local ones exist, the method and overview
+    resampling are known, the store options are the stores' own, the output's folder
+    exists and is writable. A mistake is a usage error (exit 2) naming the argument."""
+    import click
+
+    from daskcog.mosaics.methods import get_method
+    from georeader.errors import InvalidURLError
+    from georeader.raster_writer import WriteError, resampling_enum
+    from georeader.store import parse_location
+    from georeader.store_options import check_sources_options
+
+    if not urls:
+        raise click.UsageError("give the files to mosaic: daskcog mosaic URL... -o OUT.tif")
+    for url in urls:
+        try:
+            location = parse_location(url)
+        except InvalidURLError as exc:
+            raise click.BadParameter(str(exc), param_hint="URL") from None
+        if location.is_local and not os.path.isfile(location.local_path):
+            raise click.BadParameter(f"{location.local_path}: no such file", param_hint="URL")
+    if mosaic_kwargs.get("method") is not None:
+        try:
+            get_method(mosaic_kwargs["method"])
+        except GeoreaderError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--method'") from None
+    try:
+        resampling_enum(write_kwargs.get("resampling", "nearest"))
+    except WriteError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--overview-resampling'") from None
+    check_sources_options(urls, store_options)
+    if isinstance(output, Path):
+        folder = output.parent
+        if output.is_dir():
+            raise click.BadParameter(
+                f"{output} is a folder; name the output file", param_hint="'-o'"
+            )
+        if not folder.is_dir():
+            raise click.BadParameter(
+                f"{output}: the output folder {folder} does not exist", param_hint="'-o'"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(
+                f"{output}: the output folder {folder} is not writable", param_hint="'-o'"
+            )
 
 
 def mosaic(
@@ -199,12 +261,11 @@ def mosaic(
 
     if resolve_mosaic() is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
-    from georeader.store_options import check_sources_options
     from georeader.upload import is_store_url
 
-    check_sources_options(urls, store_options)  # before a cluster starts
     # an object-store URL is uploaded when the COG is finished, with the --store-option options
     path: Path | str = output if is_store_url(output) else Path(output).expanduser()
+    check_mosaic_arguments(urls, path, mosaic_kwargs, write_kwargs, store_options)
     if isinstance(path, str):
         write_kwargs = {**write_kwargs, "store_options": store_options}
     say = say_to(sys.stdout)

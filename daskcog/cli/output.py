@@ -151,3 +151,34 @@ class ChunkProgress:
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.bar.close()
+
+
+class StageProgressBars:
+    """tqdm bars for `finish_progress(stage, fraction)` (GDAL's overviews, then its copy):
+    one bar per stage, in percent, each closed when its stage ends or the next begins."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(
+                total=100, file=self.stream, desc=stage, unit="%", mininterval=0.2,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+            )
+        done = int(round(fraction * 100))
+        if self.bar is not None and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+        if fraction >= 1.0:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
