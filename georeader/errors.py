@@ -71,3 +71,8 @@ class StoreConfigError(GeoreaderError, ValueError):
 class BoundsOutsideError(WindowError):
     """Bounds that do not overlap the data at all: most often bounds in another CRS
     (degrees on a projected file). The message names both bounds and the CRS."""
+
+
+class OptionValueError(GeoreaderError, ValueError):
+    """A keyword's value that cannot mean anything (`errors="skip"`, `loop="main"`): refused
+    at call time, naming the keyword and the values it takes."""

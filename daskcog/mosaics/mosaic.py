@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 from dask.base import tokenize
+from pyproj.exceptions import CRSError
 from rasterio.enums import Resampling
 
+from daskcog.mosaics.crs import crs_text
 from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes, wrap_period
 from daskcog.mosaics.grid import Grid, Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
@@ -153,6 +155,21 @@ class MosaicOptions:
         object.__setattr__(self, "resolution", arguments.resolution(self.resolution))
         object.__setattr__(self, "bands", arguments.bands(self.bands))
         get_method(self.method)  # an unknown name: MosaicMethodError now, not in a chunk task
+        arguments.one_of("loop", self.loop, ("io-thread", "worker"))
+        if not (isinstance(self.warp_tolerance, int | float) and 0 <= self.warp_tolerance < 1e6):
+            raise MosaicError(
+                f"warp_tolerance must be >= 0 (source pixels), not {self.warp_tolerance!r}"
+            )
+        if self.dtype is not None:
+            try:
+                np.dtype(self.dtype)
+            except TypeError:
+                raise MosaicError(f"dtype {self.dtype!r} is not a numpy data type") from None
+        if self.crs is not None:
+            try:
+                crs_text(self.crs)
+            except CRSError as exc:
+                raise MosaicError(f"crs {self.crs!r} is not a CRS pyproj knows: {exc}") from None
 
     @classmethod
     def split(cls, keywords: dict[str, Any]) -> tuple[MosaicOptions, dict[str, Any]]:

@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from georeader.errors import WindowError
+from georeader.errors import OptionValueError, WindowError
 
 
 def resolution(value: Any, where: str = "") -> float | tuple[float, float] | None:
@@ -59,3 +59,10 @@ def overview_level(value: Any, where: str = "") -> int:
             f"{where}overview_level must be 0 (full resolution) or a positive int, got {value!r}"
         )
     return int(value)
+
+
+def one_of(name: str, value: Any, allowed: Sequence[str], where: str = "") -> Any:
+    """`value` if it is one of `allowed` (a keyword taking names: errors=, loop=)."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    raise OptionValueError(f"{where}{name} must be one of {list(allowed)}, not {value!r}")

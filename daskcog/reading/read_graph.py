@@ -36,7 +36,7 @@ from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
-from georeader.errors import GeoreaderError, InvalidURLError, WindowError
+from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.nodata import check_fill
 from georeader.retry import RetryPolicy
 from georeader.store import check_store_options, parse_location, split_signed_url
@@ -128,12 +128,12 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         **store_options: obstore options (region, endpoint, client_options, ...).
     """
     if store is not None:
-        raise TypeError(
+        raise UnknownOptionError(
             "daskcog.open does not put live store objects into task graphs; pass the URL and "
             "obstore options (e.g. region=..., endpoint=..., client_options=...) instead"
         )
-    if errors not in ("raise", "nodata"):
-        raise ValueError(f"errors must be 'raise' or 'nodata', not {errors!r}")
+    arguments.one_of("errors", errors, ("raise", "nodata"))
+    arguments.one_of("loop", loop, ("io-thread", "worker"))
     url, store_options = split_signed_url(url, store_options)
     if not os.fspath(url):
         raise InvalidURLError("daskcog.open: the path or URL is empty")

@@ -169,3 +169,15 @@ def test_version_flag() -> None:
     from importlib.metadata import version
 
     assert process.stdout.strip() == f"daskcog, version {version('daskcog')}"
+
+
+def test_bounds_outside_the_files_is_an_error_not_a_file_of_fill(
+    inputs: list[Path], tmp_path: Path
+) -> None:
+    """Degrees on UTM files: before, a 1 x 1 file of fill and exit 0."""
+    process = cli("mosaic", *inputs, "-o", tmp_path / "out.tif", "--bounds", "14,45,14.1,45.1")
+    _, stderr = process.communicate(timeout=120)
+    text = stderr.decode()
+    assert process.returncode == 1, text
+    assert "do not overlap" in text and "EPSG:32633" in text and "degrees" in text
+    assert os.listdir(tmp_path) == []

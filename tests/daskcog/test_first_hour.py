@@ -17,7 +17,14 @@ import pytest
 
 import daskcog
 from georeader import RasterioReader
-from georeader.errors import BoundsOutsideError, InvalidURLError, WindowError
+from georeader.errors import (
+    BoundsOutsideError,
+    GeoreaderError,
+    InvalidURLError,
+    OptionValueError,
+    UnknownOptionError,
+    WindowError,
+)
 
 
 @pytest.mark.parametrize("resolution", [0, -10, float("nan"), (10, 0), "10", True])
@@ -120,3 +127,30 @@ def test_mosaic_and_stack_refuse_bad_resolution(gen_paths, resolution) -> None:
 
 def test_mosaic_bands_int(gen_paths) -> None:
     assert daskcog.mosaic([gen_paths["mask"]], bands=3).shape[0] == 1
+
+
+@pytest.mark.parametrize("keywords", [{"errors": "skip"}, {"loop": "main"}])
+def test_open_option_values_are_typed_errors(gen_paths, keywords) -> None:
+    with pytest.raises(OptionValueError, match=next(iter(keywords))):
+        daskcog.open(gen_paths["multi-tile"], **keywords)
+
+
+def test_open_store_object_is_a_typed_type_error(gen_paths) -> None:
+    with pytest.raises(UnknownOptionError, match="live store objects"):
+        daskcog.open(gen_paths["multi-tile"], store=object())
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"loop": "main"}, "loop"),
+        ({"dtype": "float99"}, "dtype"),
+        ({"warp_tolerance": -1}, "warp_tolerance"),
+        ({"crs": "EPSG:99999"}, "crs"),
+        ({"method": "maximum"}, "maximum"),
+    ],
+)
+def test_mosaic_option_values_refused_at_call_time(gen_paths, keywords, message) -> None:
+    with pytest.raises(GeoreaderError, match=message) as info:
+        daskcog.mosaic([gen_paths["multi-tile"]], **keywords)
+    assert isinstance(info.value, ValueError)
