@@ -57,7 +57,9 @@ def raster_array_to_geotensor(array: Any, *, fill_value: float | None = None) ->
     """
     data = np.asarray(array.data)
     nodata = array.nodata
-    fill = check_fill(default_fill(nodata) if fill_value is None else fill_value, data.dtype)
+    fill = check_fill(
+        default_fill(nodata, data.dtype) if fill_value is None else fill_value, data.dtype
+    )
     invalid = (
         ~np.asarray(array.mask, dtype=bool) if array.mask is not None else nodata_mask(data, nodata)
     )

@@ -355,3 +355,54 @@ def test_multipage_with_overviews_after_a_second_page(tmp_path: Path) -> None:
     pages = [(BIG, 0), (BIG[::2, ::2].copy(), 1), (BIG[::-1].copy(), 0)]
     path = _write_levels(tmp_path / "mixed.tif", pages, tiled=True)
     _check_levels(path, [(256, 256), (128, 128)])
+
+
+def _keys(*entries: tuple[int, int, int, int]) -> list[int]:
+    """A GeoKeyDirectory from (key, location, count, value-or-index) entries."""
+    keys = [1, 1, 0, len(entries)]
+    for entry in entries:
+        keys += list(entry)
+    return keys
+
+
+ESRI_CASES = {
+    # ESRI writes model type 32767 beside an EPSG code: GDAL uses the code
+    "esri_model_32767": (_keys((1024, 0, 1, 32767), (1025, 0, 1, 1), (3072, 0, 1, 32631)), None),
+    # the EPSG method code (Hotine B) where a GeoTIFF CT code belongs
+    "coord_trans_9815": (
+        _keys(
+            (1024, 0, 1, 1), (1025, 0, 1, 1), (2048, 0, 1, 4326), (3072, 0, 1, 32767),
+            (3074, 0, 1, 32767), (3075, 0, 1, 9815), (3076, 0, 1, 9001), (3081, 34736, 1, 0),
+            (3088, 34736, 1, 1), (3094, 34736, 1, 2), (3095, 34736, 1, 3), (3082, 34736, 1, 4),
+            (3083, 34736, 1, 5), (3092, 34736, 1, 6),
+        ),
+        [4.0, 115.0, 53.3158204722, 53.1301023611, 590476.87, 442857.65, 0.99984],
+    ),
+    "coord_trans_28": (
+        _keys(
+            (1024, 0, 1, 1), (1025, 0, 1, 1), (2048, 0, 1, 4326), (3072, 0, 1, 32767),
+            (3074, 0, 1, 32767), (3075, 0, 1, 28), (3076, 0, 1, 9001), (3080, 34736, 1, 0),
+            (3081, 34736, 1, 1),
+        ),
+        [10.0, 45.0],
+    ),
+    "user_defined_ellipsoid_tm": (
+        _keys(
+            (1024, 0, 1, 1), (1025, 0, 1, 1), (2048, 0, 1, 32767), (2050, 0, 1, 32767),
+            (2056, 0, 1, 32767), (2057, 34736, 1, 0), (2059, 34736, 1, 1), (3072, 0, 1, 32767),
+            (3074, 0, 1, 32767), (3075, 0, 1, 1), (3076, 0, 1, 9001), (3080, 34736, 1, 2),
+            (3081, 34736, 1, 3), (3082, 34736, 1, 4), (3083, 34736, 1, 5), (3092, 34736, 1, 6),
+        ),
+        [6378000.0, 297.0, 9.0, 0.0, 500000.0, 0.0, 0.9996],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESRI_CASES))
+def test_georeferencing_gdal_can_place_is_read(tmp_path: Path, name: str) -> None:
+    """Refused before issue 18 ("Unsupported GeoTIFF model type: 32767", "Unsupported
+    coordinate transformation type: 9815 / 28") or built with the wrong ellipsoid."""
+    keys, doubles = ESRI_CASES[name]
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, PIXELS, tile=(32, 32), extratags=geo_tags(keys, doubles=doubles))
+    assert_like_gdal(path)
