@@ -46,8 +46,9 @@ GeoAsciiParams and GDAL_NODATA: the tags GDAL builds a file's CRS, transform and
 SAMPLE_TAGS = (258, 277, 339)
 """BitsPerSample, SamplesPerPixel, SampleFormat: the band type GDAL parses nodata against."""
 _KEPT = frozenset(GEO_TAGS + SAMPLE_TAGS)
-_EVERY_IFD = frozenset({254, 256, 257, 262, 277, 278, 322, 323})
-"""NewSubfileType, sizes, Photometric, SamplesPerPixel, RowsPerStrip, tile sizes."""
+_EVERY_IFD = frozenset({254, 256, 257, 259, 262, 277, 278, 284, 317, 322, 323})
+"""NewSubfileType, sizes, Compression, Photometric, SamplesPerPixel, RowsPerStrip,
+PlanarConfiguration, Predictor, tile sizes."""
 _FIRST_IFD = _KEPT | {330}
 """The first IFD's georeferencing and sample tags, and its SubIFDs."""
 _INTS = {1: "B", 3: "H", 4: "I", 16: "Q", 6: "b", 8: "h", 9: "i", 17: "q", 13: "I", 18: "Q"}
@@ -75,12 +76,58 @@ class RawIFD:
     photometric: int | None
     block: tuple[int, int] = (0, 0)
     """(rows, cols) of a tile, or (rows per strip, width) of a striped IFD."""
+    tiled: bool = False
+    compression: int = 1
+    predictor: int = 1
+    planar: int = 1
     in_sub_ifds: bool = False
     """Reached through the first IFD's SubIFDs tag (not the main chain)."""
 
     @property
     def reduced(self) -> bool:
         return bool(self.subfile_type & 1)
+
+    # the tag names async-tiff's IFDs answer to, for levels read through GDAL only
+    @property
+    def image_width(self) -> int:
+        return self.width
+
+    @property
+    def image_height(self) -> int:
+        return self.height
+
+    @property
+    def tile_width(self) -> int | None:
+        return self.block[1] if self.tiled else None
+
+    @property
+    def tile_height(self) -> int | None:
+        return self.block[0] if self.tiled else None
+
+    @property
+    def tile_offsets(self) -> list[int] | None:
+        """Not kept by the walk: empty for tiled IFDs (GDAL reads them), None for strips."""
+        return [] if self.tiled else None
+
+    @property
+    def tile_byte_counts(self) -> list[int] | None:
+        return self.tile_offsets
+
+    @property
+    def rows_per_strip(self) -> int | None:
+        return None if self.tiled else self.block[0]
+
+    @property
+    def samples_per_pixel(self) -> int:
+        return self.samples
+
+    @property
+    def planar_configuration(self) -> int:
+        return self.planar
+
+    @property
+    def photometric_interpretation(self) -> int | None:
+        return self.photometric
 
     @property
     def mask(self) -> bool:
@@ -217,6 +264,10 @@ async def walk_header(read: ReadRange, head: bytes, url: str) -> HeaderWalk | No
                             values.get(256, 0),
                         )
                     ),
+                    tiled=322 in values,
+                    compression=values.get(259, 1),
+                    predictor=values.get(317, 1),
+                    planar=values.get(284, 1),
                     in_sub_ifds=in_sub_ifds,
                 )
             )

@@ -79,6 +79,8 @@ class Level(OnGrid):
     height: int
     transform: Affine
     data_ifd: Any
+    """async-tiff's IFD; for files async-tiff cannot parse, the walk's `RawIFD` (tag values
+    only); None for an overview in SubIFDs."""
     mask_ifd: Any | None
     fmt: tile_decode.TileFormat | None
     gdal_index: int | None = None
@@ -429,12 +431,13 @@ def _describe_with_gdal(
         and raw.width <= base.width and raw.height <= base.height
     ]
     order = sorted(range(len(overviews)), key=lambda i: -overviews[i].width * overviews[i].height)
-    levels = [Level(0, base.width, base.height, geo.transform, None, None, None, None, base.block)]
+    # the walk's record stands in for async-tiff's IFD (its tag values, no tile access)
+    levels = [Level(0, base.width, base.height, geo.transform, base, None, None, None, base.block)]
     for index, i in enumerate(order, 1):
         raw = overviews[i]
         transform = geo.transform * Affine.scale(base.width / raw.width, base.height / raw.height)
         levels.append(
-            Level(index, raw.width, raw.height, transform, None, None, None, i, raw.block)
+            Level(index, raw.width, raw.height, transform, raw, None, None, i, raw.block)
         )
     layout = layout_guard.Layout(
         layout_guard.RASTERIO, (f"async-tiff cannot parse the header ({panic}): read by GDAL",)

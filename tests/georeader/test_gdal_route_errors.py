@@ -95,6 +95,10 @@ def test_headers_async_tiff_panics_on_are_read_by_gdal(name: str) -> None:
             assert (reader.count, reader.dtype) == (src.count, np.dtype(src.dtypes[0]))
     assert reader.layout.route == "rasterio" and "cannot parse" in reader.layout.describe()
     assert np.array_equal(asyncio.run(reader.load()).values, want, equal_nan=True)
+    # the walk's record of the IFD stands in for async-tiff's (what `daskcog info` reads)
+    base = reader.levels[0].data_ifd
+    assert (base.image_width, base.image_height) == (reader.width, reader.height)
+    assert int(base.compression) > 1 and base.planar_configuration in (1, 2)
 
 
 @pytest.mark.parametrize(
