@@ -11,6 +11,14 @@ from Rust: measured ~1 ms to open against ~22 ms for obstore's LocalStore, and
 5-25 % faster reads (see ../shared/notes/dependencies.md). Remote URLs use
 obstore's stores: their errors keep their types (NotFound, PermissionDenied) and
 their retry and client options are documented.
+
+A URL is read as what it names: http:// is allowed without options (the user named
+the scheme, `allow_http_when_named`); an https URL of a bucket
+(`https://bucket.s3.region.amazonaws.com/key`, path style, Azure blob) with no
+store options is an anonymous HTTPS read, as GDAL's /vsicurl/ reads it, and with
+the bucket store's options (region, keys, skip_signature, requester_pays) it is
+that store (`s3_https_url`). Unknown options are refused before any of this
+(`check_store_options`).
 """
 
 from __future__ import annotations
