@@ -92,8 +92,8 @@ def strip_queries(text: str) -> str:
 _BODY = re.compile(r"(" + _STATUS_IS + r"\d{3}(?: [A-Za-z][A-Za-z -]*?)?):\s.*$")
 """A status line followed by the server's response body (an HTML page, an XML error)."""
 _NO_CREDENTIALS = _any_of(
-    r"169\.254\.169\.254", r"169\.254\.170\.2", "metadata", "api/token", "credential",
-    "NoCredentialProviders", "MissingAccount",
+    r"169\.254\.169\.254", r"169\.254\.170\.2", "NoCredentialProviders", "MissingAccount",
+    r"credential (?:error|provider)", "Unable to open service account",
 )
 """A store that found no credentials and asked the cloud's instance-metadata endpoint."""
 _THROTTLED = _any_of(_STATUS_IS + r"(?:429|503)\b", "SlowDown", "Too Many Requests")
@@ -121,10 +121,13 @@ def _shorten(exc: BaseException, summary: str) -> None:
         pass
 
 
+def _remote(url: str) -> bool:
+    return "://" in url and not url.startswith(("file:", "memory:"))
+
+
 def _hint(kind: str | None, message: str, url: str) -> str:
     """What the user can do, where one thing helps."""
-    remote = "://" in url and not url.startswith(("file:", "memory:"))
-    if kind == "denied" and remote:
+    if kind == "denied" and _remote(url):
         if _NO_CREDENTIALS.search(message):
             return (
                 "; no credentials were found: give them as store options (or the cloud's "
@@ -156,7 +159,7 @@ def _mapped(
     exc: BaseException, message: str, summary: str, url: str, doing: str
 ) -> GeoreaderError:
     kind = _kind(exc, message)
-    if _NO_CREDENTIALS.search(message) and kind is None and "://" in url:
+    if kind is None and _remote(url) and _NO_CREDENTIALS.search(message):
         kind = "denied"  # no credentials anywhere: the store never got to ask for the object
     hint = _hint(kind, message, url)
     if kind == "not found":
