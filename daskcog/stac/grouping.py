@@ -61,8 +61,8 @@ def group_keys(
     if callable(groupby):
         if _takes_three(groupby):
             return [
-                groupby(_pystac_item(item), ParsedItemView(item, when, lon), idx)
-                for idx, (item, when, lon) in enumerate(zip(items, times, lons, strict=True))
+                groupby(_pystac_item(item), ParsedItemView(item, when), idx)
+                for idx, (item, when) in enumerate(zip(items, times, strict=True))
             ]
         return [groupby(item) for item in items]
     if groupby == "time":
@@ -138,23 +138,34 @@ def _pystac_item(item: ItemDict) -> Any:
 
 class ParsedItemView:
     """What odc-stac's `ParsedItem` offers a groupby callable: `id`, `collection` (with
-    `.name`), `datetime`, `datetime_range`, `nominal_datetime`, `mid_longitude`,
-    `solar_date`, `solar_date_at(lon)` and `properties`; solar dates use the output
-    grid's longitude, as odc-stac's "solar_day" does."""
+    `.name`), `datetime`, `datetime_range`, `nominal_datetime` (naive UTC), `geometry`
+    (the GeoJSON dict), `mid_longitude` (the geometry's centroid, as odc-stac), `solar_date`,
+    `solar_date_at(lon)` and `properties`."""
 
-    def __init__(self, item: ItemDict, when: dt.datetime, lon: float) -> None:
+    def __init__(self, item: ItemDict, when: dt.datetime) -> None:
         props = item.get("properties") or {}
         self.id = str(item.get("id", ""))
         self.collection = _Named(str(item.get("collection") or ""))
         self.properties = props
+        self.geometry = item.get("geometry")
         self.nominal_datetime = when
         self.datetime = when if props.get("datetime") else None
         self.datetime_range = (_when(props.get("start_datetime")), _when(props.get("end_datetime")))
-        self.mid_longitude = lon
+
+    @property
+    def mid_longitude(self) -> float | None:
+        """The longitude of the geometry's centroid (None without a geometry)."""
+        if not self.geometry:
+            return None
+        from odc.geo.geom import Geometry
+
+        ((lon, _),) = Geometry(self.geometry, "epsg:4326").centroid.points
+        return float(lon)
 
     @property
     def solar_date(self) -> dt.datetime:
-        return self.solar_date_at(self.mid_longitude)
+        lon = self.mid_longitude
+        return self.nominal_datetime if lon is None else self.solar_date_at(lon)
 
     def solar_date_at(self, lon: float) -> dt.datetime:
         """odc-stac's solar time: UTC shifted by whole hours of longitude."""

@@ -440,21 +440,26 @@ def test_per_band_resampling(folder: Path) -> None:
         daskcog.load(items, bands=["B04"], resampling={"B99": "bilinear"})
 
 
-def test_odc_stac_groupby_callable_equals_odc_stac(folder: Path) -> None:
+def _by_collection(item, parsed, idx):
+    return (item.collection_id, parsed.nominal_datetime.date(), idx >= 0)
+
+
+def _by_solar_date(item, parsed, idx):
+    return (parsed.solar_date.date(), parsed.collection.name != "")
+
+
+@pytest.mark.parametrize("groupby, steps", [(_by_collection, 2), (_by_solar_date, 1)])
+def test_odc_stac_groupby_callable_equals_odc_stac(folder: Path, groupby, steps) -> None:
     """A groupby with odc-stac's signature (item, parsed, idx): Earth Search's v1 and
-    collection-1 items of one overpass, grouped by collection, as odc-stac groups them."""
+    collection-1 items of one overpass, grouped as odc-stac groups them."""
     items = [
         materialise_case(Case(f"gb-{n}", (n,), ("red",)), folder)[0]
         for n in ("es-v1-sentinel-2-l2a", "es-v1-sentinel-2-c1-l2a")
     ]
-
-    def by_collection(item, parsed, idx):
-        return (item.collection_id, parsed.nominal_datetime.date(), idx >= 0)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours, theirs = load_both(items, {"bands": ["red"], "groupby": by_collection})
-    assert ours.sizes["time"] == 2
+        ours, theirs = load_both(items, {"bands": ["red"], "groupby": groupby})
+    assert ours.sizes["time"] == steps
     assert differences(ours, theirs) == []
 
 
