@@ -135,6 +135,7 @@ class Scene:
         count: int = 1,
         label: str = "",
         transform: tuple[float, float, float, float, float, float] | None = None,
+        keep_file_nodata: bool = False,
         **store_options: Any,
     ) -> Scene:
         """A scene from precomputed facts (e.g. a STAC item's proj:* fields): no header fetch.
@@ -172,6 +173,7 @@ class Scene:
             store_options=tuple(sorted(public.items())),
             label=label,
             credentials=credentials,
+            keep_file_nodata=keep_file_nodata,
         )
 
 

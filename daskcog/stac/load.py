@@ -46,7 +46,7 @@ from daskcog.stac.items import (
 from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions, check_asset_options
 from daskcog.stac.output_grid import GridRequest, finest_per_item
 from daskcog.stac.result import StacStack, property_requests
-from daskcog.stac.scenes import asset_tables, complete_facts, declare_nodata
+from daskcog.stac.scenes import asset_tables, complete_facts
 
 
 # -- entry point ------------------------------------------------------------------
@@ -240,9 +240,9 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     check_asset_options(hrefs, store_options, patch_url, LOAD_KEYWORDS)
     facts, _ = complete_facts(item_list, first_bands, patch_url=patch_url, **store_options)
     tables = asset_tables(
-        item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype, **store_options
+        item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype,
+        nodata=o.nodata, rescale=o.rescale, declare=True, **store_options
     )
-    tables = declare_nodata(tables, facts, nodata=o.nodata, dtype=dtype, rescale=o.rescale)
     empty = [t.key for t in tables if not t.scenes]
     if empty:
         raise StacError(f"no item has the asset(s) {empty}")
