@@ -399,3 +399,30 @@ def test_load_geoparquet_grid_and_keywords(landsat_like, two_zones, tmp_path):
                 assert got.keys == expected.keys
         with pytest.raises(UnknownOptionError, match="'anchr'"):
             ours(str(path), bands=["red"], anchr="edge")
+
+
+def test_grid_union_measures_only_the_edge_footprints_and_equals_odc_geos():
+    """The union of the items' footprints is odc-geo's (its 100-point footprints of every
+    item) while only the footprints near the union's edges are measured that way."""
+    from odc.geo.geom import BoundingBox, bbox_union
+
+    from daskcog.mosaics.crs import crs_text
+    from daskcog.mosaics.footprints import Scene
+    from daskcog.stac import output_grid
+
+    rng = np.random.default_rng(7)
+    target = crs_text("EPSG:32633")
+    grids = []
+    for k in range(300):
+        crs = "EPSG:32634" if k % 3 else "EPSG:32633"
+        x0 = (230_000.0 if k % 3 else 720_000.0) + float(rng.integers(0, 2000)) * 20
+        y0 = 4_900_000.0 + float(rng.integers(0, 2000)) * 20
+        grids.append(Scene(f"s{k}", crs_text(crs), (20.0, 0.0, x0, 0.0, -20.0, y0), 500, 400,
+                           1, "uint16"))
+    output_grid._footprint.cache_clear()
+    got = output_grid._item_boxes(grids, target)
+    measured = output_grid._footprint.cache_info().misses
+    assert measured < 60  # of 200 foreign footprints
+    full = bbox_union(BoundingBox(*output_grid._footprint(g.crs, g.transform, g.width, g.height,
+                                                          target)) for g in grids)
+    assert tuple(bbox_union(BoundingBox(*b) for b in got)) == tuple(full)
