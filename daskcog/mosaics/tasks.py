@@ -35,12 +35,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from daskcog.mosaics.crs import rasterio_crs, same_crs, transform_bounds
-from daskcog.mosaics.footprints import (
-    SceneMismatchError,
-    check_header,
-    nearest_turn,
-    wrap_period,
-)
+from daskcog.mosaics.footprints import SceneMismatchError, check_header, wrap_period
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.reading import failures
@@ -298,15 +293,23 @@ def _footprint_part(spec: MosaicSpec, index: int, window: Part) -> Part | None:
     left, bottom, right, top = (float(v) for v in spec.footprints[index])
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return window
-    left, bottom, right, top = nearest_turn(
-        (left, bottom, right, top), spec.grid.window_bounds(*window), wrap_period(spec.grid.crs)
-    )
     margin = _KERNEL_RADIUS.get(spec.resampling, 1) + 2
-    c0, r0, c1, r1 = _pixel_span(spec.grid.affine, (left, bottom, right, top), margin)
-    c0, r0 = max(col_off, c0), max(row_off, r0)
-    c1, r1 = min(col_off + width, c1), min(row_off + height, r1)
-    if c1 <= c0 or r1 <= r0:
+    period = wrap_period(spec.grid.crs)
+    # a footprint across 180 degrees may meet a chunk a turn east or west of where it is
+    # stored, or both (a chunk spanning the globe): the part covers every meeting
+    spans = []
+    for turn in (0.0,) if period is None else (0.0, -period, period):
+        c0, r0, c1, r1 = _pixel_span(
+            spec.grid.affine, (left + turn, bottom, right + turn, top), margin
+        )
+        c0, r0 = max(col_off, c0), max(row_off, r0)
+        c1, r1 = min(col_off + width, c1), min(row_off + height, r1)
+        if c1 > c0 and r1 > r0:
+            spans.append((c0, r0, c1, r1))
+    if not spans:
         return None
+    c0, r0 = min(s[0] for s in spans), min(s[1] for s in spans)
+    c1, r1 = max(s[2] for s in spans), max(s[3] for s in spans)
     return (c0, r0, c1 - c0, r1 - r0)
 
 

@@ -542,3 +542,26 @@ def test_stac_cfg_star_entry_applies_to_items_without_a_collection(folder: Path)
         ours, theirs = load_both(items, case.load)
     assert theirs["nbart_red"].dtype == "float32"
     assert ours["nbart_red"].dtype == "int16"
+
+
+def test_tile_across_180_without_a_region_spans_the_globe_as_odc_stac(folder: Path) -> None:
+    """Without a region, odc-stac's grid for a tile across 180 degrees (T01KAB) in EPSG:4326
+    runs from -180 to 180; daskcog picks the same grid, and one chunk spanning it gets
+    the tile's pixels at both ends, equal to GDAL's warp (issue 17 item 1)."""
+    import pystac
+    from odc.stac import load as odc_load
+
+    import daskcog
+
+    items = materialise_case(Case("s2-180-world", ("stactools-sentinel2-T01KAB",), ("red",)),
+                             folder)
+    grid = {"bands": ["red"], "crs": "EPSG:4326", "resolution": 0.05}
+    stack = daskcog.load(items, chunks={"x": -1, "y": -1}, **grid)
+    theirs = odc_load([pystac.Item.from_dict(it) for it in items], **grid)
+    assert stack.shape[2:] == theirs["red"].shape[1:]
+    got = stack.data.compute()[0, 0]
+    expected = gdal_reference(items[0]["assets"]["red"]["href"], "EPSG:4326",
+                              stack.transform, got.shape, 0)
+    west, east = (expected[:, : got.shape[1] // 2] != 0), (expected[:, got.shape[1] // 2 :] != 0)
+    assert west.sum() > 10 and east.sum() > 10
+    assert (got != expected).sum() <= 2  # GDAL approximate-transformer ties at most
