@@ -46,6 +46,7 @@ from daskcog.stac.parquet_plan import (
     row_keys,
     row_times,
     step_properties,
+    step_rows,
 )
 from daskcog.stac.scenes import asset_tables, declare_nodata, declared_scenes
 from georeader.store_options import check_store_options
@@ -193,9 +194,6 @@ def load_geoparquet(
     """`daskcog.load` of a stac-geoparquet file (`options.use_proj` is for item inputs only)."""
     o = options
     bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
-    if o.with_properties:
-        raise StacError("with_properties= needs item objects; a stac-geoparquet load carries "
-                        "every step-constant property as a coordinate of to_xarray()")
     if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")
@@ -260,6 +258,8 @@ def load_geoparquet(
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
     return make_stack(spec, o.chunks, out_bands, grouping_, None, groupby,
-                      properties=lambda: step_properties(frag, groups))
+                      properties=lambda: step_properties(frag, groups),
+                      with_properties=o.with_properties,
+                      property_rows=lambda key: step_rows(frag, groups, key))
 
 

@@ -195,6 +195,7 @@ def make_stack(
     groupby: Any,
     properties: Callable[[], dict[str, list[Any]]] | None = None,
     with_properties: Sequence[Any] = (),
+    property_rows: Callable[[str], list[list[Any]]] | None = None,
 ) -> StacStack:
     time_chunk, plane = load_chunks(spec, chunks)
     n = spec.steps
@@ -224,6 +225,7 @@ def make_stack(
         nodata=common,
         properties=properties,
         with_properties=with_properties,
+        property_rows=property_rows,
     )
 
 

@@ -100,6 +100,16 @@ def plan_steps(
     return steps, first_times, groups
 
 
+def step_rows(frag: Any, groups: Sequence[np.ndarray], name: str) -> list[list[Any]]:
+    """A property column's values, per step, in the step's priority order (None where a
+    row has none, or the file has no such column): `with_properties=` reads one column,
+    when `to_dataset()` asks."""
+    if name not in frag.physical_schema.names:
+        return [[None] * len(rows) for rows in groups]
+    values = frag.to_table(columns=[name]).column(name).to_pylist()
+    return [[values[int(r)] for r in rows] for rows in groups]
+
+
 def step_properties(frag: Any, groups: Sequence[np.ndarray]) -> dict[str, list[Any]]:
     """Scalar property columns (and the id) that have one value within every step, one value
     per step: the non-dimension coordinates of `to_xarray`, read from columns on demand."""

@@ -10,7 +10,7 @@ eo:cloud_cover, ...) as a non-dimension coordinate along time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ class StacStack(GeoStack):
         nodata: float | None,
         properties: Callable[[], dict[str, list[Any]]] | None = None,
         with_properties: Sequence[PropertyRequest] = (),
+        property_rows: Callable[[str], list[list[Any]]] | None = None,
     ) -> None:
         grid = spec.grid
         super().__init__(
@@ -63,6 +64,7 @@ class StacStack(GeoStack):
         self._properties: dict[str, list[Any]] | None = None
         self._properties_of = properties
         self.with_properties = tuple(with_properties)
+        self._property_rows = property_rows
 
     @property
     def urls(self) -> tuple[tuple[str, ...], ...]:
@@ -161,8 +163,13 @@ class StacStack(GeoStack):
             var.encoding["grid_mapping"] = "spatial_ref"
             variables[band] = var
         for request in self.with_properties:
+            values = (
+                request.fuse_steps(self._property_rows(request.key))
+                if self._property_rows is not None
+                else request.values(self._items or [], self.steps)
+            )
             variables[request.output_name] = xr.DataArray(
-                request.values(self._items or [], self.steps),
+                values,
                 dims=("time",), coords={"time": array.time},
                 attrs={"units": request.units}
                 | ({} if request.nodata is None else {"nodata": request.fill_value}),
@@ -241,13 +248,18 @@ class PropertyRequest:
         return dtype.type(math.nan) if dtype.kind == "f" else dtype.type(0)
 
     def values(self, items: Sequence[ItemDict], steps: Grouping) -> np.ndarray:
+        """One value per step from the items' properties."""
+        return self.fuse_steps(
+            [(items[i].get("properties") or {}).get(self.key) for i in members]
+            for members in steps.members
+        )
+
+    def fuse_steps(self, per_step: Iterable[Sequence[Any]]) -> np.ndarray:
+        """One value per step from each step's values (None where an item lacks it)."""
         fuse = self.fuser or _fuse
         out = []
-        for members in steps.members:
-            found = [
-                v for v in ((items[i].get("properties") or {}).get(self.key) for i in members)
-                if v is not None
-            ]
+        for values in per_step:
+            found = [v for v in values if v is not None]
             value = fuse(found) if found else None
             out.append(self.fill_value if value is None else value)
         return np.array(out, dtype=self.dtype)

@@ -381,8 +381,8 @@ def test_load_unknown_keyword_is_a_type_error_at_call_time(landsat_like):
 
 
 def test_load_geoparquet_grid_and_keywords(landsat_like, two_zones, tmp_path):
-    """A stac-geoparquet load picks the grid the items would (odc-stac's, from item counts)
-    and checks its keywords at call time too."""
+    """A stac-geoparquet load picks the grid the items would (odc-stac's, from item counts),
+    checks its keywords at call time too, and gives the same with_properties variables."""
     sga = pytest.importorskip("stac_geoparquet.arrow")
     from georeader.errors import UnknownOptionError
 
@@ -399,6 +399,13 @@ def test_load_geoparquet_grid_and_keywords(landsat_like, two_zones, tmp_path):
                 assert got.keys == expected.keys
         with pytest.raises(UnknownOptionError, match="'anchr'"):
             ours(str(path), bands=["red"], anchr="edge")
+        kw = {"groupby": "solar_day", "with_properties": ["eo:cloud_cover", "nope"]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MixedCrsWarning)
+            got = ours(str(path), bands=["red"], **kw).to_dataset()
+            expected = ours(items, bands=["red"], **kw).to_dataset()
+        for name in ("eo_cloud_cover", "nope"):
+            np.testing.assert_array_equal(got[name].values, expected[name].values)
 
 
 def test_grid_union_measures_only_the_edge_footprints_and_equals_odc_geos():
