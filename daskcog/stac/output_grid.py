@@ -457,7 +457,8 @@ def output_geobox(
             counts = ", ".join(f"{_crs_name(c)}: {n}" for c, n in per_crs.most_common())
             warnings.warn(
                 f"the items are in {len(per_crs)} CRSs ({counts} items): loading in "
-                f"{_crs_name(auto_crs)}, the most common; give crs= to choose",
+                f"{_crs_name(auto_crs)}, the CRS of their most common grid (odc-stac's "
+                "choice); give crs= to choose",
                 MixedCrsWarning, stacklevel=6,
             )
     elif isinstance(r.crs, str) and r.crs.lower().startswith("utm"):
