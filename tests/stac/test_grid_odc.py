@@ -433,3 +433,18 @@ def test_grid_union_measures_only_the_edge_footprints_and_equals_odc_geos():
     full = bbox_union(BoundingBox(*output_grid._footprint(g.crs, g.transform, g.width, g.height,
                                                           target)) for g in grids)
     assert tuple(bbox_union(BoundingBox(*b) for b in got)) == tuple(full)
+
+
+@pytest.mark.parametrize("crs, resolution", [("EPSG:3857", 25), ("EPSG:4326", 0.0003),
+                                             ("EPSG:32634", 20)])
+def test_grid_foreign_output_crs_covers_the_items_as_odc_stac(landsat_like, two_zones, crs,
+                                                              resolution):
+    """Every footprint in another CRS: the union (odc-geo's footprints where they reach
+    its edges) and so the grid and coordinates are odc-stac's."""
+    for items in (landsat_like, two_zones):
+        kw = {"bands": ["red"], "crs": crs, "resolution": resolution}
+        expected = odc(items, **kw)
+        got = ours(items, **kw).to_dataset()
+        assert_same(expected, got, pixels=False)  # warped: nearest ties may differ
+        same = got["red"].values == expected["red"].values
+        assert same.mean() > 0.99
