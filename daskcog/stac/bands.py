@@ -141,9 +141,17 @@ def asset_bands(
         b = common[i] if i < len(common) else {}
         e = eo[i] if i < len(eo) else {}
         fallback = asset if count == 1 else {}
-        dtype = r.get("data_type") or b.get("data_type") or fallback.get("data_type")
+        item_level = properties or {}  # odc-stac: the item's data_type / nodata, below the asset's
+        dtype = (
+            r.get("data_type") or b.get("data_type") or fallback.get("data_type")
+            or item_level.get("data_type")
+        )
         nodata = next(
-            (d["nodata"] for d in (r, b, fallback) if d.get("nodata") is not None), None
+            (
+                d["nodata"] for d in (r, b, fallback, item_level)
+                if isinstance(d.get("nodata"), int | float | str)
+            ),
+            None,
         )
         scale = r.get("scale", b.get("raster:scale", fallback.get("raster:scale")))
         offset = r.get("offset", b.get("raster:offset", fallback.get("raster:offset")))

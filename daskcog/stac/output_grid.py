@@ -52,11 +52,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from affine import Affine
 
 from daskcog.mosaics.crs import crs_text, same_crs, transform_bounds
-from daskcog.mosaics.footprints import Scene
+from daskcog.mosaics.footprints import Scene, SceneIndex, wrap_period
 from daskcog.mosaics.grid import Grid, Placement, place
 from daskcog.stac.items import StacError
 
@@ -521,10 +520,8 @@ def plan(
     grid = to_grid(geobox)
     placement = place(scenes, grid=grid)
     if region:
-        left, bottom, right, top = grid.bounds
-        fp = placement.footprints
-        with np.errstate(invalid="ignore"):
-            hits = (fp[:, 0] < right) & (fp[:, 2] > left) & (fp[:, 1] < top) & (fp[:, 3] > bottom)
+        # modulo 360 in a geographic CRS: a footprint across 180 degrees (footprints.py)
+        hits = SceneIndex(placement.footprints, wrap_period(grid.crs)).hits(grid.bounds)
         if not hits.any():
             warnings.warn(
                 f"the {region} misses every item's footprint: the result is all nodata "

@@ -565,3 +565,33 @@ def test_tile_across_180_without_a_region_spans_the_globe_as_odc_stac(folder: Pa
     west, east = (expected[:, : got.shape[1] // 2] != 0), (expected[:, got.shape[1] // 2 :] != 0)
     assert west.sum() > 10 and east.sum() > 10
     assert (got != expected).sum() <= 2  # GDAL approximate-transformer ties at most
+
+
+def test_no_outside_warning_for_a_region_west_of_180(folder: Path) -> None:
+    """A bbox just west of -180 meets T01KAB's footprint (stored east of 180): no
+    OutsideItemsWarning saying the result is all nodata, and it is not."""
+    import daskcog
+    from daskcog.stac.output_grid import OutsideItemsWarning
+
+    items = materialise_case(Case("s2-180-warn", ("stactools-sentinel2-T01KAB",), ("red",)),
+                             folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutsideItemsWarning)
+        stack = daskcog.load(items, bands=["red"], crs="EPSG:4326", resolution=0.01,
+                             bbox=(-180.0, -17.2, -179.75, -16.3))
+    assert (stack.data.compute() != 0).sum() > 100
+
+
+def test_item_level_data_type_needs_no_header(folder: Path) -> None:
+    """GA's lidar item states `data_type` in its properties, not on the asset: odc-stac reads
+    it there, and so does daskcog, without opening a header on the client."""
+    import daskcog
+    from daskcog.stac import HeaderFallbackWarning
+
+    items = materialise_case(
+        Case("lidar-props", ("ga-lidar-dem",), ("dem",), file_nodata={"dem": -9999}), folder
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HeaderFallbackWarning)
+        stack = daskcog.load(items, bands=["dem"])
+    assert stack.dtype == "float32"
