@@ -36,7 +36,10 @@ import numpy as np
 
 from daskcog.stac.items import ItemDict, StacError, item_id
 
-_NOT_DATA_ROLES = frozenset({"thumbnail", "overview", "metadata", "visual-preview"})
+_NOT_DATA_ROLES = frozenset({"thumbnail", "overview", "visual-preview"})
+"""Roles of assets left out of the default band set: odc-stac's (thumbnail, overview) and
+visual-preview; a GeoTIFF with role "metadata" (WorldCover's input_quality) is data to
+odc-stac, and so to daskcog."""
 
 
 class BandError(StacError):
@@ -75,7 +78,7 @@ def is_raster_asset(asset: Mapping[str, Any]) -> bool:
 
 
 def is_data_asset(asset: Mapping[str, Any]) -> bool:
-    """Not a thumbnail, overview or metadata asset by its roles."""
+    """Not a thumbnail or overview asset by its roles."""
     roles = set(asset.get("roles") or ())
     return not (roles and roles <= _NOT_DATA_ROLES)
 

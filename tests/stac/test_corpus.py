@@ -107,6 +107,11 @@ CASES: list[Case] = [
         exercises="ESA WorldCover: band 1 of a 3-band asset with role `metadata`",
     ),
     Case(
+        "pc-worldcover-default-bands", ("pc-esa-worldcover",), ("map", "input_quality"), {},
+        exercises="ESA WorldCover, no bands=: every GeoTIFF asset but thumbnails and "
+        "overviews, role `metadata` included (odc-stac's default set)",
+    ),
+    Case(
         "pc-nicfi", ("pc-planet-nicfi-analytic",), ("data",), {"bands": ["red", "nir"]},
         exercises="Planet NICFI: EPSG:3857, 5 raster:bands beside 4 eo:bands",
     ),
