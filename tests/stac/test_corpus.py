@@ -124,6 +124,22 @@ CASES: list[Case] = [
         exercises="DEA Landsat ARD (STAC 1.0.0-beta.2): nodata only in the files",
     ),
     Case(
+        "usgs-landsat-stac-cfg", ("usgs-landsat-c2l2-sr",), ("red", "nir08"),
+        {"bands": ["red", "nir08"], "stac_cfg": {"landsat-c2l2-sr": {"assets": {
+            "*": {"data_type": "uint16", "nodata": 0}}}}},
+        dtype={"red": "uint16", "nir08": "uint16"}, file_nodata={"red": 0, "nir08": 0},
+        exercises="USGS Landsat C2 L2 (landsatlook, STAC 1.0.0): no raster:bands, item-level "
+        "proj:*, stac_cfg for the data type",
+    ),
+    Case(
+        "pc-io-lulc-nodata-only", ("pc-io-lulc-9-class",), ("data",),
+        {"bands": ["data"], "stac_cfg": {"io-lulc-9-class": {"assets": {
+            "*": {"data_type": "uint8"}}}}},
+        dtype={"data": "uint8"},
+        exercises="Impact Observatory LULC (UTM 60N, east edge on 180): raster:bands with "
+        "nodata 0 and no data type",
+    ),
+    Case(
         "stactools-s2-180-utm", ("stactools-sentinel2-T01KAB",), ("red", "scl"),
         {"bands": ["red", "scl"]},
         exercises="Sentinel-2 T01KAB (stactools, proj v1.1) across 180 degrees, native grid",
@@ -600,3 +616,18 @@ def test_item_level_data_type_needs_no_header(folder: Path) -> None:
         warnings.simplefilter("error", HeaderFallbackWarning)
         stack = daskcog.load(items, bands=["dem"])
     assert stack.dtype == "float32"
+
+
+def test_stac_cfg_for_an_asset_keeps_what_it_does_not_say(folder: Path) -> None:
+    """io-lulc states nodata 0 (no data type). A stac_cfg entry for the asset key giving
+    only the data type: odc-stac drops the metadata's nodata (the entry replaces the whole
+    band description); daskcog replaces only what the entry says, and keeps nodata 0."""
+    cfg = {"io-lulc-9-class": {"assets": {"data": {"data_type": "uint8"}}}}
+    case = Case("cfg-key", ("pc-io-lulc-9-class",), ("data",),
+                {"bands": ["data"], "stac_cfg": cfg}, dtype={"data": "uint8"})
+    items = materialise_case(case, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = load_both(items, case.load)
+    assert "nodata" not in theirs["data"].attrs
+    assert ours["data"].attrs["nodata"] == 0
