@@ -58,6 +58,13 @@ CASES: list[Case] = [
         exercises="Planetary Computer Sentinel-2: `red` on B04 and the 3-band visual",
     ),
     Case(
+        "pc-s2-two-tiles-fused", ("pc-sentinel-2-l2a", "pc-sentinel-2-l2a"), ("B04", "SCL"),
+        {"bands": ["red", "SCL"], "bbox": (-148.0, 60.4, -147.0, 61.0)},
+        shift={1: (54_900.0, -36_600.0)},
+        exercises="Planetary Computer Sentinel-2 and a copy moved half a tile south-east: "
+        "two overlapping items of one time step fused (nodata 0 holes filled by the other)",
+    ),
+    Case(
         "pc-landsat", ("pc-landsat-c2-l2",), ("red", "nir08", "qa_pixel"),
         {"bands": ["red", "nir08", "qa_pixel"]},
         exercises="Landsat C2 L2: nodata 0 and 1, scale/offset, item-level proj:*",

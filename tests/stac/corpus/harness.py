@@ -54,8 +54,9 @@ class Case:
     """Data type of an asset whose metadata states none (the real files' type)."""
     target: int = 40
     """Longest side, in pixels, of the finest asset after shrinking."""
-    shift: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    """Per item: (dx, dy) added to the grid origin (in CRS units) - a real item moved."""
+    shift: Mapping[int, tuple[float, float]] = field(default_factory=dict)
+    """By position in `items`: (dx, dy) added to the grid origin (in CRS units) - a copy of a
+    real item moved (its id gets the position as a suffix, its files their own folder)."""
     exercises: str = ""
 
 
@@ -160,7 +161,10 @@ def materialise(name: str, case: Case, folder: Path, seed: int = 0) -> dict[str,
     item = copy.deepcopy(raw)
     props = item["properties"]
     k = _factor(item, case.assets, case.target)
-    dx, dy = case.shift.get(name, (0.0, 0.0))
+    dx, dy = case.shift.get(seed, (0.0, 0.0))
+    where_files = folder / (name if seed == 0 else f"{name}.{seed}")
+    if seed:
+        item["id"] = f"{item['id']}.{seed}"
     rewritten_item_level = False
     for j, key in enumerate(case.assets):
         asset = item["assets"][key]
@@ -179,7 +183,7 @@ def materialise(name: str, case: Case, folder: Path, seed: int = 0) -> dict[str,
             rewritten_item_level = rewritten_item_level or not own
         count, dtype, _, written = band_facts(item, key, case)
         data = pixels(count, h, w, dtype, written, seed * 100 + j)
-        path = folder / name / f"{key}.tif"
+        path = where_files / f"{key}.tif"
         if not path.exists():
             write_cog(path, data, crs, t, written)
         asset["href"] = path.as_uri()  # absolute: a self link must not re-root it
@@ -209,7 +213,12 @@ def _shift_footprint(item: dict[str, Any], case: Case, k: int) -> None:
     ] + [(xs[0], y) for y in ys[::-1]]
     lon, lat = to_ll.transform([p[0] for p in ring], [p[1] for p in ring])
     lon = [((v + 180) % 360) - 180 for v in lon]
-    west = min(v for v in lon if v > 0)
+    if max(lon) - min(lon) < 180:
+        item["bbox"] = [min(lon), min(lat), max(lon), max(lat)]
+        ring = [[v, la] for v, la in zip(lon, lat, strict=True)]
+        item["geometry"] = {"type": "Polygon", "coordinates": [ring + ring[:1]]}
+        return
+    west = min(v for v in lon if v > 0)  # across the antimeridian: west > east, two parts
     east = max(v for v in lon if v < 0)
     item["bbox"] = [west, min(lat), east, max(lat)]
     east_part = [[v if v > 0 else 180.0, la] for v, la in zip(lon, lat, strict=True)]
