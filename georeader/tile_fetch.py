@@ -74,18 +74,29 @@ async def fetch_native(opened: OpenedFile, level: Level, inside: Window, url: st
     else:
         # a Tile object is consumed by decode(): read nothing from it afterwards
         name = tile_decode.COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
+
+        async def decode(tile: Any, tx: int, ty: int) -> Any:
+            try:
+                return await settled(tile.decode())
+            except Exception as exc:  # async-tiff's decoders: ValueError, AsyncTiffException
+                why = first_line(exc)
+                if "panicked" in why:  # a Rust panic says nothing of what it could not read
+                    why = f"async-tiff's decoder gave up on its bytes ({why})"
+                raise TileDecodeError(
+                    f"{url}: level {level.index}: cannot decode the {name} tile ({tx}, {ty}): "
+                    f"{why}"
+                ) from exc
+
         try:
             for t, (tx, ty) in zip(data_tiles, present, strict=True):
                 data = t.compressed_bytes
                 check_length(level, counts, tx, ty, data, url)
                 decode_bounds.check_jpeg(bytes(data), th, tw)  # Rust allocates what it declares
-            arrays = await asyncio.gather(*(settled(t.decode()) for t in data_tiles))
         except TileDecodeError as exc:
             raise TileDecodeError(f"{url}: level {level.index}: {exc}") from exc
-        except Exception as exc:  # async-tiff's decoders raise ValueError / AsyncTiffException
-            raise TileDecodeError(
-                f"{url}: level {level.index}: cannot decode a {name} tile: {first_line(exc)}"
-            ) from exc
+        arrays = await asyncio.gather(
+            *(decode(t, tx, ty) for t, (tx, ty) in zip(data_tiles, present, strict=True))
+        )
         fetched.decoded = [
             (tx, ty, tile_decode.rust_array_to_bands(a, fmt.planar))
             for (tx, ty), a in zip(present, arrays, strict=True)

@@ -121,3 +121,26 @@ def test_band_model_is_gdals(tmp_path: Path, photometric: str, samples: int, ext
             assert reader.count == src.count
     assert np.array_equal(asyncio.run(reader.load()).values, want)
     assert np.array_equal(asyncio.run(reader.select_bands([4, 1]).load()).values, want[[3, 0]])
+
+
+def test_a_rust_decoded_tile_that_fails_is_named(tmp_path: Path) -> None:
+    """YCbCr JPEG tiles are decoded by async-tiff: a failure names the level and the tile."""
+    values = np.random.default_rng(0).integers(0, 255, (3, 64, 64)).astype("uint8")
+    path = tmp_path / "ycbcr.tif"
+    profile = dict(
+        driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:32631",
+        transform=Affine(10, 0, 5e5, 0, -10, 4e6), tiled=True, blockxsize=32, blockysize=32,
+        compress="jpeg", photometric="ycbcr",
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+    level = asyncio.run(AsyncGeoTIFFReader.open(path)).levels[0]
+    offset, count = int(level.tile_offsets[1]), int(level.tile_byte_counts[1])
+    data = bytearray(path.read_bytes())
+    tile = bytes(data[offset : offset + count])
+    data[offset : offset + count] = tile.replace(b"\xff\xc0", b"\xff\xc3", 1)  # SOF0 -> lossless
+    path.write_bytes(bytes(data))
+    reader = asyncio.run(AsyncGeoTIFFReader.open(path))
+    named = r"ycbcr.tif: level 0: cannot decode the jpeg tile \(1, 0\)"
+    with pytest.raises(TileDecodeError, match=named):
+        asyncio.run(reader.load())
