@@ -9,12 +9,11 @@ Names a user can ask for, in the order they are tried:
   "B04"). When an alias names bands of several assets, the asset with the fewest
   bands wins, as in odc-stac (Sentinel-2's single-band `B04` over the 3-band
   `visual`); a tie between assets of the same band count (`rededge` on B05, B06
-  and B07) is refused rather than picked by name, as odc-stac does: the user says
-  which one.
+  and B07) is refused (odc-stac takes the first key by name): the user says which.
 
-An asset asked for by key loads whatever its roles (WorldCover's `input_quality`
-has role "metadata"); the default band set (`bands=None`) and the aliases cover
-only data assets.
+An asset asked for by key loads whatever its roles, even a thumbnail or overview
+GeoTIFF; the default band set (`bands=None`) and the aliases leave those out, as
+odc-stac does (a "metadata" GeoTIFF such as WorldCover's `input_quality` is in).
 
 STAC 1.0.0-beta items list `eo:bands` once in the item's properties and give
 each asset the indices of its bands in that list; they are resolved here.
