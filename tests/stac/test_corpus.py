@@ -638,3 +638,25 @@ def test_stac_cfg_for_an_asset_keeps_what_it_does_not_say(folder: Path) -> None:
         ours, theirs = load_both(items, case.load)
     assert "nodata" not in theirs["data"].attrs
     assert ours["data"].attrs["nodata"] == 0
+
+
+def test_an_overview_asset_asked_for_by_key_loads(folder: Path) -> None:
+    """Earth Search collection-1's `preview` GeoTIFF has role `overview`: left out of the
+    default band set (as in odc-stac), loaded when asked for by its key (issue 17 item 9);
+    odc-stac refuses the key ("No such band/alias")."""
+    import pystac
+    from odc.stac import load as odc_load
+
+    import daskcog
+
+    items = materialise_case(
+        Case("preview", ("es-v1-sentinel-2-c1-l2a",), ("preview", "red"),
+             dtype={"preview": "uint8"}), folder
+    )
+    with pytest.raises(ValueError, match="preview"):
+        odc_load([pystac.Item.from_dict(it) for it in items], bands=["preview"])
+    asked = daskcog.load(items, bands=["preview"]).to_dataset().compute()
+    assert list(asked.data_vars) == ["preview.1", "preview.2", "preview.3"]
+    assert int(asked["preview.1"].max()) > 0
+    default = daskcog.load(items).band_names
+    assert "red" in default and not any(b.startswith("preview") for b in default)
