@@ -52,7 +52,16 @@ URL_HELP = "path or URL (file://, s3://, gs://, az://, http(s)://)"
 
 # -- entry points ------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Console entry point: run, flush, and leave with `os._exit` (see the module doc)."""
+    """Console entry point: run, flush, and leave with `os._exit` (see the module doc).
+
+    Ctrl-C leaves at once (`cluster.FAST_EXIT`): the local cluster's workers exit with
+    this process. Its multiprocessing resource tracker would then warn about the
+    cluster's semaphores the OS frees anyway; that warning is silenced in the tracker
+    (it is started with this interpreter's `-W` options)."""
+    from daskcog.cli import cluster
+
+    cluster.FAST_EXIT = True
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     code = run(argv)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
