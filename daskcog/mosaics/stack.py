@@ -91,6 +91,10 @@ class GeoStack(OnGrid):
             f"crs={self.crs.to_string() if self.crs else None!r}, res={self.res})"
         )
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """`np.asarray(stack)` computes all steps in one go, like `GeoArray`'s."""
+        return np.asarray(self.data.compute(), dtype=dtype)
+
     def __getitem__(self, step: int) -> GeoArray:
         """Step `step` as a GeoArray (band, y, x)."""
         return GeoArray(

@@ -111,7 +111,7 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
         drop_variables: str | Iterable[str] | None = None,
         overview_level: int = 0,
         resolution: float | tuple[float, float] | None = None,
-        bands: Iterable[int] | None = None,
+        bands: int | Iterable[int] | None = None,
         fill_value: float | None = None,
         store_options: dict[str, Any] | None = None,
         **more_store_options: Any,
@@ -129,7 +129,7 @@ class DaskcogBackendEntrypoint(BackendEntrypoint):
             filename_or_obj,
             overview_level=overview_level,
             resolution=resolution,
-            bands=list(bands) if bands is not None else None,
+            bands=bands if bands is None or isinstance(bands, int) else list(bands),
             fill_value=fill_value,
             **options,
         )

@@ -154,3 +154,16 @@ def test_mosaic_option_values_refused_at_call_time(gen_paths, keywords, message)
     with pytest.raises(GeoreaderError, match=message) as info:
         daskcog.mosaic([gen_paths["multi-tile"]], **keywords)
     assert isinstance(info.value, ValueError)
+
+
+def test_xarray_backend_bands_int(gen_paths) -> None:
+    xr = pytest.importorskip("xarray")
+    array = xr.open_dataarray(gen_paths["mask"], engine="daskcog", bands=2)
+    assert list(array.band.values) == [2]
+
+
+def test_np_asarray_of_a_stack(gen_paths) -> None:
+    path = gen_paths["multi-tile"]
+    values = np.asarray(daskcog.stack([path, path]))
+    assert values.shape == (2, 1, 217, 300)
+    np.testing.assert_array_equal(values[1], RasterioReader(path).load().values)
