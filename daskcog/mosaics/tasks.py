@@ -214,11 +214,15 @@ def _batches(
     return [b for b in batches if b]
 
 
-def _read_fill(fill: float, dtype: np.dtype) -> float | int:
-    """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it."""
+def _read_fill(fill: float, dtype: np.dtype, own: float | None = None) -> float | int:
+    """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it,
+    else the file's own nodata (a NaN fill over an integer file: only the file's nodata
+    pixels are invalid, real zeros stay), else 0."""
     if np.issubdtype(dtype, np.floating):
         return float(fill)
-    return int(fill) if fits_dtype(fill, dtype) else 0
+    if fits_dtype(fill, dtype):
+        return int(fill)
+    return int(own) if own is not None and fits_dtype(own, dtype) else 0
 
 
 async def read_scene(
@@ -232,7 +236,8 @@ async def read_scene(
     level = choose_level(opened.levels, float(spec.level_res[index]))
     reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=level, bands=bands)
     grid = spec.grid
-    fill = _read_fill(spec.fill, reader.dtype)
+    own_nodata = None if opened.nodata is None else float(opened.nodata)
+    fill = _read_fill(spec.fill, reader.dtype, own_nodata)
     if scene.keep_file_nodata and opened.nodata is not None:
         # the metadata states no nodata: the file's nodata pixels keep their value (and
         # are invalid), where the reader would otherwise turn them into the fill value

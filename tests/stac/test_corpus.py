@@ -353,7 +353,10 @@ def test_file_only_nodata_is_kept_and_never_reported_as_zero(folder: Path) -> No
     assert stack.nodata is None
     values = var.values
     assert (values == -3000).sum() > 100
-    assert (values == 0).sum() == 0
+    import rasterio
+
+    with rasterio.open(items[0]["assets"]["250m_16_days_NDVI"]["href"]) as src:
+        assert (values[0] == src.read(1)).all()  # the file as it is: -3000 and real zeros
 
 
 def test_file_nodata_pixels_are_filled_by_the_next_item(folder: Path) -> None:
@@ -660,3 +663,21 @@ def test_an_overview_asset_asked_for_by_key_loads(folder: Path) -> None:
     assert int(asked["preview.1"].max()) > 0
     default = daskcog.load(items).band_names
     assert "red" in default and not any(b.startswith("preview") for b in default)
+
+
+def test_float_output_of_an_integer_file_keeps_real_zeros(folder: Path) -> None:
+    """MODIS NDVI (int16, -3000 in the file only) loaded with dtype="float32": the file's
+    nodata pixels become NaN and real zeros stay 0, as in odc-stac (the read used to fill
+    with 0 and count every 0 as nodata)."""
+    import numpy as np
+
+    key = "250m_16_days_NDVI"
+    case = Case("modis-float", ("pc-modis-13Q1-061",), (key,),
+                {"bands": [key], "dtype": "float32"}, file_nodata={key: -3000})
+    items = materialise_case(case, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = load_both(items, case.load)
+    assert differences(ours, theirs) == []
+    assert (ours[key].values == 0).sum() > 0
+    assert np.isnan(ours[key].values).sum() > 100

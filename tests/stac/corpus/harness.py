@@ -119,6 +119,8 @@ def pixels(count: int, height: int, width: int, dtype: str, nodata: float | None
         data = data + rng.integers(0, 3, size=data.shape)
         data = np.clip(data, lo, hi)
     data = data.astype(dtype)
+    if kind.kind in "iu" and nodata != 0:
+        data[:, -1, :3] = 0  # real zeros, told apart from nodata where the nodata is not 0
     if nodata is not None:
         cy, cx, r = height // 3, width // 2, max(2, min(height, width) // 5)
         hole = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
