@@ -681,3 +681,27 @@ def test_float_output_of_an_integer_file_keeps_real_zeros(folder: Path) -> None:
     assert differences(ours, theirs) == []
     assert (ours[key].values == 0).sum() > 0
     assert np.isnan(ours[key].values).sum() > 100
+
+
+def test_rio_stac_item_loads_as_odc_stac(folder: Path) -> None:
+    """rio-stac's `create_stac_item` builds a pystac Item in code: its datetime stays on the
+    object until `to_dict()` (issue 17 item 11). It loads, equal to odc-stac's load."""
+    rio_stac = pytest.importorskip("rio_stac")
+    import datetime as dt
+
+    from odc.stac import load as odc_load
+
+    import daskcog
+
+    (done,) = materialise_case(
+        Case("rio-stac", ("pc-sentinel-1-rtc",), ("vv",), {"bands": ["vv"]}), folder
+    )
+    href = done["assets"]["vv"]["href"]
+    item = rio_stac.create_stac_item(
+        href.removeprefix("file://"), input_datetime=dt.datetime(2025, 3, 11, 4, 42, 40),
+        asset_name="vv", asset_href=href, with_proj=True, with_raster=True,
+    )
+    assert "datetime" not in item.properties
+    ours = daskcog.load([item], bands=["vv"]).to_dataset().compute()
+    theirs = odc_load([item], bands=["vv"])
+    assert differences(ours, theirs) == []
