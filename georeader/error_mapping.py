@@ -162,6 +162,8 @@ def _mapped(
     if kind is None and _remote(url) and _NO_CREDENTIALS.search(message):
         kind = "denied"  # no credentials anywhere: the store never got to ask for the object
     hint = _hint(kind, message, url)
+    if hint and hint[2:] in message:  # mapped again on its way up: say it once
+        hint = ""
     if kind == "not found":
         return ObjectNotFoundError(f"{url}: not found ({doing}): {summary}")
     if kind == "denied":

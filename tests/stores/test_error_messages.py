@@ -116,3 +116,12 @@ def test_throttling_suggests_max_concurrency() -> None:
         "reading tile (0, 0)",
     )
     assert isinstance(mapped, StoreReadError) and "max_concurrency=" in str(mapped)
+
+
+def test_hint_said_once_when_mapped_again() -> None:
+    first = map_store_error(
+        OSError("Server returned non-2xx status code: 503 Service Unavailable"),
+        "s3://bucket/a.tif", "fetching bytes",
+    )
+    again = map_store_error(TypeError(str(first)), "s3://bucket/a.tif", "reading window")
+    assert str(again).count("max_concurrency=") == 1
