@@ -270,6 +270,9 @@ def _build_store(location: Location, *, native: bool = False, **config: Any) -> 
             raise map_store_error(exc, location.url, "opening its folder") from exc
     from obstore.store import from_url
 
+    # georeader's own entry points (AsyncGeoTIFFReader.open, open_store) get the same
+    # TypeError as daskcog's for a name the store does not take, not obstore's
+    check_store_options(location.url, config)
     if "requester_pays" in config:
         config = dict(config)
         if config.pop("requester_pays"):

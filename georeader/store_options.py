@@ -102,16 +102,18 @@ def store_kind(url: str) -> str:
         return "unknown"
 
 
-def _obstore_knows(kind: str, name: str, value: Any) -> bool:
+@functools.lru_cache(maxsize=1024)
+def _obstore_knows(kind: str, name: str) -> bool:
     """Whether obstore's store class for `kind` accepts the config key `name` (aliases
     included): building a store does no I/O and raises `UnknownConfigurationKeyError` for
-    a name it does not know; any other complaint (a bad value) means the name is known."""
+    a name it does not know; any other complaint (the probe's value) means the name is
+    known. Cached: a name is known or not whatever its value."""
     from obstore.exceptions import UnknownConfigurationKeyError
     from obstore.store import AzureStore, GCSStore, S3Store
 
     store_class = {"s3": S3Store, "gcs": GCSStore, "azure": AzureStore}[kind]
     try:
-        store_class("probe", **{name: value})
+        store_class("probe", **{name: "probe"})
     except UnknownConfigurationKeyError:
         return False
     except Exception:
@@ -119,13 +121,13 @@ def _obstore_knows(kind: str, name: str, value: Any) -> bool:
     return True
 
 
-def _is_store_key(kind: str, name: str, value: Any) -> bool:
+def _is_store_key(kind: str, name: str) -> bool:
     lower = name.lower()
     names = stub_names(kind)
     prefix = _PREFIXES[kind]
     if lower in names or (lower.startswith(prefix) and lower[len(prefix) :] in names):
         return True
-    return _obstore_knows(kind, name, value)
+    return _obstore_knows(kind, name)
 
 
 def _suggest(name: str, candidates: Collection[str]) -> str:
@@ -193,7 +195,7 @@ def check_store_options(
                 problems.append(repr(name))
             elif name in ("client_options", "retry_config"):
                 problems += _unknown_nested(name, value, (name,))
-        elif kind in ("s3", "gcs", "azure") and not signed and _is_store_key(kind, name, value):
+        elif kind in ("s3", "gcs", "azure") and not signed and _is_store_key(kind, name):
             pass
         else:
             problems.append(f"{name!r}{_suggest(name, candidates)}")

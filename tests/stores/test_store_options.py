@@ -104,3 +104,12 @@ def test_names_come_from_obstores_stubs() -> None:
     assert {"account_name", "sas_key"} <= stub_names("azure")
     assert "allow_http" in stub_names("client_options")
     assert "max_retries" in stub_names("retry_config")
+
+
+def test_georeaders_reader_checks_its_options_too() -> None:
+    import asyncio
+
+    from georeader import AsyncGeoTIFFReader
+
+    with pytest.raises(UnknownOptionError, match=r"'regoin' \(did you mean 'region'\?\)"):
+        asyncio.run(AsyncGeoTIFFReader.open("s3://bucket/a.tif", regoin="us-west-2"))
