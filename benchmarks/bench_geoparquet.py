@@ -137,7 +137,7 @@ def child_queries(engine: str, path: str, queries: int) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from daskcog.stac.geoparquet import fragment
+        from daskcog.stac.parquet_file import fragment
 
         frag = fragment(path, ())
         wgs = crs_text("EPSG:4326")

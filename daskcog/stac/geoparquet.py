@@ -21,7 +21,7 @@ the pyarrow-vs-DuckDB measurement):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.items import StacError
 from daskcog.stac.options import LoadOptions, check_asset_options
-from daskcog.stac.parquet_file import columns_table, fragment, row_items
+from daskcog.stac.parquet_file import columns_table, parquet_file, row_items
 from daskcog.stac.parquet_plan import (
     Step,
     distinct_scenes,
@@ -145,7 +145,7 @@ class ParquetSpec:
             table.column("id").to_numpy(zero_copy_only=False).astype(str), row_times(table)
         ))
         table = table.take(order)
-        items = row_items(_assets_back(table, [k for k, _ in self.facts]))
+        items = row_items(table)  # the table's assets struct holds the asked assets only
         facts = dict(self.facts)
         tables = asset_tables(items, facts, patch_url=self.patch_url,
                               **self._with_secrets(self.store_options, self.credentials))
@@ -172,16 +172,6 @@ class ParquetSpec:
                 repr(self.store_options), repr(self.patch_url), self.loop, self.lon)
 
 
-def _assets_back(table: Any, keys: Sequence[str]) -> Any:
-    """The `asset:KEY` columns read by `rows` folded back into one `assets` struct column."""
-    import pyarrow as pa
-
-    arrays = [table.column(f"asset:{k}").combine_chunks() for k in keys]
-    assets = pa.StructArray.from_arrays(arrays, names=list(keys))
-    rest = table.drop_columns([f"asset:{k}" for k in keys])
-    return rest.append_column("assets", assets)
-
-
 # -- entry point (called by daskcog.load) ---------------------------------------------------
 def load_geoparquet(
     url: Any,
@@ -200,9 +190,14 @@ def load_geoparquet(
     for_file = parquet_options if parquet_options is not None else store_options
     check_store_options(str(url), for_file, entry_keywords=keywords | {"parquet_options"})
     file_options = tuple(sorted(for_file.items()))
-    frag = fragment(str(url), file_options)
-    head = frag.head(_HEAD_ROWS)
-    head_items = row_items(head)
+    pf = parquet_file(str(url), file_options)
+    names = pf.schema_arrow.names
+    # the first rows only (a fragment's head decodes its whole row group), no geometry
+    head = next(pf.iter_batches(batch_size=_HEAD_ROWS, use_threads=False,
+                                columns=[c for c in names if c not in ("geometry", "links")]),
+                None)
+    head_items = row_items(head) if head is not None else []
+    del head
     catalogue = band_rules.catalogue(head_items)
     out_bands = band_rules.resolve(bands, catalogue)
     facts = {b.info.asset: b.info for b in out_bands}
@@ -215,17 +210,20 @@ def load_geoparquet(
     if missing:
         raise StacError(f"{url}: assets {missing} state no raster:bands data_type; give dtype=")
 
-
-    names = frag.physical_schema.names
-    core = [c for c in ("id", "datetime", "start_datetime", "bbox") if c in names]
-    if isinstance(groupby, str) and groupby in names and groupby not in core:
-        core.append(groupby)
-    table = frag.to_table(columns=core)
     finest: list[tuple[Any, int]] = []
-    scenes = distinct_scenes(frag, names, facts, str(url), patch_url, store_options, finest)
+    scenes = distinct_scenes(pf, facts, str(url), patch_url, store_options, finest)
     placement, geobox = plan_grid(o.grid, scenes, [g for g, _ in finest], [n for _, n in finest])
     lon = grid_lon(geobox)
-    steps, first_times, groups = plan_steps(groupby, table, lon)
+    # only the columns the steps need (the bbox only for a solar day without the grid's
+    # longitude), released as soon as the steps are planned: the stack keeps none
+    core = [c for c in ("id", "datetime", "start_datetime") if c in names]
+    if isinstance(groupby, str) and groupby in names and groupby not in core:
+        core.append(groupby)
+    if groupby == "solar_day" and lon is None and "bbox" in names:
+        core.append("bbox")
+    steps, first_times, groups = plan_steps(
+        groupby, pf.read(columns=core, use_threads=False), lon
+    )
     spec_options: dict[str, Any] = {
         "method": o.method, "nodata": o.nodata, "resampling": o.resampling, "dtype": None,
         "batch_size": o.batch_size, "warp_tolerance": o.warp_tolerance, "loop": loop,
@@ -258,8 +256,8 @@ def load_geoparquet(
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
     return make_stack(spec, o.chunks, out_bands, grouping_, None, groupby,
-                      properties=lambda: step_properties(frag, groups),
+                      properties=lambda: step_properties(pf, groups),
                       with_properties=o.with_properties,
-                      property_rows=lambda key: step_rows(frag, groups, key))
+                      property_rows=lambda key: step_rows(pf, groups, key))
 
 
