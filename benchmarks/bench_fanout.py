@@ -76,7 +76,7 @@ def _georeader(url: str, wins: list[tuple[int, int, int, int]]) -> tuple[float, 
 
     from rasterio.windows import Window
 
-    from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+    from georeader import AsyncGeoTIFFReader
 
     async def run() -> tuple[float, float, int]:
         t0 = time.perf_counter()

@@ -71,7 +71,7 @@ def decode_cpu(path: Path, windows: list[tuple[int, int, int, int]]) -> float:
 
     from rasterio.windows import Window
 
-    from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+    from georeader import AsyncGeoTIFFReader
 
     reader = asyncio.run(AsyncGeoTIFFReader.open(str(path)))
     best = math.inf
@@ -90,8 +90,8 @@ def tiles_needed(path: Path, windows: list[tuple[int, int, int, int]]) -> tuple[
 
     from rasterio.windows import Window
 
-    from georeader.async_geotiff_reader import AsyncGeoTIFFReader
-    from georeader.window_utils import iter_tiles
+    from georeader import AsyncGeoTIFFReader
+    from georeader.geo import iter_tiles
 
     reader = asyncio.run(AsyncGeoTIFFReader.open(str(path)))
     th, tw = reader.block_shape

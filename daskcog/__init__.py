@@ -10,7 +10,7 @@ from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.read_graph import ReadSpec, open
 from daskcog.reading.reader_cache import cache_clear, cache_info
 from daskcog.stac.load import load
-from georeader.retry import RetryPolicy
+from georeader.io import RetryPolicy
 
 try:
     __version__ = _version("daskcog")  # the installed distribution's, one source: pyproject

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from georeader.nodata import nodata_mask
+from georeader.geo import nodata_mask
 
 if TYPE_CHECKING:
     import dask.array as da

@@ -1,30 +1,58 @@
 """georeader: geo primitives and exact, async readers of (Cloud-Optimized) GeoTIFFs.
 
-No Dask here: daskcog builds on these pieces. The reader contract is
-`abstract_reader` (`GeoMetadata`, `GeoData`, `AsyncGeoData`); `AsyncGeoTIFFReader`
-and `RasterioReader` satisfy it. `translate` moves between async-geotiff's own
-values and ours.
+No Dask here: daskcog builds on these pieces.
+
+The public surface, and the only one other packages import (so that georeader's
+modules can move without breaking them):
+
+* `georeader` (this module): the readers (`AsyncGeoTIFFReader`, `RasterioReader`),
+  their contract (`GeoMetadata`, `GeoData`, `AsyncGeoData`, `ReaderSurface`), the
+  header opened once and shared (`open_file`, `OpenedFile`, `choose_level`,
+  `PendingWindow`), the route names (`NATIVE`, `RASTERIO`) and the errors;
+* `georeader.errors`: every error class (one base, `GeoreaderError`);
+* `georeader.geo`: windows, bounds, `GeoTensor`, nodata;
+* `georeader.io`: stores, store options, signed URLs, retry, the range cache, upload;
+* `georeader.write`: writing GeoTIFFs.
 """
 
-from georeader.abstract_reader import AsyncGeoData, GeoData, GeoMetadata
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+from georeader.abstract_reader import (
+    AsyncGeoData,
+    GeoData,
+    GeoMetadata,
+    ReaderSurface,
+    check_no_warp,
+)
+from georeader.async_geotiff_reader import (
+    AsyncGeoTIFFReader,
+    OpenedFile,
+    PendingWindow,
+    choose_level,
+    forget_header_sizes,
+    open_file,
+)
 from georeader.errors import (
     AccessDeniedError,
+    BoundsOutsideError,
     GeoreaderError,
     InvalidHeaderError,
     InvalidURLError,
     NoGeoreferenceError,
     NotATiffError,
     ObjectNotFoundError,
+    OptionValueError,
     ReaderNotOpenedError,
+    StoreConfigError,
     StoreReadError,
     TileDecodeError,
+    UnknownOptionError,
     UnsupportedLayoutError,
     WindowError,
 )
 from georeader.geotensor import GeoTensor
+from georeader.layout_guard import NATIVE, RASTERIO
 from georeader.rasterio_reader import RasterioReader
 from georeader.store import open_store, parse_location
+from georeader.tile_decode import COMPRESSION_NAMES
 from georeader.translate import (
     from_async_geotiff_window,
     raster_array_to_geotensor,
@@ -32,10 +60,13 @@ from georeader.translate import (
 )
 
 __all__ = [
-    "AccessDeniedError", "AsyncGeoData", "AsyncGeoTIFFReader", "GeoData", "GeoMetadata",
-    "GeoTensor", "GeoreaderError", "InvalidHeaderError", "InvalidURLError", "NoGeoreferenceError",
-    "NotATiffError",
-    "ObjectNotFoundError", "RasterioReader", "ReaderNotOpenedError", "StoreReadError",
-    "TileDecodeError", "UnsupportedLayoutError", "WindowError", "from_async_geotiff_window",
+    "COMPRESSION_NAMES", "NATIVE", "RASTERIO",
+    "AccessDeniedError", "AsyncGeoData", "AsyncGeoTIFFReader", "BoundsOutsideError", "GeoData",
+    "GeoMetadata", "GeoTensor", "GeoreaderError", "InvalidHeaderError", "InvalidURLError",
+    "NoGeoreferenceError", "NotATiffError", "ObjectNotFoundError", "OpenedFile",
+    "OptionValueError", "PendingWindow", "RasterioReader", "ReaderNotOpenedError",
+    "ReaderSurface", "StoreConfigError", "StoreReadError", "TileDecodeError",
+    "UnknownOptionError", "UnsupportedLayoutError", "WindowError", "check_no_warp",
+    "choose_level", "forget_header_sizes", "from_async_geotiff_window", "open_file",
     "open_store", "parse_location", "raster_array_to_geotensor", "to_async_geotiff_window",
 ]

@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from georeader.error_mapping import first_line
 from georeader.errors import GeoreaderError
+from georeader.io import first_line
 
 FAST_EXIT = False
 """Set by the console entry point (`daskcog.cli.app.main`, which leaves with `os._exit`): on

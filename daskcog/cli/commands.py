@@ -37,8 +37,8 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
     """What `daskcog info` prints, as a dict (header only, no pixel reads)."""
     from daskcog.reading.io_loop import run_sync
     from daskcog.reading.reader_cache import CACHE
-    from georeader import AsyncGeoTIFFReader, parse_location, tile_decode
-    from georeader.store import check_store_options
+    from georeader import COMPRESSION_NAMES, AsyncGeoTIFFReader, parse_location
+    from georeader.io import check_store_options
 
     check_store_options(url, store_options)
     location = parse_location(url)
@@ -71,7 +71,7 @@ def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
         "tiled": tiled,
         "block": [block_h, block_w],
         "tiles": ([-(-reader.height // block_h), -(-reader.width // block_w)] if tiled else None),
-        "compression": tile_decode.COMPRESSION_NAMES.get(compression, f"code {compression}"),
+        "compression": COMPRESSION_NAMES.get(compression, f"code {compression}"),
         "predictor": int(base.predictor or 1),
         "interleave": "band" if int(base.planar_configuration) == 2 else "pixel",
         "overviews": [[lvl.width, lvl.height] for lvl in opened.levels[1:]],
@@ -208,10 +208,10 @@ def check_mosaic_arguments(
     import click
 
     from daskcog.mosaics.methods import get_method
+    from georeader import parse_location
     from georeader.errors import InvalidURLError
-    from georeader.raster_writer import WriteError, resampling_enum
-    from georeader.store import parse_location
-    from georeader.store_options import check_sources_options
+    from georeader.io import check_sources_options
+    from georeader.write import WriteError, resampling_enum
 
     if not urls:
         raise click.UsageError("give the files to mosaic: daskcog mosaic URL... -o OUT.tif")
@@ -261,7 +261,7 @@ def mosaic(
 
     if resolve_mosaic() is None:
         raise GeoreaderError("daskcog.mosaic is not available in this installation of daskcog")
-    from georeader.upload import is_store_url
+    from georeader.io import is_store_url
 
     # an object-store URL is uploaded when the COG is finished, with the --store-option options
     path: Path | str = output if is_store_url(output) else Path(output).expanduser()

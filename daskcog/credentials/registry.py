@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from georeader.errors import GeoreaderError
-from georeader.signed_store import SIGNING_OPTIONS
+from georeader.io import SIGNING_OPTIONS
 
 SECRET_PATTERN = re.compile(
     r"secret|token|password|passwd|credential|account_key|access_key|key_id|sas|signature|"

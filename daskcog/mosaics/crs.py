@@ -18,8 +18,7 @@ from typing import Any
 from pyproj import CRS, Transformer
 
 from georeader.errors import NoGeoreferenceError
-from georeader.geotensor import norm_crs
-from georeader.window_utils import Bounds
+from georeader.geo import Bounds, norm_crs
 
 DENSIFY_POINTS = 21
 """Points per edge when a footprint is transformed (GDAL's default, 21)."""

@@ -32,10 +32,10 @@ from daskcog.credentials import registry as creds
 from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs, transform_bounds
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile
+from georeader import AsyncGeoTIFFReader, OpenedFile, parse_location
 from georeader.errors import GeoreaderError, NoGeoreferenceError
-from georeader.store import canonical_json, parse_location, split_signed_url
-from georeader.window_utils import Bounds
+from georeader.geo import Bounds
+from georeader.io import canonical_json, split_signed_url
 
 StoreOptions = tuple[tuple[str, Any], ...]
 FETCH_CONCURRENCY = 64

@@ -41,7 +41,7 @@ from rasterio.windows import Window
 
 from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs
 from daskcog.mosaics.footprints import Bounds, Scene, reproject_footprints
-from georeader import window_utils
+from georeader import geo
 from georeader.errors import WindowError
 
 _SNAP = 1e-6
@@ -72,14 +72,14 @@ class Grid:
 
     @property
     def bounds(self) -> Bounds:
-        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.affine)
+        return geo.window_bounds(Window(0, 0, self.width, self.height), self.affine)
 
     @property
     def crs_obj(self) -> Any:
         return crs_from_text(self.crs)
 
     def window_bounds(self, col_off: int, row_off: int, width: int, height: int) -> Bounds:
-        return window_utils.window_bounds(Window(col_off, row_off, width, height), self.affine)
+        return geo.window_bounds(Window(col_off, row_off, width, height), self.affine)
 
     def window_transform(self, col_off: int, row_off: int) -> Affine:
         return self.affine @ Affine.translation(col_off, row_off)

@@ -46,8 +46,8 @@ from daskcog.reading.geoarray import GeoArray, outside_error
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
 from georeader.errors import GeoreaderError, WindowError
-from georeader.nodata import fits_dtype
-from georeader.store_options import check_sources_options
+from georeader.geo import fits_dtype
+from georeader.io import check_sources_options
 
 MOSAIC_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per chunk (all bands): a chunk task holds a few

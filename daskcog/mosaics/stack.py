@@ -29,8 +29,8 @@ from daskcog.mosaics.mosaic import (
 from daskcog.mosaics.tasks import MosaicBlocks
 from daskcog.reading.geoarray import DATAARRAY_NAME, GeoArray, to_dataarray
 from daskcog.reading.read_graph import array_over
-from georeader.on_grid import OnGrid
-from georeader.store_options import check_sources_options
+from georeader.geo import OnGrid
+from georeader.io import check_sources_options
 
 
 class GeoStack(OnGrid):

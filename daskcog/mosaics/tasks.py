@@ -41,10 +41,8 @@ from daskcog.mosaics.methods import MosaicMethod
 from daskcog.reading import failures
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
-from georeader import window_utils
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader, choose_level
-from georeader.nodata import fits_dtype, nodata_mask
-from georeader.window_utils import Bounds
+from georeader import AsyncGeoTIFFReader, choose_level, geo
+from georeader.geo import Bounds, fits_dtype, nodata_mask
 
 if TYPE_CHECKING:  # the spec is built in `mosaic`, which imports this module
     from daskcog.mosaics.mosaic import MosaicSpec
@@ -250,7 +248,7 @@ async def read_scene(
     )
     if offset is not None:
         source = Window(col_off + offset[0], row_off + offset[1], width, height)
-        inside = window_utils.clip_window(source, reader.width, reader.height)
+        inside = geo.clip_window(source, reader.width, reader.height)
         if inside is None:
             return None
         values = (await reader.read_window(inside, fill_value=fill)).values
@@ -352,7 +350,7 @@ def _source_window(
     if not all(math.isfinite(v) for v in (left, bottom, right, top)):
         return Window(0, 0, reader.width, reader.height)  # the whole scene (never empty)
     c0, r0, c1, r1 = _pixel_span(reader.transform, (left, bottom, right, top), margin)
-    return window_utils.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+    return geo.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
 
 
 def _pixel_span(

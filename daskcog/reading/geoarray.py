@@ -16,10 +16,9 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import window_utils
+from georeader import geo
 from georeader.errors import BoundsOutsideError
-from georeader.geotensor import GeoTensor, norm_crs
-from georeader.on_grid import OnGrid
+from georeader.geo import GeoTensor, OnGrid, norm_crs
 
 DATAARRAY_NAME = "band_data"
 """The name `to_xarray` gives: what xarray's rasterio engine and daskcog's xarray backend call
@@ -108,18 +107,18 @@ class GeoArray(OnGrid):
         return GeoArray(data, **kwargs)
 
     # -- lazy slicing -------------------------------------------------------
-    def _named(self, exc: window_utils.WindowError) -> window_utils.WindowError:
+    def _named(self, exc: geo.WindowError) -> geo.WindowError:
         """The same error, naming the file this array reads (when it reads one)."""
         url = getattr(self._source, "url", None)
         if url is None or str(exc).startswith(url):
             return exc
-        return window_utils.WindowError(f"{url}: {exc}")
+        return geo.WindowError(f"{url}: {exc}")
 
     def isel_window(self, window: Window) -> GeoArray:
         """Lazy whole-pixel window; parts outside the array take the fill value."""
         try:
-            window = window_utils.to_int_window(window)
-        except window_utils.WindowError as exc:
+            window = geo.to_int_window(window)
+        except geo.WindowError as exc:
             raise self._named(exc) from None
         spec = self._source
         if spec is not None and hasattr(spec, "isel_window"):  # a ReadSpec: a new graph, no slicing
@@ -127,8 +126,8 @@ class GeoArray(OnGrid):
                 window, self._chunk_request, transform=self._base_transform, crs=self.crs,
                 nodata=self.nodata,
             )
-        inside = window_utils.clip_window(window, self.width, self.height)
-        transform = window_utils.window_transform(window, self.transform)
+        inside = geo.clip_window(window, self.width, self.height)
+        transform = geo.window_transform(window, self.transform)
         if inside is None:
             data = da.full(
                 (self.count, int(window.height), int(window.width)), self.fill_value_default,
@@ -147,14 +146,14 @@ class GeoArray(OnGrid):
             )
         return self._with(data, transform)
 
-    def sel_bounds(self, bounds: window_utils.Bounds) -> GeoArray:
+    def sel_bounds(self, bounds: geo.Bounds) -> GeoArray:
         """Lazy read of the whole pixels covering `bounds` (outer rounding), boundless.
 
         `bounds` are in this array's CRS. Bounds that miss the array entirely are
         refused (`BoundsOutsideError`): a result of fill alone is almost always bounds
         in another CRS (degrees on a UTM file), not a request for nothing."""
-        window = window_utils.window_from_bounds(bounds, self.transform)
-        if window_utils.clip_window(window, self.width, self.height) is None:
+        window = geo.window_from_bounds(bounds, self.transform)
+        if geo.clip_window(window, self.width, self.height) is None:
             raise outside_error(bounds, self.bounds, self.crs, getattr(self._source, "url", None))
         return self.isel_window(window)
 
@@ -167,7 +166,7 @@ class GeoArray(OnGrid):
     def __getitem__(self, key: Any) -> GeoArray:
         try:
             return self._getitem(key)
-        except window_utils.WindowError as exc:
+        except geo.WindowError as exc:
             raise self._named(exc) from None
 
     def _getitem(self, key: Any) -> GeoArray:
@@ -177,24 +176,24 @@ class GeoArray(OnGrid):
             key = (key,)
         if any(k is Ellipsis for k in key):
             if sum(k is Ellipsis for k in key) > 1:
-                raise window_utils.WindowError("an index can only have a single ellipsis ('...')")
+                raise geo.WindowError("an index can only have a single ellipsis ('...')")
             at = next(i for i, k in enumerate(key) if k is Ellipsis)
             key = key[:at] + (slice(None),) * (3 - len(key) + 1) + key[at + 1 :]
         if len(key) > 3:
-            raise window_utils.WindowError(f"too many indices for a (band, y, x) array: {key!r}")
+            raise geo.WindowError(f"too many indices for a (band, y, x) array: {key!r}")
         key = key + (slice(None),) * (3 - len(key))
         band_key, row_key, col_key = key
         if not isinstance(row_key, slice) or not isinstance(col_key, slice):
-            raise window_utils.WindowError("rows and cols must be slices")
+            raise geo.WindowError("rows and cols must be slices")
         if (row_key.step or 1) != 1 or (col_key.step or 1) != 1:
-            raise window_utils.WindowError("use step-1 slices; choose an overview to subsample")
+            raise geo.WindowError("use step-1 slices; choose an overview to subsample")
         r0, r1, _ = row_key.indices(self.height)
         c0, c1, _ = col_key.indices(self.width)
         r1, c1 = max(r0, r1), max(c0, c1)  # numpy: a reversed slice is empty, not an error
         if r1 == r0 or c1 == c0:
             out = self._with(
                 self.data[:, r0:r1, c0:c1],
-                window_utils.window_transform(Window(c0, r0, c1 - c0, r1 - r0), self.transform),
+                geo.window_transform(Window(c0, r0, c1 - c0, r1 - r0), self.transform),
             )
         else:
             out = self.isel_window(Window(c0, r0, c1 - c0, r1 - r0))
@@ -207,7 +206,7 @@ class GeoArray(OnGrid):
         else:
             positions = [int(p) for p in np.asarray(band_key).ravel()]
         if any(not -self.count <= p < self.count for p in positions):
-            raise window_utils.WindowError(
+            raise geo.WindowError(
                 f"band index {band_key!r} out of range for {self.count} bands"
             )
         out = out.sel_bands([p % self.count + 1 for p in positions])

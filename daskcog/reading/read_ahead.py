@@ -31,7 +31,7 @@ from typing import Any
 
 from rasterio.windows import Window
 
-from georeader import range_cache
+from georeader.io import RANGE_CACHE
 
 BUDGET = int(os.environ.get("DASKCOG_READAHEAD_BYTES", str(16 << 20)))
 RADIUS = 2
@@ -145,7 +145,7 @@ _tasks: set[asyncio.Future[Any]] = set()  # read-ahead tasks in flight (kept fro
 
 def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
     """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
-    if BUDGET <= 0 or range_cache.CACHE.unused_prefetch_bytes >= BUDGET:
+    if BUDGET <= 0 or RANGE_CACHE.unused_prefetch_bytes >= BUDGET:
         return
     here = grid.index(
         int(window.row_off), int(window.col_off), int(window.height), int(window.width)

@@ -35,11 +35,10 @@ from daskcog.reading import arguments, chunking, failures, read_ahead
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader, PendingWindow
+from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
-from georeader.nodata import check_fill
-from georeader.retry import RetryPolicy
-from georeader.store import check_store_options, parse_location, split_signed_url
+from georeader.geo import check_fill
+from georeader.io import RetryPolicy, check_store_options, split_signed_url
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ def from_spec(
     name = f"daskcog-read-{tokenize(spec, normalised)}"
     grid = read_ahead.Grid.from_chunks(row_off, col_off, normalised[1], normalised[2])
     data = array_over(BlockReader(spec, grid), normalised, name, dtype)
-    from georeader.window_utils import window_transform
+    from georeader.geo import window_transform
 
     return GeoArray(
         data,

@@ -32,14 +32,8 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader, OpenedFile, open_file
-from georeader.signed_store import SIGNING_OPTIONS
-from georeader.store import (
-    canonical_json,
-    forget_signed_stores,
-    identity_options,
-    open_store,
-)
+from georeader import AsyncGeoTIFFReader, OpenedFile, open_file, open_store
+from georeader.io import SIGNING_OPTIONS, canonical_json, forget_signed_stores, identity_options
 
 
 @dataclass

@@ -49,7 +49,7 @@ from daskcog.stac.parquet_plan import (
     step_rows,
 )
 from daskcog.stac.scenes import asset_tables, declare_nodata, declared_scenes
-from georeader.store_options import check_store_options
+from georeader.io import check_store_options
 
 _LONLAT_MARGIN = 1e-6
 _HEAD_ROWS = 256

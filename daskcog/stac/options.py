@@ -17,8 +17,8 @@ from daskcog.reading.io_loop import LoopChoice
 from daskcog.stac import grouping
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import PropertyRequest
-from georeader.store_options import check_sources_options, store_kind
-from georeader.window_utils import Bounds
+from georeader.geo import Bounds
+from georeader.io import check_sources_options, store_kind
 
 ODC_NOT_SUPPORTED: dict[str, str] = {
     "pool": "daskcog always builds a Dask graph; choose threads with dask.config.set("

@@ -12,7 +12,7 @@ import io
 import threading
 from typing import Any
 
-from georeader.store import canonical_json
+from georeader.io import canonical_json
 
 _CORE = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
                    "assets", "links", "collection"})
@@ -64,7 +64,8 @@ def _open(url: str, options: tuple[tuple[str, Any], ...], make: Any) -> Any:
     """`make(source[, filesystem])` over a local path or an obstore reader of any store."""
     import pyarrow as pa
 
-    from georeader.store import build_store, parse_location
+    from georeader import parse_location
+    from georeader.io import build_store
 
     location = parse_location(url)
     if location.url.startswith("file://"):

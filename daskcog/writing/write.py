@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rasterio.windows import Window
 
-from georeader.gdal_progress import StageProgress
-from georeader.raster_writer import (
+from georeader.write import (
     COMPRESSIONS,
     ProgressCallback,
+    StageProgress,
     WriteError,
     WriteOptions,
     overview_factors,
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import dask.array as da
 
     from daskcog.reading.geoarray import GeoArray
-    from georeader.geotensor import GeoTensor
+    from georeader.geo import GeoTensor
 
 _AUTO: Any = object()
 __all__ = ["COMPRESSIONS", "WriteError", "WriteOptions", "overview_factors", "write_raster"]
@@ -94,9 +94,9 @@ def write_raster(
             predictor (2 for ints, 3 for floats), level, blocksize (512), overviews,
             resampling ("nearest"), bigtiff, creation_options.
     """
-    from georeader.geotensor import GeoTensor
-    from georeader.raster_writer import write_geotensor
-    from georeader.upload import is_store_url, staged_upload
+    from georeader.geo import GeoTensor
+    from georeader.io import is_store_url, staged_upload
+    from georeader.write import write_geotensor
 
     if is_store_url(path):
         url = str(path)

@@ -18,10 +18,16 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import GeoTensor, ObjectNotFoundError, window_utils
-from georeader.abstract_reader import ReaderSurface, check_no_warp
-from georeader.on_grid import OnGrid
-from georeader.store import Location, parse_location
+from georeader import (
+    GeoTensor,
+    ObjectNotFoundError,
+    ReaderSurface,
+    check_no_warp,
+    geo,
+    parse_location,
+)
+from georeader.geo import OnGrid
+from georeader.io import Location
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class FakeReader(ReaderSurface, OnGrid):
     async def read_window(
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
-        window = window_utils.to_int_window(window)
+        window = geo.to_int_window(window)
         rows = np.arange(int(window.row_off), int(window.row_off + window.height))[:, None]
         cols = np.arange(int(window.col_off), int(window.col_off + window.width))[None, :]
         values = np.stack([(b * 1_000_000 + rows * 1000 + cols) for b in self.bands]).astype(
@@ -116,7 +122,7 @@ class FakeReader(ReaderSurface, OnGrid):
         )
         return GeoTensor(
             values,
-            window_utils.window_transform(window, self.transform),
+            geo.window_transform(window, self.transform),
             self.crs,
             self.fill_value_default,
         )
@@ -131,11 +137,11 @@ class FakeReader(ReaderSurface, OnGrid):
         fill_value: float | None = None,
     ) -> GeoTensor:
         check_no_warp(self, target_resolution=target_resolution, target_crs=target_crs)
-        return await self.read_window(window_utils.window_from_bounds(bounds, self.transform))
+        return await self.read_window(geo.window_from_bounds(bounds, self.transform))
 
-    async def read_geoslice(self, slice_: window_utils.GeoSlice, **kwargs: Any) -> GeoTensor:
+    async def read_geoslice(self, slice_: geo.GeoSlice, **kwargs: Any) -> GeoTensor:
         return await self.read_window(
-            window_utils.geoslice_window(slice_, self.width, self.height), **kwargs
+            geo.geoslice_window(slice_, self.width, self.height), **kwargs
         )
 
     async def load(self, **kwargs: Any) -> GeoTensor:

@@ -460,7 +460,7 @@ def test_bounds_beyond_scenes_fill_with_nodata(real_scenes: list[Path]) -> None:
 
 def test_like_and_readers_as_sources(real_scenes: list[Path]) -> None:
     from daskcog.reading.io_loop import run_sync
-    from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+    from georeader import AsyncGeoTIFFReader
 
     base = daskcog.open(real_scenes[2])
     by_path = daskcog.mosaic(real_scenes, like=base, chunks=256)

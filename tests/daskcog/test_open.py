@@ -16,7 +16,7 @@ import pytest
 from rasterio.windows import Window
 
 import daskcog
-from georeader import RasterioReader, window_utils
+from georeader import RasterioReader, geo
 from georeader.errors import GeoreaderError, ObjectNotFoundError, WindowError
 from tests.cogfactory import cached_tiff
 from tests.daskcog.conftest import (
@@ -213,9 +213,9 @@ def test_isel_window(gen_paths, case, window_id) -> None:
     expected = ref.read_window(window)
     assert sub.shape == (1, int(window.height), int(window.width))
     assert (
-        sub.transform == expected.transform == window_utils.window_transform(window, ref.transform)
+        sub.transform == expected.transform == geo.window_transform(window, ref.transform)
     )
-    np.testing.assert_allclose(sub.bounds, window_utils.window_bounds(window, ref.transform))
+    np.testing.assert_allclose(sub.bounds, geo.window_bounds(window, ref.transform))
     assert sub.crs == ref.crs
     result = sub.compute()
     assert_equal_values(result.values, expected.values)
@@ -268,7 +268,7 @@ def test_getitem(gen_paths, key, window, bands) -> None:
     ref = RasterioReader(path, bands=bands)
     expected = ref.read_window(window)
     assert sub.shape == expected.shape
-    assert sub.transform == expected.transform == window_utils.window_transform(window, g.transform)
+    assert sub.transform == expected.transform == geo.window_transform(window, g.transform)
     if bands is not None:
         assert sub.bands == tuple(bands)
     assert_equal_values(sub.compute().values, expected.values)
@@ -329,10 +329,10 @@ def test_sel_bounds(gen_paths, case) -> None:
         xb, yb = t * (c1, r1)
         bounds = (min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb))
         sub = g.sel_bounds(bounds)
-        window = window_utils.window_from_bounds(bounds, t)
+        window = geo.window_from_bounds(bounds, t)
         expected = ref.read_bounds(bounds)
         assert sub.shape == expected.shape == (1, int(window.height), int(window.width))
-        assert sub.transform == expected.transform == window_utils.window_transform(window, t)
+        assert sub.transform == expected.transform == geo.window_transform(window, t)
         # outer rounding: the result covers the requested bounds
         left, bottom, right, top = sub.bounds
         assert left <= bounds[0] and bottom <= bounds[1] and right >= bounds[2] and top >= bounds[3]

@@ -16,8 +16,8 @@ import daskcog
 from benchmarks.servers import RangeServer
 from daskcog.reading import read_ahead
 from daskcog.reading.read_ahead import Grid, Requested
-from georeader import range_cache
-from georeader.async_geotiff_reader import AsyncGeoTIFFReader
+from georeader import AsyncGeoTIFFReader
+from georeader.io import RANGE_CACHE
 from tests.cogfactory import write_benchmark_cog
 
 OPTIONS = {"client_options": {"allow_http": True}}
@@ -60,14 +60,14 @@ def test_each_chunk_is_claimed_once_per_array() -> None:
 def test_read_ahead_compute_is_exact_and_reads_each_tile_once(served, monkeypatch) -> None:  # noqa: ANN001
     server, url, reference, tile_bytes = served
     monkeypatch.setattr(read_ahead, "BUDGET", 1 << 20)
-    range_cache.CACHE.clear()
+    RANGE_CACHE.clear()
     # whole tile rows per chunk: each chunk's tiles are one contiguous range in the file
     # (async-tiff merges ranges less than 1 MiB apart, gap bytes included)
     arr = daskcog.open(url, chunks=(1, 256, 1024), **OPTIONS)
     server.reset()
     got = arr.data.compute(scheduler="threads", num_workers=2)
     np.testing.assert_array_equal(got, reference)
-    info = range_cache.CACHE.info()
+    info = RANGE_CACHE.info()
     assert info.prefetched_bytes > 0, "no read-ahead happened"
     assert server.stats().bytes_sent <= 1.05 * int(tile_bytes.sum())  # fetched / needed
     assert info.prefetch_wasted_bytes == 0
@@ -77,13 +77,13 @@ def test_read_ahead_bytes_stay_within_budget(served, monkeypatch) -> None:  # no
     server, url, reference, _ = served
     budget = 100_000
     monkeypatch.setattr(read_ahead, "BUDGET", budget)
-    range_cache.CACHE.clear()
+    RANGE_CACHE.clear()
     arr = daskcog.open(url, chunks=128, **OPTIONS)
     peak = 0
 
     def watch(block: np.ndarray) -> np.ndarray:
         nonlocal peak
-        peak = max(peak, range_cache.CACHE.unused_prefetch_bytes)
+        peak = max(peak, RANGE_CACHE.unused_prefetch_bytes)
         return block
 
     got = arr.data.map_blocks(watch, dtype=arr.dtype).compute(scheduler="threads", num_workers=4)
@@ -93,7 +93,7 @@ def test_read_ahead_bytes_stay_within_budget(served, monkeypatch) -> None:  # no
 
 def test_windows_sharing_a_tile_fetch_it_once(served) -> None:  # noqa: ANN001
     server, url, reference, _ = served
-    range_cache.CACHE.clear()
+    RANGE_CACHE.clear()
 
     async def go() -> list[np.ndarray]:
         reader = await AsyncGeoTIFFReader.open(url, **OPTIONS)
@@ -112,7 +112,7 @@ def test_windows_sharing_a_tile_fetch_it_once(served) -> None:  # noqa: ANN001
 
 def test_a_reopened_header_never_gets_the_old_headers_tile_bytes(served) -> None:  # noqa: ANN001
     server, url, reference, _ = served
-    range_cache.CACHE.clear()
+    RANGE_CACHE.clear()
 
     async def read_once() -> tuple[str, np.ndarray]:
         reader = await AsyncGeoTIFFReader.open(url, **OPTIONS)

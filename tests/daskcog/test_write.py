@@ -18,7 +18,7 @@ from rio_cogeo.cogeo import cog_validate
 import daskcog
 from daskcog.reading.geoarray import GeoArray
 from daskcog.writing.write import WriteError, overview_factors, write_raster
-from georeader.geotensor import GeoTensor
+from georeader.geo import GeoTensor
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
 
 pytestmark = pytest.mark.timeout(120)

@@ -18,8 +18,7 @@ import rasterio.shutil
 from rio_cogeo.cogeo import cog_validate
 
 import daskcog
-from georeader import gdal_progress
-from georeader.raster_writer import overview_factors
+from georeader.write import WriteCancelled, create_copy, overview_factors, progress_available
 from tests.cogfactory import TiffSpec, cached_tiff
 
 SPEC = TiffSpec(
@@ -42,7 +41,7 @@ def levels(path: Path) -> list[np.ndarray]:
 
 
 def test_gdal_library_is_found() -> None:
-    assert gdal_progress.available()
+    assert progress_available()
 
 
 def test_finish_progress_reports_each_stage_to_the_end(source: Path, tmp_path: Path) -> None:
@@ -101,7 +100,7 @@ def test_cancel_event_stops_the_copy(source: Path, tmp_path: Path) -> None:
     rasterio.shutil.copy(source, staged, driver="GTiff", TILED="YES")
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(gdal_progress.WriteCancelled):
-        gdal_progress.create_copy(
+    with pytest.raises(WriteCancelled):
+        create_copy(
             str(staged), str(tmp_path / "out.tif"), "COG", {}, cancel=cancel
         )

@@ -21,10 +21,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def fresh_caches():
     """Each test counts its own requests: this process's headers and tile bytes forgotten."""
     import daskcog
-    from georeader import range_cache
+    from georeader.io import RANGE_CACHE
 
     daskcog.cache_clear()
-    range_cache.CACHE.clear()
+    RANGE_CACHE.clear()
     yield
 
 

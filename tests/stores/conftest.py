@@ -134,15 +134,15 @@ def range_proxy_http(
 def fresh_process_state() -> Iterator[None]:
     """Every test starts without cached headers or recorded failures, with default retries."""
     import daskcog
+    import georeader
     from daskcog.reading import failures
-    from georeader import async_geotiff_reader as agr
 
-    saved_retry = agr.AsyncGeoTIFFReader.retry
+    saved_retry = georeader.AsyncGeoTIFFReader.retry
     daskcog.cache_clear()
-    agr.forget_header_sizes()
+    georeader.forget_header_sizes()
     failures.clear_failures()
     yield
-    agr.AsyncGeoTIFFReader.retry = saved_retry
+    georeader.AsyncGeoTIFFReader.retry = saved_retry
     daskcog.cache_clear()
-    agr.forget_header_sizes()
+    georeader.forget_header_sizes()
     failures.clear_failures()

@@ -249,7 +249,7 @@ class RangeLogProxy(FaultProxy):
 
 def header_bytes(path: Any) -> int:
     """Bytes before the first tile of a local TIFF (what one header request must cover)."""
-    from georeader.async_geotiff_reader import open_file
+    from georeader import open_file
 
     opened = run(open_file(str(path)))
     starts = [
@@ -263,7 +263,7 @@ def header_bytes(path: Any) -> int:
 
 def tile_byte_ranges(path: Any, rows: Callable[[int], bool]) -> list[tuple[int, int]]:
     """Inclusive byte intervals of the full-resolution data tiles whose tile row passes `rows`."""
-    from georeader.async_geotiff_reader import open_file
+    from georeader import open_file
 
     opened = run(open_file(str(path)))
     ifd = opened.levels[0].data_ifd

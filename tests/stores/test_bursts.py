@@ -69,7 +69,7 @@ def test_refused_connections_are_retried_then_a_bounded_typed_error(tmp_path: Pa
     the read fails with StoreReadError after the policy's attempts, each range tried `attempts`
     times (one retry layer), within its time bound."""
     from georeader import StoreReadError
-    from georeader.retry import RetryPolicy
+    from georeader.io import RetryPolicy
 
     write_base(tmp_path / "cog.tif", compress="deflate")
     server = RangeHTTPServer(tmp_path)

@@ -27,7 +27,7 @@ import pytest
 import daskcog
 from daskcog.credentials import registry as creds
 from georeader import AccessDeniedError, StoreReadError
-from georeader.retry import RetryPolicy
+from georeader.io import RetryPolicy
 from tests.stores.helpers import HTTP_OPTIONS, record_requests, s3_options, settle
 
 SHORT_STORE_RETRY = RetryPolicy(attempts=2, total_seconds=3).store_retry_config()

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import daskcog
-from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     AccessDeniedError,
     GeoreaderError,
@@ -26,6 +25,7 @@ from georeader.errors import (
     StoreConfigError,
     StoreReadError,
 )
+from georeader.io import first_line, map_store_error
 
 HTML_404 = (
     "Object at location missing.tif not found: Error performing GET http://h/missing.tif in "

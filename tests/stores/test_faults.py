@@ -17,7 +17,7 @@ import pytest
 
 import daskcog
 from georeader import AccessDeniedError, AsyncGeoTIFFReader, StoreReadError
-from georeader.retry import RetryPolicy
+from georeader.io import RetryPolicy
 from tests.stores.helpers import (
     COG_SPEC,
     HTTP_OPTIONS,
@@ -82,10 +82,10 @@ def short_reader_retry():
 
 
 def _fresh_caches() -> None:
-    from georeader import async_geotiff_reader as agr
+    import georeader
 
     daskcog.cache_clear()
-    agr.forget_header_sizes()
+    georeader.forget_header_sizes()
 
 
 TRANSIENT = {
@@ -368,7 +368,7 @@ _OBSERVED = {
 
 @pytest.mark.parametrize("case", list(_OBSERVED))
 def test_error_classification_of_observed_messages(case):
-    from georeader.error_mapping import map_store_error
+    from georeader.io import map_store_error
 
     message, expected = _OBSERVED[case]
     mapped = map_store_error(TypeError(message), "s3://bkt/a.tif", "reading window (...)")

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import daskcog
-from georeader import AccessDeniedError, AsyncGeoTIFFReader, ObjectNotFoundError
-from georeader.layout_guard import NATIVE, RASTERIO
+from georeader import NATIVE, RASTERIO, AccessDeniedError, AsyncGeoTIFFReader, ObjectNotFoundError
 from tests.stores.helpers import (
     HTTP_OPTIONS,
     LEVELS,

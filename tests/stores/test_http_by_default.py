@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from obstore.store import AzureStore, HTTPStore, S3Store
 
-from georeader.store import allow_http_when_named, build_store, parse_location, s3_https_url
+from georeader import parse_location
+from georeader.io import allow_http_when_named, build_store, s3_https_url
 from tests.stores.helpers import read_async, read_dask, s3_options
 
 

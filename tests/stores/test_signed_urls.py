@@ -21,7 +21,7 @@ import pytest
 
 import daskcog
 from georeader import AccessDeniedError, InvalidURLError, signed_store
-from georeader.signed_store import expiry, redact, split_query
+from georeader.io import expiry, redact, split_query
 from tests.stores.helpers import HTTP_OPTIONS, read_async
 
 LIFE = 2

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from georeader.errors import GeoreaderError, UnknownOptionError
-from georeader.store import check_store_options
-from georeader.store_options import stub_names
+from georeader.io import check_store_options, stub_names
 
 
 def test_misspelt_s3_option_names_the_intended_one() -> None:

@@ -14,7 +14,7 @@ import daskcog
 from daskcog.credentials import registry as creds
 from daskcog.writing.write import write_raster
 from georeader import RasterioReader
-from georeader.upload import UPLOAD_PART, UploadError
+from georeader.io import UPLOAD_PART, UploadError
 from tests.servers import NO_RETRY
 from tests.stores.helpers import record_requests, s3_options
 
@@ -27,7 +27,7 @@ def big_local(tmp_path_factory):
     path = tmp_path_factory.mktemp("big") / "big.tif"
     from affine import Affine
 
-    from georeader.geotensor import GeoTensor
+    from georeader.geo import GeoTensor
 
     tensor = GeoTensor(data, transform=Affine(10, 0, 500000, 0, -10, 4600000), crs="EPSG:32633")
     write_raster(tensor, path, compress="none")
@@ -99,7 +99,7 @@ def test_a_failed_upload_leaves_no_object(s3_server, s3_bucket, big_local, fault
 
 
 def test_bad_output_urls():
-    from georeader.upload import staged_upload
+    from georeader.io import staged_upload
 
     with pytest.raises(UploadError, match="signed"), staged_upload("https://h/b/o.tif?sig=secret"):
         pass
