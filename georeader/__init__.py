@@ -12,7 +12,10 @@ modules can move without breaking them):
 * `georeader.errors`: every error class (one base, `GeoreaderError`);
 * `georeader.geo`: windows, bounds, `GeoTensor`, nodata;
 * `georeader.io`: stores, store options, signed URLs, retry, the range cache, upload;
-* `georeader.write`: writing GeoTIFFs.
+* `georeader.write`: writing GeoTIFFs;
+* `georeader.process_state`: the per-process settings (`Settings`, `configure`,
+  `configured`, `settings`, also exported here) and the registry of caches, pools and
+  tables (`register`, `Table`, `info`, `clear`) with its one fork rule.
 """
 
 from georeader.abstract_reader import (
@@ -50,6 +53,7 @@ from georeader.errors import (
 )
 from georeader.geotensor import GeoTensor
 from georeader.layout_guard import NATIVE, RASTERIO
+from georeader.process_state import Settings, configure, configured, settings
 from georeader.rasterio_reader import RasterioReader
 from georeader.store import open_store, parse_location
 from georeader.tile_decode import COMPRESSION_NAMES
@@ -60,7 +64,7 @@ from georeader.translate import (
 )
 
 __all__ = [
-    "COMPRESSION_NAMES", "NATIVE", "RASTERIO",
+    "COMPRESSION_NAMES", "NATIVE", "RASTERIO", "Settings", "configure", "configured", "settings",
     "AccessDeniedError", "AsyncGeoData", "AsyncGeoTIFFReader", "BoundsOutsideError", "GeoData",
     "GeoMetadata", "GeoTensor", "GeoreaderError", "InvalidHeaderError", "InvalidURLError",
     "NoGeoreferenceError", "NotATiffError", "ObjectNotFoundError", "OpenedFile",

@@ -10,7 +10,6 @@ back into the reader.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +24,10 @@ from georeader.errors import TileDecodeError
 from georeader.geotensor import GeoTensor
 from georeader.nodata import nodata_mask, same_value
 from georeader.opened_file import Level, OpenedFile
+from georeader.process_state import register, settings
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor, int] | None = None
+_pool: tuple[ThreadPoolExecutor, int] | None = None
 
 
 def decode_pool() -> ThreadPoolExecutor:
@@ -38,11 +38,34 @@ def decode_pool() -> ThreadPoolExecutor:
 def _decode_pool() -> tuple[ThreadPoolExecutor, int]:
     global _pool
     with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            workers = int(os.environ.get("GEOREADER_DECODE_THREADS", os.cpu_count() or 2))
-            executor = ThreadPoolExecutor(workers, thread_name_prefix="georeader-decode")
-            _pool = (os.getpid(), executor, workers)
-        return _pool[1], _pool[2]
+        if _pool is None:
+            workers = max(1, settings().decode_threads)
+            _pool = (ThreadPoolExecutor(workers, thread_name_prefix="georeader-decode"), workers)
+        return _pool
+
+
+def _drop_pool() -> None:
+    """Forget the pool (its threads finish what they have); the next decode makes a new one."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool[0].shutdown(wait=False)
+
+
+def _pool_after_fork() -> None:
+    """In a forked child the pool's threads do not exist: forget it without touching it."""
+    global _pool, _pool_lock
+    _pool_lock, _pool = threading.Lock(), None
+
+
+register(
+    "georeader.decode_pool",
+    info=lambda: {"workers": 0 if _pool is None else _pool[1]},
+    clear=_drop_pool,
+    after_fork=_pool_after_fork,
+    on_settings=lambda old, new: _drop_pool() if old.decode_threads != new.decode_threads else None,
+)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from affine import Affine
 from pyproj import CRS
 
 from georeader import ifd_chain
+from georeader.process_state import register_function_cache
 
 
 def alpha_band_index(ifd: Any, count: int, dtype: np.dtype, nodata: float | None) -> int | None:
@@ -283,3 +284,8 @@ def _wkt_crs(wkt: str | None) -> CRS | None:
         if exact is not None and exact == crs:
             return exact
     return crs
+
+
+register_function_cache("georeader.epsg_crs", _epsg)
+register_function_cache("georeader.epsg_crs_with_units", _epsg_with_units)
+register_function_cache("georeader.wkt_crs", _wkt_crs)

@@ -24,31 +24,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from georeader.bounded import LRU
 from georeader.error_mapping import map_store_error
 from georeader.errors import StoreReadError
 from georeader.obspec_ranges import ObspecRanges
+from georeader.process_state import Table, settings
 from georeader.retry import RetryPolicy, retrying
 from georeader.rust_calls import settled
 
 T = TypeVar("T")
 
-DEFAULT_MAX_CONCURRENCY = int(os.environ.get("GEOREADER_MAX_CONCURRENCY", "256"))
-"""Store calls in flight per store and event loop unless `max_concurrency=` says otherwise.
-
-256, not 64: a fan-out of 200 windows makes 310 requests, which at 64 in flight cost 5
-round trips (0.345 s at 50 ms) and at 256 two (0.308 s; 512 and 1024: 0.315 / 0.309 s,
-where CPU, not round trips, binds; `benchmarks/bench_fanout.py`). 256 connections stay
-well under a process's usual 1,024 file descriptors."""
-
 _policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar(
     "georeader_retry", default=None
 )
-_limits: LRU[tuple[int, int, int], tuple[Any, asyncio.Semaphore]] = LRU(1024)
+_limits: Table[tuple[int, int, int], tuple[Any, asyncio.Semaphore]] = Table(
+    "georeader.store_limits", lambda s: s.semaphore_table_size
+)
 
 
 @contextlib.contextmanager
@@ -77,7 +70,7 @@ class GuardedStore(ObspecRanges):
         self.store = store
         self._key = key
         self._url = url
-        self._size = max(1, max_concurrency or DEFAULT_MAX_CONCURRENCY)
+        self._size = max(1, max_concurrency or settings().max_concurrency)
         self._head: bytes | None = None
         self._whole = False
 

@@ -32,7 +32,6 @@ from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
 from georeader import gdal_rules, header_checks, ifd_chain, layout_guard, range_cache, tile_decode
-from georeader.bounded import LRU
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
@@ -43,6 +42,7 @@ from georeader.errors import (
 from georeader.guarded_store import GuardedStore, policy_scope
 from georeader.nodata import NodataOutOfRangeWarning, fits_dtype
 from georeader.on_grid import OnGrid
+from georeader.process_state import Table, register
 from georeader.rasterio_reader import RasterioReader
 from georeader.retry import RetryPolicy
 from georeader.rust_calls import operation, settled
@@ -57,8 +57,27 @@ from georeader.store import (
 )
 
 DEFAULT_PREFETCH = 32768
-HEADER_SIZES: LRU[str, int] = LRU(int(os.environ.get("GEOREADER_HEADER_HINTS", "65536")))
-"""url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded."""
+HEADER_SIZES: Table[str, int] = Table("georeader.header_sizes", lambda s: s.header_hints)
+"""url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded
+(`Settings.header_hints`)."""
+
+
+_LOCAL_FILES: weakref.WeakValueDictionary[int, OpenedFile] = weakref.WeakValueDictionary()
+"""Opened headers holding a local file descriptor (a forked child opens its own)."""
+
+
+def _local_files_after_fork() -> None:
+    for opened in list(_LOCAL_FILES.values()):
+        opened._after_fork()
+    _LOCAL_FILES.clear()
+
+
+register(
+    "georeader.local_files",
+    info=lambda: {"open": len(_LOCAL_FILES)},
+    clear=lambda: None,  # descriptors close with their header; nothing to drop early
+    after_fork=_local_files_after_fork,
+)
 
 
 def header_size_hint(url: str) -> int | None:
@@ -166,24 +185,31 @@ class OpenedFile:
     GeoKeys)."""
     _rasterio: dict[int, tuple[threading.Lock, RasterioReader]] = field(default_factory=dict)
     _rasterio_lock: threading.Lock = field(default_factory=threading.Lock)
-    _fd: tuple[int, int] | None = None
+    _fd: int | None = None
+    """File descriptor of a local file, for `pread` of tile bytes (this process's own: a
+    forked child forgets it, `process_state`'s fork rule)."""
     tile_cache_id: str = field(default_factory=range_cache.new_header_id, repr=False)
     """This header's name in the tile-bytes cache: bytes fetched under another (older) header of
     the same URL are never served with this one, even where offsets and lengths coincide."""
-    """(pid, file descriptor) of a local file, for `pread` of tile bytes."""
 
     def local_fd(self) -> int:
         """A read-only descriptor of the local file, opened once per process."""
         with self._rasterio_lock:
-            if self._fd is None or self._fd[0] != os.getpid():
+            fd = self._fd
+            if fd is None:
                 try:
                     fd = os.open(self.location.local_path, os.O_RDONLY)
                 except OSError as exc:
                     raise map_store_error(exc, self.location.url, "opening the file") from exc
-                self._fd = (os.getpid(), fd)
+                self._fd = fd
+                _LOCAL_FILES[id(self)] = self
                 # closed when no reader holds this header any more (never while one reads)
                 weakref.finalize(self, os.close, fd)
-            return self._fd[1]
+            return fd
+
+    def _after_fork(self) -> None:
+        self._rasterio_lock = threading.Lock()
+        self._fd = None
 
     def rasterio_level(self, level: int) -> tuple[threading.Lock, RasterioReader]:
         """A lazily opened GDAL dataset per level, with a lock (GDAL handles are not

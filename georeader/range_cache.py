@@ -9,7 +9,7 @@ so a file re-opened after a change never gets the old bytes.
 
 Bounds, so nothing grows without limit:
 * `capacity` bytes of entries (LRU; entries still in flight are never evicted, so a
-  burst can exceed it until they land). `GEOREADER_TILE_CACHE_BYTES`, 128 MiB; 0 turns
+  burst can exceed it until they land). `Settings.tile_cache_bytes`, 128 MiB; 0 turns
   the cache off (every read fetches its own tiles, as before).
 * read-ahead bytes not yet used by a read stay under the budget the caller gives
   (`get(..., prefetch_budget=...)` refuses the whole prefetch rather than part of it).
@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from georeader.process_state import register, settings
 
 Key = tuple[str, int, int]
 Fetch = Callable[[list[int]], Awaitable[Sequence[Any]]]
@@ -73,7 +75,6 @@ class RangeCache:
         self._reset()
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
         self._entries: dict[Key, _Entry] = {}
         # landed entries in LRU order, the only ones eviction looks at (a scan over entries
         # in flight cost more than the fetch in a 200-window fan-out): used ones first,
@@ -104,8 +105,6 @@ class RangeCache:
         missing: list[int] = []
         fresh: list[_Entry] = []
         with self._lock:
-            if self._pid != os.getpid():
-                self._reset()  # bytes in flight in the parent never arrive here
             if prefetch:
                 need = sum(n for off, n in ranges if (source, off, n) not in self._entries)
                 if need == 0:
@@ -214,6 +213,18 @@ class RangeCache:
         with self._lock:
             self._reset()
 
+    def after_fork(self) -> None:
+        """In a forked child: bytes in flight in the parent never arrive here, and the
+        lock may be held by a thread that does not exist here."""
+        self._lock = threading.Lock()
+        self._reset()
+
+    def resize(self, capacity: int) -> None:
+        """A new bound in bytes (entries past it go now, least recently used first)."""
+        with self._lock:
+            self.capacity = capacity
+            self._evict()
+
 
 RUN_GAP = 4096
 """Bytes between two tiles that one request may read over (GDAL's tile leaders, padding)."""
@@ -255,4 +266,8 @@ def new_header_id() -> str:
     return f"{os.getpid()}-{next(_header_ids)}"
 
 
-CACHE = RangeCache(int(os.environ.get("GEOREADER_TILE_CACHE_BYTES", str(128 << 20))))
+CACHE = RangeCache(settings().tile_cache_bytes)
+register(
+    "georeader.range_cache", info=CACHE.info, clear=CACHE.clear, after_fork=CACHE.after_fork,
+    on_settings=lambda old, new: CACHE.resize(new.tile_cache_bytes),
+)

@@ -14,7 +14,7 @@ signed url`, e.g. `planetary_computer.sign`), which it calls
 
 * before a request, when the URL's own expiry time (`X-Amz-Date` +
   `X-Amz-Expires`, Azure's `se`, `X-Goog-Date` + `X-Goog-Expires`) is less
-  than `EXPIRY_MARGIN` seconds away, and
+  than `Settings.signed_url_margin` seconds away, and
 * once after a request is refused (HTTP 401 / 403): the request is retried
   with the new URL; refused again, it is an `AccessDeniedError` naming the
   plain URL.
@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from georeader.error_mapping import first_line, strip_queries
 from georeader.errors import AccessDeniedError, InvalidURLError, StoreReadError
+from georeader.process_state import settings
 
 Signer = Callable[[str], Any]
 """`sign(plain_url) -> signed_url` (a str, or an awaitable of one)."""
@@ -50,9 +51,6 @@ part of the object's identity (a re-signed URL is the same object)."""
 
 SIGNED_STORE_OPTIONS = frozenset({"client_options", "retry_config"})
 """The other store options a signed URL takes (it is read over plain HTTP(S))."""
-
-EXPIRY_MARGIN = 2.0
-"""Seconds before a known expiry time at which a signer is asked for a new URL."""
 
 _DENIED = re.compile(r"status code: (401|403)\b|PermissionDenied|Unauthenticated", re.IGNORECASE)
 
@@ -112,12 +110,14 @@ def expiry(query: str) -> float | None:
 
 
 def renew_at(query: str) -> float | None:
-    """When to ask a signer for a new URL: `EXPIRY_MARGIN` before expiry, or a quarter of
-    the URL's life when that is shorter (a fresh URL must not look expired already)."""
+    """When to ask a signer for a new URL: `Settings.signed_url_margin` before expiry, or a
+    quarter of the URL's life when that is shorter (a fresh URL must not look expired
+    already)."""
     start, end = validity(query)
     if end is None:
         return None
-    margin = EXPIRY_MARGIN if start is None else min(EXPIRY_MARGIN, (end - start) / 4)
+    margin = settings().signed_url_margin
+    margin = margin if start is None else min(margin, (end - start) / 4)
     return end - margin
 
 

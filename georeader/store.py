@@ -32,9 +32,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from georeader.bounded import LRU
 from georeader.errors import GeoreaderError, InvalidURLError, StoreConfigError
 from georeader.local_store import PathStore
+from georeader.process_state import Table, settings
 from georeader.store_options import OBSTORE_COMMON, store_kind
 from georeader.store_options import READER_OPTIONS as READER_OPTIONS
 from georeader.store_options import URL as _URL
@@ -201,9 +201,9 @@ def canonical_json(value: Any) -> str:
 
 
 _lock = threading.Lock()
-STORE_CACHE_SIZE = int(os.environ.get("GEOREADER_STORE_CACHE_SIZE", "512"))
-STORES: LRU[tuple[int, str, str], Any] = LRU(STORE_CACHE_SIZE)
-"""(pid, base URL, options) -> store; bounded: a worker may see millions of folders."""
+STORES: Table[tuple[str, str], Any] = Table("georeader.stores", lambda s: s.store_cache_size)
+"""(base URL, options) -> store; bounded (`Settings.store_cache_size`): a worker may see
+millions of folders. A forked child starts empty (`process_state`'s fork rule)."""
 _MEMORY_STORE: Any = None
 
 
@@ -220,7 +220,7 @@ def memory_store() -> Any:
 
 def native_remote_default() -> bool:
     """Whether remote reads use async-tiff's Rust-native stores (see module docstring)."""
-    return os.environ.get("GEOREADER_NATIVE_STORES", "0") == "1"
+    return settings().native_stores
 
 
 def build_store(location: Location, *, native: bool = False, **config: Any) -> Any:
@@ -423,7 +423,7 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
         from georeader.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
-    cache_key = (os.getpid(), location.url, canonical_json({**config, "__signed__": True}))
+    cache_key = (location.url, canonical_json({**config, "__signed__": True}))
     store = STORES.get_or_set(cache_key, lambda: SignedStore(location.url, config))
     store.update(query=signing.get("url_query") or "", sign=signing.get("sign"))
     return store
@@ -431,7 +431,7 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
 
 def forget_signed_stores() -> None:
     """Drop this process's signed stores (their tokens and signers); tests, key rotation."""
-    STORES.drop_where(lambda key: "__signed__" in key[2])
+    STORES.drop_where(lambda key: "__signed__" in key[1])
 
 
 def open_store(
@@ -455,6 +455,6 @@ def open_store(
         return _signed_store(location, signing, rest), location.key
     native = native and not location.is_local and location.scheme != "memory"
     kind = "path" if location.is_local and not _NATIVE_SAFE_NAME.match(location.key) else native
-    cache_key = (os.getpid(), location.base_url, canonical_json({**config, "__native__": kind}))
+    cache_key = (location.base_url, canonical_json({**config, "__native__": kind}))
     store = STORES.get_or_set(cache_key, lambda: build_store(location, native=native, **config))
     return store, location.key

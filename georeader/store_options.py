@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from georeader.errors import UnknownOptionError
+from georeader.process_state import register_function_cache
 from georeader.signed_store import SIGNING_OPTIONS
 
 READER_OPTIONS = frozenset({"max_concurrency"})
@@ -119,6 +120,9 @@ def _obstore_knows(kind: str, name: str) -> bool:
     except Exception:
         return True
     return True
+
+
+register_function_cache("georeader.obstore_option_names", _obstore_knows)
 
 
 def _is_store_key(kind: str, name: str) -> bool:

@@ -20,7 +20,7 @@ import obstore
 import pytest
 
 import daskcog
-from georeader import AccessDeniedError, InvalidURLError, signed_store
+from georeader import AccessDeniedError, InvalidURLError, configured
 from georeader.io import expiry, redact, split_query
 from tests.stores.helpers import HTTP_OPTIONS, read_async
 
@@ -104,9 +104,14 @@ def test_signer_renews_before_expiry(presign, reference):
     assert daskcog.cache_info().opens == 1  # the header was not fetched again
 
 
-def test_signer_renews_once_after_a_refusal(presign, reference, monkeypatch):
+@pytest.fixture
+def margin_disabled():
+    with configured(signed_url_margin=-3600.0):
+        yield
+
+
+def test_signer_renews_once_after_a_refusal(presign, reference, margin_disabled):
     """Expiry unknown (margin disabled): the refused read is re-signed once and retried."""
-    monkeypatch.setattr(signed_store, "EXPIRY_MARGIN", -3600.0)
     url = presign(None)
     arr = daskcog.open(url, chunks=(2, 217, 300), sign=presign, **HTTP_OPTIONS)
     time.sleep(LIFE + 1.1)  # the URL in hand is refused now (403, "Request has expired")
