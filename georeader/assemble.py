@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,10 @@ from rasterio.windows import Window
 
 from georeader import tile_decode, window_utils
 from georeader.errors import TileDecodeError
+from georeader.fetched import Fetched
 from georeader.geotensor import GeoTensor
+from georeader.header_model import Level, OpenedFile
 from georeader.nodata import nodata_mask, same_value
-from georeader.opened_file import Level, OpenedFile
 from georeader.process_state import register, settings
 
 _pool_lock = threading.Lock()
@@ -66,21 +67,6 @@ register(
     after_fork=_pool_after_fork,
     on_settings=lambda old, new: _drop_pool() if old.decode_threads != new.decode_threads else None,
 )
-
-
-@dataclass
-class Fetched:
-    """What a fetch brought back for a window inside the image, ready to assemble."""
-
-    raw: list[tuple[int, int, Any]] = field(default_factory=list)
-    """(tx, ty, compressed bytes) of tiles imagecodecs decodes."""
-    decoded: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
-    """(tx, ty, (bands, h, w)) of tiles async-tiff decoded."""
-    sparse: list[tuple[int, int]] = field(default_factory=list)
-    masks: list[tuple[int, int, Any]] | None = None
-    """(tx, ty, compressed bytes) of mask tiles, decoded (bounded) at assembly."""
-    values: np.ndarray | None = None
-    """The final values (the rasterio route reads and assembles in one go)."""
 
 
 @dataclass

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from georeader import layout_guard, tile_fetch, window_utils
 from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface, check_no_warp
-from georeader.assemble import Fetched, PendingWindow, decode_pool
+from georeader.assemble import PendingWindow, decode_pool
 from georeader.error_mapping import map_store_error
 from georeader.errors import (
     GeoreaderError,
@@ -35,19 +35,20 @@ from georeader.errors import (
     StoreReadError,
     WindowError,
 )
+from georeader.fetched import Fetched
+from georeader.gdal_route import rasterio_level
 from georeader.geotensor import GeoTensor
 from georeader.guarded_store import policy_scope
-from georeader.nodata import check_fill
-from georeader.on_grid import OnGrid
-from georeader.opened_file import (  # re-exported: the reader's public companions
-    DEFAULT_PREFETCH,
+from georeader.header_model import (  # re-exported: the reader's public companions
     Level,
     OpenedFile,
     choose_level,
     forget_header_sizes,
     header_size_hint,
-    open_file,
 )
+from georeader.nodata import check_fill
+from georeader.on_grid import OnGrid
+from georeader.opened_file import DEFAULT_PREFETCH, open_file
 from georeader.retry import RetryPolicy, retrying
 from georeader.rust_calls import operation
 from georeader.store import Location, reader_location
@@ -367,7 +368,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
             raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
 
     async def _read_rasterio(self, inside: Window, fill: float) -> np.ndarray:
-        lock, reader = await asyncio.to_thread(self._opened.rasterio_level, self.overview_level)
+        lock, reader = await asyncio.to_thread(rasterio_level, self._opened, self.overview_level)
 
         def read() -> np.ndarray:
             with lock:

@@ -28,10 +28,10 @@ import numpy as np
 from rasterio.windows import Window
 
 from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
-from georeader.assemble import Fetched
 from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import TileDecodeError
-from georeader.opened_file import Level, OpenedFile
+from georeader.fetched import Fetched
+from georeader.header_model import Level, OpenedFile
 from georeader.rust_calls import settled
 
 Tile = tuple[int, int]

@@ -134,7 +134,7 @@ def test_url_keys_in_a_callers_store_keep_their_prefix() -> None:
 
 def test_process_global_tables_are_bounded(tmp_path: Path) -> None:
     """Header-size hints and the store cache keep at most their bound (LRU), whatever is opened."""
-    from georeader import configured, opened_file, store
+    from georeader import configured, header_model, store
 
     with configured(store_cache_size=4, header_hints=3):
         for i in range(10):
@@ -142,6 +142,6 @@ def test_process_global_tables_are_bounded(tmp_path: Path) -> None:
             folder.mkdir()
             _write(folder / "x.tif", i, size=16)
             run(AsyncGeoTIFFReader.open(folder / "x.tif"))
-            assert len(store.STORES) <= 4 and len(opened_file.HEADER_SIZES) <= 3
+            assert len(store.STORES) <= 4 and len(header_model.HEADER_SIZES) <= 3
         newest = str((tmp_path / "f9" / "x.tif").as_uri())
-        assert newest in opened_file.HEADER_SIZES  # the newest stays
+        assert newest in header_model.HEADER_SIZES  # the newest stays
