@@ -90,17 +90,19 @@ class GuardedStore(ObspecRanges):
             return head[start:stop]
         return None
 
-    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def attempt() -> T:
-            async with self._slot():
-                try:
-                    return await make()
-                except Exception as exc:
-                    mapped = map_store_error(exc, self._url, "fetching bytes")
-                    if isinstance(mapped, StoreReadError):
-                        raise mapped from exc  # transient: the retry layer decides
-                    raise
+    async def _once(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One request in a slot; a transient failure becomes a `StoreReadError` (the retry
+        layer decides), a permanent one is raised as the store raised it."""
+        async with self._slot():
+            try:
+                return await make()
+            except Exception as exc:
+                mapped = map_store_error(exc, self._url, "fetching bytes")
+                if isinstance(mapped, StoreReadError):
+                    raise mapped from exc
+                raise
 
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         policy = _policy.get() or RetryPolicy()
         try:
             return await retrying(attempt, policy)
@@ -108,6 +110,9 @@ class GuardedStore(ObspecRanges):
             # async-tiff keeps only the message of what a store raises: put the count in it
             notes = "; ".join(getattr(exc, "__notes__", []))
             raise StoreReadError(f"{exc} ({notes})" if notes else str(exc)) from exc
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        return await self._retrying(lambda: self._once(make))
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -123,10 +128,49 @@ class GuardedStore(ObspecRanges):
         )
 
     async def read_ranges(self, path: str, starts: Sequence[int], ends: Sequence[int]) -> Any:
+        """The bytes of each range: one batched request first; after a transient failure,
+        each range still missing on its own.
+
+        Why not retry the batch: obstore's `get_ranges` fails as a whole when any of its
+        requests fails, so at a 30 % 503 rate a batch of several ranges failed all its
+        attempts far more often than one range would (a read failed where single-range
+        reads succeed). Ranges that arrived are never fetched again; the attempts
+        counted are the policy's, as for one range.
+        """
         cached = [self._from_head(path, s, e) for s, e in zip(starts, ends, strict=True)]
         if all(c is not None for c in cached):
             return cached
         starts, ends = list(starts), list(ends)
-        return await self._call(
-            lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends))
-        )
+        got: list[Any] = [None] * len(starts)
+        missing: list[int] = []
+
+        async def one(i: int) -> Any:
+            return await self._once(
+                lambda: settled(self.store.get_range_async(path, start=starts[i], end=ends[i]))
+            )
+
+        async def attempt() -> list[Any]:
+            nonlocal missing
+            if not missing:  # the first attempt: the batch, as async-tiff asked for it
+                missing = list(range(len(starts)))
+                got[:] = await self._once(
+                    lambda: settled(self.store.get_ranges_async(path, starts=starts, ends=ends))
+                )
+                missing = []
+                return got
+            results = await asyncio.gather(*(one(i) for i in missing), return_exceptions=True)
+            failed: list[BaseException] = []
+            still: list[int] = []
+            for i, result in zip(missing, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append(result)
+                    still.append(i)
+                else:
+                    got[i] = result
+            missing = still
+            if failed:
+                # a permanent failure (or a cancellation) ends the read; else the retry layer waits
+                raise next((e for e in failed if not isinstance(e, StoreReadError)), failed[0])
+            return got
+
+        return await self._retrying(attempt)
