@@ -17,6 +17,7 @@ from typing import Any
 
 from pyproj import CRS, Transformer
 
+from daskcog.runtime import settings
 from georeader.errors import NoGeoreferenceError
 from georeader.geo import Bounds, norm_crs
 
@@ -41,7 +42,27 @@ def crs_text(crs: Any) -> str:
         raise NoGeoreferenceError("a scene or target grid has no CRS")
     wkt = normalised.to_wkt()
     with _wkt_lock:
+        found = _wkt_intern.get(wkt)
+        if found is not None:
+            return found
+        if len(_wkt_intern) >= settings.get_int("crs-intern-size"):
+            _wkt_intern.clear()  # bounded: a later equal WKT is simply a new shared string
         return _wkt_intern.setdefault(wkt, wkt)
+
+
+def clear_crs_caches() -> None:
+    """Forget the interned WKT strings and the cached CRS parses and transformers."""
+    with _wkt_lock:
+        _wkt_intern.clear()
+    for cached in (crs_text_cached, same_crs, crs_from_text):
+        cached.cache_clear()
+    _local.__dict__.clear()
+
+
+def crs_cache_info() -> dict[str, int]:
+    """Sizes of this process's CRS tables."""
+    return {"interned": len(_wkt_intern), "parsed": crs_from_text.cache_info().currsize,
+            "compared": same_crs.cache_info().currsize}
 
 
 @lru_cache(maxsize=1024)

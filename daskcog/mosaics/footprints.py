@@ -35,7 +35,7 @@ from daskcog.reading.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, OpenedFile, parse_location
 from georeader.errors import GeoreaderError, NoGeoreferenceError
 from georeader.geo import Bounds
-from georeader.io import canonical_json, split_signed_url
+from georeader.io import RetryPolicy, canonical_json, split_signed_url
 
 StoreOptions = tuple[tuple[str, Any], ...]
 FETCH_CONCURRENCY = 64
@@ -279,12 +279,14 @@ def _key(url: str, options: StoreOptions) -> str:
 
 
 def fetch_scenes(
-    sources: Iterable[Any], *, concurrency: int = FETCH_CONCURRENCY, **store_options: Any
+    sources: Iterable[Any], *, concurrency: int = FETCH_CONCURRENCY,
+    retry: RetryPolicy | None = None, **store_options: Any,
 ) -> list[Scene]:
     """Scenes for paths / URLs / readers / Scenes, fetching the missing headers concurrently.
 
     Headers go through this process's reader cache (one open per URL), all in
-    one `run_sync`, at most `concurrency` at a time. Scene values pass through.
+    one `run_sync`, at most `concurrency` at a time, retrying per `retry` (None: the
+    default). Scene values pass through.
     """
     options = tuple(sorted(store_options.items()))
     pending = [_pending(s, options) for s in sources]
@@ -298,7 +300,7 @@ def fetch_scenes(
 
             async def one(url: str, opts: StoreOptions) -> OpenedFile:
                 async with gate:
-                    return await CACHE.opened(url, dict(opts))
+                    return await CACHE.opened(url, dict(opts), retry=retry)
 
             return await asyncio.gather(*(one(u, o) for u, o in unique))
 

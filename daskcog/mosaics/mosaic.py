@@ -45,9 +45,10 @@ from daskcog.reading import arguments, chunking
 from daskcog.reading.geoarray import GeoArray, outside_error
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.read_graph import array_over
+from daskcog.reading.reader_cache import default_retry
 from georeader.errors import GeoreaderError, WindowError
 from georeader.geo import fits_dtype
-from georeader.io import check_sources_options
+from georeader.io import RetryPolicy, check_sources_options
 
 MOSAIC_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per chunk (all bands): a chunk task holds a few
@@ -85,6 +86,8 @@ class MosaicSpec:
     errors: str = "raise"
     """"nodata": a scene whose read fails counts as having no valid pixel and is recorded in
     the failure report (a header disagreeing with its metadata still raises)."""
+    retry: RetryPolicy = RetryPolicy()
+    """How every scene read of this graph retries (header opens included), in every process."""
 
     @property
     def method_class(self) -> type[MosaicMethod]:
@@ -149,6 +152,7 @@ class MosaicOptions:
     batch_size: int | None = None
     warp_tolerance: float = GDAL_TOLERANCE
     loop: LoopChoice = "io-thread"
+    retry: RetryPolicy | None = None
 
     def __post_init__(self) -> None:
         # refused at call time (issue 19): resolution=0 or -10 once meant another grid
@@ -189,6 +193,7 @@ class MosaicOptions:
             scenes, placement, groups=groups, method=self.method, nodata=self.nodata,
             resampling=self.resampling, bands=self.bands, dtype=self.dtype,
             batch_size=self.batch_size, warp_tolerance=self.warp_tolerance, loop=self.loop,
+            retry=self.retry,
         )
 
 
@@ -226,6 +231,7 @@ def mosaic(
     batch_size: int | None = None,
     warp_tolerance: float = GDAL_TOLERANCE,
     loop: LoopChoice = "io-thread",
+    retry: RetryPolicy | None = None,
     **store_options: Any,
 ) -> GeoArray:
     """Mosaic many scenes onto one grid, lazily: a GeoArray (band, y, x).
@@ -254,15 +260,17 @@ def mosaic(
             default) uses `rasterio.warp.reproject`, smaller values an (almost)
             exact transformer: slower, and independent of how the grid is chunked.
         loop: "io-thread" or "worker", like `daskcog.open`.
+        retry: how transient failures are retried (header fetches on the client and
+            every scene read in the graph), like `daskcog.open`.
         **store_options: obstore options for every URL source.
     """
     options = MosaicOptions(
         crs=crs, resolution=resolution, bounds=bounds, like=like, method=method, nodata=nodata,
         resampling=resampling, chunks=chunks, bands=bands, dtype=dtype, batch_size=batch_size,
-        warp_tolerance=warp_tolerance, loop=loop,
+        warp_tolerance=warp_tolerance, loop=loop, retry=retry,
     )
     check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS)
-    scenes = fetch_scenes(sources, **store_options)
+    scenes = fetch_scenes(sources, retry=retry, **store_options)
     spec = options.spec(scenes, (np.arange(len(scenes)),))
     normalised = mosaic_chunks(spec, chunks)
     name = f"daskcog-mosaic-{tokenize(spec, normalised)}"
@@ -297,6 +305,7 @@ def build_spec(
     warp_tolerance: float,
     loop: LoopChoice,
     errors: str = "raise",
+    retry: RetryPolicy | None = None,
 ) -> MosaicSpec:
     """Validate the options and put them, with the scenes and grid, into a MosaicSpec."""
     method_class = get_method(method)
@@ -337,6 +346,7 @@ def build_spec(
         batch_size=batch_size,
         loop=loop,
         errors=errors,
+        retry=retry or default_retry(),
     )
 
 

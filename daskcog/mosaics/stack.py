@@ -154,13 +154,13 @@ def stack(
             Steps are sorted by key (when the keys sort).
         **options: `daskcog.mosaic`'s keywords (`MosaicOptions`: crs, resolution,
             bounds, like, method, nodata, resampling, chunks, bands, dtype,
-            batch_size, warp_tolerance, loop), then store options; the grid covers
+            batch_size, warp_tolerance, loop, retry), then store options; the grid covers
             all scenes. `chunks` applies to (band, y, x); each step is its own chunk
             along time.
     """
     mosaic_options, store_options = MosaicOptions.split(options)
     check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS | {"group_by"})
-    scenes = fetch_scenes(sources, **store_options)
+    scenes = fetch_scenes(sources, retry=mosaic_options.retry, **store_options)
     keys, groups = _group([s.url for s in scenes], group_by)
     spec: MosaicSpec = mosaic_options.spec(scenes, tuple(np.asarray(g) for g in groups))
     plane = mosaic_chunks(spec, mosaic_options.chunks)

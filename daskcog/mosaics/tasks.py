@@ -229,10 +229,11 @@ async def read_scene(
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
     mask, the part as a window of the grid), or None when it has no pixel there."""
     scene = spec.scenes[index]
-    opened = await CACHE.opened(scene.url, scene.options)
+    opened = await CACHE.opened(scene.url, scene.options, retry=spec.retry)
     check_header(scene, opened, bands)
     level = choose_level(opened.levels, float(spec.level_res[index]))
     reader = AsyncGeoTIFFReader.from_opened(opened, overview_level=level, bands=bands)
+    reader.retry = spec.retry
     grid = spec.grid
     own_nodata = None if opened.nodata is None else float(opened.nodata)
     fill = _read_fill(spec.fill, reader.dtype, own_nodata)

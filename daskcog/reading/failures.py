@@ -6,6 +6,10 @@ records of this process and, when a distributed client is active, of every
 worker (`client.run`), so the report is complete on threads, sync and
 distributed schedulers. (Dask's `processes` scheduler throws its worker
 processes away after a compute: use `errors="raise"` or distributed there.)
+
+Bounded: a process keeps the newest `daskcog.failure-records` records (dask.config,
+10,000); older ones are dropped and counted (`info()["dropped"]`), so a long-lived
+worker reading a failing store does not grow without end.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from daskcog.runtime import settings
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class ReadFailure:
 
 
 _lock = threading.Lock()
-_records: list[ReadFailure] = []
+_records: deque[ReadFailure] = deque()
+_dropped = 0
 
 
 def record(
@@ -44,8 +52,13 @@ def record(
         array=array, url=url, window=window, error_type=type(exc).__name__, message=str(exc),
         pid=os.getpid(), host=socket.gethostname(),
     )
+    bound = settings.get_int("failure-records")
+    global _dropped
     with _lock:
         _records.append(failure)
+        while len(_records) > bound:
+            _records.popleft()
+            _dropped += 1
     return failure
 
 
@@ -55,8 +68,17 @@ def local_failures(array: str | None = None) -> list[ReadFailure]:
 
 
 def clear_failures() -> None:
+    global _dropped
     with _lock:
         _records.clear()
+        _dropped = 0
+
+
+def info() -> dict[str, int]:
+    """Records held in this process, and how many were dropped past the bound."""
+    with _lock:
+        return {"size": len(_records), "dropped": _dropped,
+                "maxsize": settings.get_int("failure-records")}
 
 
 def failure_report(array: Any = None, client: Any = None) -> list[ReadFailure]:

@@ -12,11 +12,12 @@ grid that this process has not read or requested yet, nearest first, and stops a
 the byte budget. Each chunk is read ahead at most once per process (a bounded set of
 chunk indices per array), so a finished compute leaves nothing behind to fetch.
 
-Bounds: read-ahead bytes no read has used yet stay under `DASKCOG_READAHEAD_BYTES`
-(16 MiB; 0 turns read-ahead off), enforced by georeader's range cache, which holds
-the bytes (`georeader.range_cache`, its own capacity). Read-ahead applies only to
-remote files read through that cache, and only to windows that are whole chunks of
-the array's grid (a sliced array's sub-windows are read as asked).
+Bounds: read-ahead bytes no read has used yet stay under dask.config's
+`daskcog.readahead-bytes` (16 MiB; 0 turns read-ahead off), enforced by georeader's
+range cache, which holds the bytes (`georeader.range_cache`, its own capacity).
+Read-ahead applies only to remote files read through that cache, and only to windows
+that are whole chunks of the array's grid (a sliced array's sub-windows are read as
+asked).
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ from typing import Any
 
 from rasterio.windows import Window
 
+from daskcog.runtime import settings
 from georeader.io import RANGE_CACHE
 
-BUDGET = int(os.environ.get("DASKCOG_READAHEAD_BYTES", str(16 << 20)))
+BUDGET: int | None = None
+"""A fixed budget in bytes (tests); None: dask.config's `daskcog.readahead-bytes`, read at
+each chunk in the process that reads, so `dask.config.set` takes effect at once."""
 RADIUS = 2
 """Neighbours up to this many chunks away (Chebyshev) are candidates."""
-_ARRAYS = 64
-"""Arrays whose requested chunks are remembered (LRU), per process."""
+
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class Grid:
 class Requested:
     """Per process: which chunks of which array were read or read ahead already."""
 
-    def __init__(self, arrays: int = _ARRAYS) -> None:
+    def __init__(self, arrays: int | None = None) -> None:
+        """`arrays`: arrays remembered (LRU); None: dask.config's `daskcog.readahead-arrays`."""
         self._arrays = arrays
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, set[tuple[int, int]]] = OrderedDict()
@@ -122,12 +126,23 @@ class Requested:
             seen = self._seen.get(array)
             if seen is None:
                 seen = self._seen[array] = set()
-                while len(self._seen) > self._arrays:
+                bound = (
+                    settings.get_int("readahead-arrays") if self._arrays is None else self._arrays
+                )
+                while len(self._seen) > bound:
                     self._seen.popitem(last=False)
             self._seen.move_to_end(array)
             new = [c for c in chunks if c not in seen]
             seen.update(new)
             return new
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"arrays": len(self._seen), "chunks": sum(map(len, self._seen.values()))}
 
     def release(self, array: str, chunk: tuple[int, int]) -> None:
         """A read-ahead that was refused: the chunk may be asked for again."""
@@ -140,12 +155,23 @@ class Requested:
 REQUESTED = Requested()
 
 
+def budget_bytes() -> int:
+    """Read-ahead bytes not yet used that this process may hold (0: read-ahead off)."""
+    return settings.get_int("readahead-bytes") if BUDGET is None else BUDGET
+
+
+def clear() -> None:
+    """Forget which chunks were requested (the bytes are the range cache's)."""
+    REQUESTED.clear()
+
+
 _tasks: set[asyncio.Future[Any]] = set()  # read-ahead tasks in flight (kept from the GC)
 
 
 def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
     """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
-    if BUDGET <= 0 or RANGE_CACHE.unused_prefetch_bytes >= BUDGET:
+    budget = budget_bytes()
+    if budget <= 0 or RANGE_CACHE.unused_prefetch_bytes >= budget:
         return
     here = grid.index(
         int(window.row_off), int(window.col_off), int(window.height), int(window.width)
@@ -155,7 +181,7 @@ def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
     REQUESTED.claim(array, [here])
     for ij in REQUESTED.claim(array, grid.neighbours(*here)):
         task = asyncio.ensure_future(
-            reader.prefetch_window(Window(*grid.window(*ij)), budget=BUDGET)
+            reader.prefetch_window(Window(*grid.window(*ij)), budget=budget)
         )
         _tasks.add(task)
         task.add_done_callback(lambda t, ij=ij: _done(t, array, ij))

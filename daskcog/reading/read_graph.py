@@ -34,7 +34,7 @@ from daskcog.credentials import registry as creds
 from daskcog.reading import arguments, chunking, failures, read_ahead
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
-from daskcog.reading.reader_cache import CACHE
+from daskcog.reading.reader_cache import CACHE, default_retry
 from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill
@@ -58,6 +58,7 @@ class ReadSpec:
     errors: str = "raise"
     """"raise": a failed chunk raises its typed error; "nodata": it is filled and recorded."""
     retry: RetryPolicy = RetryPolicy()
+    """How every read of this array retries (header opens included), in every process."""
     credentials: str | None = None
     """Name of a credential set registered in each worker process (never the secrets)."""
 
@@ -114,7 +115,8 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         errors: "raise" (default): a failed chunk raises its typed error naming the URL
             and window; "nodata": the chunk is filled with the fill value and recorded
             (see `daskcog.failure_report`).
-        retry: how transient failures are retried (default `RetryPolicy()`).
+        retry: how transient failures are retried, the header fetch included (default:
+            georeader's, `RetryPolicy()`); it travels in the graph to every chunk.
         credentials: name of credentials registered on the workers
             (`daskcog.credentials.register_on_cluster`); secrets given as store options
             are split off and registered under an anonymous name instead.
@@ -153,7 +155,8 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         if credential_name
         else public
     )
-    opened = run_sync(CACHE.opened(location.url, full_options))
+    retry = retry or default_retry()
+    opened = run_sync(CACHE.opened(location.url, full_options, retry=retry))
     reader = CACHE.make_reader(
         opened, overview_level=overview_level, bands=bands, resolution=resolution
     )
@@ -172,7 +175,7 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         tile=reader.block_shape,
         loop=loop,
         errors=errors,
-        retry=retry or RetryPolicy(),
+        retry=retry,
         credentials=credential_name,
     )
     return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
@@ -298,9 +301,9 @@ async def fetch_block(
     """A cached reader (one header per process), one window fetch, and read-ahead of the
     chunks around it (see `read_ahead`) once this one's requests are on their way."""
     reader = await CACHE.reader(
-        spec.url, spec.options, overview_level=spec.overview_level, bands=bands
+        spec.url, spec.options, overview_level=spec.overview_level, bands=bands,
+        retry=spec.retry,
     )
-    reader.retry = spec.retry
     own = asyncio.ensure_future(reader.fetch_window(window, fill_value=spec.fill_value))
     if grid is not None and array is not None:
         read_ahead.start(reader, grid, array, window)

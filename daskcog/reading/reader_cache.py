@@ -3,7 +3,7 @@
 Contract:
 * keyed by (URL, store options), without a signed URL's query or signer (a
   re-signed URL reuses its header; the cached store takes the newest token);
-  LRU-bounded (`DASKCOG_READER_CACHE_SIZE`, 256);
+  LRU-bounded (dask.config `daskcog.reader-cache-size`, 256; see `runtime.settings`);
 * concurrent opens of one key share a single in-flight open (without this, the
   first wave of tasks opens a header up to `nthreads` times per worker);
 * failures are not cached (the next task retries the open);
@@ -32,8 +32,15 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from daskcog.runtime import settings
 from georeader import AsyncGeoTIFFReader, OpenedFile, open_file, open_store
-from georeader.io import SIGNING_OPTIONS, canonical_json, forget_signed_stores, identity_options
+from georeader.io import (
+    SIGNING_OPTIONS,
+    RetryPolicy,
+    canonical_json,
+    forget_signed_stores,
+    identity_options,
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class CacheInfo:
     evictions: int = 0
     size: int = 0
     maxsize: int = 0
+    """The bound now (`daskcog.reader-cache-size` unless the cache was given its own)."""
     pid: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -66,8 +74,15 @@ MakeReader = Callable[..., Any]
 """`make_reader(header, overview_level=, bands=)` -> an `AsyncGeoData` reader (no I/O)."""
 
 
-async def _open_header(url: str, **store_options: Any) -> OpenedFile:
-    return await open_file(url, retry=AsyncGeoTIFFReader.retry, **store_options)
+async def _open_header(
+    url: str, *, retry: RetryPolicy | None = None, **store_options: Any
+) -> OpenedFile:
+    return await open_file(url, retry=retry or default_retry(), **store_options)
+
+
+def default_retry() -> RetryPolicy:
+    """The retry policy of a call that gives none: georeader's default reader policy."""
+    return AsyncGeoTIFFReader.retry
 
 
 class ReaderCache:
@@ -79,16 +94,21 @@ class ReaderCache:
 
     def __init__(
         self,
-        maxsize: int = 256,
+        maxsize: int | None = None,
         *,
         open_header: OpenHeader = _open_header,
         make_reader: MakeReader = AsyncGeoTIFFReader.from_opened,
     ) -> None:
-        self.maxsize = maxsize
+        self._maxsize = maxsize
         self.open_header = open_header
         self.make_reader = make_reader
         self._lock = threading.Lock()
         self._reset()
+
+    @property
+    def maxsize(self) -> int:
+        """The LRU bound: the one given, else dask.config's `daskcog.reader-cache-size` now."""
+        return settings.get_int("reader-cache-size") if self._maxsize is None else self._maxsize
 
     def _reset(self) -> None:
         self.pid = os.getpid()
@@ -100,8 +120,13 @@ class ReaderCache:
         if self.pid != os.getpid():
             self._reset()
 
-    async def opened(self, url: str, store_options: dict[str, Any]) -> Any:
-        """The opened header of `url`, fetching it at most once at a time per process."""
+    async def opened(
+        self, url: str, store_options: dict[str, Any], *, retry: RetryPolicy | None = None
+    ) -> Any:
+        """The opened header of `url`, fetching it at most once at a time per process.
+
+        `retry` is the caller's policy (its spec's) for the header fetch; None: the default.
+        """
         key = cache_key(url, store_options)
         with self._lock:
             hit = self._hit(key)
@@ -118,7 +143,11 @@ class ReaderCache:
         if not owner:
             return await asyncio.wrap_future(pending)
         try:
-            opened = await self.open_header(url, **store_options)
+            opened = await (
+                self.open_header(url, **store_options)
+                if retry is None
+                else self.open_header(url, retry=retry, **store_options)
+            )
         except BaseException as exc:
             with self._lock:
                 self._info.failures += 1
@@ -129,7 +158,8 @@ class ReaderCache:
         with self._lock:
             self._inflight.pop(key, None)
             self._done[key] = opened
-            while len(self._done) > self.maxsize:
+            maxsize = self.maxsize
+            while len(self._done) > maxsize:
                 self._done.popitem(last=False)
                 self._info.evictions += 1
         pending.set_result(opened)
@@ -156,15 +186,21 @@ class ReaderCache:
         *,
         overview_level: int = 0,
         bands: Sequence[int] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
-        """A reader of one level and band subset, over the (cached) header of `url`."""
-        opened = await self.opened(url, store_options)
-        return self.make_reader(opened, overview_level=overview_level, bands=bands)
+        """A reader of one level and band subset, over the (cached) header of `url`; its
+        reads (and the header fetch, if cold) retry per `retry` (None: the default)."""
+        opened = await self.opened(url, store_options, retry=retry)
+        reader = self.make_reader(opened, overview_level=overview_level, bands=bands)
+        if retry is not None:
+            reader.retry = retry
+        return reader
 
     def info(self) -> CacheInfo:
         with self._lock:
             self._check_pid()
             self._info.size = len(self._done)
+            self._info.maxsize = self.maxsize
             return CacheInfo(**asdict(self._info))
 
     def clear(self) -> None:
@@ -172,7 +208,7 @@ class ReaderCache:
             self._reset()
 
 
-CACHE = ReaderCache(int(os.environ.get("DASKCOG_READER_CACHE_SIZE", "256")))
+CACHE = ReaderCache()
 
 
 def cache_info() -> CacheInfo:

@@ -33,6 +33,7 @@ from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice
+from daskcog.reading.reader_cache import default_retry
 from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
@@ -148,6 +149,7 @@ class ParquetSpec:
         items = row_items(table)  # the table's assets struct holds the asked assets only
         facts = dict(self.facts)
         tables = asset_tables(items, facts, patch_url=self.patch_url,
+                              retry=dict(self.options).get("retry"),
                               **self._with_secrets(self.store_options, self.credentials))
         opts = dict(self.options)
         tables = declare_nodata(tables, facts, nodata=opts["nodata"], dtype=opts["dtype"],
@@ -227,7 +229,7 @@ def load_geoparquet(
     spec_options: dict[str, Any] = {
         "method": o.method, "nodata": o.nodata, "resampling": o.resampling, "dtype": None,
         "batch_size": o.batch_size, "warp_tolerance": o.warp_tolerance, "loop": loop,
-        "errors": o.errors,
+        "errors": o.errors, "retry": o.retry or default_retry(),
     }
     templates = []
     for key, info in facts.items():

@@ -47,6 +47,7 @@ from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions, check_asset_opt
 from daskcog.stac.output_grid import GridRequest, finest_per_item
 from daskcog.stac.result import StacStack, property_requests
 from daskcog.stac.scenes import asset_tables, complete_facts
+from georeader.io import RetryPolicy
 
 
 # -- entry point ------------------------------------------------------------------
@@ -87,6 +88,7 @@ def load(
     batch_size: int | None = None,
     warp_tolerance: float = GDAL_TOLERANCE,
     loop: LoopChoice = "io-thread",
+    retry: RetryPolicy | None = None,
     **store_options: Any,
 ) -> StacStack:
     """Load STAC items as a lazy (time, band, y, x) GeoStack; `.to_dataset()` for odc-stac's
@@ -151,7 +153,7 @@ def load(
             {"assets": {key, "key.*" or "*": {"data_type", "nodata"}}, "aliases":
             {name: "asset" or "asset.N"}, "ignore_proj": bool}}; a key's entry
             replaces what the metadata says, "*" fills what it leaves out.
-        batch_size, warp_tolerance, loop: as `daskcog.mosaic`.
+        batch_size, warp_tolerance, loop, retry: as `daskcog.mosaic`.
         **store_options: obstore options for every asset URL, checked against the
             store's own option names at call time: any other name is a TypeError.
     """
@@ -178,7 +180,7 @@ def load(
         stac_cfg=stac_cfg,
         preserve_original_order=preserve_original_order, use_proj=use_proj,
         batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, grid=grid,
-        with_properties=property_requests(with_properties),
+        with_properties=property_requests(with_properties), retry=retry,
     )
     if stac_cfg is not None:
         band_rules.check_stac_cfg(stac_cfg)
@@ -238,10 +240,12 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
         and asset.get("href")
     )
     check_asset_options(hrefs, store_options, patch_url, LOAD_KEYWORDS)
-    facts, _ = complete_facts(item_list, first_bands, patch_url=patch_url, **store_options)
+    facts, _ = complete_facts(
+        item_list, first_bands, patch_url=patch_url, retry=o.retry, **store_options
+    )
     tables = asset_tables(
         item_list, facts, patch_url=patch_url, use_proj=o.use_proj, dtype=dtype,
-        nodata=o.nodata, rescale=o.rescale, declare=True, **store_options
+        nodata=o.nodata, rescale=o.rescale, declare=True, retry=o.retry, **store_options
     )
     empty = [t.key for t in tables if not t.scenes]
     if empty:
@@ -282,7 +286,7 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
                 resampling=resampling[table.key], bands=numbers,
                 dtype=dtype or facts[table.key].dtype,
                 batch_size=o.batch_size, warp_tolerance=o.warp_tolerance, loop=loop,
-                errors=o.errors,
+                errors=o.errors, retry=o.retry,
             )
         )
     asset_index = {t.key: k for k, t in enumerate(tables)}

@@ -18,7 +18,7 @@ from daskcog.stac import grouping
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import PropertyRequest
 from georeader.geo import Bounds
-from georeader.io import check_sources_options, store_kind
+from georeader.io import RetryPolicy, check_sources_options, store_kind
 
 ODC_NOT_SUPPORTED: dict[str, str] = {
     "pool": "daskcog always builds a Dask graph; choose threads with dask.config.set("
@@ -67,6 +67,8 @@ class LoadOptions:
     with_properties: tuple[PropertyRequest, ...] = ()
     stac_cfg: Mapping[str, Any] | None = None
     """odc-stac's per-collection band configuration (`bands.apply_stac_cfg`)."""
+    retry: RetryPolicy | None = None
+    """How header fetches and every read of the graph retry (None: georeader's default)."""
 
 
 def check_asset_options(

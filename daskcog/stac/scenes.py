@@ -24,6 +24,7 @@ from daskcog.mosaics.footprints import Scene, fetch_scenes
 from daskcog.stac.bands import BandInfo, check_asset
 from daskcog.stac.items import ItemDict, StacItemError, item_id
 from daskcog.stac.projection import proj_grid
+from georeader.io import RetryPolicy
 
 
 class HeaderFallbackWarning(UserWarning):
@@ -51,6 +52,7 @@ def asset_tables(
     nodata: float | None = None,
     rescale: bool = False,
     declare: bool = False,
+    retry: RetryPolicy | None = None,
     **store_options: Any,
 ) -> list[AssetTable]:
     """One AssetTable per asset key in `assets` (the first band of each, for its facts).
@@ -103,7 +105,7 @@ def asset_tables(
                 keep_file_nodata=rule is not None and rule[1],
                 **({**store_options, "requester_pays": True} if pays else store_options),
             )
-    fetched = _fetch(items, pending, assets, store_options)
+    fetched = _fetch(items, pending, assets, store_options, retry)
     for key in assets:
         scenes = built[key]
         rule = rules[key]
@@ -189,6 +191,7 @@ def complete_facts(
     assets: Mapping[str, BandInfo],
     *,
     patch_url: Callable[[str], str] | None = None,
+    retry: RetryPolicy | None = None,
     **store_options: Any,
 ) -> tuple[dict[str, BandInfo], int]:
     """Assets whose metadata states no data type learn it (and their band count) from the
@@ -209,7 +212,7 @@ def complete_facts(
         HeaderFallbackWarning,
         stacklevel=4,
     )
-    for key, scene in zip(missing, fetch_scenes(hrefs, **store_options), strict=True):
+    for key, scene in zip(missing, fetch_scenes(hrefs, retry=retry, **store_options), strict=True):
         out[key] = dataclasses.replace(
             assets[key], dtype=scene.dtype, count=max(assets[key].count, scene.count)
         )
@@ -233,6 +236,7 @@ def _fetch(
     pending: list[tuple[str, int, str, bool]],
     assets: Mapping[str, BandInfo],
     store_options: dict[str, Any],
+    retry: RetryPolicy | None = None,
 ) -> dict[str, dict[int, Scene]]:
     """Scenes from headers for the assets metadata could not describe (one concurrent fetch)."""
     if not pending:
@@ -246,8 +250,8 @@ def _fetch(
     free = [p for p in pending if not p[3]]
     paying = [p for p in pending if p[3]]
     pending = free + paying
-    scenes = fetch_scenes([p[2] for p in free], **store_options) + fetch_scenes(
-        [p[2] for p in paying], **{**store_options, "requester_pays": True}
+    scenes = fetch_scenes([p[2] for p in free], retry=retry, **store_options) + fetch_scenes(
+        [p[2] for p in paying], retry=retry, **{**store_options, "requester_pays": True}
     )
     out: dict[str, dict[int, Scene]] = {}
     for (key, i, *_), scene in zip(pending, scenes, strict=True):

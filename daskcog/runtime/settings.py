@@ -1,0 +1,55 @@
+"""daskcog's settings, read from dask.config (namespace `daskcog`).
+
+Why dask.config: users already configure Dask there (YAML files, `dask.config.set`,
+`DASK_*` environment variables), and a distributed client forwards its config to the
+workers it starts, so a setting reaches the processes that read. The defaults live in
+`daskcog/daskcog.yaml`, loaded with `dask.config.update_defaults` as Dask's own
+libraries (distributed, dask-cuda) load theirs.
+
+Each value is read where it is used, in the process that uses it (never frozen at
+import), so `dask.config.set(...)` takes effect at once.
+
+The environment variables of earlier versions (`DASKCOG_READER_CACHE_SIZE`,
+`DASKCOG_READAHEAD_BYTES`) are still honoured, read here only: when set, they replace
+the YAML default (a `dask.config.set` or a `DASK_DASKCOG__*` variable still wins).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import yaml
+
+DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "daskcog.yaml"
+
+LEGACY_ENVIRONMENT = {
+    "DASKCOG_READER_CACHE_SIZE": "reader-cache-size",
+    "DASKCOG_READAHEAD_BYTES": "readahead-bytes",
+}
+"""Environment variables of earlier versions -> the setting each one sets the default of."""
+
+
+def _load_defaults() -> None:
+    with DEFAULTS_FILE.open() as f:
+        defaults: dict[str, Any] = yaml.safe_load(f)
+    for variable, key in LEGACY_ENVIRONMENT.items():
+        value = os.environ.get(variable)
+        if value is not None:
+            defaults["daskcog"][key] = int(value)
+    dask.config.update_defaults(defaults)
+
+
+_load_defaults()
+
+
+def get(key: str) -> Any:
+    """The value of `daskcog.<key>` in this process's dask.config."""
+    return dask.config.get(f"daskcog.{key}")
+
+
+def get_int(key: str) -> int:
+    """An integer setting (a YAML or environment string is converted)."""
+    return int(get(key))
