@@ -125,6 +125,7 @@ class MosaicSpec:
             self.batch_size,
             self.loop,
             self.errors,
+            self.retry,
         )
 
 

@@ -34,6 +34,7 @@ from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.reading.io_loop import LoopChoice
 from daskcog.reading.reader_cache import default_retry
+from daskcog.runtime.tokens import callable_token
 from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping
 from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
@@ -168,10 +169,14 @@ class ParquetSpec:
         return out
 
     def __dask_tokenize__(self) -> Any:
+        # callables by dask's deterministic token, never their repr (a memory address)
+        groupby = (callable_token(self.groupby, "groupby") if callable(self.groupby)
+                   else repr(self.groupby))
         return ("daskcog.ParquetSpec", self.url, repr(self.file_options), self.grid,
-                repr(self.groupby), repr(self.step_list), repr(self.facts), self.band_map,
+                groupby, repr(self.step_list), repr(self.facts), self.band_map,
                 self.out_dtype, repr(self.fills), self.rescale, repr(self.options),
-                repr(self.store_options), repr(self.patch_url), self.loop, self.lon)
+                repr(self.store_options), callable_token(self.patch_url, "patch_url"),
+                self.loop, self.lon)
 
 
 # -- entry point (called by daskcog.load) ---------------------------------------------------

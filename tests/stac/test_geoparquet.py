@@ -182,3 +182,23 @@ def test_parquet_open_arrow_memory_is_a_fraction_of_the_table(local_parquet, tmp
     peak, steps = (int(v) for v in out.stdout.split())
     assert steps == 2
     assert peak < big.nbytes / 2, (peak, big.nbytes)
+
+
+def _identity(href: str) -> str:
+    return href
+
+
+def test_parquet_keys_are_equal_for_equal_patch_url_callables(local_parquet):
+    """The spec's token holds the callable's deterministic dask token, not its repr (a
+    memory address that differs between runs): two equal lambdas (one line of code run
+    twice, as a script run again) give the same keys."""
+    _, path = local_parquet
+
+    def make_patch():
+        return lambda h: h
+
+    first = daskcog.load(path, bands=["red"], chunks=128, patch_url=make_patch())
+    second = daskcog.load(path, bands=["red"], chunks=128, patch_url=make_patch())
+    assert first.data.name == second.data.name
+    named = daskcog.load(path, bands=["red"], chunks=128, patch_url=_identity)
+    assert named.data.name != first.data.name
