@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from daskcog.runtime import process_state
 from georeader.errors import GeoreaderError
 from georeader.io import SIGNING_OPTIONS
 
@@ -141,7 +142,7 @@ def _built_provider(name: str, factory: Callable[[], Any], url: str) -> Any:
     """The provider of `name` in this process, built by its factory on first use."""
     with _lock:
         built = _providers.get(name)
-        if built is not None and built[0] == os.getpid():
+        if built is not None:  # a forked child starts without them (process_state below)
             return built[1]
     try:
         provider = factory()
@@ -151,6 +152,21 @@ def _built_provider(name: str, factory: Callable[[], Any], url: str) -> Any:
         ) from exc
     with _lock:
         return _providers.setdefault(name, (os.getpid(), provider))[1]
+
+
+def _forget_providers() -> None:
+    """Drop the built providers (they rebuild on next use); registered names stay: they
+    are the user's configuration, not a cache."""
+    with _lock:
+        _providers.clear()
+
+
+def _info() -> dict[str, int]:
+    with _lock:
+        return {"registered": len(_registry), "providers": len(_providers)}
+
+
+process_state.register("daskcog.credentials", info=_info, clear=_forget_providers)
 
 
 def merge(public: dict[str, Any], secret: dict[str, Any]) -> dict[str, Any]:

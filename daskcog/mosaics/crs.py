@@ -17,7 +17,7 @@ from typing import Any
 
 from pyproj import CRS, Transformer
 
-from daskcog.runtime import settings
+from daskcog.runtime import process_state, settings
 from georeader.errors import NoGeoreferenceError
 from georeader.geo import Bounds, norm_crs
 
@@ -54,7 +54,7 @@ def clear_crs_caches() -> None:
     """Forget the interned WKT strings and the cached CRS parses and transformers."""
     with _wkt_lock:
         _wkt_intern.clear()
-    for cached in (crs_text_cached, same_crs, crs_from_text):
+    for cached in (crs_text_cached, same_crs, crs_from_text, _transform_bounds, rasterio_crs):
         cached.cache_clear()
     _local.__dict__.clear()
 
@@ -119,3 +119,6 @@ def rasterio_crs(text: str) -> Any:
     from rasterio.crs import CRS as RasterioCRS
 
     return RasterioCRS.from_user_input(text)
+
+
+process_state.register("daskcog.crs", info=crs_cache_info, clear=clear_crs_caches)

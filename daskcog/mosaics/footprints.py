@@ -32,6 +32,7 @@ from daskcog.credentials import registry as creds
 from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs, transform_bounds
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
+from daskcog.runtime import process_state
 from georeader import AsyncGeoTIFFReader, OpenedFile, parse_location
 from georeader.errors import GeoreaderError, NoGeoreferenceError
 from georeader.geo import Bounds
@@ -434,3 +435,9 @@ def nearest_turn(footprint: Bounds, bounds: Bounds, period: float | None) -> Bou
 
     best = max((0.0, -period, period), key=overlap)
     return (left + best, bottom, right + best, top)
+
+
+process_state.register_function_cache("daskcog.footprints.same_horizontal_crs", same_horizontal_crs)
+process_state.register_function_cache("daskcog.footprints.wrap_period", wrap_period)
+process_state.register_function_cache("daskcog.footprints.dtype_name", _dtype_name)
+process_state.register_function_cache("daskcog.footprints.remote_scheme", _remote_scheme)

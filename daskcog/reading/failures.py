@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from daskcog.runtime import settings
+from daskcog.runtime import process_state, settings
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ def info() -> dict[str, int]:
     with _lock:
         return {"size": len(_records), "dropped": _dropped,
                 "maxsize": settings.get_int("failure-records")}
+
+
+process_state.register("daskcog.failure-records", info=info, clear=clear_failures)
 
 
 def failure_report(array: Any = None, client: Any = None) -> list[ReadFailure]:

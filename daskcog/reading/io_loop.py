@@ -7,8 +7,9 @@ here with `run_coroutine_threadsafe(...).result()`: measured as fast as native
 async tasks on distributed (../shared/notes/dependencies.md). On a distributed
 worker the worker's own loop can be used instead (`loop="worker"`).
 
-The loop thread is restarted after a fork (pid check) and is a daemon, so it
-never keeps a process alive.
+The loop thread is restarted after a fork (the process-state registry's fork rule
+forgets it in the child; the pid check also covers a loop whose thread died) and
+is a daemon, so it never keeps a process alive.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
+
+from daskcog.runtime import process_state, settings
 
 T = TypeVar("T")
 LoopChoice = Literal["io-thread", "worker"]
@@ -46,6 +49,24 @@ def io_loop() -> asyncio.AbstractEventLoop:
         return _state[1]
 
 
+def info() -> dict[str, Any]:
+    """Whether this process's I/O loop runs, and how many tasks it holds."""
+    state = _state
+    alive = state is not None and state[0] == os.getpid() and state[2].is_alive()
+    tasks = len(asyncio.all_tasks(state[1])) if alive and state is not None else 0
+    return {"running": int(alive), "tasks": tasks}
+
+
+def _forget() -> None:
+    """In a forked child: the parent's loop thread does not exist here."""
+    global _state, _lock
+    _state = None
+    _lock = threading.Lock()
+
+
+process_state.register("daskcog.io-loop", info=info, clear=lambda: None, after_fork=_forget)
+
+
 def worker_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop of the distributed worker running this task, or None outside one."""
     try:
@@ -59,7 +80,11 @@ def worker_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
-    """Run a coroutine on the chosen loop from a sync (worker) thread and return its result."""
+    """Run a coroutine on the chosen loop from a sync (worker) thread and return its result.
+
+    Every entry point and remote chunk task passes here, so this is where georeader's
+    settings catch up with this process's dask.config (`settings.apply_georeader`)."""
+    settings.apply_georeader()
     target = worker_loop() if loop == "worker" else None
     if target is None:
         target = io_loop()

@@ -23,7 +23,6 @@ asked).
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from typing import Any
 
 from rasterio.windows import Window
 
-from daskcog.runtime import settings
+from daskcog.runtime import process_state, settings
 from georeader.io import RANGE_CACHE
 
 BUDGET: int | None = None
@@ -115,14 +114,10 @@ class Requested:
         self._arrays = arrays
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, set[tuple[int, int]]] = OrderedDict()
-        self._pid = os.getpid()
 
     def claim(self, array: str, chunks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         """Mark `chunks` as requested; return those nobody had requested before, in order."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._seen.clear()
-                self._pid = os.getpid()
             seen = self._seen.get(array)
             if seen is None:
                 seen = self._seen[array] = set()
@@ -140,6 +135,11 @@ class Requested:
         with self._lock:
             self._seen.clear()
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a thread of the parent may have held it)."""
+        self._lock = threading.Lock()
+        self._seen.clear()
+
     def info(self) -> dict[str, int]:
         with self._lock:
             return {"arrays": len(self._seen), "chunks": sum(map(len, self._seen.values()))}
@@ -153,6 +153,10 @@ class Requested:
 
 
 REQUESTED = Requested()
+process_state.register(
+    "daskcog.read-ahead", info=REQUESTED.info, clear=REQUESTED.clear,
+    after_fork=REQUESTED.after_fork,
+)
 
 
 def budget_bytes() -> int:

@@ -35,6 +35,7 @@ from daskcog.reading import arguments, chunking, failures, read_ahead
 from daskcog.reading.geoarray import GeoArray
 from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.reading.reader_cache import CACHE, default_retry
+from daskcog.runtime import settings
 from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill
@@ -282,6 +283,7 @@ def read_block(
     Local files whose tiles imagecodecs decodes skip the loop: their tile bytes
     are `pread` here (see `AsyncGeoTIFFReader.reads_locally` for the figures).
     """
+    settings.apply_georeader()
     options = spec.options
     opened = CACHE.peek(spec.url, options)
     if opened is not None:

@@ -29,10 +29,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from daskcog.runtime import settings
+from daskcog.runtime import process_state, settings
 from georeader import AsyncGeoTIFFReader, OpenedFile, open_file, open_store
 from georeader.io import (
     SIGNING_OPTIONS,
@@ -56,6 +56,9 @@ class CacheInfo:
     maxsize: int = 0
     """The bound now (`daskcog.reader-cache-size` unless the cache was given its own)."""
     pid: int = 0
+    tables: dict[str, Any] = field(default_factory=dict)
+    """`daskcog.cache_info()` only: what every registered per-process piece holds (the
+    reader cache's own counters are the fields above)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -209,14 +212,19 @@ class ReaderCache:
 
 
 CACHE = ReaderCache()
+process_state.register("daskcog.reader-cache", info=CACHE.info, clear=CACHE.clear)
 
 
 def cache_info() -> CacheInfo:
-    """This process's reader-cache counters."""
-    return CACHE.info()
+    """This process's reader-cache counters, with `tables`: what every registered
+    per-process cache, pool and table (daskcog's and georeader's) holds."""
+    out = CACHE.info()
+    out.tables = process_state.info()
+    return out
 
 
 def cache_clear() -> None:
-    """Forget this process's headers, and the tokens and signers of signed URLs."""
-    CACHE.clear()
+    """Clear every registered per-process cache and table of this process (headers, byte
+    ranges, stores, failure records, ...), and the tokens and signers of signed URLs."""
+    process_state.clear()
     forget_signed_stores()

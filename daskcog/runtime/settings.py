@@ -16,12 +16,15 @@ the YAML default (a `dask.config.set` or a `DASK_DASKCOG__*` variable still wins
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import dask.config
 import yaml
+
+import georeader
 
 DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "daskcog.yaml"
 
@@ -53,3 +56,34 @@ def get(key: str) -> Any:
 def get_int(key: str) -> int:
     """An integer setting (a YAML or environment string is converted)."""
     return int(get(key))
+
+
+_applied: dict[str, Any] | None = None
+_base: dict[str, Any] = {}
+"""georeader's values of the keys daskcog changed, from before it changed them."""
+
+
+def apply_georeader() -> None:
+    """Make georeader's settings in this process follow dask.config's `daskcog.georeader`.
+
+    Cheap when nothing changed (one dask.config lookup and a small dict compare), so it
+    runs at every entry point and chunk task: a worker follows the config it was given.
+    A key set back to null returns to georeader's value from before daskcog changed it.
+    """
+    global _applied
+    wanted = dask.config.get("daskcog.georeader", default=None) or {}
+    if wanted == _applied:
+        return
+    current = dataclasses.asdict(georeader.settings())
+    changes: dict[str, Any] = {}
+    for key, value in wanted.items():
+        name = key.replace("-", "_")
+        if value is None:
+            if name in _base:
+                changes[name] = _base.pop(name)
+            continue
+        _base.setdefault(name, current.get(name))
+        changes[name] = value
+    if changes:
+        georeader.configure(**changes)
+    _applied = dict(wanted)

@@ -57,6 +57,7 @@ from affine import Affine
 from daskcog.mosaics.crs import crs_text, same_crs, transform_bounds
 from daskcog.mosaics.footprints import Scene, SceneIndex, wrap_period
 from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.runtime import process_state
 from daskcog.stac.items import StacError
 
 if TYPE_CHECKING:
@@ -528,3 +529,8 @@ def plan(
                 "(as odc-stac's)", OutsideItemsWarning, stacklevel=5,
             )
     return placement, geobox
+
+
+process_state.register_function_cache("daskcog.output_grid.geobox", _geobox)
+process_state.register_function_cache("daskcog.output_grid.footprint", _footprint)
+process_state.register_function_cache("daskcog.output_grid.geobox_crs", _geobox_crs)

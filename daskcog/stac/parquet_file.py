@@ -12,6 +12,7 @@ import io
 import threading
 from typing import Any
 
+from daskcog.runtime import process_state
 from georeader.io import canonical_json
 
 _CORE = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
@@ -178,3 +179,18 @@ def row_items(table: Any) -> list[dict[str, Any]]:
     return items
 
 
+
+
+def _clear() -> None:
+    with _files_lock:
+        _files.clear()
+        _tables.clear()
+
+
+def _info() -> dict[str, int]:
+    with _files_lock:
+        return {"files": len(_files), "max_files": _MAX_FILES, "tables": len(_tables),
+                "max_tables": _MAX_TABLES}
+
+
+process_state.register("daskcog.parquet-files", info=_info, clear=_clear)

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from daskcog.mosaics.crs import crs_text_cached
+from daskcog.runtime import process_state
 from daskcog.stac.items import StacItemError
 
 Transform = tuple[float, float, float, float, float, float]
@@ -130,3 +131,6 @@ def _transform(value: Any) -> Transform:
         raise ValueError(f"proj:transform has {len(values)} numbers, not 6 or 9")
     a, b, c, d, e, f = values[:6]
     return (a, b, c, d, e, f)
+
+
+process_state.register_function_cache("daskcog.projection.grid", _grid)
