@@ -8,7 +8,7 @@ The entry point and the graph's one value; the chunk tasks that run it are in
   `asyncio.gather` in one `run_sync`), or takes precomputed `Scene` values and
   does no I/O. `grid.place` picks the target grid and reprojects footprints.
 * `build_spec` checks the options and puts everything a chunk task needs into a
-  `MosaicSpec` of plain values only: the scene table, footprints as an (N, 4)
+  `MosaicSpec` (`spec.py`) of plain values only: the scene table, footprints as an (N, 4)
   array, the grid, the method name (`daskcog.stack` and the STAC loaders build
   theirs with it too).
 * The graph is `da.from_array` over `tasks.MosaicBlocks`, a light array-like over
@@ -24,9 +24,7 @@ mosaic's fill value is therefore treated as invalid, as GDAL's warper does.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -37,9 +35,10 @@ from pyproj.exceptions import CRSError
 from rasterio.enums import Resampling
 
 from daskcog.mosaics.crs import crs_text
-from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, fetch_scenes, wrap_period
-from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.mosaics.footprints import Bounds, Scene, fetch_scenes
+from daskcog.mosaics.grid import Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
+from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.tasks import GDAL_TOLERANCE, MosaicBlocks
 from daskcog.reading import arguments, chunking
 from daskcog.reading.geoarray import GeoArray, outside_error
@@ -58,81 +57,6 @@ CHUNK_GRANULE = 256
 
 class MosaicError(GeoreaderError, ValueError):
     """Scenes that cannot be mosaicked together as asked (bands, fill value, dtype)."""
-
-
-@dataclass(frozen=True, eq=False)
-class MosaicSpec:
-    """Everything a chunk task needs, as plain picklable values."""
-
-    scenes: tuple[Scene, ...]
-    footprints: np.ndarray
-    """(N, 4) scene bounds in the grid's CRS."""
-    level_res: np.ndarray
-    """(N,) source pixel size matching the grid's resolution (overview choice)."""
-    scales: np.ndarray
-    """(N, 2) destination pixels per full-resolution source pixel along x, y (GDAL's
-    XSCALE / YSCALE, pinned so that warps do not depend on the chunking)."""
-    grid: Grid
-    groups: tuple[np.ndarray, ...]
-    """Scene indices of each output step, in priority order (a mosaic has one group)."""
-    method: Any
-    bands: tuple[int, ...]
-    value_dtype: str
-    fill: float | int
-    resampling: str
-    warp_tolerance: float
-    batch_size: int | None
-    loop: LoopChoice = "io-thread"
-    errors: str = "raise"
-    """"nodata": a scene whose read fails counts as having no valid pixel and is recorded in
-    the failure report (a header disagreeing with its metadata still raises)."""
-    retry: RetryPolicy = RetryPolicy()
-    """How every scene read of this graph retries (header opens included), in every process."""
-
-    @property
-    def method_class(self) -> type[MosaicMethod]:
-        return get_method(self.method)
-
-    @property
-    def out_dtype(self) -> np.dtype:
-        return self.method_class.output_dtype(np.dtype(self.value_dtype))
-
-    @property
-    def out_fill(self) -> float | int:
-        return self.method_class.output_fill(self.fill)
-
-    def candidates(self, group: int, bounds: Bounds) -> np.ndarray:
-        """Scenes of a group overlapping `bounds`, in priority order."""
-        members = self.groups[group]
-        hits = SceneIndex(self.footprints, wrap_period(self.grid.crs)).hits(bounds)
-        return members[hits[members]]
-
-    def __dask_tokenize__(self) -> Any:
-        return (
-            "daskcog.MosaicSpec",
-            scenes_digest(self.scenes),
-            self.footprints,
-            self.level_res,
-            self.scales,
-            self.grid,
-            tuple(g.tobytes() for g in self.groups),
-            repr(self.method),
-            self.bands,
-            self.value_dtype,
-            repr(self.fill),
-            self.resampling,
-            self.warp_tolerance,
-            self.batch_size,
-            self.loop,
-            self.errors,
-            self.retry,
-        )
-
-
-def scenes_digest(scenes: tuple[Scene, ...]) -> str:
-    """A deterministic digest of a scene table: hashing its pickle is ~50x faster than
-    letting Dask normalise 10,000 dataclasses field by field."""
-    return hashlib.sha1(pickle.dumps(scenes, protocol=5), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -38,14 +38,12 @@ from daskcog.mosaics.crs import rasterio_crs, same_crs, transform_bounds
 from daskcog.mosaics.footprints import SceneMismatchError, check_header, wrap_period
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.spec import MosaicSpec
 from daskcog.reading import failures
 from daskcog.reading.io_loop import run_sync
 from daskcog.reading.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, choose_level, geo
 from georeader.geo import Bounds, fits_dtype, nodata_mask
-
-if TYPE_CHECKING:  # the spec is built in `mosaic`, which imports this module
-    from daskcog.mosaics.mosaic import MosaicSpec
 
 GDAL_TOLERANCE = 0.125
 """GDAL's default approximation error of the warp transformer, in source pixels."""

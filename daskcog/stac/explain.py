@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from daskcog.mosaics.footprints import nearest_turn, wrap_period
+from daskcog.stac.load_spec import LoadSpec
 
 if TYPE_CHECKING:
-    from daskcog.stac.result import StacStack
+    import dask.array as da
+
+
+class Explainable(Protocol):
+    """What `explain` reads of a `StacStack` (named here so this module needs not import
+    the result class, which imports this one for its `explain` method)."""
+
+    @property
+    def spec(self) -> LoadSpec: ...
+
+    @property
+    def data(self) -> da.Array: ...
 
 ASSUMED_TILE = 512
 
@@ -85,7 +97,7 @@ class LoadPlan:
         return "\n".join(lines)
 
 
-def explain(stack: StacStack) -> LoadPlan:
+def explain(stack: Explainable) -> LoadPlan:
     spec = stack.spec
     grid = spec.grid
     _, _, ychunks, xchunks = stack.data.chunks

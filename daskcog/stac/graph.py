@@ -20,14 +20,14 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
 from daskcog.mosaics.footprints import Bounds
-from daskcog.mosaics.grid import Grid, Placement
+from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.tasks import mosaic_block
 from daskcog.reading import chunking
@@ -35,43 +35,10 @@ from daskcog.reading.io_loop import LoopChoice, run_sync
 from daskcog.stac import bands as band_rules
 from daskcog.stac import grouping, output_grid
 from daskcog.stac.items import ItemDict
+from daskcog.stac.load_spec import LoadSpec
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.result import StacStack
 from daskcog.stac.scenes import undeclared_nodata
-
-Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
-"""(output band positions, the asset's mosaic spec, scene ids, band numbers in the files)."""
-
-
-class LoadSpec(Protocol):
-    """What `make_stack` and the chunk task need from a load's spec."""
-
-    @property
-    def band_map(self) -> tuple[tuple[int, int], ...]: ...
-
-    @property
-    def out_dtype(self) -> str: ...
-
-    @property
-    def fills(self) -> tuple[float, ...]: ...
-
-    @property
-    def rescale(self) -> tuple[tuple[float, float] | None, ...]: ...
-
-    @property
-    def loop(self) -> LoopChoice: ...
-
-    @property
-    def grid(self) -> Grid: ...
-
-    @property
-    def steps(self) -> int: ...
-
-    @property
-    def assets(self) -> tuple[MosaicSpec, ...]: ...
-
-    def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]: ...
-
 
 LOAD_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per (step, y, x) chunk, all bands."""

@@ -23,7 +23,7 @@ from daskcog.stac.items import ItemDict, item_id
 
 if TYPE_CHECKING:
     from daskcog.stac.explain import LoadPlan
-    from daskcog.stac.graph import LoadSpec
+    from daskcog.stac.load_spec import LoadSpec
 
 _SCALARS = (str, int, float, bool)
 

@@ -32,7 +32,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from rasterio.windows import Window
@@ -52,8 +52,30 @@ from georeader.write import (
 if TYPE_CHECKING:
     import dask.array as da
 
-    from daskcog.reading.geoarray import GeoArray
     from georeader.geo import GeoTensor
+
+
+class LazyRaster(Protocol):
+    """What `write_raster` reads of a GeoArray (named here so this module needs not import
+    `GeoArray`, whose `to_raster` / `write` import this one)."""
+
+    @property
+    def data(self) -> da.Array: ...
+
+    @property
+    def transform(self) -> Any: ...
+
+    @property
+    def crs(self) -> Any: ...
+
+    @property
+    def nodata(self) -> float | None: ...
+
+    @property
+    def dtype(self) -> Any: ...
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
 
 _AUTO: Any = object()
 __all__ = ["COMPRESSIONS", "WriteError", "WriteOptions", "overview_factors", "write_raster"]
@@ -61,7 +83,7 @@ __all__ = ["COMPRESSIONS", "WriteError", "WriteOptions", "overview_factors", "wr
 
 # -- public entry points ------------------------------------------------------
 def write_raster(
-    source: GeoArray | GeoTensor,
+    source: LazyRaster | GeoTensor,
     path: str | os.PathLike[str],
     *,
     cog: bool = True,

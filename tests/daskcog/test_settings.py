@@ -71,3 +71,26 @@ def test_mosaic_retry_reaches_the_header_fetch_and_the_spec(gen_paths, seen_retr
     seen_retries.clear()
     out.data[:, :8, :8].compute(scheduler="sync")
     assert seen_retries == [SHORT]  # the chunk task's header fetch: the graph's policy
+
+
+def test_georeader_settings_follow_dask_config() -> None:
+    import georeader
+    from daskcog.runtime import settings as daskcog_settings
+
+    before = georeader.settings().max_concurrency
+    with dask.config.set({"daskcog.georeader.max-concurrency": 7}):
+        daskcog_settings.apply_georeader()
+        assert georeader.settings().max_concurrency == 7
+    daskcog_settings.apply_georeader()
+    assert georeader.settings().max_concurrency == before
+
+
+def test_process_state_is_one_registry_over_both_packages() -> None:
+    tables = daskcog.cache_info().tables
+    for name in ("daskcog.reader-cache", "daskcog.io-loop", "daskcog.read-ahead",
+                 "daskcog.failure-records", "daskcog.credentials", "daskcog.crs",
+                 "georeader.range_cache", "georeader.stores"):
+        assert name in tables, sorted(tables)
+    failures.record("a", "u", (0, 0, 1, 1), OSError("x"))
+    daskcog.cache_clear()
+    assert failures.local_failures() == []
