@@ -18,20 +18,12 @@ modules can move without breaking them):
   tables (`register`, `Table`, `info`, `clear`) with its one fork rule.
 """
 
-from georeader.abstract_reader import (
+from georeader.contract import (
     AsyncGeoData,
     GeoData,
     GeoMetadata,
     ReaderSurface,
     check_no_warp,
-)
-from georeader.async_geotiff_reader import (
-    AsyncGeoTIFFReader,
-    OpenedFile,
-    PendingWindow,
-    choose_level,
-    forget_header_sizes,
-    open_file,
 )
 from georeader.errors import (
     AccessDeniedError,
@@ -51,16 +43,24 @@ from georeader.errors import (
     UnsupportedLayoutError,
     WindowError,
 )
-from georeader.geotensor import GeoTensor
-from georeader.layout_guard import NATIVE, RASTERIO
-from georeader.process_state import Settings, configure, configured, settings
-from georeader.rasterio_reader import RasterioReader
-from georeader.store import open_store, parse_location
-from georeader.tile_decode import COMPRESSION_NAMES
-from georeader.translate import (
+from georeader.geo.geotensor import GeoTensor
+from georeader.geo.translate import (
     from_async_geotiff_window,
     raster_array_to_geotensor,
     to_async_geotiff_window,
+)
+from georeader.header.route import NATIVE, RASTERIO
+from georeader.io.stores import open_store, parse_location
+from georeader.process_state import Settings, configure, configured, settings
+from georeader.rasterio_reader import RasterioReader
+from georeader.read.decode import COMPRESSION_NAMES
+from georeader.reader import (
+    AsyncGeoTIFFReader,
+    OpenedFile,
+    PendingWindow,
+    choose_level,
+    forget_header_sizes,
+    open_file,
 )
 
 __all__ = [

@@ -19,12 +19,12 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from georeader import window_utils
-from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface
-from georeader.error_mapping import map_store_error
+from georeader.contract import FromLevelFacts, LevelFacts, ReaderSurface
 from georeader.errors import GeoreaderError, InvalidHeaderError, TileDecodeError
-from georeader.geotensor import GeoTensor, norm_crs
-from georeader.store import Location, reader_location
+from georeader.geo import windows
+from georeader.geo.geotensor import GeoTensor, norm_crs
+from georeader.io.error_mapping import map_store_error
+from georeader.io.stores import Location, reader_location
 
 _NO_NUMPY_TYPE = {"complex_int16": "complex64", "complex_int32": "complex128"}
 
@@ -99,8 +99,8 @@ def _obstore_opener(
 
     import obstore
 
-    from georeader.signed_store import SignedFile, SignedStore
-    from georeader.store import open_store
+    from georeader.io.signed_urls import SignedFile, SignedStore
+    from georeader.io.stores import open_store
 
     if store is None:
         store, _ = open_store(location.url, **store_options)
@@ -272,13 +272,13 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor:
         try:
-            window = window_utils.to_int_window(window)
-        except window_utils.WindowError as exc:
-            raise window_utils.WindowError(f"{self.url}: {exc}") from None
+            window = windows.to_int_window(window)
+        except windows.WindowError as exc:
+            raise windows.WindowError(f"{self.url}: {exc}") from None
         fill = self.fill_value_default if fill_value is None else fill_value
-        inside = window_utils.clip_window(window, self.width, self.height)
+        inside = windows.clip_window(window, self.width, self.height)
         if not boundless and inside != window:
-            raise window_utils.WindowError(
+            raise windows.WindowError(
                 f"{self.url}: window {window!r} reaches outside the image "
                 f"({self.height}x{self.width}); use boundless=True"
             )
@@ -296,10 +296,10 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
             values = data.filled(fill) if np.ma.is_masked(data) else np.asarray(data)
             r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
             out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
-        return GeoTensor(out, window_utils.window_transform(window, self.transform), self.crs, fill)
+        return GeoTensor(out, windows.window_transform(window, self.transform), self.crs, fill)
 
-    def read_bounds(self, bounds: window_utils.Bounds, **kwargs: Any) -> GeoTensor:
-        return self.read_window(window_utils.window_from_bounds(bounds, self.transform), **kwargs)
+    def read_bounds(self, bounds: windows.Bounds, **kwargs: Any) -> GeoTensor:
+        return self.read_window(windows.window_from_bounds(bounds, self.transform), **kwargs)
 
     def load(self, **kwargs: Any) -> GeoTensor:
         return self.read_window(Window(0, 0, self.width, self.height), **kwargs)

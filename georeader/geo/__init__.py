@@ -7,10 +7,10 @@ names from here, never from the modules that define them, so the modules can mov
 """
 
 from georeader.errors import WindowError
-from georeader.geotensor import GeoTensor, norm_crs
-from georeader.nodata import check_fill, fits_dtype, nodata_mask
-from georeader.on_grid import OnGrid
-from georeader.window_utils import (
+from georeader.geo.geotensor import GeoTensor, norm_crs
+from georeader.geo.gridded import OnGrid
+from georeader.geo.nodata import check_fill, fits_dtype, nodata_mask
+from georeader.geo.windows import (
     Bounds,
     GeoSlice,
     clip_window,

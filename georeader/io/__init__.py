@@ -10,12 +10,18 @@ fetched byte ranges are shared through `RANGE_CACHE`; finished files are uploade
 that define them, so the modules can move.
 """
 
-from georeader.error_mapping import first_line, map_store_error
-from georeader.range_cache import CACHE as RANGE_CACHE
-from georeader.range_cache import RangeCache
-from georeader.retry import RetryPolicy
-from georeader.signed_store import SIGNING_OPTIONS, expiry, redact, split_query
-from georeader.store import (
+from georeader.io.error_mapping import first_line, map_store_error
+from georeader.io.range_cache import CACHE as RANGE_CACHE
+from georeader.io.range_cache import RangeCache
+from georeader.io.retry import RetryPolicy
+from georeader.io.signed_urls import SIGNING_OPTIONS, expiry, redact, split_query
+from georeader.io.store_options import (
+    check_sources_options,
+    check_store_options,
+    store_kind,
+    stub_names,
+)
+from georeader.io.stores import (
     Location,
     allow_http_when_named,
     build_store,
@@ -27,13 +33,7 @@ from georeader.store import (
     s3_https_url,
     split_signed_url,
 )
-from georeader.store_options import (
-    check_sources_options,
-    check_store_options,
-    store_kind,
-    stub_names,
-)
-from georeader.upload import UPLOAD_PART, UploadError, is_store_url, staged_upload
+from georeader.io.upload import UPLOAD_PART, UploadError, is_store_url, staged_upload
 
 __all__ = [
     "RANGE_CACHE", "SIGNING_OPTIONS", "UPLOAD_PART", "Location", "RangeCache", "RetryPolicy",

@@ -7,9 +7,9 @@ profile (`tiff_profile`), overview factors, a temporary-file-then-rename write
 from here, never from the modules that define them, so the modules can move.
 """
 
-from georeader.gdal_progress import StageProgress, WriteCancelled, create_copy
-from georeader.gdal_progress import available as progress_available
-from georeader.raster_writer import (
+from georeader.write.gdal_progress import StageProgress, WriteCancelled, create_copy
+from georeader.write.gdal_progress import available as progress_available
+from georeader.write.geotiff import (
     COMPRESSIONS,
     ProgressCallback,
     WriteError,

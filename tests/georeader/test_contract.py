@@ -1,4 +1,4 @@
-"""The reader contract (georeader.abstract_reader): what daskcog and users may rely on.
+"""The reader contract (georeader.contract): what daskcog and users may rely on.
 
 `async with` opens and closes; `aclose()` lets the header go; `footprint`;
 `read_bounds` refuses to warp or resample (and says where to go); `read_geoslice`
@@ -22,7 +22,7 @@ from georeader import (
     ReaderNotOpenedError,
     WindowError,
 )
-from georeader.abstract_reader import GeoMetadata
+from georeader.contract import GeoMetadata
 from tests.cogfactory import TiffSpec, cached_tiff
 from tests.georeader.helpers import run, same_pixels
 

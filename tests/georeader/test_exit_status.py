@@ -4,7 +4,7 @@ After async-tiff / obstore use, CPython could abort or segfault while finalising
 (pyo3-async-runtimes issue 40): Rust futures outliving their Python callers
 called back into the finalising interpreter. Measured before the fix (a script
 with reads left in flight on a background loop): 2 of 40 runs died with -6;
-a hostile-file script died with -11 in 1 of 209 runs. `georeader.rust_calls`
+a hostile-file script died with -11 in 1 of 209 runs. `georeader.io.shutdown_safety`
 lets every Rust call finish and drains live loops at exit (bounded).
 
 The runs are subprocesses, 4 at a time; `GEOREADER_EXIT_RUNS=200` runs each

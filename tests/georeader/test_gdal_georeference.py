@@ -24,8 +24,9 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from georeader import AsyncGeoTIFFReader, NoGeoreferenceError, RasterioReader, gdal_rules, ifd_chain
-from georeader.nodata import NodataOutOfRangeWarning
+from georeader import AsyncGeoTIFFReader, NoGeoreferenceError, RasterioReader
+from georeader.geo.nodata import NodataOutOfRangeWarning
+from georeader.header import gdal_rules, ifd_walk
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -149,7 +150,7 @@ def test_plain_epsg_fast_path_gives_gdals_answer(tmp_path: Path, code: int) -> N
     async def read(start: int, length: int) -> bytes:
         return data[start : start + length]
 
-    walk = run(ifd_chain.walk_header(read, data[:65536], str(path)))
+    walk = run(ifd_walk.walk_header(read, data[:65536], str(path)))
     fast = gdal_rules.georeference(walk)
     assert fast.source == "epsg"
     slow = gdal_rules.georeference_by_gdal(walk)

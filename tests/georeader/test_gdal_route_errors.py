@@ -66,7 +66,7 @@ def test_a_store_error_under_gdal_is_reported_as_the_store_error() -> None:
     assert len(errors) == 1
     reader = RasterioReader.__new__(RasterioReader)
     reader._io_errors = errors
-    from georeader.store import parse_location
+    from georeader.io.stores import parse_location
 
     reader.location = parse_location("https://example.com/a.tif")
     mapped = reader._gdal_error(rasterio.errors.RasterioIOError("Read failed."), 0, "reading")

@@ -31,7 +31,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from georeader import AsyncGeoTIFFReader, GeoreaderError, RasterioReader
-from georeader.layout_guard import NATIVE, RASTERIO
+from georeader.header.route import NATIVE, RASTERIO
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels, spec_matrix, special_specs
 from tests.georeader.helpers import (
     YCBCR_MAX_ABS,

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 from georeader import GeoTensor
 from georeader.errors import WindowError
-from georeader.window_utils import window_bounds
+from georeader.geo.windows import window_bounds
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:Use `@` matmul instead of `\*` mul operator:PendingDeprecationWarning"  # affine 3

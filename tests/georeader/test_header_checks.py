@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from georeader import AsyncGeoTIFFReader, InvalidHeaderError
-from georeader.ifd_chain import MAX_IFDS
+from georeader.header.ifd_walk import MAX_IFDS
 from tests.georeader.helpers import run
 from tests.georeader.hostile.build import garbage_tags, loops, patched, write_base
 

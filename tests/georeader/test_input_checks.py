@@ -10,8 +10,8 @@ import pytest
 from rasterio.windows import Window
 
 from georeader import AsyncGeoTIFFReader, InvalidURLError, WindowError, parse_location
-from georeader.nodata import check_fill
-from georeader.store import split_signed_url
+from georeader.geo.nodata import check_fill
+from georeader.io.stores import split_signed_url
 from tests.cogfactory import TiffSpec, cached_tiff
 
 

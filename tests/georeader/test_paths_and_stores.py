@@ -119,7 +119,7 @@ def test_a_callers_store_rasterio_route_reads_the_same_object(tmp_path: Path) ->
 def test_url_keys_in_a_callers_store_keep_their_prefix() -> None:
     from obstore.store import HTTPStore, S3Store
 
-    from georeader.store import locate_in_store
+    from georeader.io.stores import locate_in_store
 
     bucket = S3Store("bucket", region="eu-west-1", skip_signature=True)
     assert locate_in_store("s3://bucket/a/x.tif", bucket).key == "a/x.tif"
@@ -134,7 +134,9 @@ def test_url_keys_in_a_callers_store_keep_their_prefix() -> None:
 
 def test_process_global_tables_are_bounded(tmp_path: Path) -> None:
     """Header-size hints and the store cache keep at most their bound (LRU), whatever is opened."""
-    from georeader import configured, header_model, store
+    from georeader import configured
+    from georeader.header import model
+    from georeader.io import stores
 
     with configured(store_cache_size=4, header_hints=3):
         for i in range(10):
@@ -142,6 +144,6 @@ def test_process_global_tables_are_bounded(tmp_path: Path) -> None:
             folder.mkdir()
             _write(folder / "x.tif", i, size=16)
             run(AsyncGeoTIFFReader.open(folder / "x.tif"))
-            assert len(store.STORES) <= 4 and len(header_model.HEADER_SIZES) <= 3
+            assert len(stores.STORES) <= 4 and len(model.HEADER_SIZES) <= 3
         newest = str((tmp_path / "f9" / "x.tif").as_uri())
-        assert newest in header_model.HEADER_SIZES  # the newest stays
+        assert newest in model.HEADER_SIZES  # the newest stays

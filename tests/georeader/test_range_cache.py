@@ -1,4 +1,4 @@
-"""georeader.range_cache: shared fetches, the byte bounds, read-ahead accounting, failures.
+"""georeader.io.range_cache: shared fetches, the byte bounds, read-ahead accounting, failures.
 
 Pure asyncio with a counting fetch function: no store, no network.
 """
@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from georeader.range_cache import RangeCache, fetch_runs
+from georeader.io.range_cache import RangeCache, fetch_runs
 
 
 class Source:

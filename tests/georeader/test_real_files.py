@@ -24,7 +24,7 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader import AsyncGeoTIFFReader, NoGeoreferenceError, RasterioReader
-from georeader.window_utils import clip_window, window_bounds, window_from_bounds, window_transform
+from georeader.geo.windows import clip_window, window_bounds, window_from_bounds, window_transform
 from tests.conftest import REAL_MISSING, real_expected, real_files
 from tests.georeader.helpers import FULL_READ_BUDGET, assert_matches, level_bytes, run, window_set
 

@@ -14,7 +14,7 @@ from obstore.store import LocalStore
 from rasterio.windows import Window
 
 from georeader import AsyncGeoTIFFReader, WindowError
-from georeader.translate import (
+from georeader.geo.translate import (
     from_async_geotiff_window,
     raster_array_to_geotensor,
     to_async_geotiff_window,

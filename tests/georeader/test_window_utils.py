@@ -10,7 +10,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from georeader.errors import WindowError
-from georeader.window_utils import (
+from georeader.geo.windows import (
     clip_window,
     intersect,
     iter_tiles,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from georeader import tile_decode as td
+from georeader.read import decode
 
 NATIVE = "native"
 RASTERIO = "rasterio"
@@ -89,7 +89,7 @@ class Layout:
         return f"{self.route} route ({why})"
 
 
-def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
+def tile_format(ifd: Any, byteorder: str) -> decode.TileFormat | None:
     """The decode recipe of an IFD, or None when it has no uniform numpy dtype."""
     formats = {int(f) for f in ifd.sample_format}
     bits = set(ifd.bits_per_sample)
@@ -100,7 +100,7 @@ def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
         return None
     lerc = list(ifd.lerc_parameters or [])
     extra = list(ifd.extra_samples or [])
-    return td.TileFormat(
+    return decode.TileFormat(
         compression=int(ifd.compression),
         predictor=int(ifd.predictor or 1),
         planar=int(ifd.planar_configuration),
@@ -116,7 +116,7 @@ def tile_format(ifd: Any, byteorder: str) -> td.TileFormat | None:
     )
 
 
-def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], td.TileFormat | None]:
+def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], decode.TileFormat | None]:
     """Route and reasons for one data IFD."""
     reasons: list[str] = []
     if {int(f) for f in ifd.sample_format} & {5, 6}:
@@ -130,14 +130,14 @@ def classify_ifd(ifd: Any, byteorder: str) -> tuple[str, list[str], td.TileForma
     fmt = tile_format(ifd, byteorder)
     if fmt is None:
         return RASTERIO, [f"bits per sample {ifd.bits_per_sample} have no numpy dtype"], None
-    name = td.COMPRESSION_NAMES.get(fmt.compression, f"compression {fmt.compression}")
+    name = decode.COMPRESSION_NAMES.get(fmt.compression, f"compression {fmt.compression}")
     if not fmt.supported:
         return RASTERIO, [f"{name} is not decoded by async-tiff or imagecodecs here"], fmt
-    if fmt.decoder == "async-tiff" and fmt.planar == td.PLANAR and fmt.predictor != 1:
+    if fmt.decoder == "async-tiff" and fmt.planar == decode.PLANAR and fmt.predictor != 1:
         return RASTERIO, [f"band-interleaved {name} with a predictor"], fmt
-    if fmt.compression == td.JPEG and fmt.photometric == td.YCBCR:
+    if fmt.compression == decode.JPEG and fmt.photometric == decode.YCBCR:
         reasons.append("YCbCr JPEG: decoders differ from GDAL by a few DN")
-    if fmt.planar == td.PLANAR and fmt.predictor != 1:
+    if fmt.planar == decode.PLANAR and fmt.predictor != 1:
         reasons.append(
             "band-interleaved with a predictor: un-predicted per band (async-tiff gets it wrong)"
         )

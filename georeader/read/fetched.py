@@ -1,6 +1,6 @@
 """`Fetched`: what a fetch hands to assembly, a plain value between the two steps.
 
-Its own module so that fetching (`tile_fetch`) and assembling (`assemble`) both depend on
+Its own module so that fetching (`read.fetch`) and assembling (`assemble`) both depend on
 it and not on each other.
 """
 

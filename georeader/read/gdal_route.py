@@ -1,7 +1,7 @@
 """The GDAL route: levels georeader does not decode itself are read through rasterio.
 
 One lazily opened GDAL dataset per level of an opened header, with a lock (GDAL
-handles are not thread-safe). Kept apart from the header model (`header_model`), so
+handles are not thread-safe). Kept apart from the header model (`header.model`), so
 that the model, and the fetch / decode / assemble steps that share it, never import
 GDAL's reader.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from georeader.header_model import OpenedFile
+from georeader.header.model import OpenedFile
 from georeader.rasterio_reader import RasterioReader
 
 

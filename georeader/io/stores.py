@@ -33,12 +33,12 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from georeader.errors import GeoreaderError, InvalidURLError, StoreConfigError
-from georeader.local_store import PathStore
+from georeader.io.local_store import PathStore
+from georeader.io.store_options import OBSTORE_COMMON, store_kind
+from georeader.io.store_options import READER_OPTIONS as READER_OPTIONS
+from georeader.io.store_options import URL as _URL
+from georeader.io.store_options import check_store_options as check_store_options
 from georeader.process_state import Table, settings
-from georeader.store_options import OBSTORE_COMMON, store_kind
-from georeader.store_options import READER_OPTIONS as READER_OPTIONS
-from georeader.store_options import URL as _URL
-from georeader.store_options import check_store_options as check_store_options
 
 REMOTE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "http", "https"}
@@ -237,7 +237,7 @@ def build_store(location: Location, *, native: bool = False, **config: Any) -> A
     except GeoreaderError:
         raise
     except Exception as exc:
-        from georeader.error_mapping import first_line
+        from georeader.io.error_mapping import first_line
 
         summary = first_line(exc)
         hint = ""
@@ -259,7 +259,7 @@ def _build_store(location: Location, *, native: bool = False, **config: Any) -> 
             raise InvalidURLError(f"local files take no store options; got {sorted(config)}")
         from async_tiff.store import LocalStore
 
-        from georeader.error_mapping import map_store_error
+        from georeader.io.error_mapping import map_store_error
 
         folder = unquote(urlsplit(location.base_url).path)
         if not _NATIVE_SAFE_NAME.match(location.key):
@@ -284,8 +284,8 @@ def _build_store(location: Location, *, native: bool = False, **config: Any) -> 
             config["request_payer"] = True
     config = allow_http_when_named(location, config)
     if "retry_config" not in config:
-        # obstore's default retries for up to 3 minutes; ours are the one layer (georeader.retry)
-        from georeader.retry import RetryPolicy
+        # obstore's default retries for up to 3 minutes; ours are the one layer (georeader.io.retry)
+        from georeader.io.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config(native=native)}
     if location.scheme in ("http", "https") and set(config) <= OBSTORE_COMMON:
@@ -372,7 +372,7 @@ def split_signed_url(
         return path_or_url, options
     if urlsplit(path_or_url).scheme.lower() not in ("http", "https"):
         return path_or_url, options
-    from georeader.signed_store import split_query
+    from georeader.io.signed_urls import split_query
 
     plain, query = split_query(path_or_url)
     if not query:
@@ -403,7 +403,7 @@ def reader_location(
 def identity_options(options: dict[str, Any]) -> dict[str, Any]:
     """The store options that tell objects apart: without a signed URL's query or signer,
     so that a re-signed URL is the same object (same cached header, same graph name)."""
-    from georeader.signed_store import SIGNING_OPTIONS
+    from georeader.io.signed_urls import SIGNING_OPTIONS
 
     if SIGNING_OPTIONS.isdisjoint(options):
         return options
@@ -412,7 +412,7 @@ def identity_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _signed_store(location: Location, signing: dict[str, Any], config: dict[str, Any]) -> Any:
     """The per-process SignedStore of one object, given its newest query and signer."""
-    from georeader.signed_store import SignedStore
+    from georeader.io.signed_urls import SignedStore
 
     if location.is_local or location.scheme == "memory":
         raise InvalidURLError(
@@ -420,7 +420,7 @@ def _signed_store(location: Location, signing: dict[str, Any], config: dict[str,
         )
     config = allow_http_when_named(location, config)
     if "retry_config" not in config:
-        from georeader.retry import RetryPolicy
+        from georeader.io.retry import RetryPolicy
 
         config = {**config, "retry_config": RetryPolicy().store_retry_config()}
     cache_key = (location.url, canonical_json({**config, "__signed__": True}))
@@ -442,9 +442,9 @@ def open_store(
     `config` is passed to obstore's `from_url` (e.g. `region`, `endpoint`,
     `client_options={"allow_http": True}`, `retry_config`, credentials).
     A signed http(s) URL, `url_query=` or `sign=` (`sign(url) -> signed url`)
-    give a `georeader.signed_store.SignedStore` instead.
+    give a `georeader.io.signed_urls.SignedStore` instead.
     """
-    from georeader.signed_store import SIGNING_OPTIONS
+    from georeader.io.signed_urls import SIGNING_OPTIONS
 
     path_or_url, config = split_signed_url(path_or_url, config)
     config = {k: v for k, v in config.items() if k not in READER_OPTIONS}

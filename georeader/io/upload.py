@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from georeader.error_mapping import map_store_error
 from georeader.errors import GeoreaderError
-from georeader.store import REMOTE_SCHEMES, open_store, parse_location
+from georeader.io.error_mapping import map_store_error
+from georeader.io.stores import REMOTE_SCHEMES, open_store, parse_location
 
 UPLOAD_PART = 8 * 1024 * 1024
 """Bytes per part of a multipart upload (S3 wants at least 5 MiB but for the last)."""

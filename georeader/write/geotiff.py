@@ -26,13 +26,13 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 
-from georeader import gdal_progress
 from georeader.errors import GeoreaderError
-from georeader.gdal_progress import StageProgress
-from georeader.nodata import fits_dtype
+from georeader.geo.nodata import fits_dtype
+from georeader.write import gdal_progress
+from georeader.write.gdal_progress import StageProgress
 
 if TYPE_CHECKING:
-    from georeader.geotensor import GeoTensor
+    from georeader.geo.geotensor import GeoTensor
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (chunks written, chunks in total)."""
@@ -172,7 +172,7 @@ def write_via_temp(
     The output appears under its name only once complete (a temporary name, then
     `os.replace`); on any failure or Ctrl-C every temporary file is removed.
     `finish_progress(stage, fraction)` reports the overviews and the final copy
-    (GDAL's progress callback, `georeader.gdal_progress`), which also lets Ctrl-C
+    (GDAL's progress callback, `georeader.write.gdal_progress`), which also lets Ctrl-C
     stop GDAL within a block instead of after the whole copy.
     """
     folder = Path(tmpdir) if tmpdir is not None else path.parent

@@ -1,7 +1,7 @@
 """The header model: what one opened header holds (`OpenedFile`, its `Level`s).
 
 Plain values and the per-process tables that go with them (the learnt header sizes,
-local file descriptors). Building one is `opened_file.open_file`'s job; reading
+local file descriptors). Building one is `header.opening.open_file`'s job; reading
 through GDAL is `gdal_route`'s: this model imports neither, so it stays a value
 that the fetch, decode and assemble steps can share without pulling in an opener.
 """
@@ -21,12 +21,14 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import layout_guard, range_cache, tile_decode
-from georeader.error_mapping import map_store_error
 from georeader.errors import UnsupportedLayoutError
-from georeader.on_grid import OnGrid
+from georeader.geo.gridded import OnGrid
+from georeader.header import route
+from georeader.io import range_cache
+from georeader.io.error_mapping import map_store_error
+from georeader.io.stores import Location
 from georeader.process_state import Table, register
-from georeader.store import Location
+from georeader.read import decode
 
 HEADER_SIZES: Table[str, int] = Table("georeader.header_sizes", lambda s: s.header_hints)
 """url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded
@@ -72,7 +74,7 @@ class Level(OnGrid):
     """async-tiff's IFD; for files async-tiff cannot parse, the walk's `RawIFD` (tag values
     only); None for an overview in SubIFDs."""
     mask_ifd: Any | None
-    fmt: tile_decode.TileFormat | None
+    fmt: decode.TileFormat | None
     gdal_index: int | None = None
     """This overview's position in GDAL's list (`OVERVIEW_LEVEL`), which follows the file's
     order; None for full resolution."""
@@ -94,7 +96,7 @@ class Level(OnGrid):
         return np.asarray((ifd.tile_byte_counts if ifd is not None else None) or [], dtype=np.int64)
 
     @property
-    def native_fmt(self) -> tile_decode.TileFormat:
+    def native_fmt(self) -> decode.TileFormat:
         """The decode recipe, which only levels georeader decodes itself (native levels) have."""
         if self.fmt is None:
             raise UnsupportedLayoutError(f"level {self.index} has no native decode recipe")
@@ -141,7 +143,7 @@ class OpenedFile:
     key: str
     geotiff: Any
     levels: list[Level]
-    layout: layout_guard.Layout
+    layout: route.Layout
     crs: CRS | None
     nodata: float | None
     dtype: np.dtype

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from georeader.errors import UnknownOptionError
+from georeader.io.signed_urls import SIGNING_OPTIONS
 from georeader.process_state import register_function_cache
-from georeader.signed_store import SIGNING_OPTIONS
 
 READER_OPTIONS = frozenset({"max_concurrency"})
 """Options for georeader's reads, not for obstore (taken out before a store is built)."""

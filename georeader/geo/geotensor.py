@@ -13,9 +13,9 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import window_utils
 from georeader.errors import WindowError
-from georeader.on_grid import OnGrid
+from georeader.geo import windows
+from georeader.geo.gridded import OnGrid
 
 
 def norm_crs(crs: Any) -> CRS | None:
@@ -107,8 +107,8 @@ class GeoTensor(OnGrid):
 
     def window(self, window: Window, boundless: bool = False) -> GeoTensor:
         """Cut a whole-pixel window; with `boundless`, outside pixels take the fill value."""
-        window = window_utils.to_int_window(window)
-        inside = window_utils.clip_window(window, self.width, self.height)
+        window = windows.to_int_window(window)
+        inside = windows.clip_window(window, self.width, self.height)
         if not boundless:
             if inside != window:
                 raise WindowError(
@@ -132,12 +132,12 @@ class GeoTensor(OnGrid):
             out[:, dst_r : dst_r + h, dst_c : dst_c + w] = self.values[
                 :, src_r : src_r + h, src_c : src_c + w
             ]
-        transform = window_utils.window_transform(window, self.transform)
+        transform = windows.window_transform(window, self.transform)
         return GeoTensor(out, transform, self.crs, self.fill_value_default)
 
-    def read_bounds(self, bounds: window_utils.Bounds, boundless: bool = True) -> GeoTensor:
+    def read_bounds(self, bounds: windows.Bounds, boundless: bool = True) -> GeoTensor:
         """Cut the whole pixels covering `bounds` (outer rounding)."""
-        return self.window(window_utils.window_from_bounds(bounds, self.transform), boundless)
+        return self.window(windows.window_from_bounds(bounds, self.transform), boundless)
 
     def same_grid(self, other: GeoTensor) -> bool:
         """True when both share CRS, transform and shape (pixel-aligned, same extent)."""
@@ -151,16 +151,16 @@ class GeoTensor(OnGrid):
     def to_raster(self, path: Any, **options: Any) -> Any:
         """Write a tiled GeoTIFF (rasterio/GDAL); returns the path.
 
-        Options as `georeader.raster_writer.resolve_options`: compress ("deflate"), predictor,
+        Options as `georeader.write.geotiff.resolve_options`: compress ("deflate"), predictor,
         blocksize, overviews, nodata (none unless given), `cog=True` for a COG.
         """
-        from georeader.raster_writer import write_geotensor
+        from georeader.write.geotiff import write_geotensor
 
         options.setdefault("cog", False)
         return write_geotensor(self, path, **options)
 
     def to_cog(self, path: Any, **options: Any) -> Any:
         """Write a Cloud-Optimized GeoTIFF with overviews; returns the path."""
-        from georeader.raster_writer import write_geotensor
+        from georeader.write.geotiff import write_geotensor
 
         return write_geotensor(self, path, cog=True, **options)

@@ -58,7 +58,7 @@ def to_int_window(window: object) -> Window:
     if any(not math.isfinite(v) or float(v) != int(v) for v in values):
         raise WindowError(
             f"window {window!r} has fractional offsets or sizes; round it first "
-            "(georeader.window_utils.round_window)"
+            "(georeader.geo.windows.round_window)"
         )
     col_off, row_off, width, height = (int(v) for v in values)
     if width <= 0 or height <= 0:

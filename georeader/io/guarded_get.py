@@ -10,7 +10,7 @@
 * `max_concurrency`: requests in flight per store and event loop are bounded
   by a semaphore, so a burst of reads does not open more connections than an
   origin accepts (a small listen backlog refuses the rest).
-* `head`: the header walk (`ifd_chain`) fetched the object's first bytes;
+* `head`: the header walk (`header.ifd_walk`) fetched the object's first bytes;
   async-tiff's own first request asks for the same range and is answered from
   memory (no second request); the bytes are dropped after the open.
 
@@ -27,12 +27,12 @@ import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from georeader.error_mapping import map_store_error
 from georeader.errors import StoreReadError
-from georeader.obspec_ranges import ObspecRanges
+from georeader.io.error_mapping import map_store_error
+from georeader.io.obspec_ranges import ObspecRanges
+from georeader.io.retry import RetryPolicy, retrying
+from georeader.io.shutdown_safety import settled
 from georeader.process_state import Table, settings
-from georeader.retry import RetryPolicy, retrying
-from georeader.rust_calls import settled
 
 T = TypeVar("T")
 

@@ -2,16 +2,16 @@
 
 A thin adapter over async-geotiff / async-tiff: they parse the header and fetch
 (and coalesce) tile byte ranges; we plan the tiles of a window, decode them
-(see `tile_decode` for why), apply masks and pad boundless windows. Layouts
-async-tiff gets wrong are detected at open by `layout_guard` and read through
+(see `read.decode` for why), apply masks and pad boundless windows. Layouts
+async-tiff gets wrong are detected at open by `header.route` and read through
 rasterio instead; nothing comes back silently wrong.
 
 A read is three steps, like async-geotiff's own: plan (pure: which tiles, which
-are sparse) and one batched fetch per IFD, both in `tile_fetch`, then assemble
+are sparse) and one batched fetch per IFD, both in `read.fetch`, then assemble
 (`assemble`: decode in a thread pool, copy into a preallocated array). This
 module holds the reader's surface: opening, levels and band subsets, metadata,
 window arithmetic, retries and error mapping; it hands the header's values to
-`tile_fetch` and `assemble`, which never call back. Reads never block the event
+`read.fetch` and `assemble`, which never call back. Reads never block the event
 loop.
 """
 
@@ -25,33 +25,35 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from georeader import layout_guard, tile_fetch, window_utils
-from georeader.abstract_reader import FromLevelFacts, LevelFacts, ReaderSurface, check_no_warp
-from georeader.assemble import PendingWindow, decode_pool
-from georeader.error_mapping import map_store_error
+from georeader.contract import FromLevelFacts, LevelFacts, ReaderSurface, check_no_warp
 from georeader.errors import (
     GeoreaderError,
     ReaderNotOpenedError,
     StoreReadError,
     WindowError,
 )
-from georeader.fetched import Fetched
-from georeader.gdal_route import rasterio_level
-from georeader.geotensor import GeoTensor
-from georeader.guarded_store import policy_scope
-from georeader.header_model import (  # re-exported: the reader's public companions
+from georeader.geo import windows
+from georeader.geo.geotensor import GeoTensor
+from georeader.geo.gridded import OnGrid
+from georeader.geo.nodata import check_fill
+from georeader.header import route as routes
+from georeader.header.model import (  # re-exported: the reader's public companions
     Level,
     OpenedFile,
     choose_level,
     forget_header_sizes,
     header_size_hint,
 )
-from georeader.nodata import check_fill
-from georeader.on_grid import OnGrid
-from georeader.opened_file import DEFAULT_PREFETCH, open_file
-from georeader.retry import RetryPolicy, retrying
-from georeader.rust_calls import operation
-from georeader.store import Location, reader_location
+from georeader.header.opening import DEFAULT_PREFETCH, open_file
+from georeader.io.error_mapping import map_store_error
+from georeader.io.guarded_get import policy_scope
+from georeader.io.retry import RetryPolicy, retrying
+from georeader.io.shutdown_safety import operation
+from georeader.io.stores import Location, reader_location
+from georeader.read import fetch
+from georeader.read.assemble import PendingWindow, decode_pool
+from georeader.read.fetched import Fetched
+from georeader.read.gdal_route import rasterio_level
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -71,7 +73,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
     mask, alpha == 0) hold the fill value, and pixels outside the image are
     filled too (boundless reads, like GDAL's).
 
-    Transient read failures (see `georeader.retry`) are retried per `retry`.
+    Transient read failures (see `georeader.io.retry`) are retried per `retry`.
     """
 
     retry: RetryPolicy = RetryPolicy()
@@ -213,7 +215,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         return self._opened
 
     @property
-    def layout(self) -> layout_guard.Layout:
+    def layout(self) -> routes.Layout:
         return self._opened.layout
 
     @property
@@ -278,7 +280,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         fill = check_fill(
             self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url
         )
-        inside = window_utils.clip_window(window, level.width, level.height)
+        inside = windows.clip_window(window, level.width, level.height)
         if not boundless and inside != window:
             raise WindowError(
                 f"{self.url}: window {window!r} reaches outside the image "
@@ -286,7 +288,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
             )
         fetched = None
         if inside is not None:
-            if self._opened.layout.route == layout_guard.NATIVE:
+            if self._opened.layout.route == routes.NATIVE:
                 with policy_scope(self.retry):  # each request retries in the store (one layer)
                     fetched = await self._fetch_inside(inside, fill)
             else:  # GDAL's reads do not pass through our store: retried here, whole window
@@ -295,7 +297,7 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
 
     async def read_bounds(
         self,
-        bounds: window_utils.Bounds,
+        bounds: windows.Bounds,
         *,
         target_resolution: float | tuple[float, float] | None = None,
         target_crs: Any = None,
@@ -309,18 +311,18 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         that says where to go instead.
         """
         check_no_warp(self, target_resolution=target_resolution, target_crs=target_crs)
-        window = window_utils.window_from_bounds(bounds, self.transform)
+        window = windows.window_from_bounds(bounds, self.transform)
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     def _int_window(self, window: Any) -> Window:
         try:
-            return window_utils.to_int_window(window)
+            return windows.to_int_window(window)
         except WindowError as exc:
             raise WindowError(f"{self.url}: {exc}") from None
 
     async def read_geoslice(
         self,
-        slice_: window_utils.GeoSlice | slice,
+        slice_: windows.GeoSlice | slice,
         cols: slice | None = None,
         *,
         boundless: bool = True,
@@ -339,14 +341,14 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
                 )
             slice_ = (slice_, cols)
         try:
-            window = window_utils.geoslice_window(slice_, self.width, self.height)
+            window = windows.geoslice_window(slice_, self.width, self.height)
         except WindowError as exc:
             raise WindowError(f"{self.url}: {exc}") from None
         if not window.width or not window.height:
             fill = self.fill_value_default if fill_value is None else fill_value
             empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
             return GeoTensor(
-                empty, window_utils.window_transform(window, self.transform), self.crs, fill
+                empty, windows.window_transform(window, self.transform), self.crs, fill
             )
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
@@ -357,8 +359,8 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
     async def _fetch_inside(self, inside: Window, fill: float) -> Fetched:
         """One attempt at fetching a window inside the image, errors mapped to typed ones."""
         try:
-            if self._opened.layout.route == layout_guard.NATIVE:
-                return await tile_fetch.fetch_native(self._opened, self._lvl, inside, self.url)
+            if self._opened.layout.route == routes.NATIVE:
+                return await fetch.fetch_native(self._opened, self._lvl, inside, self.url)
             return Fetched(values=await self._read_rasterio(inside, fill))
         except StoreReadError as exc:  # from the store layer, which does not know the window
             raise StoreReadError(f"{exc} (reading window {_fmt_window(inside)})") from exc
@@ -382,15 +384,15 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
 
         Returns False (fetching nothing) where a read would not use the cache, or when the
         read-ahead bytes no read has used yet would exceed `budget` (see
-        `tile_fetch.prefetch_window`).
+        `fetch.prefetch_window`).
         """
-        return await tile_fetch.prefetch_window(self._opened, self._lvl, window, budget=budget)
+        return await fetch.prefetch_window(self._opened, self._lvl, window, budget=budget)
 
     @property
     def reads_locally(self) -> bool:
         """True when a window can be read without the event loop (`read_window_sync`): see
-        `tile_fetch.reads_locally`."""
-        return tile_fetch.reads_locally(self._opened, self._lvl)
+        `fetch.reads_locally`."""
+        return fetch.reads_locally(self._opened, self._lvl)
 
     def read_window_sync(self, window: Window, *, fill_value: float | None = None) -> GeoTensor:
         """`read_window` for `reads_locally` files, in the calling thread (no event loop)."""
@@ -399,10 +401,10 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         fill = check_fill(
             self.fill_value_default if fill_value is None else fill_value, self.dtype, self.url
         )
-        inside = window_utils.clip_window(window, level.width, level.height)
+        inside = windows.clip_window(window, level.width, level.height)
         fetched = None
         if inside is not None:
-            fetched = tile_fetch.fetch_local(self._opened, level, inside, self.url)
+            fetched = fetch.fetch_local(self._opened, level, inside, self.url)
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from affine import Affine
 from rasterio.windows import Window
 
-from georeader import window_utils
+from georeader.geo import windows
 
 
 class Gridded(Protocol):
@@ -41,4 +41,4 @@ class OnGrid:
     @property
     def bounds(self: Gridded) -> tuple[float, float, float, float]:
         """(left, bottom, right, top), always ordered, whatever the grid's orientation."""
-        return window_utils.window_bounds(Window(0, 0, self.width, self.height), self.transform)
+        return windows.window_bounds(Window(0, 0, self.width, self.height), self.transform)

@@ -26,11 +26,11 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from georeader import window_utils
-from georeader.geotensor import GeoTensor, norm_crs
-from georeader.nodata import default_fill
-from georeader.on_grid import Gridded
-from georeader.store import Location
+from georeader.geo import windows
+from georeader.geo.geotensor import GeoTensor, norm_crs
+from georeader.geo.gridded import Gridded
+from georeader.geo.nodata import default_fill
+from georeader.io.stores import Location
 
 _ASYNC_ONLY = ("__aenter__", "__aexit__", "aclose")
 """Members only async readers have (the async context manager)."""
@@ -106,7 +106,7 @@ class GeoMetadata(Protocol, metaclass=_ReaderProtocolMeta):
     @property
     def bounds(self) -> tuple[float, float, float, float]: ...
     @property
-    def footprint(self) -> window_utils.Footprint: ...
+    def footprint(self) -> windows.Footprint: ...
     @property
     def block_shape(self) -> tuple[int, int]: ...
 
@@ -118,7 +118,7 @@ class GeoData(GeoMetadata, Protocol):
     def read_window(
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor: ...
-    def read_bounds(self, bounds: window_utils.Bounds, **kwargs: Any) -> GeoTensor: ...
+    def read_bounds(self, bounds: windows.Bounds, **kwargs: Any) -> GeoTensor: ...
     def load(self, **kwargs: Any) -> GeoTensor: ...
 
 
@@ -133,10 +133,10 @@ class AsyncGeoData(GeoMetadata, Protocol):
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor: ...
     async def read_bounds(  # the seed's contract; readers add options (boundless=, fill_value=)
-        self, bounds: window_utils.Bounds, *, target_resolution: Any = None,
+        self, bounds: windows.Bounds, *, target_resolution: Any = None,
         target_crs: Any = None, **kwargs: Any,
     ) -> GeoTensor: ...
-    async def read_geoslice(self, slice_: window_utils.GeoSlice, **kwargs: Any) -> GeoTensor: ...
+    async def read_geoslice(self, slice_: windows.GeoSlice, **kwargs: Any) -> GeoTensor: ...
     async def load(self, **kwargs: Any) -> GeoTensor: ...
     async def aclose(self) -> None: ...
     async def __aenter__(self) -> AsyncGeoData: ...
@@ -207,9 +207,9 @@ class ReaderSurface:
         return default_fill(self.nodata, self.dtype)
 
     @property
-    def footprint(self: _SurfaceNeeds) -> window_utils.Footprint:
+    def footprint(self: _SurfaceNeeds) -> windows.Footprint:
         """The image's outline in its CRS: four corners, closed (rotation kept)."""
-        return window_utils.footprint(Window(0, 0, self.width, self.height), self.transform)
+        return windows.footprint(Window(0, 0, self.width, self.height), self.transform)
 
 
 @dataclass(frozen=True)

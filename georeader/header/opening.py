@@ -4,13 +4,13 @@
 reader of a file (each level, each band subset) shares the `OpenedFile` it
 returns, and daskcog's per-process cache keeps them.
 
-An open flows: the IFD chain is walked first on raw bytes (`ifd_chain`, through a
+An open flows: the IFD chain is walked first on raw bytes (`header.ifd_walk`, through a
 `GuardedStore` that keeps those bytes for async-tiff's first request; the walk also keeps
 each IFD's kind and the first IFD's georeferencing tags), then async-tiff parses the
 header, and `_describe` turns it into plain values: the georeference as GDAL reads it
 (`gdal_rules.georeference`), the levels (the image and its true overviews, as GDAL
-lists them, sorted by size), each checked (`header_checks`) and classified
-(`layout_guard`), and GDAL's alpha band rule.
+lists them, sorted by size), each checked (`header.checks`) and classified
+(`header.route`), and GDAL's alpha band rule.
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ import numpy as np
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 
-from georeader import gdal_rules, header_checks, ifd_chain, layout_guard
-from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import (
     GeoreaderError,
     InvalidHeaderError,
     NoGeoreferenceError,
 )
-from georeader.guarded_store import GuardedStore, policy_scope
-from georeader.header_model import HEADER_SIZES, Level, OpenedFile
-from georeader.nodata import NodataOutOfRangeWarning, fits_dtype
-from georeader.rasterio_reader import RasterioReader
-from georeader.retry import RetryPolicy
-from georeader.rust_calls import operation, settled
-from georeader.store import (
+from georeader.geo.nodata import NodataOutOfRangeWarning, fits_dtype
+from georeader.header import checks, gdal_rules, ifd_walk
+from georeader.header import route as routes
+from georeader.header.model import HEADER_SIZES, Level, OpenedFile
+from georeader.io.error_mapping import first_line, map_store_error
+from georeader.io.guarded_get import GuardedStore, policy_scope
+from georeader.io.retry import RetryPolicy
+from georeader.io.shutdown_safety import operation, settled
+from georeader.io.stores import (
     READER_OPTIONS,
     Location,
     locate_in_store,
@@ -46,6 +46,7 @@ from georeader.store import (
     parse_location,
     split_signed_url,
 )
+from georeader.rasterio_reader import RasterioReader
 
 DEFAULT_PREFETCH = 32768
 
@@ -81,7 +82,7 @@ async def open_file(
     hint: int = prefetch or HEADER_SIZES.get(url) or DEFAULT_PREFETCH
 
     guarded: list[Any] = []
-    walks: list[ifd_chain.HeaderWalk | None] = []
+    walks: list[ifd_walk.HeaderWalk | None] = []
     panics: list[str] = []
 
     async def attempt() -> Any:
@@ -131,7 +132,7 @@ async def open_file(
 async def _checked_store(
     location: Location, store: Any, key: str, hint: int, user_store: Any,
     store_options: dict[str, Any], max_concurrency: int | None,
-) -> tuple[Any, ifd_chain.HeaderWalk | None]:
+) -> tuple[Any, ifd_walk.HeaderWalk | None]:
     """Walk the IFD chain (bounded, cycle-checked) before async-tiff parses it.
 
     Returns the store async-tiff should open the file with: for stores Python
@@ -153,7 +154,7 @@ async def _checked_store(
         async def read_local(start: int, length: int) -> bytes:
             return await asyncio.to_thread(pread, start, length)
 
-        walk = await ifd_chain.walk_header(read_local, await read_local(0, hint), location.url)
+        walk = await ifd_walk.walk_header(read_local, await read_local(0, hint), location.url)
         return store, walk
     if hasattr(store, "get_range_async"):
         guarded = GuardedStore(store, key, location.url, max_concurrency)
@@ -170,7 +171,7 @@ async def _checked_store(
         return bytes(await reader.get_range_async(key, start=start, length=length))
 
     head = await read(0, hint)
-    walk = await ifd_chain.walk_header(read, head, location.url)
+    walk = await ifd_walk.walk_header(read, head, location.url)
     if guarded is None:
         return store, walk
     guarded.set_head(head, whole=len(head) < hint)
@@ -193,7 +194,7 @@ def _header_size(tiff: Any) -> int | None:
 
 
 def _describe(
-    location: Location, store: Any, key: str, tiff: Any, walk: ifd_chain.HeaderWalk | None,
+    location: Location, store: Any, key: str, tiff: Any, walk: ifd_walk.HeaderWalk | None,
     store_options: dict[str, Any], user_store: Any = None,
 ) -> OpenedFile:
     url = location.url
@@ -216,26 +217,26 @@ def _describe(
         fmt = None
         if ifd is None:
             verdicts.append(
-                (layout_guard.RASTERIO, ["overviews in SubIFDs (async-tiff does not read them)"])
+                (routes.RASTERIO, ["overviews in SubIFDs (async-tiff does not read them)"])
             )
         else:
-            header_checks.check_level(url, index, ifd, level_transform)
+            checks.check_level(url, index, ifd, level_transform)
             if mask_ifd is not None:
-                header_checks.check_level(url, index, mask_ifd, None)
-            route, reasons, fmt = layout_guard.classify_ifd(ifd, byteorder)
+                checks.check_level(url, index, mask_ifd, None)
+            route, reasons, fmt = routes.classify_ifd(ifd, byteorder)
             if mask_ifd is not None and mask_ifd.tile_width is None:
-                route, reasons = layout_guard.RASTERIO, [*reasons, "striped mask"]
+                route, reasons = routes.RASTERIO, [*reasons, "striped mask"]
             verdicts.append((route, reasons))
         levels.append(
             Level(
                 index, width, height, level_transform, ifd, mask_ifd, fmt, gdal_index, block
             )
         )
-    layout = layout_guard.combine(verdicts)
+    layout = routes.combine(verdicts)
     base_fmt = levels[0].fmt
-    known = base_fmt.dtype if base_fmt is not None else layout_guard.gdal_dtype(base)
+    known = base_fmt.dtype if base_fmt is not None else routes.gdal_dtype(base)
     count = int(base.samples_per_pixel)
-    if known is None or not layout_guard.plain_band_model(base):
+    if known is None or not routes.plain_band_model(base):
         # GDAL's band model (CIELab as RGB, CMYK with extra samples...): its count and type
         with RasterioReader(location, store=user_store, **store_options) as ref:
             known, count = ref.dtype, ref.count
@@ -250,7 +251,7 @@ def _describe(
 
 
 def _describe_with_gdal(
-    location: Location, store: Any, key: str, walk: ifd_chain.HeaderWalk,
+    location: Location, store: Any, key: str, walk: ifd_walk.HeaderWalk,
     store_options: dict[str, Any], user_store: Any, panic: str,
 ) -> OpenedFile:
     """An OpenedFile read entirely through GDAL, for headers async-tiff cannot parse.
@@ -285,8 +286,8 @@ def _describe_with_gdal(
         levels.append(
             Level(index, raw.width, raw.height, transform, raw, None, None, i, raw.block)
         )
-    layout = layout_guard.Layout(
-        layout_guard.RASTERIO, (f"async-tiff cannot parse the header ({panic}): read by GDAL",)
+    layout = routes.Layout(
+        routes.RASTERIO, (f"async-tiff cannot parse the header ({panic}): read by GDAL",)
     )
     return OpenedFile(
         location=location, store=store, key=key, geotiff=None, levels=levels, layout=layout,
@@ -341,7 +342,7 @@ def _geotiff_of(tiff: Any) -> Any:
 
 
 def _georeference(
-    url: str, tiff: Any, geotiff: Any, walk: ifd_chain.HeaderWalk | None
+    url: str, tiff: Any, geotiff: Any, walk: ifd_walk.HeaderWalk | None
 ) -> gdal_rules.Georeference:
     """GDAL's reading of the georeferencing tags; async-geotiff's only when the raw tags could
     not be walked (a caller's Rust-native remote store)."""
@@ -369,7 +370,7 @@ LevelPlan = tuple[Any, Any, tuple[int, int], int | None, tuple[int, int] | None]
 the SubIFD overview's block shape)."""
 
 
-def _level_plan(tiff: Any, walk: ifd_chain.HeaderWalk | None) -> list[LevelPlan]:
+def _level_plan(tiff: Any, walk: ifd_walk.HeaderWalk | None) -> list[LevelPlan]:
     """The full-resolution image and its overviews, finest first, as GDAL sees them.
 
     Overviews are the reduced-resolution IFDs (NewSubfileType bit 0) with the image's

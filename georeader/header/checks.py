@@ -15,8 +15,8 @@ from typing import Any
 
 from affine import Affine
 
-from georeader.decode_bounds import max_stream_bytes
 from georeader.errors import InvalidHeaderError
+from georeader.read.decode_bounds import max_stream_bytes
 
 
 def check_level(url: str, index: int, ifd: Any, transform: Affine | None) -> None:

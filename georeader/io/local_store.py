@@ -15,7 +15,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 
-from georeader.obspec_ranges import ObspecRanges
+from georeader.io.obspec_ranges import ObspecRanges
 
 
 class PathStore(ObspecRanges):

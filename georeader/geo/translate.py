@@ -16,10 +16,10 @@ import async_geotiff
 import numpy as np
 from rasterio.windows import Window
 
-from georeader import window_utils
 from georeader.errors import WindowError
-from georeader.geotensor import GeoTensor
-from georeader.nodata import check_fill, default_fill, nodata_mask
+from georeader.geo import windows
+from georeader.geo.geotensor import GeoTensor
+from georeader.geo.nodata import check_fill, default_fill, nodata_mask
 
 
 def to_async_geotiff_window(window: Window) -> async_geotiff.Window:
@@ -29,11 +29,11 @@ def to_async_geotiff_window(window: Window) -> async_geotiff.Window:
     and refuses negative offsets: this raises `WindowError` for fractional,
     empty or negative windows instead.
     """
-    window = window_utils.to_int_window(window)
+    window = windows.to_int_window(window)
     if window.col_off < 0 or window.row_off < 0:
         raise WindowError(
             f"window {window!r} starts before the image; async-geotiff has no boundless reads "
-            "(clip it with georeader.window_utils.clip_window, or read with AsyncGeoTIFFReader)"
+            "(clip it with georeader.geo.windows.clip_window, or read with AsyncGeoTIFFReader)"
         )
     return async_geotiff.Window(
         col_off=int(window.col_off),

@@ -21,7 +21,7 @@ signed url`, e.g. `planetary_computer.sign`), which it calls
 
 Concurrent reads that fail together sign once: a generation counter tells a
 waiting task that another already renewed the URL. The store is cached per
-process by plain URL (`georeader.store`), and a later `open_store` with a
+process by plain URL (`georeader.io.stores`), and a later `open_store` with a
 new query or signer updates it in place, so headers cached with the store
 keep working with the new token.
 """
@@ -38,8 +38,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from georeader.error_mapping import first_line, strip_queries
 from georeader.errors import AccessDeniedError, InvalidURLError, StoreReadError
+from georeader.io.error_mapping import first_line, strip_queries
 from georeader.process_state import settings
 
 Signer = Callable[[str], Any]

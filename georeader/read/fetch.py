@@ -27,12 +27,16 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from georeader import decode_bounds, layout_guard, range_cache, tile_decode, window_utils
-from georeader.error_mapping import first_line, map_store_error
 from georeader.errors import TileDecodeError
-from georeader.fetched import Fetched
-from georeader.header_model import Level, OpenedFile
-from georeader.rust_calls import settled
+from georeader.geo import windows
+from georeader.header import route as routes
+from georeader.header.model import Level, OpenedFile
+from georeader.io import range_cache
+from georeader.io.error_mapping import first_line, map_store_error
+from georeader.io.shutdown_safety import settled
+from georeader.read import decode as tile_decode
+from georeader.read import decode_bounds
+from georeader.read.fetched import Fetched
 
 Tile = tuple[int, int]
 
@@ -42,7 +46,7 @@ async def fetch_native(opened: OpenedFile, level: Level, inside: Window, url: st
     fmt = level.native_fmt
     th, tw = fmt.tile_height, fmt.tile_width
     nx = math.ceil(level.width / tw)
-    tiles = list(window_utils.iter_tiles(inside, tw, th))
+    tiles = list(windows.iter_tiles(inside, tw, th))
     counts = level.tile_byte_counts
     present = [t for t in tiles if not level.is_sparse(*t, url)]
     present_set = set(present)
@@ -126,7 +130,7 @@ def reads_locally(opened: OpenedFile, level: Level) -> bool:
     fmt = level.fmt
     return (
         opened.location.is_local
-        and opened.layout.route == layout_guard.NATIVE
+        and opened.layout.route == routes.NATIVE
         and fmt is not None
         and fmt.decoder == "imagecodecs"
         and level.mask_ifd is None
@@ -140,7 +144,7 @@ def fetch_local(opened: OpenedFile, level: Level, inside: Window, url: str) -> F
     offsets = level.tile_offsets
     counts = level.tile_byte_counts
     fetched = Fetched()
-    for tx, ty in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
+    for tx, ty in windows.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
         if level.is_sparse(tx, ty, url):
             fetched.sparse.append((tx, ty))
             continue
@@ -207,12 +211,12 @@ async def prefetch_window(opened: OpenedFile, level: Level, window: Window, *, b
     """
     if (
         not cacheable(opened, level)
-        or opened.layout.route != layout_guard.NATIVE
+        or opened.layout.route != routes.NATIVE
         or level.mask_ifd is not None
     ):
         return False
-    inside = window_utils.clip_window(
-        window_utils.to_int_window(window), level.width, level.height
+    inside = windows.clip_window(
+        windows.to_int_window(window), level.width, level.height
     )
     if inside is None:
         return False
@@ -220,7 +224,7 @@ async def prefetch_window(opened: OpenedFile, level: Level, window: Window, *, b
     counts = level.tile_byte_counts
     nx = math.ceil(level.width / fmt.tile_width)
     tiles = [
-        t for t in window_utils.iter_tiles(inside, fmt.tile_width, fmt.tile_height)
+        t for t in windows.iter_tiles(inside, fmt.tile_width, fmt.tile_height)
         if counts[t[1] * nx + t[0]]
     ]
     try:

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from georeader import tile_decode, window_utils
 from georeader.errors import TileDecodeError
-from georeader.fetched import Fetched
-from georeader.geotensor import GeoTensor
-from georeader.header_model import Level, OpenedFile
-from georeader.nodata import nodata_mask, same_value
+from georeader.geo import windows
+from georeader.geo.geotensor import GeoTensor
+from georeader.geo.nodata import nodata_mask, same_value
+from georeader.header.model import Level, OpenedFile
 from georeader.process_state import register, settings
+from georeader.read import decode
+from georeader.read.fetched import Fetched
 
 _pool_lock = threading.Lock()
 _pool: tuple[ThreadPoolExecutor, int] | None = None
@@ -132,7 +133,7 @@ class PendingWindow:
             if inside is not None and values is not None:
                 r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
                 out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
-        transform = window_utils.window_transform(window, self.level.transform)
+        transform = windows.window_transform(window, self.level.transform)
         return GeoTensor(out, transform, self.opened.crs, self.fill)
 
 
@@ -149,7 +150,7 @@ def decode_tiles(
     fmt = level.native_fmt
     for tx, ty, data in raw:
         try:
-            array = tile_decode.decode_tile(fmt, data, scratch=True)  # copied out by place_tile
+            array = decode.decode_tile(fmt, data, scratch=True)  # copied out by place_tile
         except TileDecodeError as exc:
             raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
         place_tile(out, array, tx, ty, fmt.tile_width, fmt.tile_height, inside)
@@ -174,7 +175,7 @@ def finish_window(
         valid = np.zeros((int(inside.height), int(inside.width)), dtype=bool)
         for tx, ty, raw in fetched.masks:
             try:  # bounded by the mask tile's size (async-tiff's decoder inflated bombs to 2+ GB)
-                mask = tile_decode.decode_mask(compression, bits, th, tw, raw)
+                mask = decode.decode_mask(compression, bits, th, tw, raw)
             except TileDecodeError as exc:
                 raise TileDecodeError(
                     f"{opened.location.url}: level {level.index} mask tile ({tx}, {ty}): {exc}"

@@ -1,7 +1,7 @@
 """Where GDAL reads a header differently from async-geotiff: the rules we follow so that
 the native route and the rasterio route (GDAL, the reference) agree on the same file.
 
-`opened_file` asks these while it describes a freshly parsed header (tag values in,
+`header.opening` asks these while it describes a freshly parsed header (tag values in,
 a verdict out; no I/O): the georeference (CRS, transform, nodata) GDAL itself reads from
 the first IFD's tags (`georeference`), and which band, if any, is an alpha band that masks
 the others.
@@ -21,7 +21,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from georeader import ifd_chain
+from georeader.header import ifd_walk
 from georeader.process_state import register_function_cache
 
 
@@ -63,7 +63,7 @@ own, as GDAL writes them) names an EPSG code and nothing that modifies it."""
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
-def georeference(walk: ifd_chain.HeaderWalk) -> Georeference:
+def georeference(walk: ifd_walk.HeaderWalk) -> Georeference:
     """The georeference GDAL gets from the first IFD's tags.
 
     GDAL (libgeotiff) is the reference for what GeoKeys mean: linear units next to an EPSG
@@ -79,12 +79,12 @@ def georeference(walk: ifd_chain.HeaderWalk) -> Georeference:
     return georeference_by_gdal(walk)
 
 
-def georeference_by_gdal(walk: ifd_chain.HeaderWalk) -> Georeference:
+def georeference_by_gdal(walk: ifd_walk.HeaderWalk) -> Georeference:
     """`georeference` without the fast path: always GDAL's reading of the tags."""
     return _from_gdal(_mini_tiff(walk))
 
 
-def _plain_epsg(walk: ifd_chain.HeaderWalk) -> Georeference | None:
+def _plain_epsg(walk: ifd_walk.HeaderWalk) -> Georeference | None:
     keys = walk.ints(34735)
     tags = walk.tags
     if len(keys) < 4 or 34264 in tags or 33550 not in tags or 33922 not in tags:
@@ -122,7 +122,7 @@ def _plain_epsg(walk: ifd_chain.HeaderWalk) -> Georeference | None:
     return Georeference(crs, transform, nodata, source="epsg")
 
 
-def _same_ellipsoid(crs: CRS, walk: ifd_chain.HeaderWalk, entries: dict[int, list[int]]) -> bool:
+def _same_ellipsoid(crs: CRS, walk: ifd_walk.HeaderWalk, entries: dict[int, list[int]]) -> bool:
     """True when the GeoKeys' explicit ellipsoid values (if any) are the EPSG CRS's own."""
     given = {key: entries.get(key) for key in (2057, 2058, 2059)}
     if all(entry is None for entry in given.values()):
@@ -147,14 +147,14 @@ def _same_ellipsoid(crs: CRS, walk: ifd_chain.HeaderWalk, entries: dict[int, lis
     return True
 
 
-def _doubles(walk: ifd_chain.HeaderWalk, tag: int) -> list[float]:
+def _doubles(walk: ifd_walk.HeaderWalk, tag: int) -> list[float]:
     raw = walk.tags.get(tag)
     if raw is None or raw.kind != 12:
         return []
     return list(struct.unpack(walk.order + "d" * raw.count, raw.data))
 
 
-def _plain_nodata(walk: ifd_chain.HeaderWalk) -> float | None | bool:
+def _plain_nodata(walk: ifd_walk.HeaderWalk) -> float | None | bool:
     """The GDAL_NODATA value when it is a plain number (or NaN), None without one; False
     when GDAL's own parsing should decide (empty, "1.#INF", trailing text...)."""
     raw = walk.tags.get(42113)
@@ -216,7 +216,7 @@ def _point_geo_ignore() -> bool:
     return str(get_gdal_config("GTIFF_POINT_GEO_IGNORE") or "").upper() in ("YES", "TRUE", "ON")
 
 
-def _mini_tiff(walk: ifd_chain.HeaderWalk) -> bytes:
+def _mini_tiff(walk: ifd_walk.HeaderWalk) -> bytes:
     """A one-pixel classic TIFF (in the file's byte order) holding the first IFD's
     georeferencing tags and sample type: what GDAL needs to report CRS, transform and nodata."""
     order = walk.order
@@ -236,7 +236,7 @@ def _mini_tiff(walk: ifd_chain.HeaderWalk) -> bytes:
         (284, 3, 1, struct.pack(order + "H", 1)),
         (339, 3, 1, struct.pack(order + "H", fmt)),
     ]
-    for tag in ifd_chain.GEO_TAGS:
+    for tag in ifd_walk.GEO_TAGS:
         raw = walk.tags.get(tag)
         if raw is not None and raw.kind in (1, 2, 3, 4, 6, 7, 8, 9, 11, 12):
             entries.append((tag, raw.kind, raw.count, raw.data))

@@ -39,8 +39,8 @@ from typing import Any
 import imagecodecs
 import numpy as np
 
-from georeader import decode_bounds
 from georeader.errors import TileDecodeError
+from georeader.read import decode_bounds
 
 Buffer = Any  # bytes-like (collections.abc.Buffer from Python 3.12)
 
