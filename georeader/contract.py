@@ -19,7 +19,7 @@ import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from affine import Affine
@@ -27,10 +27,12 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from georeader.geo import windows
-from georeader.geo.geotensor import GeoTensor, norm_crs
 from georeader.geo.gridded import Gridded
 from georeader.geo.nodata import default_fill
-from georeader.io.stores import Location
+
+if TYPE_CHECKING:  # annotations only: the contract does not need the value or the store
+    from georeader.geo.geotensor import GeoTensor
+    from georeader.io.stores import Location
 
 _ASYNC_ONLY = ("__aenter__", "__aexit__", "aclose")
 """Members only async readers have (the async context manager)."""
@@ -119,6 +121,7 @@ class GeoData(GeoMetadata, Protocol):
         self, window: Window, *, boundless: bool = True, fill_value: float | None = None
     ) -> GeoTensor: ...
     def read_bounds(self, bounds: windows.Bounds, **kwargs: Any) -> GeoTensor: ...
+    def read_geoslice(self, slice_: windows.GeoSlice, **kwargs: Any) -> GeoTensor: ...
     def load(self, **kwargs: Any) -> GeoTensor: ...
 
 
@@ -154,6 +157,8 @@ def check_no_warp(
 
     A target equal to the reader's own CRS or resolution needs neither and passes.
     """
+    from georeader.geo.geotensor import norm_crs
+
     if target_crs is not None and norm_crs(target_crs) != reader.crs:
         raise NotImplementedError(
             "read_bounds reads in the file's own CRS; to read onto another CRS or grid use "
@@ -176,6 +181,9 @@ def check_no_warp(
 
 class _SurfaceNeeds(Gridded, Protocol):
     """What `ReaderSurface` derives from beyond the grid (fields or properties of a reader)."""
+
+    @property
+    def crs(self) -> CRS | None: ...
 
     @property
     def location(self) -> Location: ...
@@ -210,6 +218,33 @@ class ReaderSurface:
     def footprint(self: _SurfaceNeeds) -> windows.Footprint:
         """The image's outline in its CRS: four corners, closed (rotation kept)."""
         return windows.footprint(Window(0, 0, self.width, self.height), self.transform)
+
+    def geoslice_read(
+        self: _SurfaceNeeds, slice_: Any, cols: slice | None, fill_value: float | None
+    ) -> tuple[Window, GeoTensor | None]:
+        """`read_geoslice`'s part before any read, one for both readers: the window of a
+        `(rows, cols)` value (or of two slices), and the result already when it is empty
+        (a reversed or empty slice gives an empty axis, like numpy)."""
+        from georeader.errors import WindowError
+        from georeader.geo.geotensor import GeoTensor
+
+        if cols is not None:
+            if not isinstance(slice_, slice):
+                raise WindowError(
+                    f"{self.location.url}: read_geoslice(rows, cols) takes two slices; "
+                    f"got {slice_!r}"
+                )
+            slice_ = (slice_, cols)
+        try:
+            window = windows.geoslice_window(slice_, self.width, self.height)
+        except WindowError as exc:
+            raise WindowError(f"{self.location.url}: {exc}") from None
+        if window.width and window.height:
+            return window, None
+        fill = default_fill(self.nodata, self.dtype) if fill_value is None else fill_value
+        empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
+        transform = windows.window_transform(window, self.transform)
+        return window, GeoTensor(empty, transform, self.crs, fill)
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,20 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
     def read_bounds(self, bounds: windows.Bounds, **kwargs: Any) -> GeoTensor:
         return self.read_window(windows.window_from_bounds(bounds, self.transform), **kwargs)
 
+    def read_geoslice(
+        self,
+        slice_: windows.GeoSlice | slice,
+        cols: slice | None = None,
+        *,
+        boundless: bool = True,
+        fill_value: float | None = None,
+    ) -> GeoTensor:
+        """Read the pixels of one geoslice value, as `AsyncGeoTIFFReader.read_geoslice`."""
+        window, empty = self.geoslice_read(slice_, cols, fill_value)
+        if empty is not None:
+            return empty
+        return self.read_window(window, boundless=boundless, fill_value=fill_value)
+
     def load(self, **kwargs: Any) -> GeoTensor:
         return self.read_window(Window(0, 0, self.width, self.height), **kwargs)
 

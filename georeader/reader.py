@@ -53,7 +53,6 @@ from georeader.io.stores import Location, reader_location
 from georeader.read import fetch
 from georeader.read.assemble import PendingWindow, decode_pool
 from georeader.read.fetched import Fetched
-from georeader.read.gdal_route import rasterio_level
 
 __all__ = [
     "DEFAULT_PREFETCH", "AsyncGeoTIFFReader", "Fetched", "Level", "OpenedFile", "PendingWindow",
@@ -334,22 +333,9 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         (subsample with an overview instead); their ends may lie outside the image.
         A reversed or empty slice gives an empty axis, like numpy.
         """
-        if cols is not None:
-            if not isinstance(slice_, slice):
-                raise WindowError(
-                    f"{self.url}: read_geoslice(rows, cols) takes two slices; got {slice_!r}"
-                )
-            slice_ = (slice_, cols)
-        try:
-            window = windows.geoslice_window(slice_, self.width, self.height)
-        except WindowError as exc:
-            raise WindowError(f"{self.url}: {exc}") from None
-        if not window.width or not window.height:
-            fill = self.fill_value_default if fill_value is None else fill_value
-            empty = np.empty((self.count, int(window.height), int(window.width)), dtype=self.dtype)
-            return GeoTensor(
-                empty, windows.window_transform(window, self.transform), self.crs, fill
-            )
+        window, empty = self.geoslice_read(slice_, cols, fill_value)
+        if empty is not None:
+            return empty
         return await self.read_window(window, boundless=boundless, fill_value=fill_value)
 
     async def load(self, *, fill_value: float | None = None) -> GeoTensor:
@@ -370,6 +356,8 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
             raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
 
     async def _read_rasterio(self, inside: Window, fill: float) -> np.ndarray:
+        from georeader.read.gdal_route import rasterio_level  # GDAL, only for its layouts
+
         lock, reader = await asyncio.to_thread(rasterio_level, self._opened, self.overview_level)
 
         def read() -> np.ndarray:

@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
@@ -23,12 +23,14 @@ from pyproj import CRS
 
 from georeader.errors import UnsupportedLayoutError
 from georeader.geo.gridded import OnGrid
-from georeader.header import route
 from georeader.io import range_cache
 from georeader.io.error_mapping import map_store_error
-from georeader.io.stores import Location
 from georeader.process_state import Table, register
-from georeader.read import decode
+
+if TYPE_CHECKING:  # annotations only: the model holds these values, it does not make them
+    from georeader.header import route
+    from georeader.io.stores import Location
+    from georeader.read import decode
 
 HEADER_SIZES: Table[str, int] = Table("georeader.header_sizes", lambda s: s.header_hints)
 """url -> bytes that hold the whole header, learnt at first open (prefetch hint); bounded

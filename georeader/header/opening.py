@@ -46,7 +46,6 @@ from georeader.io.stores import (
     parse_location,
     split_signed_url,
 )
-from georeader.rasterio_reader import RasterioReader
 
 DEFAULT_PREFETCH = 32768
 
@@ -238,6 +237,8 @@ def _describe(
     count = int(base.samples_per_pixel)
     if known is None or not routes.plain_band_model(base):
         # GDAL's band model (CIELab as RGB, CMYK with extra samples...): its count and type
+        from georeader.rasterio_reader import RasterioReader  # the GDAL fallback, only when asked
+
         with RasterioReader(location, store=user_store, **store_options) as ref:
             known, count = ref.dtype, ref.count
     dtype: np.dtype = known
@@ -261,6 +262,8 @@ def _describe_with_gdal(
     """
     url = location.url
     geo = _checked_georeference(url, gdal_rules.georeference(walk))
+    from georeader.rasterio_reader import RasterioReader  # the GDAL fallback, only when asked
+
     try:
         ref = RasterioReader(location, store=user_store, **store_options)
     except GeoreaderError as exc:

@@ -14,8 +14,9 @@ from georeader.io.error_mapping import first_line, map_store_error
 from georeader.io.range_cache import CACHE as RANGE_CACHE
 from georeader.io.range_cache import RangeCache
 from georeader.io.retry import RetryPolicy
-from georeader.io.signed_urls import SIGNING_OPTIONS, expiry, redact, split_query
+from georeader.io.signed_urls import expiry, redact, split_query
 from georeader.io.store_options import (
+    SIGNING_OPTIONS,
     check_sources_options,
     check_store_options,
     store_kind,

@@ -45,9 +45,6 @@ from georeader.process_state import settings
 Signer = Callable[[str], Any]
 """`sign(plain_url) -> signed_url` (a str, or an awaitable of one)."""
 
-SIGNING_OPTIONS = frozenset({"sign", "url_query"})
-"""Store options that carry a signed URL's query or its signer: secrets, and not
-part of the object's identity (a re-signed URL is the same object)."""
 
 SIGNED_STORE_OPTIONS = frozenset({"client_options", "retry_config"})
 """The other store options a signed URL takes (it is read over plain HTTP(S))."""

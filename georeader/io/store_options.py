@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from georeader.errors import UnknownOptionError
-from georeader.io.signed_urls import SIGNING_OPTIONS
 from georeader.process_state import register_function_cache
 
+SIGNING_OPTIONS = frozenset({"sign", "url_query"})
+"""Store options that carry a signed URL's query or its signer: secrets, and not
+part of the object's identity (a re-signed URL is the same object)."""
 READER_OPTIONS = frozenset({"max_concurrency"})
 """Options for georeader's reads, not for obstore (taken out before a store is built)."""
 STORE_LEVEL_OPTIONS = READER_OPTIONS | SIGNING_OPTIONS | {"credentials", "requester_pays"}

@@ -403,7 +403,7 @@ def reader_location(
 def identity_options(options: dict[str, Any]) -> dict[str, Any]:
     """The store options that tell objects apart: without a signed URL's query or signer,
     so that a re-signed URL is the same object (same cached header, same graph name)."""
-    from georeader.io.signed_urls import SIGNING_OPTIONS
+    from georeader.io.store_options import SIGNING_OPTIONS
 
     if SIGNING_OPTIONS.isdisjoint(options):
         return options
@@ -444,7 +444,7 @@ def open_store(
     A signed http(s) URL, `url_query=` or `sign=` (`sign(url) -> signed url`)
     give a `georeader.io.signed_urls.SignedStore` instead.
     """
-    from georeader.io.signed_urls import SIGNING_OPTIONS
+    from georeader.io.store_options import SIGNING_OPTIONS
 
     path_or_url, config = split_signed_url(path_or_url, config)
     config = {k: v for k, v in config.items() if k not in READER_OPTIONS}

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -31,8 +31,21 @@ from georeader.geo.nodata import fits_dtype
 from georeader.write import gdal_progress
 from georeader.write.gdal_progress import StageProgress
 
-if TYPE_CHECKING:
-    from georeader.geo.geotensor import GeoTensor
+
+class InMemoryRaster(Protocol):
+    """What `write_geotensor` reads of a GeoTensor (named here, so the writer does not
+    import the value it writes, and GeoTensor's `to_cog` can import the writer)."""
+
+    @property
+    def values(self) -> np.ndarray: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+    @property
+    def transform(self) -> Any: ...
+    @property
+    def crs(self) -> Any: ...
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (chunks written, chunks in total)."""
@@ -243,7 +256,7 @@ def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
 
 
 def write_geotensor(
-    tensor: GeoTensor,
+    tensor: InMemoryRaster,
     path: str | os.PathLike[str],
     *,
     cog: bool = True,

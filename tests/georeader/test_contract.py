@@ -99,6 +99,21 @@ def test_read_geoslice_takes_one_value(cog) -> None:
         run(reader.read_geoslice((slice(0, 5),)))  # type: ignore[arg-type]
 
 
+def test_both_readers_read_the_same_geoslice(cog) -> None:
+    """`read_geoslice` is on both Protocols: the GDAL reader reads the same value the same way
+    (one slice pair, two slices, an empty slice)."""
+    reader = run(AsyncGeoTIFFReader.open(cog))
+    with RasterioReader(cog) as ref:
+        for key in (np.s_[10:50, -5:40], np.s_[200:230, 290:310], np.s_[5:5, 0:10]):
+            got, want = ref.read_geoslice(key), run(reader.read_geoslice(key))
+            assert got.values.shape == want.values.shape and got.transform == want.transform
+            assert same_pixels(got.values, want.values)
+        assert same_pixels(ref.read_geoslice(slice(10, 50), slice(0, 8)).values,
+                           ref.read_window(Window(0, 10, 8, 40)).values)
+        with pytest.raises(WindowError, match="geoslice"):
+            ref.read_geoslice((slice(0, 5),))  # type: ignore[arg-type]
+
+
 class _SyncReads:
     """Has the whole surface, but its reads are plain functions."""
 
