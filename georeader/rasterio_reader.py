@@ -159,23 +159,53 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
             if self.location.is_local
             else _obstore_opener(self.location, store_options, store, self._io_errors)
         )
+        self._overview_hint = overview_hint
+        self._bands = list(bands) if bands is not None else None
         self._src: Any = None
+        # no I/O here: the dataset is opened by `open()` (or `with`, or the first use)
+
+    def open(self) -> RasterioReader:
+        """Open the dataset (once; GDAL reads the header now); returns the reader.
+
+        `with RasterioReader(url) as reader:` opens it too, and any read or metadata
+        property opens it at first use."""
+        if self._src is not None:
+            return self
+        overview_level, overview_hint = self.overview_level, self._overview_hint
+        src_found: Any = None
         if overview_level > 0 and overview_hint is not None:
             src = self._open(OVERVIEW_LEVEL=overview_hint[0])
             if (src.width, src.height) == overview_hint[1:]:
-                self._src = src
+                src_found = src
             else:
                 src.close()
-        if self._src is None:
+        if src_found is None:
             base = self._open()
             if overview_level == 0:
-                self._src = base
+                src_found = base
             else:
                 try:
-                    self._src = self._open_overview(base, overview_level, overview_hint)
+                    src_found = self._open_overview(base, overview_level, overview_hint)
                 finally:
                     base.close()
-        self.bands = list(bands) if bands is not None else list(range(1, self._src.count + 1))
+        if self._bands is None:
+            self._bands = list(range(1, src_found.count + 1))
+        self._src = src_found
+        return self
+
+    @property
+    def _dataset(self) -> Any:
+        return self.open()._src
+
+    @property
+    def bands(self) -> list[int]:
+        """The bands read (1-based), all of them unless `bands=` said otherwise."""
+        self.open()
+        return list(self._bands or [])
+
+    @bands.setter
+    def bands(self, bands: Sequence[int]) -> None:
+        self._bands = list(bands)
 
     def _open(self, **kwargs: Any) -> Any:
         before = len(self._io_errors)
@@ -241,7 +271,7 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
     @functools.cached_property
     def level_facts(self) -> LevelFacts:
         """GDAL's values for this level, read at first use (they do not change)."""
-        src = self._src
+        src = self._dataset
         return LevelFacts(
             crs=norm_crs(src.crs),
             transform=src.transform,
@@ -256,16 +286,16 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
     def dtype(self) -> np.dtype:
         """numpy's type of the samples: GDAL's CInt16 / CInt32 (no numpy type) read as
         complex64 / complex128, as rasterio returns them."""
-        name = self._src.dtypes[0]
+        name = self._dataset.dtypes[0]
         return np.dtype(_NO_NUMPY_TYPE.get(name, name))
 
     @property
     def res(self) -> tuple[float, float]:
-        return self._src.res
+        return self._dataset.res
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        return tuple(self._src.bounds)
+        return tuple(self._dataset.bounds)
 
     # -- reads ------------------------------------------------------------
     def read_window(
@@ -286,7 +316,7 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         if inside is not None:
             before = len(self._io_errors)
             try:
-                data = self._src.read(self.bands, window=inside, masked=True)
+                data = self._dataset.read(self.bands, window=inside, masked=True)
             except RasterioIOError as exc:
                 doing = (
                     f"reading window (col_off={int(inside.col_off)}, row_off={int(inside.row_off)}"
@@ -319,10 +349,12 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         return self.read_window(Window(0, 0, self.width, self.height), **kwargs)
 
     def close(self) -> None:
-        self._src.close()
+        src, self._src = self._src, None
+        if src is not None:
+            src.close()
 
     def __enter__(self) -> RasterioReader:
-        return self
+        return self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -265,7 +265,7 @@ def _describe_with_gdal(
     from georeader.rasterio_reader import RasterioReader  # the GDAL fallback, only when asked
 
     try:
-        ref = RasterioReader(location, store=user_store, **store_options)
+        ref = RasterioReader(location, store=user_store, **store_options).open()
     except GeoreaderError as exc:
         raise InvalidHeaderError(
             f"{url}: async-tiff cannot parse the header ({panic}) and GDAL cannot read it "

@@ -23,7 +23,7 @@ def rasterio_level(opened: OpenedFile, level: int) -> tuple[threading.Lock, Rast
             reader = RasterioReader(
                 opened.location, store=opened.user_store, overview_level=level,
                 overview_hint=hint, **opened.store_options,
-            )
+            ).open()
             opened._rasterio[level] = (threading.Lock(), reader)
         found: tuple[threading.Lock, RasterioReader] = opened._rasterio[level]
         return found

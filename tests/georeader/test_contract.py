@@ -132,3 +132,19 @@ def test_isinstance_is_true_only_for_conforming_readers(cog) -> None:
     for other in (object(), 3, "x.tif", None, _SyncReads(), AsyncGeoTIFFReader):
         assert not isinstance(other, AsyncGeoData)
         assert not isinstance(other, GeoData)
+
+
+def test_rasterio_reader_does_no_io_until_opened(cog, tmp_path) -> None:
+    """No I/O in `__init__`: a missing file is an error at `open()` (or `with`, or first use),
+    naming the path; an opened reader reads as before."""
+    from georeader import GeoreaderError
+
+    missing = tmp_path / "missing.tif"
+    reader = RasterioReader(missing)  # nothing read yet
+    with pytest.raises(GeoreaderError, match="missing.tif"):
+        reader.open()
+    with pytest.raises(GeoreaderError, match="missing.tif"):
+        RasterioReader(missing).load()
+    lazy, opened = RasterioReader(cog), RasterioReader(cog).open()
+    assert same_pixels(lazy.load().values, opened.load().values)
+    assert lazy.bands == opened.bands == [1, 2]
