@@ -1,18 +1,18 @@
 """AsyncGeoTIFFReader: exact, async reads of (Cloud-Optimized) GeoTIFFs.
 
-A thin adapter over async-geotiff / async-tiff: they parse the header and fetch
-(and coalesce) tile byte ranges; we plan the tiles of a window, decode them
-(see `read.decode` for why), apply masks and pad boundless windows. Layouts
-async-tiff gets wrong are detected at open by `header.route` and read through
-rasterio instead; nothing comes back silently wrong.
+async-tiff parses the header (and fetches the tiles georeader does not fetch itself);
+georeader does the rest: the header is walked, checked and described once
+(`header.opening` -> `header.model.OpenedFile`), each level gets a route
+(`header.route`: decoded here, or read through GDAL by `read.gdal_route` where
+async-tiff would be wrong; nothing comes back silently wrong), and a read is three
+steps: plan and fetch the window's tiles (`read.fetch`, through the range cache and the
+guarded GET of `io.guarded_get`), decode them (`read.decode`, bounded) and assemble
+the window (`read.assemble`: in a thread pool, into a preallocated array, masks and
+boundless padding applied).
 
-A read is three steps, like async-geotiff's own: plan (pure: which tiles, which
-are sparse) and one batched fetch per IFD, both in `read.fetch`, then assemble
-(`assemble`: decode in a thread pool, copy into a preallocated array). This
-module holds the reader's surface: opening, levels and band subsets, metadata,
-window arithmetic, retries and error mapping; it hands the header's values to
-`read.fetch` and `assemble`, which never call back. Reads never block the event
-loop.
+This module holds the reader's surface: opening, levels and band subsets, metadata,
+window arithmetic, retries and error mapping; it hands the header's values to the
+read steps, which never call back. Reads never block the event loop.
 """
 
 from __future__ import annotations
