@@ -268,6 +268,6 @@ def new_header_id() -> str:
 
 CACHE = RangeCache(settings().tile_cache_bytes)
 register(
-    "georeader.io.range_cache", info=CACHE.info, clear=CACHE.clear, after_fork=CACHE.after_fork,
+    "georeader.range_cache", info=CACHE.info, clear=CACHE.clear, after_fork=CACHE.after_fork,
     on_settings=lambda old, new: CACHE.resize(new.tile_cache_bytes),
 )

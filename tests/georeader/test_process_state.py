@@ -17,12 +17,12 @@ def test_georeaders_own_pieces_are_registered() -> None:
     names = set(process_state.registered())
     assert {
         "georeader.stores", "georeader.header_sizes", "georeader.store_limits",
-        "georeader.io.range_cache", "georeader.decode_pool", "georeader.local_files",
+        "georeader.range_cache", "georeader.decode_pool", "georeader.local_files",
         "georeader.wkt_crs", "georeader.obstore_option_names",
     } <= names
     info = process_state.info()
     assert info["georeader.header_sizes"].maxsize == georeader.settings().header_hints
-    assert info["georeader.io.range_cache"].capacity == georeader.settings().tile_cache_bytes
+    assert info["georeader.range_cache"].capacity == georeader.settings().tile_cache_bytes
 
 
 def test_a_misspelt_or_wrong_setting_is_refused() -> None:
