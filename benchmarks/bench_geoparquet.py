@@ -138,7 +138,7 @@ def child_queries(engine: str, path: str, queries: int) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from daskcog.stac.parquet_file import fragment
+        from daskcog.stac.geoparquet.parquet_file import fragment
 
         frag = fragment(path, ())
         wgs = crs_text("EPSG:4326")

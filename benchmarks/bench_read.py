@@ -129,7 +129,7 @@ def run_io(
 
 
 def graph_scale() -> None:
-    from daskcog.reading.read_graph import ReadSpec, from_spec
+    from daskcog.reading.cog_array import ReadSpec, from_spec
 
     print("\n== graph scale (built from a spec: no I/O) ==")
     for n in (10_000, 100_000, 1_000_000):

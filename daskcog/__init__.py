@@ -5,10 +5,10 @@ from importlib.metadata import version as _version
 
 from daskcog.mosaics.mosaic import mosaic
 from daskcog.mosaics.stack import stack
-from daskcog.reading.failures import failure_report
+from daskcog.reading.cog_array import ReadSpec, open
 from daskcog.reading.geoarray import GeoArray
-from daskcog.reading.read_graph import ReadSpec, open
-from daskcog.reading.reader_cache import cache_clear, cache_info
+from daskcog.runtime.failures import failure_report
+from daskcog.runtime.reader_cache import cache_clear, cache_info
 from daskcog.stac.load import load
 from georeader.io import RetryPolicy
 

@@ -35,8 +35,8 @@ STATS_CHUNKS = 1024
 # -- info ----------------------------------------------------------------------------
 def describe_file(url: str, store_options: dict[str, Any]) -> dict[str, Any]:
     """What `daskcog info` prints, as a dict (header only, no pixel reads)."""
-    from daskcog.reading.io_loop import run_sync
-    from daskcog.reading.reader_cache import CACHE
+    from daskcog.runtime.io_loop import run_sync
+    from daskcog.runtime.reader_cache import CACHE
     from georeader import COMPRESSION_NAMES, AsyncGeoTIFFReader, parse_location
     from georeader.io import check_store_options
 

@@ -1,7 +1,7 @@
 """Credentials stay out of task graphs: graphs carry a credential *name*, each worker process
-resolves it (see `registry` for the rules)."""
+resolves it (see `daskcog.runtime.credentials` for the rules)."""
 
-from daskcog.credentials.registry import (
+from daskcog.runtime.credentials import (
     CredentialsNotFoundError,
     CredentialsPlugin,
     register,

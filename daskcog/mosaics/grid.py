@@ -40,7 +40,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs
-from daskcog.mosaics.footprints import Bounds, Scene, reproject_footprints
+from daskcog.mosaics.scenes import Bounds, Scene, reproject_footprints
 from georeader import geo
 from georeader.errors import WindowError
 

@@ -1,9 +1,9 @@
 """daskcog.mosaic: many scenes onto one grid, as one lazy GeoArray.
 
 The entry point and the graph's one value; the chunk tasks that run it are in
-`daskcog.mosaics.tasks`. Data flows:
+`daskcog.mosaics.chunk_task`. Data flows:
 
-* The client learns each scene's header once: `footprints.fetch_scenes` opens
+* The client learns each scene's header once: `scenes.fetch_scenes` opens
   all headers concurrently through this process's reader cache (one
   `asyncio.gather` in one `run_sync`), or takes precomputed `Scene` values and
   does no I/O. `grid.place` picks the target grid and reprojects footprints.
@@ -11,10 +11,10 @@ The entry point and the graph's one value; the chunk tasks that run it are in
   `MosaicSpec` (`spec.py`) of plain values only: the scene table, footprints as an (N, 4)
   array, the grid, the method name (`daskcog.stack` and the STAC loaders build
   theirs with it too).
-* The graph is `da.from_array` over `tasks.MosaicBlocks`, a light array-like over
+* The graph is `da.from_array` over `chunk_task.MosaicBlocks`, a light array-like over
   the spec: one blockwise layer, one task per output chunk, built in constant
   time; keys come from the spec's token. Each task reads its scenes
-  (`tasks.mosaic_block`, `tasks.read_scene`) and feeds the method.
+  (`chunk_task.mosaic_block`, `chunk_task.read_scene`) and feeds the method.
 
 Validity: a pixel is invalid when the reader returns it as the fill value (its
 nodata, internal mask, alpha, outside the scene), per `georeader.nodata` rules
@@ -34,17 +34,17 @@ from dask.base import tokenize
 from pyproj.exceptions import CRSError
 from rasterio.enums import Resampling
 
+from daskcog.mosaics.chunk_task import GDAL_TOLERANCE, MosaicBlocks
 from daskcog.mosaics.crs import crs_text
-from daskcog.mosaics.footprints import Bounds, Scene, fetch_scenes
 from daskcog.mosaics.grid import Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
+from daskcog.mosaics.scenes import Bounds, Scene, fetch_scenes
 from daskcog.mosaics.spec import MosaicSpec
-from daskcog.mosaics.tasks import GDAL_TOLERANCE, MosaicBlocks
 from daskcog.reading import arguments, chunking
+from daskcog.reading.cog_array import array_over
 from daskcog.reading.geoarray import GeoArray, outside_error
-from daskcog.reading.io_loop import LoopChoice
-from daskcog.reading.read_graph import array_over
-from daskcog.reading.reader_cache import default_retry
+from daskcog.runtime.io_loop import LoopChoice
+from daskcog.runtime.reader_cache import default_retry
 from georeader.errors import GeoreaderError, WindowError
 from georeader.geo import fits_dtype
 from georeader.io import RetryPolicy, check_sources_options
@@ -163,7 +163,7 @@ def mosaic(
 
     Args:
         sources: paths / URLs, opened `AsyncGeoTIFFReader`s (their URL and store
-            options are used) or `daskcog.footprints.Scene` values (no header
+            options are used) or `daskcog.mosaics.scenes.Scene` values (no header
             fetch), in priority order (the first wins for method="first").
         crs: target CRS (default: the first scene's).
         resolution: target pixel size in the target CRS (default: the finest scene's).

@@ -1,7 +1,7 @@
 """The value a mosaic's (or stack's, or STAC load's) graph carries: `MosaicSpec`.
 
 Its own module, apart from the entry point that builds it (`mosaic.build_spec`) and the
-chunk tasks that read it (`tasks`), so that both import it and neither imports the other.
+chunk tasks that read it (`chunk_task`), so that both import it and neither imports the other.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.mosaics.footprints import Bounds, Scene, SceneIndex, wrap_period
 from daskcog.mosaics.grid import Grid
 from daskcog.mosaics.methods import MosaicMethod, get_method
-from daskcog.reading.io_loop import LoopChoice
+from daskcog.mosaics.scenes import Bounds, Scene, SceneIndex, wrap_period
+from daskcog.runtime.io_loop import LoopChoice
 from georeader.io import RetryPolicy
 
 __all__ = ["MosaicSpec", "scenes_digest"]

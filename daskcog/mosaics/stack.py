@@ -18,7 +18,7 @@ from affine import Affine
 from dask.base import tokenize
 from pyproj import CRS
 
-from daskcog.mosaics.footprints import fetch_scenes
+from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.mosaic import (
     MOSAIC_KEYWORDS,
     MosaicError,
@@ -26,9 +26,9 @@ from daskcog.mosaics.mosaic import (
     MosaicSpec,
     mosaic_chunks,
 )
-from daskcog.mosaics.tasks import MosaicBlocks
+from daskcog.mosaics.scenes import fetch_scenes
+from daskcog.reading.cog_array import array_over
 from daskcog.reading.geoarray import DATAARRAY_NAME, GeoArray, to_dataarray
-from daskcog.reading.read_graph import array_over
 from georeader.geo import OnGrid
 from georeader.io import check_sources_options
 

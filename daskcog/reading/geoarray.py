@@ -233,7 +233,7 @@ class GeoArray(OnGrid):
 
     def failures(self, client: Any = None) -> list[Any]:
         """Reads of this array that failed under errors="nodata" (after a compute)."""
-        from daskcog.reading.failures import failure_report
+        from daskcog.runtime.failures import failure_report
 
         if self.failure_token is None:
             return []

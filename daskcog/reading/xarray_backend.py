@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
-from daskcog.reading.read_graph import ReadSpec, read_block
+from daskcog.reading.cog_array import ReadSpec, read_block
 
 VARIABLE = "band_data"
 

@@ -4,12 +4,12 @@ STAC libraries are optional (`pip install daskcog[stac]`) and imported only
 when an input needs them.
 """
 
-from daskcog.stac.bands import BandError
-from daskcog.stac.items import StacError, StacItemError
+from daskcog.stac.items.asset_scenes import HeaderFallbackWarning
+from daskcog.stac.items.bands import BandError
+from daskcog.stac.items.item_dicts import StacError, StacItemError
 from daskcog.stac.load import load
 from daskcog.stac.output_grid import MixedCrsWarning, OutsideItemsWarning
-from daskcog.stac.result import StacStack
-from daskcog.stac.scenes import HeaderFallbackWarning
+from daskcog.stac.stac_stack import StacStack
 
 __all__ = [
     "BandError", "HeaderFallbackWarning", "MixedCrsWarning", "OutsideItemsWarning", "StacError",

@@ -13,9 +13,9 @@ Graph strategy (entry point first, then the task code in the order it runs):
   map. The graph is one `da.from_array` layer over `StacBlocks`: one task per
   (step, y, x) chunk, all bands in it, built in constant time, no edge per
   (chunk, item).
-* A chunk task (`graph.StacBlocks`) finds each asset's scenes of its step that
+* A chunk task (`load_graph.StacBlocks`) finds each asset's scenes of its step that
   overlap the chunk (a vectorised footprint test, `StacSpec.jobs`) and runs
-  the mosaic engine for every asset at once (see `graph.py`).
+  the mosaic engine for every asset at once (see `load_graph.py`).
 """
 
 from __future__ import annotations
@@ -28,25 +28,25 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.methods import MosaicMethod
 from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
-from daskcog.reading.io_loop import LoopChoice
-from daskcog.stac import bands as band_rules
-from daskcog.stac import grouping
-from daskcog.stac.graph import grid_lon, make_spec, make_stack, plan_grid
-from daskcog.stac.items import (
+from daskcog.mosaics.scenes import Bounds
+from daskcog.runtime.io_loop import LoopChoice
+from daskcog.stac.items import bands as band_rules
+from daskcog.stac.items import grouping
+from daskcog.stac.items.asset_scenes import asset_tables, complete_facts
+from daskcog.stac.items.item_dicts import (
     StacError,
     is_geoparquet,
     item_datetime,
     item_id,
     iter_item_dicts,
 )
+from daskcog.stac.load_graph import grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.options import ODC_NOT_SUPPORTED, LoadOptions, check_asset_options
 from daskcog.stac.output_grid import GridRequest, finest_per_item
-from daskcog.stac.result import StacStack, property_requests
-from daskcog.stac.scenes import asset_tables, complete_facts
+from daskcog.stac.stac_stack import StacStack, property_requests
 from georeader.io import RetryPolicy
 
 
@@ -191,7 +191,7 @@ def load(
         if not isinstance(resampling, str):
             raise TypeError("a per-band resampling= dict applies to STAC items; a "
                             "stac-geoparquet load takes one resampling name")
-        from daskcog.stac.geoparquet import load_geoparquet
+        from daskcog.stac.geoparquet.parquet_load import load_geoparquet
 
         return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)
     with _no_gc():

@@ -1,9 +1,9 @@
 """What a STAC load's spec offers the graph and the result: the `LoadSpec` protocol.
 
-Two specs implement it, one for in-memory items (`graph.StacSpec`) and one for
-stac-geoparquet files (`geoparquet.ParquetSpec`); `graph.make_stack` builds the graph
-over either, and `result.StacStack` keeps it. Here, apart from both, so that neither
-the graph nor the result imports the other to name it.
+Two specs implement it, one for in-memory items (`load_graph.StacSpec`) and one for
+stac-geoparquet files (`geoparquet.parquet_load.ParquetSpec`); `load_graph.make_stack`
+builds the graph over either, and `stac_stack.StacStack` keeps it. Here, apart from both,
+so that neither the graph nor the result imports the other to name it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
-from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Grid
 from daskcog.mosaics.mosaic import MosaicSpec
-from daskcog.reading.io_loop import LoopChoice
+from daskcog.mosaics.scenes import Bounds
+from daskcog.runtime.io_loop import LoopChoice
 
 Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
 """(output band positions, the asset's mosaic spec, scene ids, band numbers in the files)."""

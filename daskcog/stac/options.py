@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daskcog.mosaics.methods import MosaicMethod
-from daskcog.reading.io_loop import LoopChoice
-from daskcog.stac import grouping
+from daskcog.runtime.io_loop import LoopChoice
+from daskcog.stac.items import grouping
 from daskcog.stac.output_grid import GridRequest
-from daskcog.stac.result import PropertyRequest
+from daskcog.stac.stac_stack import PropertyRequest
 from georeader.geo import Bounds
 from georeader.io import RetryPolicy, check_sources_options, store_kind
 

@@ -55,10 +55,10 @@ from typing import TYPE_CHECKING, Any
 from affine import Affine
 
 from daskcog.mosaics.crs import crs_text, same_crs, transform_bounds
-from daskcog.mosaics.footprints import Scene, SceneIndex, wrap_period
 from daskcog.mosaics.grid import Grid, Placement, place
+from daskcog.mosaics.scenes import Scene, SceneIndex, wrap_period
 from daskcog.runtime import process_state
-from daskcog.stac.items import StacError
+from daskcog.stac.items.item_dicts import StacError
 
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
@@ -521,7 +521,7 @@ def plan(
     grid = to_grid(geobox)
     placement = place(scenes, grid=grid)
     if region:
-        # modulo 360 in a geographic CRS: a footprint across 180 degrees (footprints.py)
+        # modulo 360 in a geographic CRS: a footprint across 180 degrees (mosaics/scenes.py)
         hits = SceneIndex(placement.footprints, wrap_period(grid.crs)).hits(grid.bounds)
         if not hits.any():
             warnings.warn(

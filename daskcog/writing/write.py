@@ -164,8 +164,7 @@ def _output_options(
     store_options: dict[str, Any] | None, credentials: str | None, url: str
 ) -> dict[str, Any]:
     """Store options of an output, with named credentials resolved (this process uploads)."""
-    from daskcog.credentials import registry as creds
-
+    from daskcog.runtime import credentials as creds
     options = dict(store_options or {})
     if credentials is None:
         return options

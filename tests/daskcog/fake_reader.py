@@ -159,7 +159,7 @@ class FakeReader(ReaderSurface, OnGrid):
 
 def fake_cache(maxsize: int = 8, **opener: Any) -> tuple[Any, FakeOpener]:
     """A `ReaderCache` over fake headers and readers, and its opener (to count opens)."""
-    from daskcog.reading.reader_cache import ReaderCache
+    from daskcog.runtime.reader_cache import ReaderCache
 
     open_header = FakeOpener(**opener)
     return ReaderCache(

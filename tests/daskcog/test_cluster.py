@@ -44,7 +44,7 @@ def client():
     cluster.close()
 
 
-def _worker_infos(client) -> dict[str, daskcog.reading.reader_cache.CacheInfo]:
+def _worker_infos(client) -> dict[str, daskcog.runtime.reader_cache.CacheInfo]:
     return client.run(daskcog.cache_info)
 
 
@@ -130,7 +130,7 @@ def test_worker_loop_option(client, gen_paths) -> None:
     assert_equal_values(b, ref)
     assert on_worker_loop.data.sum().compute(scheduler=client) == ref.sum()
     # inside a task there is a worker loop to use (outside, "worker" falls back to the I/O loop)
-    from daskcog.reading.io_loop import worker_loop
+    from daskcog.runtime.io_loop import worker_loop
 
     assert client.submit(lambda: worker_loop() is not None, pure=False).result()
     assert worker_loop() is None

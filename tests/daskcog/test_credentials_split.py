@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daskcog.credentials.registry import anonymous_name, merge, split_secrets
+from daskcog.runtime.credentials import anonymous_name, merge, split_secrets
 
 
 def test_nested_secrets_are_split_off_and_merge_back() -> None:

@@ -15,7 +15,7 @@ import pytest
 from rasterio.windows import Window
 
 import daskcog
-from daskcog.reading import read_graph
+from daskcog.reading import cog_array
 from georeader import AsyncGeoData, ObjectNotFoundError
 from tests.daskcog.fake_reader import FakeOpener, fake_cache
 
@@ -71,7 +71,7 @@ def test_lru_bound_and_store_options_in_the_key() -> None:
 def fake_graphs(monkeypatch: pytest.MonkeyPatch) -> FakeOpener:
     """daskcog.open over the fake: its header comes from the fake cache."""
     cache, opener = fake_cache()
-    monkeypatch.setattr(read_graph, "CACHE", cache)
+    monkeypatch.setattr(cog_array, "CACHE", cache)
     return opener
 
 
@@ -94,7 +94,7 @@ def test_graph_is_constant_size_and_holds_only_plain_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cache, _ = fake_cache(tile=(16, 16))
-    monkeypatch.setattr(read_graph, "CACHE", cache)
+    monkeypatch.setattr(cog_array, "CACHE", cache)
     small = daskcog.open(URL, chunks=2048)
     huge = daskcog.open(URL, chunks=16)
     assert (small.data.npartitions, huge.data.npartitions) == (2 * 2, 256 * 256)

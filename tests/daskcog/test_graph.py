@@ -10,7 +10,7 @@ from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
 import daskcog
-from daskcog.reading.read_graph import BlockReader
+from daskcog.reading.cog_array import BlockReader
 from georeader import RasterioReader
 
 

@@ -35,10 +35,10 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 import daskcog
-from daskcog.mosaics import tasks as mosaic_tasks
-from daskcog.mosaics.footprints import Scene, fetch_scenes
+from daskcog.mosaics import chunk_task as mosaic_tasks
 from daskcog.mosaics.grid import place
 from daskcog.mosaics.methods import FirstMethod, MosaicMethodError
+from daskcog.mosaics.scenes import Scene, fetch_scenes
 from tests.cogfactory import TiffSpec, cached_tiff
 from tests.conftest import REAL_DIR, REAL_MISSING
 
@@ -459,7 +459,7 @@ def test_bounds_beyond_scenes_fill_with_nodata(real_scenes: list[Path]) -> None:
 
 
 def test_like_and_readers_as_sources(real_scenes: list[Path]) -> None:
-    from daskcog.reading.io_loop import run_sync
+    from daskcog.runtime.io_loop import run_sync
     from georeader import AsyncGeoTIFFReader
 
     base = daskcog.open(real_scenes[2])

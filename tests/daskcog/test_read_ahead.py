@@ -14,8 +14,8 @@ from rasterio.windows import Window
 
 import daskcog
 from benchmarks.servers import RangeServer
-from daskcog.reading import read_ahead
-from daskcog.reading.read_ahead import Grid, Requested
+from daskcog.runtime import read_ahead
+from daskcog.runtime.read_ahead import Grid, Requested
 from georeader import AsyncGeoTIFFReader
 from georeader.io import RANGE_CACHE
 from tests.cogfactory import write_benchmark_cog

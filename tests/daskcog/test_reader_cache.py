@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import daskcog
-from daskcog.reading.io_loop import run_sync
-from daskcog.reading.reader_cache import CACHE, ReaderCache, cache_key
+from daskcog.runtime.io_loop import run_sync
+from daskcog.runtime.reader_cache import CACHE, ReaderCache, cache_key
 from georeader.errors import GeoreaderError, ObjectNotFoundError
 from tests.daskcog.fake_reader import fake_cache
 
@@ -223,8 +223,7 @@ def test_open_errors_are_georeader_errors(tmp_path) -> None:
 
 
 def test_io_loop_restarts_after_a_pid_change(monkeypatch) -> None:
-    from daskcog.reading import io_loop
-
+    from daskcog.runtime import io_loop
     async def where() -> int:
         return threading.get_ident()
 

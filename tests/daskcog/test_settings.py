@@ -10,8 +10,7 @@ import dask.config
 import pytest
 
 import daskcog
-from daskcog.reading import failures, read_ahead, reader_cache
-from daskcog.runtime import settings
+from daskcog.runtime import failures, read_ahead, reader_cache, settings
 from georeader.io import RetryPolicy
 
 SHORT = RetryPolicy(attempts=2, backoff=0.01, total_seconds=1)

@@ -246,7 +246,7 @@ def test_plain_tiff_reads_like_rasterio(tmp_path: Path) -> None:
 
 
 def test_plain_tiff_is_refused_by_mosaics_with_a_typed_error(tmp_path: Path) -> None:
-    from daskcog.mosaics.footprints import Scene
+    from daskcog.mosaics.scenes import Scene
 
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, PIXELS, tile=(32, 32))

@@ -438,7 +438,7 @@ def test_stac_cfg_aliases_equal_odc_stac(folder: Path) -> None:
 )
 def test_stac_cfg_that_cannot_be_read_is_a_type_error(folder: Path, cfg, match) -> None:
     import daskcog
-    from daskcog.stac.bands import StacConfigError
+    from daskcog.stac.items.bands import StacConfigError
 
     items = materialise_case(Case("cfg-bad", ("pc-sentinel-2-l2a",), ("B04",)), folder)
     with pytest.raises(StacConfigError, match=match) as caught:

@@ -11,7 +11,7 @@ import pytest
 
 import daskcog
 from daskcog.stac import StacError
-from daskcog.stac.geoparquet import ParquetSpec
+from daskcog.stac.geoparquet.parquet_load import ParquetSpec
 from tests.stac import catalogue
 from tests.stac.conftest import HTTP_OPTIONS, s3_options
 
@@ -108,8 +108,7 @@ def test_parquet_plans_across_batches_and_row_groups(local_parquet, tmp_path, mo
     mixed) plans the same stack as the items."""
     import pyarrow.parquet as pq
 
-    from daskcog.stac import parquet_plan
-
+    from daskcog.stac.geoparquet import parquet_plan
     items, path = local_parquet
     small = tmp_path / "groups.parquet"
     pq.write_table(pq.read_table(path), small, row_group_size=3)

@@ -414,7 +414,7 @@ def test_grid_union_measures_only_the_edge_footprints_and_equals_odc_geos():
     from odc.geo.geom import BoundingBox, bbox_union
 
     from daskcog.mosaics.crs import crs_text
-    from daskcog.mosaics.footprints import Scene
+    from daskcog.mosaics.scenes import Scene
     from daskcog.stac import output_grid
 
     rng = np.random.default_rng(7)

@@ -16,7 +16,7 @@ import rasterio
 import rasterio.merge
 
 import daskcog
-from daskcog.mosaics.footprints import SceneMismatchError
+from daskcog.mosaics.scenes import SceneMismatchError
 from daskcog.stac import BandError, HeaderFallbackWarning, StacError
 from georeader.errors import GeoreaderError
 from tests.stac import catalogue
@@ -309,7 +309,7 @@ def test_errors_nodata_reports_the_missing_file(http_items):
     stack = daskcog.load(items, bands=["red"], groupby="month", chunks=128, **HTTP_OPTIONS)
     with pytest.raises(GeoreaderError, match="gone.tif"):
         stack.data.compute()
-    daskcog.reading.failures.clear_failures()
+    daskcog.runtime.failures.clear_failures()
     tolerant = daskcog.load(items, bands=["red"], groupby="month", chunks=128,
                             errors="nodata", **HTTP_OPTIONS)
     got = tolerant.data.compute()

@@ -10,7 +10,7 @@ import numpy as np
 
 import daskcog
 from daskcog.stac import HeaderFallbackWarning
-from daskcog.stac.scenes import requester_pays
+from daskcog.stac.items.asset_scenes import requester_pays
 from tests.servers import NO_RETRY
 from tests.stac import catalogue
 from tests.stac.conftest import s3_options

@@ -135,8 +135,7 @@ def fresh_process_state() -> Iterator[None]:
     """Every test starts without cached headers or recorded failures, with default retries."""
     import daskcog
     import georeader
-    from daskcog.reading import failures
-
+    from daskcog.runtime import failures
     saved_retry = georeader.AsyncGeoTIFFReader.retry
     daskcog.cache_clear()
     georeader.forget_header_sizes()

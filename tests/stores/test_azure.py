@@ -22,7 +22,7 @@ import obstore
 import pytest
 
 import daskcog
-from daskcog.credentials import registry as creds
+from daskcog.runtime import credentials as creds
 from tests.servers.azurite_server import ACCOUNT, TokenEndpoint
 from tests.servers.fault_proxy import FaultProxy
 from tests.stores.helpers import HTTP_OPTIONS, record_requests

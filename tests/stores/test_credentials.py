@@ -25,7 +25,7 @@ import obstore
 import pytest
 
 import daskcog
-from daskcog.credentials import registry as creds
+from daskcog.runtime import credentials as creds
 from georeader import AccessDeniedError, StoreReadError
 from georeader.io import RetryPolicy
 from tests.stores.helpers import HTTP_OPTIONS, record_requests, s3_options, settle

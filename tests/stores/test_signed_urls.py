@@ -184,7 +184,7 @@ def test_mosaic_with_a_signer(presign, s3_server, s3_bucket, s3_cog, reference):
     """Plain URLs and one signer: every scene shares one credential set; the workers sign."""
     plain = presign(None).partition("?")[0]
     mosaic = daskcog.mosaic([plain, plain], chunks=64, sign=presign, **HTTP_OPTIONS)
-    from daskcog.mosaics.footprints import fetch_scenes
+    from daskcog.mosaics.scenes import fetch_scenes
 
     scenes = fetch_scenes([plain, presign(None)], sign=presign, **HTTP_OPTIONS)
     assert scenes[0].credentials.startswith("auto-")  # the signer alone: one set for all URLs

@@ -11,7 +11,7 @@ import obstore
 import pytest
 
 import daskcog
-from daskcog.credentials import registry as creds
+from daskcog.runtime import credentials as creds
 from daskcog.writing.write import write_raster
 from georeader import RasterioReader
 from georeader.io import UPLOAD_PART, UploadError

@@ -27,21 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.credentials import registry as creds
 from daskcog.mosaics.crs import crs_text, transform_bounds
-from daskcog.mosaics.footprints import Bounds
 from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
-from daskcog.reading.io_loop import LoopChoice
-from daskcog.reading.reader_cache import default_retry
+from daskcog.mosaics.scenes import Bounds
+from daskcog.runtime import credentials as creds
+from daskcog.runtime.io_loop import LoopChoice
+from daskcog.runtime.reader_cache import default_retry
 from daskcog.runtime.tokens import callable_token
-from daskcog.stac import bands as band_rules
-from daskcog.stac import grouping
-from daskcog.stac.graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
-from daskcog.stac.items import StacError
-from daskcog.stac.options import LoadOptions, check_asset_options
-from daskcog.stac.parquet_file import columns_table, parquet_file, row_items
-from daskcog.stac.parquet_plan import (
+from daskcog.stac.geoparquet.parquet_file import columns_table, parquet_file, row_items
+from daskcog.stac.geoparquet.parquet_plan import (
     Step,
     distinct_scenes,
     plan_steps,
@@ -50,7 +45,12 @@ from daskcog.stac.parquet_plan import (
     step_properties,
     step_rows,
 )
-from daskcog.stac.scenes import asset_tables, declare_nodata, declared_scenes
+from daskcog.stac.items import bands as band_rules
+from daskcog.stac.items import grouping
+from daskcog.stac.items.asset_scenes import asset_tables, declare_nodata, declared_scenes
+from daskcog.stac.items.item_dicts import StacError
+from daskcog.stac.load_graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
+from daskcog.stac.options import LoadOptions, check_asset_options
 from georeader.io import check_store_options
 
 _LONLAT_MARGIN = 1e-6

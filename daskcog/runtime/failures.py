@@ -89,7 +89,7 @@ def failure_report(array: Any = None, client: Any = None) -> list[ReadFailure]:
     token = getattr(array, "failure_token", array)
     found = {(f.pid, f.host, f.url, f.window, f.array): f for f in local_failures(token)}
     if client is None:
-        from daskcog.credentials.registry import active_client
+        from daskcog.runtime.credentials import active_client
 
         client = active_client()
     if client is not None:

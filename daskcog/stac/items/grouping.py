@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.stac.items import ItemDict, StacError
+from daskcog.stac.items.item_dicts import ItemDict, StacError
 
 Groupby = str | Callable[..., Hashable]
 TIME_GROUPS = ("time", "solar_day", "day", "month", "id")

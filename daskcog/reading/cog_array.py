@@ -30,12 +30,12 @@ import numpy as np
 from dask.base import tokenize
 from rasterio.windows import Window
 
-from daskcog.credentials import registry as creds
-from daskcog.reading import arguments, chunking, failures, read_ahead
+from daskcog.reading import arguments, chunking
 from daskcog.reading.geoarray import GeoArray
-from daskcog.reading.io_loop import LoopChoice, run_sync
-from daskcog.reading.reader_cache import CACHE, default_retry
-from daskcog.runtime import settings
+from daskcog.runtime import credentials as creds
+from daskcog.runtime import failures, read_ahead, settings
+from daskcog.runtime.io_loop import LoopChoice, run_sync
+from daskcog.runtime.reader_cache import CACHE, default_retry
 from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill

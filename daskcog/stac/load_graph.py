@@ -1,7 +1,7 @@
 """The graph of a STAC load: its plain-value spec, the grid, and the chunk task.
 
 Shared by in-memory items (`load.py`) and stac-geoparquet files
-(`geoparquet.py`): both hand `make_stack` a spec with `grid`, `steps`,
+(`geoparquet/parquet_load.py`): both hand `make_stack` a spec with `grid`, `steps`,
 `band_map`, `fills`, `rescale`, `out_dtype`, `loop` and `jobs(step, b0, b1,
 bounds)`; the graph is one `da.from_array` layer over `StacBlocks`, one task
 per (step, y, x) chunk with all its bands, built in constant time.
@@ -26,19 +26,20 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics.footprints import Bounds
+from daskcog.mosaics.chunk_task import mosaic_block
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.mosaic import MosaicSpec
-from daskcog.mosaics.tasks import mosaic_block
+from daskcog.mosaics.scenes import Bounds
 from daskcog.reading import chunking
-from daskcog.reading.io_loop import LoopChoice, run_sync
-from daskcog.stac import bands as band_rules
-from daskcog.stac import grouping, output_grid
-from daskcog.stac.items import ItemDict
+from daskcog.runtime.io_loop import LoopChoice, run_sync
+from daskcog.stac import output_grid
+from daskcog.stac.items import bands as band_rules
+from daskcog.stac.items import grouping
+from daskcog.stac.items.asset_scenes import undeclared_nodata
+from daskcog.stac.items.item_dicts import ItemDict
 from daskcog.stac.load_spec import LoadSpec
 from daskcog.stac.output_grid import GridRequest
-from daskcog.stac.result import StacStack
-from daskcog.stac.scenes import undeclared_nodata
+from daskcog.stac.stac_stack import StacStack
 
 LOAD_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per (step, y, x) chunk, all bands."""

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.mosaics.footprints import Scene
-from daskcog.stac import bands as band_rules
-from daskcog.stac.items import StacError
-from daskcog.stac.projection import proj_grid
+from daskcog.mosaics.scenes import Scene
+from daskcog.stac.items import bands as band_rules
+from daskcog.stac.items.item_dicts import StacError
+from daskcog.stac.items.projection import proj_grid
 
 
 def row_times(table: Any) -> np.ndarray:
@@ -180,7 +180,7 @@ def distinct_scenes(
     output grid is chosen from item counts without holding the items."""
     import pyarrow.compute as pc
 
-    from daskcog.stac.parquet_file import leaf_paths
+    from daskcog.stac.geoparquet.parquet_file import leaf_paths
 
     schema = pf.schema_arrow
     names = schema.names

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from daskcog.credentials import registry as creds
 from daskcog.mosaics.crs import crs_from_text, crs_text, same_crs, transform_bounds
-from daskcog.reading.io_loop import run_sync
-from daskcog.reading.reader_cache import CACHE
+from daskcog.runtime import credentials as creds
 from daskcog.runtime import process_state
+from daskcog.runtime.io_loop import run_sync
+from daskcog.runtime.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, OpenedFile, parse_location
 from georeader.errors import GeoreaderError, NoGeoreferenceError
 from georeader.geo import Bounds
@@ -437,7 +437,7 @@ def nearest_turn(footprint: Bounds, bounds: Bounds, period: float | None) -> Bou
     return (left + best, bottom, right + best, top)
 
 
-process_state.register_function_cache("daskcog.footprints.same_horizontal_crs", same_horizontal_crs)
-process_state.register_function_cache("daskcog.footprints.wrap_period", wrap_period)
-process_state.register_function_cache("daskcog.footprints.dtype_name", _dtype_name)
-process_state.register_function_cache("daskcog.footprints.remote_scheme", _remote_scheme)
+process_state.register_function_cache("daskcog.scenes.same_horizontal_crs", same_horizontal_crs)
+process_state.register_function_cache("daskcog.scenes.wrap_period", wrap_period)
+process_state.register_function_cache("daskcog.scenes.dtype_name", _dtype_name)
+process_state.register_function_cache("daskcog.scenes.remote_scheme", _remote_scheme)

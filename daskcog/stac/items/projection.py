@@ -21,7 +21,7 @@ from typing import Any
 
 from daskcog.mosaics.crs import crs_text_cached
 from daskcog.runtime import process_state
-from daskcog.stac.items import StacItemError
+from daskcog.stac.items.item_dicts import StacItemError
 
 Transform = tuple[float, float, float, float, float, float]
 _MISSING = object()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from daskcog.mosaics.footprints import nearest_turn, wrap_period
+from daskcog.mosaics.scenes import nearest_turn, wrap_period
 from daskcog.stac.load_spec import LoadSpec
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 class Explainable(Protocol):
     """What `explain` reads of a `StacStack` (named here so this module needs not import
-    the result class, which imports this one for its `explain` method)."""
+    the StacStack class, which imports this one for its `explain` method)."""
 
     @property
     def spec(self) -> LoadSpec: ...

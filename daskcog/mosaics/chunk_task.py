@@ -35,13 +35,13 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from daskcog.mosaics.crs import rasterio_crs, same_crs, transform_bounds
-from daskcog.mosaics.footprints import SceneMismatchError, check_header, wrap_period
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.scenes import SceneMismatchError, check_header, wrap_period
 from daskcog.mosaics.spec import MosaicSpec
-from daskcog.reading import failures
-from daskcog.reading.io_loop import run_sync
-from daskcog.reading.reader_cache import CACHE
+from daskcog.runtime import failures
+from daskcog.runtime.io_loop import run_sync
+from daskcog.runtime.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, choose_level, geo
 from georeader.geo import Bounds, fits_dtype, nodata_mask
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.mosaics.footprints import Scene, fetch_scenes
-from daskcog.stac.bands import BandInfo, check_asset
-from daskcog.stac.items import ItemDict, StacItemError, item_id
-from daskcog.stac.projection import proj_grid
+from daskcog.mosaics.scenes import Scene, fetch_scenes
+from daskcog.stac.items.bands import BandInfo, check_asset
+from daskcog.stac.items.item_dicts import ItemDict, StacItemError, item_id
+from daskcog.stac.items.projection import proj_grid
 from georeader.io import RetryPolicy
 
 

@@ -18,11 +18,11 @@ import dask.array as da
 import numpy as np
 
 from daskcog.mosaics.stack import GeoStack
-from daskcog.stac.grouping import TIME_GROUPS, Grouping
-from daskcog.stac.items import ItemDict, item_id
+from daskcog.stac.items.grouping import TIME_GROUPS, Grouping
+from daskcog.stac.items.item_dicts import ItemDict, item_id
 
 if TYPE_CHECKING:
-    from daskcog.stac.explain import LoadPlan
+    from daskcog.stac.load_plan import LoadPlan
     from daskcog.stac.load_spec import LoadSpec
 
 _SCALARS = (str, int, float, bool)
@@ -148,7 +148,7 @@ class StacStack(GeoStack):
         (time,) variable per `with_properties=` name."""
         import xarray as xr
 
-        from daskcog.stac.scenes import undeclared_nodata
+        from daskcog.stac.items.asset_scenes import undeclared_nodata
 
         array = self.to_xarray()
         variables = {}
@@ -178,7 +178,7 @@ class StacStack(GeoStack):
 
     def explain(self) -> LoadPlan:
         """What a compute would read, per step and chunk, without reading a pixel."""
-        from daskcog.stac.explain import explain
+        from daskcog.stac.load_plan import explain
 
         return explain(self)
 

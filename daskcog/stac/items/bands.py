@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.stac.items import ItemDict, StacError, item_id
+from daskcog.stac.items.item_dicts import ItemDict, StacError, item_id
 
 _NOT_DATA_ROLES = frozenset({"thumbnail", "overview", "visual-preview"})
 """Roles of assets left out of the default band set: odc-stac's (thumbnail, overview) and
