@@ -35,11 +35,11 @@ from daskcog.reading.geoarray import GeoArray
 from daskcog.runtime import credentials as creds
 from daskcog.runtime import failures, read_ahead, settings
 from daskcog.runtime.io_loop import LoopChoice, run_sync
-from daskcog.runtime.reader_cache import CACHE, default_retry
+from daskcog.runtime.reader_cache import CACHE, cache_key, default_retry
 from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill
-from georeader.io import RetryPolicy, check_store_options, split_signed_url
+from georeader.io import SIGNING_OPTIONS, RetryPolicy, check_store_options, split_signed_url
 
 
 @dataclass(frozen=True)
@@ -230,12 +230,20 @@ def array_over(blocks: Any, chunks: tuple[tuple[int, ...], ...], name: str, dtyp
 
 
 class BlockReader:
-    """Array-like that `da.from_array` slices, one slice per chunk task."""
+    """Array-like that `da.from_array` slices, one slice per chunk task.
+
+    A process unpickles it once per graph, and its chunk tasks share it: what every chunk
+    would otherwise work out again is worked out here once, on the first chunk (the store
+    options with the named credentials resolved, the reader cache's key), and a local
+    file's reader is kept per band slice while its header is the cached one (`_local`).
+    """
 
     def __init__(self, spec: ReadSpec, grid: read_ahead.Grid | None = None) -> None:
         self.spec = spec
         self.grid = grid
         self._array: str | None = None
+        self._resolved: tuple[dict[str, Any], tuple[str, str] | None] | None = None
+        self._readers: dict[tuple[int, int], tuple[Any, Any]] = {}
         self.shape = (len(spec.bands), spec.window[3], spec.window[2])
         self.dtype = np.dtype(spec.dtype)
         self.ndim = 3
@@ -252,7 +260,7 @@ class BlockReader:
         if self._array is None:
             self._array = f"{spec.token}-{b0}-{b1}"
         try:
-            return read_block(spec, spec.bands[b0:b1], window, self.grid, self._array)
+            return self._read(b0, b1, window)
         except GeoreaderError as exc:
             where = (
                 int(window.col_off),
@@ -272,6 +280,45 @@ class BlockReader:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockReader, (self.spec, self.grid))
+
+    def _read(self, b0: int, b1: int, window: Window) -> np.ndarray:
+        """One chunk. With the header in this process (the usual case): the reader kept for
+        this band slice reads it, a local file here in one pass (no event loop), a remote
+        one on the I/O loop; a cold header goes through `fetch_block`."""
+        spec = self.spec
+        resolved = self._resolved
+        if resolved is None:
+            resolved = self._resolved = self._resolve()
+        options, key = resolved
+        opened = CACHE.peek_key(key) if key is not None else CACHE.peek(spec.url, options)
+        if opened is not None:
+            held = self._readers.get((b0, b1))
+            if held is None or held[0] is not opened:  # first chunk, or a new header
+                reader = AsyncGeoTIFFReader.from_opened(
+                    opened, overview_level=spec.overview_level, bands=spec.bands[b0:b1]
+                )
+                reader.retry = spec.retry
+                held = self._readers[(b0, b1)] = (opened, reader)
+            reader = held[1]
+            if reader.reads_locally:
+                return reader.read_window_sync(window, fill_value=spec.fill_value).values
+            pending = run_sync(
+                fetch_with(reader, window, spec.fill_value, self.grid, self._array), spec.loop
+            )
+            return pending.assemble().values
+        pending = run_sync(
+            fetch_block(spec, spec.bands[b0:b1], window, self.grid, self._array, options),
+            spec.loop,
+        )
+        return pending.assemble().values
+
+    def _resolve(self) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """(store options with secrets, the reader cache's key or None when the options sign
+        URLs: then each chunk hands the newest token over, through `cache_key`)."""
+        settings.apply_georeader()
+        options = self.spec.options
+        signed = not SIGNING_OPTIONS.isdisjoint(options)
+        return options, None if signed else cache_key(self.spec.url, options)
 
 
 def read_block(
@@ -299,14 +346,26 @@ def read_block(
 async def fetch_block(
     spec: ReadSpec, bands: Sequence[int], window: Window,
     grid: read_ahead.Grid | None = None, array: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> PendingWindow:
     """A cached reader (one header per process), one window fetch, and read-ahead of the
-    chunks around it (see `read_ahead`) once this one's requests are on their way."""
+    chunks around it (see `read_ahead`) once this one's requests are on their way.
+    `options`: the spec's store options already resolved (else resolved here)."""
     reader = await CACHE.reader(
-        spec.url, spec.options, overview_level=spec.overview_level, bands=bands,
+        spec.url, spec.options if options is None else options,
+        overview_level=spec.overview_level, bands=bands,
         retry=spec.retry,
     )
-    own = asyncio.ensure_future(reader.fetch_window(window, fill_value=spec.fill_value))
+    return await fetch_with(reader, window, spec.fill_value, grid, array)
+
+
+async def fetch_with(
+    reader: Any, window: Window, fill_value: float | int,
+    grid: read_ahead.Grid | None, array: str | None,
+) -> PendingWindow:
+    """One window fetch by a reader this process holds, and read-ahead of the chunks
+    around it once this one's requests are on their way."""
+    own = asyncio.ensure_future(reader.fetch_window(window, fill_value=fill_value))
     if grid is not None and array is not None:
         read_ahead.start(reader, grid, array, window)
     return await own

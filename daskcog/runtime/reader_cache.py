@@ -170,8 +170,12 @@ class ReaderCache:
 
     def peek(self, url: str, store_options: dict[str, Any]) -> Any:
         """The cached header of `url` if this process has it (no I/O, no event loop)."""
+        return self.peek_key(cache_key(url, store_options))
+
+    def peek_key(self, key: tuple[str, str]) -> Any:
+        """`peek` by a `cache_key` worked out once (a chunk task's graph holds it)."""
         with self._lock:
-            return self._hit(cache_key(url, store_options))
+            return self._hit(key)
 
     def _hit(self, key: tuple[str, str]) -> Any:
         """A cached header, counted as a hit (call with the lock held)."""
