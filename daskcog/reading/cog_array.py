@@ -196,7 +196,7 @@ def from_spec(
         chunks, window=spec.window, count=len(spec.bands), tile=spec.tile, itemsize=dtype.itemsize
     )
     name = f"daskcog-read-{tokenize(spec, normalised)}"
-    grid = read_ahead.Grid.from_chunks(row_off, col_off, normalised[1], normalised[2])
+    grid = read_ahead.ChunkGrid.from_chunks(row_off, col_off, normalised[1], normalised[2])
     data = array_over(BlockReader(spec, grid), normalised, name, dtype)
     from georeader.geo import window_transform
 
@@ -238,7 +238,7 @@ class BlockReader:
     file's reader is kept per band slice while its header is the cached one (`_local`).
     """
 
-    def __init__(self, spec: ReadSpec, grid: read_ahead.Grid | None = None) -> None:
+    def __init__(self, spec: ReadSpec, grid: read_ahead.ChunkGrid | None = None) -> None:
         self.spec = spec
         self.grid = grid
         self._array: str | None = None
@@ -323,7 +323,7 @@ class BlockReader:
 
 def read_block(
     spec: ReadSpec, bands: Sequence[int], window: Window,
-    grid: read_ahead.Grid | None = None, array: str | None = None,
+    grid: read_ahead.ChunkGrid | None = None, array: str | None = None,
 ) -> np.ndarray:
     """The chunk task: fetch on the process's event loop, decode in this (Dask) thread.
 
@@ -345,7 +345,7 @@ def read_block(
 
 async def fetch_block(
     spec: ReadSpec, bands: Sequence[int], window: Window,
-    grid: read_ahead.Grid | None = None, array: str | None = None,
+    grid: read_ahead.ChunkGrid | None = None, array: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> PendingWindow:
     """A cached reader (one header per process), one window fetch, and read-ahead of the
@@ -361,7 +361,7 @@ async def fetch_block(
 
 async def fetch_with(
     reader: Any, window: Window, fill_value: float | int,
-    grid: read_ahead.Grid | None, array: str | None,
+    grid: read_ahead.ChunkGrid | None, array: str | None,
 ) -> PendingWindow:
     """One window fetch by a reader this process holds, and read-ahead of the chunks
     around it once this one's requests are on their way."""

@@ -43,8 +43,9 @@ RADIUS = 2
 
 
 @dataclass(frozen=True)
-class Grid:
-    """A regular chunk grid in the level's pixels: a few ints whatever the chunk count.
+class ChunkGrid:
+    """A regular chunk grid in the level's pixels: a few ints whatever the chunk count (the
+    chunks of an array; a mosaic's output grid, a georeferenced raster, is `mosaics.grid.Grid`).
 
     Chunks of `row_step` x `col_step` from (`row_off`, `col_off`), the last ones cut at
     `height` / `width` (what `chunking.tile_chunks` makes; other grids get no read-ahead).
@@ -60,7 +61,7 @@ class Grid:
     @classmethod
     def from_chunks(
         cls, row_off: int, col_off: int, rows: Sequence[int], cols: Sequence[int]
-    ) -> Grid | None:
+    ) -> ChunkGrid | None:
         def regular(sizes: Sequence[int]) -> bool:
             return (
                 len(sizes) > 0 and all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]
@@ -172,7 +173,7 @@ def clear() -> None:
 _tasks: set[asyncio.Future[Any]] = set()  # read-ahead tasks in flight (kept from the GC)
 
 
-def start(reader: Any, grid: Grid, array: str, window: Window) -> None:
+def start(reader: Any, grid: ChunkGrid, array: str, window: Window) -> None:
     """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
     budget = budget_bytes()
     if budget <= 0 or RANGE_CACHE.unused_prefetch_bytes >= budget:

@@ -15,7 +15,8 @@ from rasterio.windows import Window
 import daskcog
 from benchmarks.servers import RangeServer
 from daskcog.runtime import read_ahead
-from daskcog.runtime.read_ahead import Grid, Requested
+from daskcog.runtime.read_ahead import ChunkGrid as Grid
+from daskcog.runtime.read_ahead import Requested
 from georeader import AsyncGeoTIFFReader
 from georeader.io import RANGE_CACHE
 from tests.cogfactory import write_benchmark_cog
