@@ -2,9 +2,10 @@
 
 * georeader never imports daskcog, nor Dask;
 * no module imports a `_private` name from another module (packages and tests);
-* no import cycles between the modules of georeader and daskcog (every import
-  counts, also those inside functions; only `if TYPE_CHECKING:` blocks are left out,
-  as they never run).
+* no import cycles between the modules of georeader and daskcog: every import
+  statement counts, at module level, inside functions and under `if TYPE_CHECKING:`
+  (a cycle hidden there is still two modules that need each other);
+* georeader's longest chain of module-level imports is at most 6 modules.
 """
 
 from __future__ import annotations
@@ -38,15 +39,23 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(path: Path, module: str) -> Iterator[tuple[str, str | None, int]]:
-    """(imported module, imported name or None, line) of every import that can run."""
+def _imports(
+    path: Path, module: str, *, module_level: bool = False
+) -> Iterator[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) of every import statement: at module
+    level, in functions and under `TYPE_CHECKING`; with `module_level`, only those that run
+    when the module is imported (not in functions or classes, not under `TYPE_CHECKING`)."""
     tree = ast.parse(path.read_text(), str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
 
     def visit(node: ast.AST) -> Iterator[tuple[str, str | None, int]]:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if module_level and isinstance(child, ast.If) and _is_type_checking(child):
                 yield from (i for n in child.orelse for i in visit_one(n))
+                continue
+            if module_level and isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+            ):
                 continue
             yield from visit_one(child)
 
@@ -93,11 +102,11 @@ def test_no_private_names_cross_modules() -> None:
     assert not bad, "\n".join(bad)
 
 
-def _graph() -> dict[str, set[str]]:
-    sources = _sources(*PACKAGES)
+def _graph(*packages: str, module_level: bool = False) -> dict[str, set[str]]:
+    sources = _sources(*(packages or PACKAGES))
     graph: dict[str, set[str]] = {m: set() for m in sources}
     for module, path in sources.items():
-        for target, name, _ in _imports(path, module):
+        for target, name, _ in _imports(path, module, module_level=module_level):
             if target.split(".")[0] not in PACKAGES:
                 continue
             full = f"{target}.{name}" if name else target
@@ -146,6 +155,22 @@ def test_no_import_cycles(package: str) -> None:
         c for c in _cycles(_package_edges_ok(_graph())) if any(m.startswith(package) for m in c)
     ]
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def _longest_chain(graph: dict[str, set[str]]) -> list[str]:
+    """The longest path of imports in an acyclic graph (module first, what it imports next)."""
+    longest: dict[str, list[str]] = {}
+    for module in graphlib.TopologicalSorter(graph).static_order():  # imported modules first
+        below = [longest[t] for t in graph[module] if t in longest]
+        longest[module] = [module, *max(below, key=len, default=[])]
+    return max(longest.values(), key=len)
+
+
+def test_georeader_import_chain_is_at_most_six_modules() -> None:
+    """A newcomer reading georeader follows at most 6 modules down from any module (it was
+    11: reader -> fetch -> assemble -> header -> rasterio route -> ... -> errors)."""
+    chain = _longest_chain(_package_edges_ok(_graph("georeader", module_level=True)))
+    assert len(chain) <= 6, " -> ".join(chain)
 
 
 def test_daskcog_uses_georeaders_public_surface() -> None:
