@@ -233,9 +233,9 @@ class BlockReader:
     """Array-like that `da.from_array` slices, one slice per chunk task.
 
     A process unpickles it once per graph, and its chunk tasks share it: what every chunk
-    would otherwise work out again is worked out here once, on the first chunk (the store
-    options with the named credentials resolved, the reader cache's key), and a local
-    file's reader is kept per band slice while its header is the cached one (`_local`).
+    would otherwise work out again is worked out here once while the header stays cached
+    (the store options with the named credentials resolved, the reader cache's key), and
+    one reader is kept per band slice while its header is the cached one.
     """
 
     def __init__(self, spec: ReadSpec, grid: read_ahead.ChunkGrid | None = None) -> None:
@@ -306,6 +306,9 @@ class BlockReader:
                 fetch_with(reader, window, spec.fill_value, self.grid, self._array), spec.loop
             )
             return pending.assemble().values
+        # a cold header (first use, a cleared cache): resolve the credentials again, so an
+        # unregistered or replaced credential set is seen, as each chunk used to see it
+        options, _ = self._resolved = self._resolve()
         pending = run_sync(
             fetch_block(spec, spec.bands[b0:b1], window, self.grid, self._array, options),
             spec.loop,
