@@ -7,7 +7,7 @@ compared with rasterio by `corpus_check` (its docstring lists the verdicts), in 
 subprocess with a memory cap and a per-file timeout, so a crash, a hang or a memory
 blow-up fails this test instead of the run.
 
-Counts at issue 18: corpus 239 files: 232 exact, 2 JPEG-close, 4 refused where GDAL refuses
+Counts at issue 18: corpus 238 files: 231 exact, 2 JPEG-close, 4 refused where GDAL refuses
 too (corrupt fuzz files), 1 refused on purpose (GCPs only), 0 wrong; shared real files 32:
 27 exact, 4 JPEG-close, 1 refused on purpose (GCPs only), 0 wrong.
 """
