@@ -203,7 +203,6 @@ def main() -> None:
         grid = grid_of(items)
         (work / "ts-items.json").write_text(json.dumps(items))
         grid["items"] = str(work / "ts-items.json")
-        headers = bench_stac.header_sizes(scenes, size=SIZE)
         cpu, tiles = bench_stac.decode_seconds(scenes, size=SIZE)
         file_bytes = sum((bench_stac.DATA / rel).stat().st_size for rel, *_ in scenes)
         cores = os.cpu_count() or 1
@@ -222,7 +221,7 @@ def main() -> None:
                         [sys.executable, __file__, "--child", lib, job, json.dumps(grid),
                          str(args.threads), str(args.chunks), str(work / f"ts-{lib}.npy")],
                         env={"PYTHONPATH": str(ROOT)})
-                    stats = server.stats(header_bytes=headers)
+                    stats = server.stats()
                     got.update(requests=stats.requests, bytes=stats.bytes_sent)
                     runs.append(got)
                 values = np.load(work / f"ts-{lib}.npy")
