@@ -139,7 +139,7 @@ def items_for(
     return items
 
 
-def header_sizes(scenes: list[tuple[str, str, float, float]], size: int = SIZE) -> dict[str, int]:
+def header_sizes(scenes: list[tuple[str, str, float, float]]) -> dict[str, int]:
     """Per URL path, the bytes before the first tile: GETs starting there read the header."""
     import rasterio
 
@@ -147,7 +147,7 @@ def header_sizes(scenes: list[tuple[str, str, float, float]], size: int = SIZE) 
     for rel, *_ in scenes:
         with rasterio.open(DATA / rel) as src:
             offsets = [int(src.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=1))
-                       for r in range(size // TILE) for c in range(size // TILE)]
+                       for r in range(SIZE // TILE) for c in range(SIZE // TILE)]
         out[f"/{rel}"] = min(offsets)
     return out
 
