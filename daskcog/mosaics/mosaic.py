@@ -34,12 +34,13 @@ from dask.base import tokenize
 from pyproj.exceptions import CRSError
 from rasterio.enums import Resampling
 
-from daskcog.mosaics.chunk_task import GDAL_TOLERANCE, MosaicBlocks
+from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.crs import crs_text
 from daskcog.mosaics.grid import Placement, place
 from daskcog.mosaics.methods import MosaicMethod, get_method
 from daskcog.mosaics.scenes import Bounds, Scene, fetch_scenes
 from daskcog.mosaics.spec import MosaicSpec
+from daskcog.mosaics.warp import GDAL_TOLERANCE
 from daskcog.reading import arguments, chunking
 from daskcog.reading.cog_array import array_over
 from daskcog.reading.geoarray import GeoArray, outside_error

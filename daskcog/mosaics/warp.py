@@ -1,0 +1,192 @@
+"""The warp half of a chunk task: which pixels a scene reaches and how GDAL puts them on the grid.
+
+`chunk_task.read_scene` reads a scene that is not on the grid's CRS and pixel
+lattice through these: `footprint_part` (the chunk's pixels the scene's footprint
+can reach), `level_scales` (GDAL's XSCALE / YSCALE for the chosen overview),
+`source_window` (the source pixels a warp of that part needs, with the resampling
+kernel's margin) and `warp` (GDAL's warp, the reference for every reprojected pixel).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from daskcog.mosaics.crs import rasterio_crs, transform_bounds
+from daskcog.mosaics.scenes import wrap_period
+from daskcog.mosaics.spec import MosaicSpec
+from georeader import AsyncGeoTIFFReader, geo
+from georeader.geo import Bounds
+
+GDAL_TOLERANCE = 0.125
+"""GDAL's default approximation error of the warp transformer, in source pixels."""
+Part = tuple[int, int, int, int]
+"""(col_off, row_off, width, height) of a window of the grid (a chunk, or the part of one
+that a scene reaches)."""
+
+KERNEL_RADIUS = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4}
+"""Source pixels each resampling kernel reaches on either side of a target pixel."""
+
+
+def footprint_part(spec: MosaicSpec, index: int, window: Part) -> Part | None:
+    """The chunk's pixels within reach of the scene's footprint on the grid (outer-rounded,
+    plus the resampling kernel's reach and a margin for the footprint's densified edges),
+    as (col_off, row_off, width, height) of the grid; None when it misses the chunk."""
+    col_off, row_off, width, height = window
+    left, bottom, right, top = (float(v) for v in spec.footprints[index])
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return window
+    margin = KERNEL_RADIUS.get(spec.resampling, 1) + 2
+    period = wrap_period(spec.grid.crs)
+    # a footprint across 180 degrees may meet a chunk a turn east or west of where it is
+    # stored, or both (a chunk spanning the globe): the part covers every meeting
+    spans = []
+    for turn in (0.0,) if period is None else (0.0, -period, period):
+        c0, r0, c1, r1 = pixel_span(
+            spec.grid.affine, (left + turn, bottom, right + turn, top), margin
+        )
+        c0, r0 = max(col_off, c0), max(row_off, r0)
+        c1, r1 = min(col_off + width, c1), min(row_off + height, r1)
+        if c1 > c0 and r1 > r0:
+            spans.append((c0, r0, c1, r1))
+    if not spans:
+        return None
+    c0, r0 = min(s[0] for s in spans), min(s[1] for s in spans)
+    c1, r1 = max(s[2] for s in spans), max(s[3] for s in spans)
+    return (c0, r0, c1 - c0, r1 - r0)
+
+
+def level_scales(
+    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader
+) -> tuple[float, float] | None:
+    """XSCALE / YSCALE of the chosen level (None when unknown: GDAL then estimates per chunk)."""
+    scene = spec.scenes[index]
+    fx, fy = (
+        lv / full if full > 0 else 1.0 for lv, full in zip(reader.res, scene.res, strict=True)
+    )
+    sx, sy = (float(v) for v in spec.scales[index])
+    if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy > 0):
+        return None
+    return (sx * fx, sy * fy)
+
+
+def source_window(
+    spec: MosaicSpec,
+    index: int,
+    reader: AsyncGeoTIFFReader,
+    chunk_bounds: Bounds,
+    scales: tuple[float, float] | None,
+) -> Window | None:
+    """The level's pixels that a warp onto the chunk needs: the chunk's footprint in the
+    scene's CRS, outer-rounded, plus the resampling kernel's reach (wider when
+    downsampling), clipped to the image."""
+    scene = spec.scenes[index]
+    shrink = min(1.0, *scales) if scales is not None else 1.0
+    radius = KERNEL_RADIUS.get(spec.resampling, 1)
+    if spec.resampling not in KERNEL_RADIUS:  # average, mode, min, max, ...: one target pixel
+        shrink = min(shrink, 1.0 / max(1.0, float(spec.level_res[index]) / min(reader.res)))
+    margin = math.ceil(radius / shrink) + 1
+    left, bottom, right, top = transform_bounds(chunk_bounds, spec.grid.crs, scene.crs)
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return Window(0, 0, reader.width, reader.height)  # the whole scene (never empty)
+    c0, r0, c1, r1 = pixel_span(reader.transform, (left, bottom, right, top), margin)
+    return geo.clip_window(Window(c0, r0, c1 - c0, r1 - r0), reader.width, reader.height)
+
+
+def pixel_span(
+    transform: Affine, bounds: Bounds, margin: int
+) -> tuple[int, int, int, int]:
+    """(col0, row0, col1, row1): the pixels of `transform` holding `bounds`' corners,
+    outer-rounded and widened by `margin` on every side (not clipped)."""
+    left, bottom, right, top = bounds
+    inverse = ~transform
+    cols, rows = zip(
+        *(inverse @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))),
+        strict=True,
+    )
+    return (
+        math.floor(min(cols)) - margin,
+        math.floor(min(rows)) - margin,
+        math.ceil(max(cols)) + margin,
+        math.ceil(max(rows)) + margin,
+    )
+
+
+def warp(
+    source: np.ndarray,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    shape: tuple[int, int],
+    fill: float,
+    resampling: str,
+    tolerance: float = GDAL_TOLERANCE,
+    scales: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """GDAL warp of a (band, y, x) array onto a grid; `fill` is source and destination nodata.
+
+    tolerance == 0.125 (GDAL's default) goes through `rasterio.warp.reproject`;
+    other values through a WarpedVRT over an in-memory copy, which takes the
+    transformer's error threshold (0 -> 1e-9: GDAL refuses an exact 0 there).
+    `scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e. per chunk).
+    """
+    out = np.full((source.shape[0], *shape), fill, dtype=source.dtype)
+    method = Resampling[resampling]
+    extras: dict[str, Any] = {}
+    if scales is not None and method != Resampling.nearest:
+        extras = {"XSCALE": repr(float(scales[0])), "YSCALE": repr(float(scales[1]))}
+    if tolerance == GDAL_TOLERANCE:
+        from rasterio.warp import reproject
+
+        reproject(
+            source,
+            out,
+            src_transform=src_transform,
+            src_crs=rasterio_crs(src_crs),
+            src_nodata=fill,
+            dst_transform=dst_transform,
+            dst_crs=rasterio_crs(dst_crs),
+            dst_nodata=fill,
+            resampling=method,
+            num_threads=1,
+            **extras,
+        )
+        return out
+    from rasterio.io import MemoryFile
+    from rasterio.vrt import WarpedVRT
+
+    with MemoryFile() as memfile:
+        with memfile.open(
+            driver="GTiff",
+            width=source.shape[2],
+            height=source.shape[1],
+            count=source.shape[0],
+            dtype=source.dtype,
+            crs=rasterio_crs(src_crs),
+            transform=src_transform,
+            nodata=fill,
+        ) as dataset:
+            dataset.write(source)
+        with (
+            memfile.open() as dataset,
+            WarpedVRT(
+                dataset,
+                crs=rasterio_crs(dst_crs),
+                transform=dst_transform,
+                width=shape[1],
+                height=shape[0],
+                resampling=method,
+                src_nodata=fill,
+                nodata=fill,
+                tolerance=max(float(tolerance), 1e-9),
+                **extras,
+            ) as vrt,
+        ):
+            vrt.read(out=out)
+    return out
