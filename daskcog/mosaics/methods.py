@@ -20,7 +20,9 @@ class as `method=`.
 
 from __future__ import annotations
 
-import warnings
+import functools
+import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -196,36 +198,163 @@ class MeanMethod(MosaicMethod):
         return out
 
 
-class MedianMethod(MosaicMethod):
-    """Median of the valid values (numpy's nanmedian: mean of the two middle values for
-    an even count); float like `mean`."""
+class _Holding(MosaicMethod):
+    """Base of the order statistics (median, quantiles): they need every valid value of a
+    pixel at once, so they hold the scenes fed, each as the part of the chunk it reaches,
+    in the value dtype (no float64 copy: uint16 data holds 2 bytes per value, a quarter of
+    a NaN-padded float64 layer), invalid pixels set to a value that sorts after every
+    valid one (NaN for floats, the dtype's maximum for integers: a valid maximum sorts
+    among them and is the same number). `result` sorts strip by strip (`STRIP_BYTES` of
+    sorted values at a time) and takes each pixel's order statistics among its `count`
+    valid values, computed in float64 with numpy's own formulas, so the chunk equals
+    numpy's nanmedian / nanquantile of the values as float64, bit for bit.
 
-    name = "median"
+    Memory: the values of the scenes that reach the chunk (`held_bytes`), plus one strip."""
+
     default_batch = 16
+    STRIP_BYTES: ClassVar[int] = 16 * 2**20
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> None:
         super().__init__(shape, dtype, fill)
-        self._layers: list[np.ndarray] = []
+        self._parts: list[tuple[slice, slice, np.ndarray]] = []
+        self._count = np.zeros(self.shape, dtype=np.int32)
+        kind = self.dtype.kind
+        self._after: Any = (
+            np.nan if kind in "fc" else True if kind == "b" else np.iinfo(self.dtype).max
+        )
 
     @classmethod
     def output_dtype(cls, dtype: np.dtype) -> np.dtype:
         return _float_dtype(dtype)
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of scene values held so far."""
+        return sum(p.nbytes for _, _, p in self._parts)
+
     def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        layer = values.astype(np.float64)
-        layer[~valid] = np.nan
-        self._layers.append(layer)
+        self._feed_at(..., values, valid)
+
+    def _feed_at(self, key: Any, values: np.ndarray, valid: np.ndarray) -> None:
+        if key is Ellipsis:
+            rows, cols = slice(0, self.shape[1]), slice(0, self.shape[2])
+        else:
+            _, rows, cols = key
+        if not valid.any():
+            return
+        count = self._count[:, rows, cols]
+        count += valid
+        held = np.where(valid, values, np.asarray(self._after, dtype=self.dtype))
+        self._parts.append((rows, cols, held.astype(self.dtype, copy=False)))
+
+    def _statistic(self, ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """float64 statistic per pixel of `ordered` (sorted along axis 0, valid values
+        first), where `count` (> 0) values are valid."""
+        raise NotImplementedError
 
     def result(self) -> np.ndarray:
         out = np.full(self.shape, self.fill, dtype=self.output_dtype(self.dtype))
-        if not self._layers:
+        if not self._parts:
             return out
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-            median = np.nanmedian(np.stack(self._layers), axis=0)
-        seen = ~np.isnan(median)
-        np.copyto(out, median, where=seen, casting="unsafe")
+        bands, height, width = self.shape
+        per_row = max(1, len(self._parts) * bands * width * self.dtype.itemsize)
+        step = max(1, self.STRIP_BYTES // per_row)
+        for r0 in range(0, height, step):
+            r1 = min(height, r0 + step)
+            reaching = [
+                (max(rows.start, r0), min(rows.stop, r1), rows, cols, part)
+                for rows, cols, part in self._parts
+                if rows.start < r1 and rows.stop > r0
+            ]
+            if not reaching:
+                continue
+            stack = np.full((len(reaching), bands, r1 - r0, width), self._after, self.dtype)
+            for k, (a, b, rows, cols, part) in enumerate(reaching):
+                stack[k, :, a - r0 : b - r0, cols] = part[:, a - rows.start : b - rows.start]
+            stack.sort(axis=0)
+            count = self._count[:, r0:r1]
+            seen = count > 0
+            value = self._statistic(stack, np.maximum(count, 1))
+            np.copyto(out[:, r0:r1], value, where=seen, casting="unsafe")
         return out
+
+
+def _take(ordered: np.ndarray, index: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(ordered, index[None].astype(np.intp), axis=0)[0].astype(np.float64)
+
+
+class MedianMethod(_Holding):
+    """Median of the valid values, equal to numpy's nanmedian of them as float64 (the mean
+    of the two middle values for an even count); float like `mean`."""
+
+    name = "median"
+
+    def _statistic(self, ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
+        high = count // 2
+        low = np.where(count % 2 == 1, high, high - 1)
+        # numpy's masked median: (low + high) / 2 in float64, also for an odd count
+        return (_take(ordered, low) + _take(ordered, high)) / 2.0
+
+
+class QuantileMethod(_Holding):
+    """The q-th quantile of the valid values, numpy's default ("linear") method: equal to
+    numpy's nanquantile of them as float64. Made by `Quantile(q)`, which sets `q`."""
+
+    name = "quantile"
+    q: ClassVar[float] = 0.5
+
+    def _statistic(self, ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
+        # numpy's linear method, step by step: virtual index (n - 1) * q, its floor and the
+        # next index (both the last when at or past it), gamma, then numpy's _lerp
+        virtual = (count - 1) * np.float64(self.q)
+        previous = np.floor(virtual)
+        following = previous + 1
+        above = virtual >= count - 1
+        previous = np.where(above, count - 1, previous)
+        following = np.where(above, count - 1, following)
+        gamma = virtual - np.floor(virtual)
+        a, b = _take(ordered, previous), _take(ordered, following)
+        diff = b - a
+        out = a + diff * gamma
+        np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+        return out
+
+
+@dataclass(frozen=True)
+class Quantile:
+    """A quantile as a mosaic method: `method=daskcog.Quantile(0.25)` (or the name "p25"),
+    the per-pixel quantile of the valid values with numpy's default ("linear") method,
+    as numpy's nanquantile. A frozen value: hashable, picklable, with a deterministic
+    Dask token."""
+
+    q: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.q, bool) or not isinstance(self.q, int | float | np.floating):
+            raise TypeError(f"Quantile(q): q is a number in [0, 1], not {self.q!r}")
+        q = float(self.q)
+        if not 0.0 <= q <= 1.0:
+            raise MosaicMethodError(
+                f"Quantile(q): q must be in [0, 1] (0.25 for the 25th percentile); got {q!r}"
+            )
+        object.__setattr__(self, "q", q)
+
+    @property
+    def name(self) -> str:
+        return f"p{self.q * 100:g}"
+
+    def __dask_tokenize__(self) -> Any:
+        return ("daskcog.Quantile", self.q)
+
+
+@functools.lru_cache(maxsize=128)
+def _quantile_class(q: float) -> type[QuantileMethod]:
+    """The method class of one quantile (made once per q and process; the graph carries the
+    `Quantile` value, never this class)."""
+    return type(
+        f"QuantileMethod_{Quantile(q).name}", (QuantileMethod,),
+        {"q": q, "name": Quantile(q).name, "__module__": __name__},
+    )
 
 
 class CountMethod(MosaicMethod):
@@ -262,15 +391,38 @@ METHODS: dict[str, type[MosaicMethod]] = {
 }
 
 
-def get_method(method: str | type[MosaicMethod]) -> type[MosaicMethod]:
-    """The method class for a name ('first', 'last', 'min', 'max', 'mean', 'median', 'count')
-    or a MosaicMethod subclass."""
-    if isinstance(method, type) and issubclass(method, MosaicMethod):
+MethodLike = str | type[MosaicMethod] | Quantile
+"""What `method=` takes: a name, a MosaicMethod subclass, or a `Quantile`."""
+
+_PERCENTILE = re.compile(r"p(\d+(?:\.\d*)?)")
+
+
+def normalise_method(method: MethodLike) -> str | type[MosaicMethod] | Quantile:
+    """The value a spec carries for `method=`: a built-in's name, the subclass, or a
+    `Quantile` ("p25" becomes Quantile(0.25)); MosaicMethodError for anything else."""
+    if isinstance(method, Quantile) or (
+        isinstance(method, type) and issubclass(method, MosaicMethod)
+    ):
         return method
-    found = METHODS.get(str(method).lower()) if isinstance(method, str) else None
-    if found is None:
-        raise MosaicMethodError(
-            f"unknown mosaic method {method!r}; use one of {sorted(METHODS)} or a MosaicMethod "
-            "subclass"
-        )
+    if isinstance(method, str):
+        name = method.lower()
+        if name in METHODS:
+            return name
+        match = _PERCENTILE.fullmatch(name)
+        if match and float(match.group(1)) <= 100:
+            return Quantile(float(match.group(1)) / 100)
+    raise MosaicMethodError(
+        f"unknown mosaic method {method!r}; use one of {sorted(METHODS)}, a percentile "
+        "such as 'p25' or daskcog.Quantile(0.25), or a MosaicMethod subclass"
+    )
+
+
+def get_method(method: MethodLike) -> type[MosaicMethod]:
+    """The method class for a name ('first', 'last', 'min', 'max', 'mean', 'median',
+    'count', 'p25'), a `Quantile` or a MosaicMethod subclass."""
+    found = normalise_method(method)
+    if isinstance(found, Quantile):
+        return _quantile_class(found.q)
+    if isinstance(found, str):
+        return METHODS[found]
     return found

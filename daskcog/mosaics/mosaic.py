@@ -37,7 +37,7 @@ from rasterio.enums import Resampling
 from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.crs import crs_text
 from daskcog.mosaics.grid import Placement, place
-from daskcog.mosaics.methods import MosaicMethod, get_method
+from daskcog.mosaics.methods import MethodLike, get_method, normalise_method
 from daskcog.mosaics.scenes import Bounds, Scene, fetch_scenes
 from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.warp import GDAL_TOLERANCE
@@ -69,7 +69,7 @@ class MosaicOptions:
     resolution: float | tuple[float, float] | None = None
     bounds: Bounds | None = None
     like: Any = None
-    method: str | type[MosaicMethod] = "first"
+    method: MethodLike = "first"
     nodata: float | None = None
     resampling: str = "nearest"
     chunks: Any = "auto"
@@ -148,7 +148,7 @@ def mosaic(
     resolution: float | tuple[float, float] | None = None,
     bounds: Bounds | None = None,
     like: Any = None,
-    method: str | type[MosaicMethod] = "first",
+    method: MethodLike = "first",
     nodata: float | None = None,
     resampling: str = "nearest",
     chunks: Any = "auto",
@@ -171,7 +171,8 @@ def mosaic(
         bounds: (left, bottom, right, top) in the target CRS (default: the union of
             the footprints, snapped to the first aligned scene's pixel grid).
         like: a GeoArray (or anything with crs, transform, shape) whose grid to use.
-        method: "first", "last", "min", "max", "mean", "median", "count" or a
+        method: "first", "last", "min", "max", "mean", "median", "count", a percentile
+            ("p25", or `daskcog.Quantile(0.25)`: numpy's nanquantile) or a
             `MosaicMethod` subclass.
         nodata: value of pixels no scene covers (default: the first scene's nodata,
             else 0); "count" always uses 0.
@@ -222,7 +223,7 @@ def build_spec(
     placement: Placement,
     *,
     groups: tuple[np.ndarray, ...],
-    method: str | type[MosaicMethod],
+    method: MethodLike,
     nodata: float | None,
     resampling: str,
     bands: Sequence[int] | None,
@@ -263,7 +264,7 @@ def build_spec(
         scales=placement.warp_scales(),
         grid=placement.grid,
         groups=tuple(np.asarray(g, dtype=np.int64) for g in groups),
-        method=method if isinstance(method, type) else method_class.name,
+        method=normalise_method(method),
         bands=band_tuple,
         value_dtype=str(value_dtype),
         fill=fill,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from daskcog.mosaics.grid import Placement
-from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.methods import MethodLike
 from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime.io_loop import LoopChoice
@@ -80,7 +80,7 @@ def load(
     preserve_original_order: bool = False,
     measurements: str | Sequence[str] | None = None,
     output_crs: Any = None,
-    method: str | type[MosaicMethod] = "first",
+    method: MethodLike = "first",
     nodata: float | None = None,
     errors: str = "raise",
     rescale: bool = False,
@@ -140,7 +140,10 @@ def load(
         preserve_original_order: keep the items' order inside a step instead of
             sorting by (datetime, id).
         method: how a step's scenes are fused: "first", "last", "min", "max",
-            "mean", "median", "count" or a MosaicMethod subclass.
+            "mean", "median", "count" (clear views), a percentile ("p25" or
+            `daskcog.Quantile(0.25)`, numpy's nanquantile) or a MosaicMethod subclass.
+            mean, count, min, max reduce as scenes arrive; median and quantiles hold
+            the chunk's valid values in their own dtype (`explain()` says how much).
         nodata: output fill value (default: the metadata's nodata - raster:bands, bands,
             stac_cfg -, else NaN for float outputs, else none is declared and each
             file's own nodata pixels keep their value, as odc-stac: never 0 for -3000).

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.methods import MethodLike
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac.items import grouping
 from daskcog.stac.output_grid import GridRequest
@@ -24,8 +24,8 @@ ODC_NOT_SUPPORTED: dict[str, str] = {
     "pool": "daskcog always builds a Dask graph; choose threads with dask.config.set("
     "scheduler='threads', num_workers=N) or a distributed Client",
     "driver": "daskcog reads GeoTIFFs with its own reader; there is no reader driver to choose",
-    "fuse_func": "use method= ('first', 'last', 'min', 'max', 'mean', 'median', 'count' or a "
-    "MosaicMethod subclass)",
+    "fuse_func": "use method= ('first', 'last', 'min', 'max', 'mean', 'median', 'count', a "
+    "percentile 'p25' / daskcog.Quantile(0.25), or a MosaicMethod subclass)",
     "align": "odc-stac's deprecated align= is anchor= in pixel fractions: give anchor=",
     "use_overviews": "daskcog reads the overview that matches the output resolution, as GDAL "
     "does; load at the file's resolution to read full-resolution pixels",
@@ -49,7 +49,7 @@ class LoadOptions:
     bounds: Bounds | None
     like: Any
     groupby: grouping.Groupby | None
-    method: str | type[MosaicMethod]
+    method: MethodLike
     chunks: Any
     dtype: Any
     nodata: float | None
