@@ -235,7 +235,7 @@ def build_spec(
     retry: RetryPolicy | None = None,
 ) -> MosaicSpec:
     """Validate the options and put them, with the scenes and grid, into a MosaicSpec."""
-    method_class = get_method(method)
+    get_method(method)  # an unknown method: MosaicMethodError at call time
     if resampling not in Resampling.__members__:
         raise MosaicError(
             f"unknown resampling {resampling!r}; use one of {sorted(Resampling.__members__)}"
