@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from daskcog.mosaics.masks import Mask
 from daskcog.mosaics.methods import Quantile
 from daskcog.mosaics.mosaic import mosaic
 from daskcog.mosaics.stack import stack
@@ -19,6 +20,6 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "GeoArray", "Quantile", "ReadSpec", "RetryPolicy", "__version__", "cache_clear", "cache_info",
-    "failure_report", "load", "mosaic", "open", "stack",
+    "GeoArray", "Mask", "Quantile", "ReadSpec", "RetryPolicy", "__version__", "cache_clear",
+    "cache_info", "failure_report", "load", "mosaic", "open", "stack",
 ]

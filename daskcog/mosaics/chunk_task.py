@@ -24,7 +24,7 @@ flows down this module in the order it runs:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,9 +94,13 @@ class MosaicBlocks:
 
 
 async def mosaic_block(
-    spec: MosaicSpec, scene_ids: np.ndarray, bands: Sequence[int], window: Part
+    spec: MosaicSpec, scene_ids: np.ndarray, bands: Sequence[int], window: Part,
+    clear: Callable[[int], Awaitable[np.ndarray | None]] | None = None,
 ) -> np.ndarray:
-    """One output chunk: read scenes in priority batches, feed the method, stop when done."""
+    """One output chunk: read scenes in priority batches, feed the method, stop when done.
+
+    `clear` (masks, `daskcog.mosaics.masks`): a scene's clear pixels over the chunk, (y, x)
+    bool; the scene's other pixels are invalid for the method (see `_read_clear`)."""
     method_class = spec.method_class
     value_dtype = np.dtype(spec.value_dtype)
     shape = (len(bands), window[3], window[2])
@@ -105,7 +109,7 @@ async def mosaic_block(
     kept = _KeptNodata.for_scenes(spec, order, shape, value_dtype)
     for batch in _batches(spec, order, window, method_class):
         reads = await asyncio.gather(
-            *(read_scene(spec, i, bands, window) for i in batch),
+            *(_read_clear(spec, i, bands, window, clear) for i in batch),
             return_exceptions=spec.errors == "nodata",
         )
         for i, got in zip(batch, reads, strict=True):
@@ -138,6 +142,24 @@ async def mosaic_block(
                 return np.asarray(method.result(), dtype=spec.out_dtype)
     result = np.asarray(method.result(), dtype=spec.out_dtype)
     return result if kept is None else kept.apply(result)
+
+
+async def _read_clear(
+    spec: MosaicSpec, index: int, bands: Sequence[int], window: Part,
+    clear: Callable[[int], Awaitable[np.ndarray | None]] | None,
+) -> tuple[np.ndarray, np.ndarray, Part] | None:
+    """`read_scene`, its valid pixels narrowed to the clear ones; a scene with no clear
+    pixel in the chunk is not read."""
+    keep = None if clear is None else await clear(index)
+    if keep is not None and not keep.any():
+        return None
+    got = await read_scene(spec, index, bands, window)
+    if got is None or keep is None:
+        return got
+    values, valid, part = got
+    rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
+    cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
+    return values, valid & keep[rows, cols], part
 
 
 class _KeptNodata:

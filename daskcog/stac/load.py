@@ -21,6 +21,7 @@ Graph strategy (entry point first, then the task code in the order it runs):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from daskcog.mosaics.grid import Placement
+from daskcog.mosaics.grid import Placement, place
+from daskcog.mosaics.masks import Mask, MaskPlan, as_masks
 from daskcog.mosaics.methods import MethodLike
 from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
@@ -38,6 +40,7 @@ from daskcog.stac.items import grouping
 from daskcog.stac.items.asset_scenes import asset_tables, complete_facts
 from daskcog.stac.items.item_dicts import (
     StacError,
+    StacItemError,
     is_geoparquet,
     item_datetime,
     item_id,
@@ -89,6 +92,7 @@ def load(
     warp_tolerance: float = GDAL_TOLERANCE,
     loop: LoopChoice = "io-thread",
     retry: RetryPolicy | None = None,
+    mask: Mask | Sequence[Mask] | None = None,
     **store_options: Any,
 ) -> StacStack:
     """Load STAC items as a lazy (time, band, y, x) GeoStack; `.to_dataset()` for odc-stac's
@@ -106,7 +110,8 @@ def load(
             eo:bands / bands aliases ("red"); default: every band of every
             GeoTIFF asset. Output bands keep the names asked for.
             `measurements=` (datacube's name) is the same.
-        groupby: "time", "solar_day", "day", "month", "id", an item property name,
+        groupby: "time", "solar_day", "day", "month", "id" (one step per item, in input
+            order), "all" (one step of every item: a composite), an item property name,
             a callable - odc-stac's `f(item, parsed, idx)` or `f(item_dict)` -, or None
             (one step per item).
         resampling: a rasterio Resampling name for scenes that are warped, or
@@ -157,6 +162,13 @@ def load(
             {name: "asset" or "asset.N"}, "ignore_proj": bool}}; a key's entry
             replaces what the metadata says, "*" fills what it leaves out.
         batch_size, warp_tolerance, loop, retry: as `daskcog.mosaic`.
+        mask: a `daskcog.Mask` or a list of them (a pixel is clear where every mask says
+            so): each item's mask asset is read with nearest resampling (whatever
+            `resampling=` says) and the item's data pixels that are not clear are
+            invalid before `method` sees them. The mask asset is not an output band
+            unless `bands=` names it. Every item needs the mask asset (else a
+            StacItemError naming the item). `method="median"`, `groupby="all"` and a
+            mask make the cloud-free composite.
         **store_options: obstore options for every asset URL, checked against the
             store's own option names at call time: any other name is a TypeError.
     """
@@ -184,6 +196,7 @@ def load(
         preserve_original_order=preserve_original_order, use_proj=use_proj,
         batch_size=batch_size, warp_tolerance=warp_tolerance, loop=loop, grid=grid,
         with_properties=property_requests(with_properties), retry=retry,
+        masks=as_masks(mask),
     )
     if stac_cfg is not None:
         band_rules.check_stac_cfg(stac_cfg)
@@ -194,6 +207,10 @@ def load(
         if not isinstance(resampling, str):
             raise TypeError("a per-band resampling= dict applies to STAC items; a "
                             "stac-geoparquet load takes one resampling name")
+        if options.masks:
+            raise TypeError("mask= applies to STAC items; a stac-geoparquet load does not "
+                            "take it yet: load the file's items (stac_geoparquet.arrow."
+                            "stac_table_to_items) to mask them")
         from daskcog.stac.geoparquet.parquet_load import load_geoparquet
 
         return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)
@@ -295,5 +312,62 @@ def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacS
     asset_index = {t.key: k for k, t in enumerate(tables)}
     band_map = tuple((asset_index[b.info.asset], b.info.index) for b in out_bands)
     spec = make_spec(specs, band_map, out_bands, dtype, o.rescale, loop)
+    if o.masks:
+        plans = _mask_plans(o, item_list, catalogue, tables, placement.grid, **store_options)
+        spec = dataclasses.replace(
+            spec, masks=plans, scene_items=tuple(np.asarray(t.items) for t in tables)
+        )
     return make_stack(spec, o.chunks, out_bands, steps, item_list, groupby,
                       with_properties=o.with_properties)
+
+
+def _mask_plans(
+    o: LoadOptions,
+    item_list: list[Any],
+    catalogue: dict[str, list[band_rules.BandInfo]],
+    tables: Sequence[Any],
+    grid: Any,
+    **store_options: Any,
+) -> tuple[MaskPlan, ...]:
+    """One plan per mask: the mask asset's scenes on the load's grid, read with nearest and
+    a fill the rule rejects; checked at call time (asset known, band, dtype, every item
+    with data carries it)."""
+    infos: dict[str, band_rules.BandInfo] = {}
+    for m in o.masks:
+        found = catalogue.get(m.asset)
+        if found is None:
+            raise StacError(f"mask asset {m.asset!r} is not a GeoTIFF asset of the items; "
+                            f"their assets: {sorted(catalogue)}")
+        if m.band > len(found):
+            raise StacError(f"Mask({m.asset!r}, band={m.band}): the asset has {len(found)} "
+                            "band(s)")
+        infos.setdefault(m.asset, found[m.band - 1])
+    facts, _ = complete_facts(item_list, infos, patch_url=o.patch_url, retry=o.retry,
+                              **store_options)
+    with_data = sorted({int(i) for t in tables for i in t.items})
+    mask_tables = {
+        t.key: t for t in asset_tables(
+            item_list, facts, patch_url=o.patch_url, use_proj=o.use_proj, retry=o.retry,
+            **store_options,
+        )
+    }
+    plans = []
+    for m in o.masks:
+        table = mask_tables[m.asset]
+        dtype = facts[m.asset].dtype
+        m.check_dtype(dtype, f"mask asset {m.asset!r}")
+        scene_of_item = np.full(len(item_list), -1, dtype=np.int64)
+        scene_of_item[np.asarray(table.items, dtype=np.int64)] = np.arange(len(table.scenes))
+        lacking = [i for i in with_data if scene_of_item[i] < 0]
+        if lacking:
+            raise StacItemError(
+                f"item {item_id(item_list[lacking[0]])} (and {len(lacking) - 1} more) has no "
+                f"asset {m.asset!r} for its mask: drop such items or the mask"
+            )
+        plans.append(MaskPlan(m, build_spec(
+            table.scenes, place(table.scenes, grid=grid), groups=(), method="first",
+            nodata=m.read_fill(dtype), resampling="nearest", bands=[m.band], dtype=dtype,
+            batch_size=None, warp_tolerance=o.warp_tolerance, loop=o.loop, errors=o.errors,
+            retry=o.retry,
+        ), scene_of_item))
+    return tuple(plans)

@@ -28,6 +28,7 @@ from dask.base import tokenize
 
 from daskcog.mosaics.chunk_task import mosaic_block
 from daskcog.mosaics.grid import Placement
+from daskcog.mosaics.masks import ChunkClear, ClearFn, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.reading import chunking
@@ -59,10 +60,25 @@ class StacSpec:
     rescale: tuple[tuple[float, float] | None, ...]
     """Per output band: (scale, offset) applied to valid pixels, or None."""
     loop: LoopChoice = "io-thread"
+    scene_items: tuple[np.ndarray, ...] = ()
+    """Per asset: the item index of each of its scenes (what masks are looked up by)."""
+    masks: tuple[MaskPlan, ...] = ()
+    """`mask=`: each mask's plan; a chunk task reads an item's masks once for all assets."""
 
     @property
     def grid(self) -> Any:
         return self.assets[0].grid
+
+    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
+        """The masks of one chunk task (None without masks)."""
+        return ChunkClear(self.masks, window) if self.masks else None
+
+    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
+        """`mosaic_block`'s clear= for the asset whose spec is `mspec`."""
+        if clear is None:
+            return None
+        asset = next(k for k, a in enumerate(self.assets) if a is mspec)
+        return clear.for_scenes(self.scene_items[asset])
 
     @property
     def steps(self) -> int:
@@ -93,6 +109,8 @@ class StacSpec:
             repr(self.fills),
             self.rescale,
             self.loop,
+            tuple(i.tobytes() for i in self.scene_items) if self.masks else (),
+            tuple(tokenize(m) for m in self.masks),
         )
 
 
@@ -248,7 +266,7 @@ class StacBlocks:
             (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
         ]
         if jobs:
-            results = run_sync(_gather(jobs, window), spec.loop)
+            results = run_sync(_gather(spec, jobs, window), spec.loop)
             for (t, positions, mspec, _, _), values in zip(jobs, results, strict=True):
                 for k, pos in enumerate(positions):
                     out[t, pos] = _finish(
@@ -258,13 +276,17 @@ class StacBlocks:
 
 
 async def _gather(
+    spec: LoadSpec,
     jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int]]],
     window: tuple[int, int, int, int],
 ) -> list[np.ndarray]:
-    """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop."""
-    return await asyncio.gather(
-        *(mosaic_block(mspec, ids, numbers, window) for _, _, mspec, ids, numbers in jobs)
-    )
+    """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop; with
+    masks, each item's mask is read once and shared by its assets (`ChunkClear`)."""
+    clear = spec.chunk_clear(window)
+    return await asyncio.gather(*(
+        mosaic_block(mspec, ids, numbers, window, spec.clear_hook(clear, mspec))
+        for _, _, mspec, ids, numbers in jobs
+    ))
 
 
 def _finish(

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from daskcog.mosaics.grid import Grid
+from daskcog.mosaics.masks import ChunkClear, ClearFn
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime.io_loop import LoopChoice
@@ -49,3 +50,11 @@ class LoadSpec(Protocol):
     def assets(self) -> tuple[MosaicSpec, ...]: ...
 
     def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]: ...
+
+    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
+        """The masks of one chunk task (`mask=`), None without."""
+        ...
+
+    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
+        """`mosaic_block`'s clear= for one asset's mosaic of the chunk."""
+        ...

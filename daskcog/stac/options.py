@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from daskcog.mosaics.masks import Mask
 from daskcog.mosaics.methods import MethodLike
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac.items import grouping
@@ -69,6 +70,8 @@ class LoadOptions:
     """odc-stac's per-collection band configuration (`bands.apply_stac_cfg`)."""
     retry: RetryPolicy | None = None
     """How header fetches and every read of the graph retry (None: georeader's default)."""
+    masks: tuple[Mask, ...] = ()
+    """`mask=`: quality-band masks applied to each item's data before the method."""
 
 
 def check_asset_options(

@@ -29,6 +29,7 @@ import numpy as np
 
 from daskcog.mosaics.crs import crs_text, transform_bounds
 from daskcog.mosaics.grid import Grid, place
+from daskcog.mosaics.masks import ChunkClear, ClearFn
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime import credentials as creds
@@ -167,6 +168,12 @@ class ParquetSpec:
             if len(ids):
                 out.append((positions, mspec, ids, numbers))
         return out
+
+    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
+        return None  # mask= is refused for stac-geoparquet at call time
+
+    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
+        return None
 
     def __dask_tokenize__(self) -> Any:
         # callables by dask's deterministic token, never their repr (a memory address)

@@ -36,6 +36,8 @@ def row_keys(groupby: Any, table: Any, lon: float | None = None) -> np.ndarray:
     row's bbox centre)."""
     if groupby is None or groupby == "id":
         return table.column("id").to_numpy(zero_copy_only=False).astype(str)
+    if groupby == "all":
+        return np.zeros(table.num_rows, dtype=np.int64)
     if callable(groupby):
         raise StacError("groupby callables need item objects; a stac-geoparquet load takes a "
                         "string groupby")

@@ -2,7 +2,8 @@
 
 Group keys follow odc-stac so a switch keeps the same steps:
 
-* "time": the exact timestamp; "id": one step per item;
+* "time": the exact timestamp; "id": one step per item; "all": one step of every item
+  (a composite over the whole period);
 * "solar_day": the UTC time shifted by whole hours of longitude
   (int(lon / 15)), then its date: one overpass of a sun-synchronous satellite
   stays one step even when it crosses midnight UTC;
@@ -32,7 +33,7 @@ import numpy as np
 from daskcog.stac.items.item_dicts import ItemDict, StacError
 
 Groupby = str | Callable[..., Hashable]
-TIME_GROUPS = ("time", "solar_day", "day", "month", "id")
+TIME_GROUPS = ("time", "solar_day", "day", "month", "id", "all")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def group_keys(
     """One group key per item."""
     if groupby is None or groupby == "id":
         return list(range(len(items)))
+    if groupby == "all":
+        return [0] * len(items)
     if callable(groupby):
         if _takes_three(groupby):
             return [
