@@ -41,6 +41,7 @@ from daskcog.mosaics.warp import (
     Part,
     footprint_part,
     level_scales,
+    revisited,
     source_window,
     warp,
 )
@@ -300,6 +301,7 @@ async def read_scene(
             spec.resampling,
             spec.warp_tolerance,
             scales,
+            revisited(spec, index),
         )
     invalid = nodata_mask(values, fill)
     valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid

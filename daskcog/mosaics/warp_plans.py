@@ -1,0 +1,149 @@
+"""Warp once, reuse across revisits: nearest-neighbour warps as a cached gather.
+
+Why: a time series revisits the same tiles. For one scene footprint and one output
+chunk, the source CRS, the source window's transform and shape, the chunk part's
+transform and shape, the resampling and GDAL's tolerance are the same on every date,
+so GDAL's nearest-neighbour warp picks the same source pixel for every output pixel on
+every date: only the values differ. This module asks GDAL once which source pixel that
+is, and every later scene with the same key is a numpy gather.
+
+How the mapping is made GDAL-exact: the source window's flat pixel indices (a float32
+raster, exact below 2**24 pixels, nodata -1, a value no index takes) go through the
+very same call as the data (`warp.gdal_warp`: same transforms, shapes, tolerance,
+resampling, one thread). GDAL's
+nearest kernel copies the picked source pixel, whatever its type, so the warped
+index raster holds, per output pixel, the index of the pixel GDAL picks, or -1 where
+it writes nothing. A data pixel equal to the fill value (GDAL's source nodata) is left
+unwritten by GDAL, i.e. the destination keeps the fill value, which is exactly the
+value the gather copies. So `gather(source, plan, fill)` equals GDAL's warp bit for bit
+(tests/daskcog/test_warp_plans.py checks it across UTM zones, to geographic grids and
+at half-pixel ties).
+
+Two conditions keep it exact, both checked before a plan is used:
+* GDAL cuts a warp into pieces when its working buffers pass its memory limit
+  (64 MiB, rasterio's default), and its approximate transformer interpolates along the
+  rows of each piece: the index raster (32 bits a pixel) and the data must both fit in
+  one piece, so both warps see the same pieces (`fits_one_piece`);
+* only nearest: bilinear / cubic weights could be cached too, but GDAL's kernels weigh
+  valid neighbours only and renormalise near nodata and edges, so a cached weight table
+  would differ from GDAL wherever a neighbour is nodata; those keep GDAL's warp.
+
+The plans live in one per-process table (cachetools LRU bounded by bytes, the
+`daskcog.warp-plan-bytes` setting), registered in the project's process-state
+registry as "daskcog.warp-plans" (`info()` / `clear()`; a forked child starts empty).
+A plan is made on a key's first use when the mosaic's spec shows the footprint more
+than once (a revisit will reuse it), else on its second use in the process (a key seen
+once in this process: loads that build a spec per chunk, e.g. stac-geoparquet).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import cachetools
+import numpy as np
+
+from daskcog.runtime import process_state, settings
+
+GDAL_WARP_MEMORY = 64 * 2**20
+"""Bytes of working buffers above which GDAL cuts a warp into pieces (its default
+`dfWarpMemoryLimit`, which rasterio's `reproject` keeps with `warp_mem_limit=0`)."""
+SEEN_KEYS = 16_384
+"""Keys remembered as seen once (a key is ~200 bytes): a second sight makes a plan."""
+
+
+def fits_one_piece(
+    src_shape: tuple[int, int], dst_shape: tuple[int, int], bits: int, bands: int
+) -> bool:
+    """Whether GDAL warps a raster of `bands` x `bits` per pixel from `src_shape` onto
+    `dst_shape` in one piece: its working-buffer estimate (data plus a nodata bit per band,
+    a validity bit per source pixel) stays under the memory limit, with a margin."""
+    src = src_shape[0] * src_shape[1]
+    dst = dst_shape[0] * dst_shape[1]
+    used = ((bits * bands + bands + 1) * src + (bits * bands + bands) * dst) / 8
+    return used < 0.9 * GDAL_WARP_MEMORY
+
+
+def gather(source: np.ndarray, plan: np.ndarray, fill: float | int) -> np.ndarray:
+    """(band, y, x) on the plan's grid: each output pixel the source pixel the plan names;
+    the plan's value `source.size / bands` (one past the last pixel) names the fill."""
+    bands = source.shape[0]
+    pixels = source.shape[1] * source.shape[2]
+    flat = np.empty((bands, pixels + 1), dtype=source.dtype)
+    flat[:, :pixels] = source.reshape(bands, pixels)
+    flat[:, pixels] = fill
+    return np.take(flat, plan, axis=1)
+
+
+class PlanTable:
+    """Per-process nearest-neighbour plans: key -> int32 (y, x) source indices.
+
+    A `cachetools.LRUCache` bounded by bytes behind a lock (cachetools' caches are not
+    thread-safe), its bound read from dask.config at each use (a changed bound empties
+    it), plus a count-bounded set of keys seen once."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._bound = -1
+        self._plans: cachetools.LRUCache[Hashable, np.ndarray] = cachetools.LRUCache(1)
+        self._seen: cachetools.LRUCache[Hashable, bool] = cachetools.LRUCache(SEEN_KEYS)
+        self.hits = 0
+        self.made = 0
+
+    def _check_bound(self) -> int:
+        bound = settings.get_int("warp-plan-bytes")
+        if bound != self._bound:
+            self._bound = bound
+            self._plans = cachetools.LRUCache(max(1, bound), getsizeof=lambda a: a.nbytes)
+        return bound
+
+    def plan(
+        self, key: Hashable, revisited: bool, make: Callable[[], np.ndarray]
+    ) -> np.ndarray | None:
+        """The key's plan: cached, or made now when the key will be (or was) used again;
+        None on a first sight of a key no revisit shares (the caller warps with GDAL)."""
+        with self._lock:
+            bound = self._check_bound()
+            if bound <= 0:
+                return None
+            found = self._plans.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+            if not revisited and self._seen.get(key) is None:
+                self._seen[key] = True
+                return None
+        made = make()  # outside the lock: GDAL's warp, several threads at once
+        with self._lock:
+            self.made += 1
+            if made.nbytes <= self._bound:
+                self._plans[key] = made
+            self._seen.pop(key, None)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+            self._seen.clear()
+            self.hits = self.made = 0
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "plans": len(self._plans),
+            "bytes": int(self._plans.currsize),
+            "maxbytes": max(self._bound, 0),
+            "seen-once": len(self._seen),
+            "hits": self.hits,
+            "made": self.made,
+        }
+
+
+PLANS = PlanTable()
+process_state.register(
+    "daskcog.warp-plans", info=PLANS.info, clear=PLANS.clear, after_fork=PLANS._reset
+)
