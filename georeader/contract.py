@@ -1,11 +1,15 @@
 """The reader contracts: one metadata surface, sync (`GeoData`) or async (`AsyncGeoData`) reads.
 
-daskcog's graphs, reader cache and mosaics are written against these, so a fake
-reader that satisfies `AsyncGeoData` drives their tests without files
-(tests/daskcog/fake_reader.py). `isinstance(obj, AsyncGeoData)` is true only
-for objects that have every member, with coroutine reads (and sync reads for
-`GeoData`); it looks members up statically, so it never runs a property and
-never raises (an unopened reader conforms: its properties raise only when read).
+Plain `typing.Protocol`s: type checkers check readers against them (both georeader readers
+and tests/daskcog/fake_reader.py, which drives daskcog's tests without files). `GeoData`
+and `AsyncGeoData` list the same metadata (`GeoMetadata`) and the same reads
+(`read_window`, `read_bounds`, `read_geoslice`, `load`), plain functions on one and
+coroutines on the other. At run time, `conforms(obj, AsyncGeoData)` tells whether an
+object has every member, with coroutine reads (plain ones for `GeoData`); it looks
+members up statically, so it never runs a property and never raises (an unopened reader
+conforms: its properties raise only when read). `isinstance` is not offered: typing's
+own check reads every property (which raises on an unopened reader) and cannot tell a
+coroutine method from a plain one.
 
 Both georeader readers write their surface once, here: `LevelFacts` holds what the
 header says about the level they read (made at open), `FromLevelFacts` serves it as
@@ -19,7 +23,7 @@ import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from affine import Affine
@@ -38,23 +42,12 @@ _ASYNC_ONLY = ("__aenter__", "__aexit__", "aclose")
 """Members only async readers have (the async context manager)."""
 
 
-class _ReaderProtocolMeta(type(Protocol)):  # type: ignore[misc]
-    """`isinstance` for the reader Protocols: static lookups, reads checked sync or async.
-
-    typing's own check (Python 3.11) reads every property with `hasattr`, which
-    raises on an unopened reader, and cannot tell a coroutine method from a plain one.
-    """
-
-    def __instancecheck__(cls, instance: object) -> bool:
-        return _has_members(instance, cls, reads_async=_READS_ASYNC.get(cls.__name__))
-
-
 def _protocol_members(proto: type) -> dict[str, Any]:
     """Public members (and the async context manager's dunders) of `proto` and its bases."""
     members: dict[str, Any] = {}
     for base in reversed(proto.__mro__):
-        if base in (object, Protocol) or not isinstance(base, _ReaderProtocolMeta):
-            continue
+        if base not in _READS_ASYNC:
+            continue  # object, typing's Protocol and Generic: no members of the contract
         for name, value in vars(base).items():
             if (name in _ASYNC_ONLY or not name.startswith("_")) and (
                 isinstance(value, property) or inspect.isfunction(value)
@@ -63,9 +56,13 @@ def _protocol_members(proto: type) -> dict[str, Any]:
     return members
 
 
-def _has_members(instance: object, proto: type, *, reads_async: bool | None) -> bool:
+def conforms(instance: object, proto: type) -> bool:
+    """True when `instance` has every member of the reader Protocol `proto` (`GeoMetadata`,
+    `GeoData`, `AsyncGeoData`), its reads plain functions (`GeoData`) or coroutines
+    (`AsyncGeoData`). Static lookups only: no property runs, nothing raises."""
     if isinstance(instance, type):
         return False  # a reader class is not a reader
+    reads_async = _READS_ASYNC.get(proto)
     try:
         for name, declared in _protocol_members(proto).items():
             found = inspect.getattr_static(instance, name)
@@ -81,8 +78,7 @@ def _has_members(instance: object, proto: type, *, reads_async: bool | None) -> 
         return False
 
 
-@runtime_checkable
-class GeoMetadata(Protocol, metaclass=_ReaderProtocolMeta):
+class GeoMetadata(Protocol):
     """What every reader knows after open, without I/O."""
 
     @property
@@ -113,7 +109,6 @@ class GeoMetadata(Protocol, metaclass=_ReaderProtocolMeta):
     def block_shape(self) -> tuple[int, int]: ...
 
 
-@runtime_checkable
 class GeoData(GeoMetadata, Protocol):
     """A synchronous reader (rasterio-backed): the reference."""
 
@@ -125,7 +120,6 @@ class GeoData(GeoMetadata, Protocol):
     def load(self, **kwargs: Any) -> GeoTensor: ...
 
 
-@runtime_checkable
 class AsyncGeoData(GeoMetadata, Protocol):
     """An asynchronous reader: reads are coroutines, safe to run many at once.
 
@@ -146,7 +140,7 @@ class AsyncGeoData(GeoMetadata, Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
-_READS_ASYNC = {"GeoData": False, "AsyncGeoData": True}
+_READS_ASYNC: dict[type, bool | None] = {GeoMetadata: None, GeoData: False, AsyncGeoData: True}
 """Whether a Protocol's read methods must be coroutine functions (GeoMetadata: no reads)."""
 
 

@@ -46,7 +46,6 @@ from georeader.header.model import (  # re-exported: the reader's public compani
 )
 from georeader.header.opening import DEFAULT_PREFETCH, open_file
 from georeader.io.error_mapping import map_store_error
-from georeader.io.guarded_get import policy_scope
 from georeader.io.retry import RetryPolicy, retrying
 from georeader.io.shutdown_safety import operation
 from georeader.io.stores import Location, reader_location
@@ -287,9 +286,8 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
             )
         fetched = None
         if inside is not None:
-            if self._opened.layout.route == routes.NATIVE:
-                with policy_scope(self.retry):  # each request retries in the store (one layer)
-                    fetched = await self._fetch_inside(inside, fill)
+            if self._opened.layout.route == routes.NATIVE:  # each request retries (one layer)
+                fetched = await self._fetch_inside(inside, fill)
             else:  # GDAL's reads do not pass through our store: retried here, whole window
                 fetched = await retrying(lambda: self._fetch_inside(inside, fill), self.retry)
         return PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
@@ -344,16 +342,17 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
 
     async def _fetch_inside(self, inside: Window, fill: float) -> Fetched:
         """One attempt at fetching a window inside the image, errors mapped to typed ones."""
+        if self._opened.layout.route == routes.NATIVE:  # its errors come out typed
+            return await fetch.fetch_native(self._opened, self._lvl, inside, self.url, self.retry)
         try:
-            if self._opened.layout.route == routes.NATIVE:
-                return await fetch.fetch_native(self._opened, self._lvl, inside, self.url)
             return Fetched(values=await self._read_rasterio(inside, fill))
         except StoreReadError as exc:  # from the store layer, which does not know the window
-            raise StoreReadError(f"{exc} (reading window {_fmt_window(inside)})") from exc
+            raise StoreReadError(f"{exc} (reading window {fetch.fmt_window(inside)})") from exc
         except GeoreaderError:
             raise
         except Exception as exc:
-            raise map_store_error(exc, self.url, f"reading window {_fmt_window(inside)}") from exc
+            doing = f"reading window {fetch.fmt_window(inside)}"
+            raise map_store_error(exc, self.url, doing) from exc
 
     async def _read_rasterio(self, inside: Window, fill: float) -> np.ndarray:
         from georeader.read.gdal_route import rasterio_level  # GDAL, only for its layouts
@@ -374,7 +373,12 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
         read-ahead bytes no read has used yet would exceed `budget` (see
         `fetch.prefetch_window`).
         """
-        return await fetch.prefetch_window(self._opened, self._lvl, window, budget=budget)
+        w = self._int_window(window)
+        return await fetch.prefetch_window(
+            self._opened, self._lvl,
+            (int(w.col_off), int(w.row_off), int(w.width), int(w.height)),
+            budget=budget, retry=self.retry,
+        )
 
     @property
     def reads_locally(self) -> bool:
@@ -395,13 +399,6 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
             fetched = fetch.fetch_local(self._opened, level, inside, self.url)
         pending = PendingWindow(self._opened, self._lvl, self.bands, window, inside, fill, fetched)
         return pending.assemble()
-
-
-def _fmt_window(w: Window) -> str:
-    return (
-        f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, "
-        f"width={int(w.width)}, height={int(w.height)})"
-    )
 
 
 def _block_shape(level: Level) -> tuple[int, int]:

@@ -10,10 +10,14 @@ order they run):
   window). Dask builds that as one blockwise layer: constant time and memory
   whatever the chunk count, and deterministic keys from the spec's token.
 * Each chunk task is a plain sync function (`BlockReader.__getitem__`), so it
-  works on every scheduler and survives graph fusion. It submits the async
-  `fetch_window` to an event loop of the process that runs it (`io_loop`),
-  decodes in its own thread, and gets the reader from the per-process
-  `reader_cache`, so each worker fetches a header once, not once per chunk.
+  works on every scheduler and survives graph fusion. It finds the header in the
+  per-process `reader_cache` (so each worker fetches a header once, not once per
+  chunk) and runs georeader's read steps over it, with no reader object: a local
+  file's tiles are `pread` in the task's thread; a remote file's are fetched by
+  submitting georeader's async `fetch_native` to an event loop of the process
+  (`io_loop`), with read-ahead of the neighbouring chunks; either way the tiles are
+  decoded and assembled in the task's own (Dask) thread (`assemble_window`), so the
+  decoding runs on Dask's threads, as many at once as Dask runs tasks.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ from daskcog.runtime import credentials as creds
 from daskcog.runtime import failures, read_ahead, settings
 from daskcog.runtime.io_loop import LoopChoice, run_sync
 from daskcog.runtime.reader_cache import CACHE, cache_key, default_retry
-from georeader import AsyncGeoTIFFReader, PendingWindow, parse_location
+from georeader import (
+    NATIVE,
+    AsyncGeoTIFFReader,
+    assemble_window,
+    fetch_local,
+    fetch_native,
+    parse_location,
+    reads_locally,
+)
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill
 from georeader.io import SIGNING_OPTIONS, RetryPolicy, check_store_options, split_signed_url
+from georeader.reader import Fetched
 
 
 @dataclass(frozen=True)
@@ -234,8 +247,10 @@ class BlockReader:
 
     A process unpickles it once per graph, and its chunk tasks share it: what every chunk
     would otherwise work out again is worked out here once while the header stays cached
-    (the store options with the named credentials resolved, the reader cache's key), and
-    one reader is kept per band slice while its header is the cached one.
+    (the store options with the named credentials resolved, the reader cache's key, and
+    per band subset the level and how it is read), so a chunk is a cache lookup, one
+    window fetch and one assembly: georeader's read steps over the cached header, no
+    reader object (the GDAL route, which reads through rasterio, keeps its reader).
     """
 
     def __init__(self, spec: ReadSpec, grid: read_ahead.ChunkGrid | None = None) -> None:
@@ -243,7 +258,7 @@ class BlockReader:
         self.grid = grid
         self._array: str | None = None
         self._resolved: tuple[dict[str, Any], tuple[str, str] | None] | None = None
-        self._readers: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._held: dict[tuple[int, ...], _Held] = {}
         self.shape = (len(spec.bands), spec.window[3], spec.window[2])
         self.dtype = np.dtype(spec.dtype)
         self.ndim = 3
@@ -256,18 +271,13 @@ class BlockReader:
         c0, c1, _ = col_slice.indices(self.shape[2])
         if r1 <= r0 or c1 <= c0 or b1 <= b0:
             return np.empty((max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0)), self.dtype)
-        window = Window(spec.window[0] + c0, spec.window[1] + r0, c1 - c0, r1 - r0)
         if self._array is None:
             self._array = f"{spec.token}-{b0}-{b1}"
+        col_off, row_off = spec.window[0] + c0, spec.window[1] + r0
         try:
-            return self._read(b0, b1, window)
+            return self.read(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
         except GeoreaderError as exc:
-            where = (
-                int(window.col_off),
-                int(window.row_off),
-                int(window.width),
-                int(window.height),
-            )
+            where = (col_off, row_off, c1 - c0, r1 - r0)
             if spec.errors == "nodata":
                 failures.record(spec.token, spec.url, where, exc)
                 return np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
@@ -281,39 +291,52 @@ class BlockReader:
     def __reduce__(self) -> tuple[Any, ...]:
         return (BlockReader, (self.spec, self.grid))
 
-    def _read(self, b0: int, b1: int, window: Window) -> np.ndarray:
-        """One chunk. With the header in this process (the usual case): the reader kept for
-        this band slice reads it, a local file here in one pass (no event loop), a remote
-        one on the I/O loop; a cold header goes through `fetch_block`."""
+    def read(
+        self, bands: tuple[int, ...], col_off: int, row_off: int, width: int, height: int
+    ) -> np.ndarray:
+        """One window of the level (it may reach outside: padded with the fill value).
+
+        With the header in this process (the usual case): a local file is read here in one
+        pass (no event loop), a remote one is fetched on the I/O loop (with read-ahead of
+        the chunks around it) and decoded here, in the Dask thread; a cold header is
+        fetched first, once per process (the reader cache).
+        """
         spec = self.spec
         resolved = self._resolved
         if resolved is None:
             resolved = self._resolved = self._resolve()
         options, key = resolved
         opened = CACHE.peek_key(key) if key is not None else CACHE.peek(spec.url, options)
-        if opened is not None:
-            held = self._readers.get((b0, b1))
-            if held is None or held[0] is not opened:  # first chunk, or a new header
-                reader = AsyncGeoTIFFReader.from_opened(
-                    opened, overview_level=spec.overview_level, bands=spec.bands[b0:b1]
-                )
-                reader.retry = spec.retry
-                held = self._readers[(b0, b1)] = (opened, reader)
-            reader = held[1]
-            if reader.reads_locally:
-                return reader.read_window_sync(window, fill_value=spec.fill_value).values
-            pending = run_sync(
-                fetch_with(reader, window, spec.fill_value, self.grid, self._array), spec.loop
+        if opened is None:
+            # a cold header (first use, a cleared cache): resolve the credentials again, so
+            # an unregistered or replaced credential set is seen, as each chunk used to see it
+            options, _ = self._resolved = self._resolve()
+            opened = run_sync(CACHE.opened(spec.url, options, retry=spec.retry), spec.loop)
+        held = self._held.get(bands)
+        if held is None or held[0] is not opened:  # first chunk, or a new header
+            held = self._held[bands] = _hold(opened, spec, bands)
+        level, how, reader = held[1], held[2], held[3]
+        window = Window(col_off, row_off, width, height)
+        c0, r0 = max(col_off, 0), max(row_off, 0)
+        c1, r1 = min(col_off + width, level.width), min(row_off + height, level.height)
+        inside = None
+        if c1 > c0 and r1 > r0:
+            inside = window if (c0, r0, c1, r1) == (col_off, row_off, col_off + width,
+                                                     row_off + height) else Window(
+                c0, r0, c1 - c0, r1 - r0)
+        if how == "local":
+            fetched = None if inside is None else fetch_local(opened, level, inside, spec.url)
+        elif how == "native":
+            fetched = run_sync(
+                fetch_remote(spec, opened, level, window, inside, self.grid, self._array),
+                spec.loop,
             )
+        else:  # GDAL's route: the reader reads through rasterio
+            pending = run_sync(reader.fetch_window(window, fill_value=spec.fill_value), spec.loop)
             return pending.assemble().values
-        # a cold header (first use, a cleared cache): resolve the credentials again, so an
-        # unregistered or replaced credential set is seen, as each chunk used to see it
-        options, _ = self._resolved = self._resolve()
-        pending = run_sync(
-            fetch_block(spec, spec.bands[b0:b1], window, self.grid, self._array, options),
-            spec.loop,
-        )
-        return pending.assemble().values
+        return assemble_window(
+            opened, level, bands, window, inside, spec.fill_value, fetched
+        ).values
 
     def _resolve(self) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """(store options with secrets, the reader cache's key or None when the options sign
@@ -324,54 +347,52 @@ class BlockReader:
         return options, None if signed else cache_key(self.spec.url, options)
 
 
-def read_block(
-    spec: ReadSpec, bands: Sequence[int], window: Window,
-    grid: read_ahead.ChunkGrid | None = None, array: str | None = None,
-) -> np.ndarray:
-    """The chunk task: fetch on the process's event loop, decode in this (Dask) thread.
-
-    Local files whose tiles imagecodecs decodes skip the loop: their tile bytes
-    are `pread` here (see `AsyncGeoTIFFReader.reads_locally` for the figures).
-    """
-    settings.apply_georeader()
-    options = spec.options
-    opened = CACHE.peek(spec.url, options)
-    if opened is not None:
-        reader = AsyncGeoTIFFReader.from_opened(
-            opened, overview_level=spec.overview_level, bands=bands
-        )
-        if reader.reads_locally:
-            return reader.read_window_sync(window, fill_value=spec.fill_value).values
-    pending = run_sync(fetch_block(spec, bands, window, grid, array), spec.loop)
-    return pending.assemble().values
+_Held = tuple[Any, Any, str, Any]
+"""(the header it was worked out for, the level, how it is read, a reader or None)."""
 
 
-async def fetch_block(
-    spec: ReadSpec, bands: Sequence[int], window: Window,
-    grid: read_ahead.ChunkGrid | None = None, array: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> PendingWindow:
-    """A cached reader (one header per process), one window fetch, and read-ahead of the
-    chunks around it (see `read_ahead`) once this one's requests are on their way.
-    `options`: the spec's store options already resolved (else resolved here)."""
-    reader = await CACHE.reader(
-        spec.url, spec.options if options is None else options,
-        overview_level=spec.overview_level, bands=bands,
-        retry=spec.retry,
+def _hold(opened: Any, spec: ReadSpec, bands: tuple[int, ...]) -> _Held:
+    """What every chunk of one band subset shares while the header is the cached one: the
+    level and how it is read ("local": `pread` here, "native": georeader's fetch on the I/O
+    loop, "gdal": a reader over the header, which reads through rasterio)."""
+    reader = AsyncGeoTIFFReader.from_opened(
+        opened, overview_level=spec.overview_level, bands=bands
+    )  # checks the level and the bands against this header
+    reader.retry = spec.retry
+    level = opened.levels[spec.overview_level]
+    if reads_locally(opened, level):
+        return (opened, level, "local", None)
+    if opened.layout.route == NATIVE:
+        return (opened, level, "native", None)
+    return (opened, level, "gdal", reader)
+
+
+def read_block(spec: ReadSpec, bands: Sequence[int], window: Window) -> np.ndarray:
+    """One window of any band list (xarray's backend), by a `BlockReader` of the spec."""
+    return BlockReader(spec).read(
+        tuple(bands), int(window.col_off), int(window.row_off), int(window.width),
+        int(window.height),
     )
-    return await fetch_with(reader, window, spec.fill_value, grid, array)
 
 
-async def fetch_with(
-    reader: Any, window: Window, fill_value: float | int,
+async def fetch_remote(
+    spec: ReadSpec, opened: Any, level: Any, window: Window, inside: Window | None,
     grid: read_ahead.ChunkGrid | None, array: str | None,
-) -> PendingWindow:
-    """One window fetch by a reader this process holds, and read-ahead of the chunks
-    around it once this one's requests are on their way."""
-    own = asyncio.ensure_future(reader.fetch_window(window, fill_value=fill_value))
+) -> Fetched | None:
+    """One window's tiles (georeader's `fetch_native` with the spec's retry policy), and
+    read-ahead of the chunks around it once this one's requests are on their way."""
+    own = (
+        None
+        if inside is None
+        else asyncio.ensure_future(fetch_native(opened, level, inside, spec.url, spec.retry))
+    )
     if grid is not None and array is not None:
-        read_ahead.start(reader, grid, array, window)
-    return await own
+        read_ahead.start(
+            opened, level, grid, array,
+            (int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
+            spec.retry,
+        )
+    return None if own is None else await own
 
 
 def sub_spec(spec: ReadSpec, window: Window) -> ReadSpec:

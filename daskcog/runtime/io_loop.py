@@ -87,7 +87,9 @@ def run_sync(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
     settings.apply_georeader()
     target = worker_loop() if loop == "worker" else None
     if target is None:
-        target = io_loop()
+        state = _state  # the running loop of this process, else (re)start it
+        alive = state is not None and state[0] == os.getpid() and state[2].is_alive()
+        target = state[1] if alive and state is not None else io_loop()
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:

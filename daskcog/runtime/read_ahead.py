@@ -23,15 +23,17 @@ asked).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rasterio.windows import Window
+import dask.config
 
 from daskcog.runtime import process_state, settings
+from georeader import prefetch_window
 from georeader.io import RANGE_CACHE
 
 BUDGET: int | None = None
@@ -76,16 +78,17 @@ class ChunkGrid:
         return (-(-self.height // self.row_step), -(-self.width // self.col_step))
 
     def index(self, row_off: int, col_off: int, height: int, width: int) -> tuple[int, int] | None:
-        """(i, j) of the chunk that is exactly this window, or None."""
+        """(i, j) of the chunk that is exactly this window, or None (once per chunk: plain
+        arithmetic, no further call)."""
         i, ri = divmod(row_off - self.row_off, self.row_step)
         j, rj = divmod(col_off - self.col_off, self.col_step)
-        ni, nj = self.shape
-        if (
-            ri
-            or rj
-            or not (0 <= i < ni and 0 <= j < nj)
-            or self.window(i, j) != (col_off, row_off, width, height)
-        ):
+        if ri or rj or i < 0 or j < 0:
+            return None
+        r0, c0 = i * self.row_step, j * self.col_step
+        if r0 >= self.height or c0 >= self.width:
+            return None
+        if (height, width) != (min(self.row_step, self.height - r0),
+                               min(self.col_step, self.width - c0)):
             return None
         return i, j
 
@@ -97,14 +100,24 @@ class ChunkGrid:
 
     def neighbours(self, i: int, j: int, radius: int = RADIUS) -> list[tuple[int, int]]:
         """Chunks around (i, j), nearest ring first, within the grid."""
-        ni, nj = self.shape
+        ni, nj = -(-self.height // self.row_step), -(-self.width // self.col_step)
         out = []
-        for r in range(1, radius + 1):
-            ring = [(a, b) for a in range(i - r, i + r + 1) for b in range(j - r, j + r + 1)
-                    if max(abs(a - i), abs(b - j)) == r and 0 <= a < ni and 0 <= b < nj]
-            ring.sort(key=lambda ab: (abs(ab[0] - i) + abs(ab[1] - j), ab))
-            out += ring
+        for di, dj in _OFFSETS if radius == RADIUS else _offsets(radius):
+            a, b = i + di, j + dj
+            if 0 <= a < ni and 0 <= b < nj:
+                out.append((a, b))
         return out
+
+
+def _offsets(radius: int) -> list[tuple[int, int]]:
+    """(di, dj) of the chunks within `radius`, ring by ring, each ring by Manhattan distance
+    then position (the order `neighbours` gives)."""
+    cells = [(di, dj) for di in range(-radius, radius + 1) for dj in range(-radius, radius + 1)
+             if (di, dj) != (0, 0)]
+    return sorted(cells, key=lambda d: (max(abs(d[0]), abs(d[1])), abs(d[0]) + abs(d[1]), d))
+
+
+_OFFSETS = _offsets(RADIUS)
 
 
 class Requested:
@@ -128,8 +141,11 @@ class Requested:
                 while len(self._seen) > bound:
                     self._seen.popitem(last=False)
             self._seen.move_to_end(array)
-            new = [c for c in chunks if c not in seen]
-            seen.update(new)
+            new = []
+            for c in chunks:  # a loop: no comprehension call once per chunk
+                if c not in seen:
+                    new.append(c)
+                    seen.add(c)
             return new
 
     def clear(self) -> None:
@@ -173,26 +189,35 @@ def clear() -> None:
 _tasks: set[asyncio.Future[Any]] = set()  # read-ahead tasks in flight (kept from the GC)
 
 
-def start(reader: Any, grid: ChunkGrid, array: str, window: Window) -> None:
-    """Claim `window`'s chunk and start read-ahead of its unrequested neighbours (on this loop)."""
-    budget = budget_bytes()
+def start(
+    opened: Any, level: Any, grid: ChunkGrid, array: str, window: tuple[int, int, int, int],
+    retry: Any = None,
+) -> None:
+    """Claim `window`'s chunk (col_off, row_off, width, height) and start read-ahead of its
+    unrequested neighbours on this loop (georeader's `prefetch_window` over the same header).
+
+    Runs once per remote chunk: the budget is read from dask.config here (no helper call),
+    the rest is plain arithmetic.
+    """
+    budget = BUDGET
+    if budget is None:
+        budget = int(dask.config.get("daskcog.readahead-bytes"))
     if budget <= 0 or RANGE_CACHE.unused_prefetch_bytes >= budget:
         return
-    here = grid.index(
-        int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-    )
+    col_off, row_off, width, height = window
+    here = grid.index(row_off, col_off, height, width)
     if here is None:
         return
     REQUESTED.claim(array, [here])
     for ij in REQUESTED.claim(array, grid.neighbours(*here)):
         task = asyncio.ensure_future(
-            reader.prefetch_window(Window(*grid.window(*ij)), budget=budget)
+            prefetch_window(opened, level, grid.window(*ij), budget=budget, retry=retry)
         )
         _tasks.add(task)
-        task.add_done_callback(lambda t, ij=ij: _done(t, array, ij))
+        task.add_done_callback(functools.partial(_done, array, ij))
 
 
-def _done(task: asyncio.Future[Any], array: str, ij: tuple[int, int]) -> None:
+def _done(array: str, ij: tuple[int, int], task: asyncio.Future[Any]) -> None:
     _tasks.discard(task)
     if task.cancelled() or task.exception() is not None or not task.result():
         REQUESTED.release(array, ij)  # refused or failed: a later read may ask again

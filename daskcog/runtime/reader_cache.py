@@ -173,9 +173,17 @@ class ReaderCache:
         return self.peek_key(cache_key(url, store_options))
 
     def peek_key(self, key: tuple[str, str]) -> Any:
-        """`peek` by a `cache_key` worked out once (a chunk task's graph holds it)."""
+        """`peek` by a `cache_key` worked out once (a chunk task's array-like holds it).
+
+        Once per chunk: `_hit`'s steps written out here (no further call)."""
         with self._lock:
-            return self._hit(key)
+            if self.pid != os.getpid():
+                self._reset()
+            hit = self._done.get(key)
+            if hit is not None:
+                self._done.move_to_end(key)
+                self._info.hits += 1
+            return hit
 
     def _hit(self, key: tuple[str, str]) -> Any:
         """A cached header, counted as a hit (call with the lock held)."""

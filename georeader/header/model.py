@@ -9,6 +9,7 @@ that the fetch, decode and assemble steps can share without pulling in an opener
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import threading
@@ -23,7 +24,6 @@ from pyproj import CRS
 
 from georeader.errors import UnsupportedLayoutError
 from georeader.geo.gridded import OnGrid
-from georeader.io import range_cache
 from georeader.io.error_mapping import map_store_error
 from georeader.process_state import Table, register
 
@@ -53,6 +53,15 @@ register(
     clear=lambda: None,  # descriptors close with their header; nothing to drop early
     after_fork=_local_files_after_fork,
 )
+
+
+_header_ids = itertools.count()
+
+
+def new_header_id() -> str:
+    """A process-unique name for one opened header (its tiles' keys in the range cache
+    start with it)."""
+    return f"{os.getpid()}-{next(_header_ids)}"
 
 
 def header_size_hint(url: str) -> int | None:
@@ -164,7 +173,7 @@ class OpenedFile:
     _fd: int | None = None
     """File descriptor of a local file, for `pread` of tile bytes (this process's own: a
     forked child forgets it, `process_state`'s fork rule)."""
-    tile_cache_id: str = field(default_factory=range_cache.new_header_id, repr=False)
+    tile_cache_id: str = field(default_factory=new_header_id, repr=False)
     """This header's name in the tile-bytes cache: bytes fetched under another (older) header of
     the same URL are never served with this one, even where offsets and lengths coincide."""
 

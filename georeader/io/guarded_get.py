@@ -1,18 +1,25 @@
-"""The obspec store async-tiff reads remote objects through: one retry layer, bounded concurrency.
+"""The one guarded GET: every byte range georeader fetches from a store Python can call.
 
-* retries: every request (a header range, a window's batched tile ranges) is
-  tried again after a transient failure (5xx, 429, a refused, reset or timed-out
-  connection, a body cut short), per the `RetryPolicy` of the read that made it
-  (`policy_scope`; a context variable, which async-tiff's calls back into Python
-  keep: measured). obstore's own retries are off for these stores
-  (`max_retries=0`): one layer, so a permanent 503 costs `attempts` requests per
-  range, not attempts x obstore's tries.
-* `max_concurrency`: requests in flight per store and event loop are bounded
-  by a semaphore, so a burst of reads does not open more connections than an
-  origin accepts (a small listen backlog refuses the rest).
-* `head`: the header walk (`header.ifd_walk`) fetched the object's first bytes;
-  async-tiff's own first request asks for the same range and is answered from
-  memory (no second request); the bytes are dropped after the open.
+`GuardedStore.get` is the only wrapper around a request, one function that holds it all:
+
+* the header bytes: the header walk (`header.ifd_walk`) fetched the object's first bytes;
+  async-tiff's own first request asks for the same range and is answered from memory (no
+  second request); the bytes are dropped after the open.
+* `max_concurrency`: requests in flight per store and event loop are bounded by a
+  semaphore, so a burst of reads does not open more connections than an origin accepts
+  (a small listen backlog refuses the rest).
+* shutdown safety: the Rust future of the request is tracked (`shutdown_safety.PENDING`)
+  and shielded, so a cancelled read lets it finish before the interpreter may exit.
+* errors: a transient failure (5xx, 429, a refused, reset or timed-out connection, a body
+  cut short) becomes a `StoreReadError` and is tried again per the read's `RetryPolicy`
+  (`retry.next_wait`, only called on failure); a permanent one is raised as the store
+  raised it (the reader maps it, with the window, to its typed error). obstore's own
+  retries are off for these stores (`max_retries=0`): one layer, so a permanent 503 costs
+  `attempts` requests per range, not attempts x obstore's tries.
+
+The policy is passed by georeader's own tile fetches (`read.fetch`); async-tiff's calls
+back into the store (header ranges, tiles it fetches itself) find it in a context
+variable (`policy_scope`; async-tiff keeps the caller's context: measured).
 
 Wraps stores Python can call (obstore's, `PathStore`, any obspec object);
 async-tiff's Rust-native stores cannot be wrapped (their requests never reach
@@ -24,17 +31,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from georeader.errors import StoreReadError
 from georeader.io.error_mapping import map_store_error
 from georeader.io.obspec_ranges import ObspecRanges
-from georeader.io.retry import RetryPolicy, retrying
-from georeader.io.shutdown_safety import settled
+from georeader.io.retry import RetryPolicy, next_wait, retrying
+from georeader.io.shutdown_safety import PENDING, SETTLE_SECONDS, settled
 from georeader.process_state import Table, settings
 
 T = TypeVar("T")
+DEFAULT_POLICY = RetryPolicy()
 
 _policy: contextvars.ContextVar[RetryPolicy | None] = contextvars.ContextVar(
     "georeader_retry", default=None
@@ -52,6 +61,12 @@ def policy_scope(policy: RetryPolicy) -> Iterator[None]:
         yield
     finally:
         _policy.reset(token)
+
+
+def _with_notes(exc: StoreReadError) -> StoreReadError:
+    """async-tiff keeps only the message of what a store raises: the attempt count goes in it."""
+    notes = "; ".join(getattr(exc, "__notes__", []))
+    return StoreReadError(f"{exc} ({notes})" if notes else str(exc))
 
 
 def _limit(store: Any, size: int) -> asyncio.Semaphore:
@@ -73,6 +88,8 @@ class GuardedStore(ObspecRanges):
         self._size = max(1, max_concurrency or settings().max_concurrency)
         self._head: bytes | None = None
         self._whole = False
+        self._semaphore: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        """The semaphore of the loop this store last ran on (shared per wrapped store)."""
 
     def set_head(self, head: bytes, *, whole: bool) -> None:
         """Serve ranges inside `head` from memory (`whole`: it is the entire object)."""
@@ -90,10 +107,53 @@ class GuardedStore(ObspecRanges):
             return head[start:stop]
         return None
 
+    async def get(
+        self, path: str, start: int, end: int, policy: RetryPolicy | None = None
+    ) -> Any:
+        """The bytes of `path` in [start, end): the header bytes, else one guarded request
+        (bounded, shielded, retried per `policy`; None: the context's, else the default)."""
+        head = self._head
+        if (
+            head is not None
+            and path == self._key
+            and (end <= len(head) or (self._whole and start < len(head)))
+        ):
+            return head[start:end]
+        if policy is None:
+            policy = _policy.get() or DEFAULT_POLICY
+        loop = asyncio.get_running_loop()
+        held = self._semaphore
+        if held is None or held[0] is not loop:
+            held = self._semaphore = (loop, _limit(self.store, self._size))
+        began = time.monotonic()
+        attempt = 1
+        while True:
+            async with held[1]:
+                fut = asyncio.ensure_future(self.store.get_range_async(path, start=start, end=end))
+                PENDING.add(fut)
+                fut.add_done_callback(PENDING.discard)
+                try:
+                    return await asyncio.shield(fut)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(fut), SETTLE_SECONDS)
+                    raise
+                except Exception as exc:
+                    mapped = map_store_error(exc, self._url, "fetching bytes")
+                    if not isinstance(mapped, StoreReadError):
+                        raise
+                    mapped.__cause__ = exc
+                    try:
+                        wait = next_wait(policy, mapped, attempt, began)
+                    except StoreReadError as final:
+                        raise _with_notes(final) from final
+            await asyncio.sleep(wait)
+            attempt += 1
+
     async def _once(self, make: Callable[[], Awaitable[T]]) -> T:
-        """One request in a slot; a transient failure becomes a `StoreReadError` (the retry
-        layer decides), a permanent one is raised as the store raised it."""
-        async with self._slot():
+        """One request of `read_ranges` in a slot; a transient failure becomes a
+        `StoreReadError` (the retry layer decides), a permanent one is raised as it came."""
+        async with _limit(self.store, self._size):
             try:
                 return await make()
             except Exception as exc:
@@ -103,29 +163,14 @@ class GuardedStore(ObspecRanges):
                 raise
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        policy = _policy.get() or RetryPolicy()
+        policy = _policy.get() or DEFAULT_POLICY
         try:
             return await retrying(attempt, policy)
         except StoreReadError as exc:
-            # async-tiff keeps only the message of what a store raises: put the count in it
-            notes = "; ".join(getattr(exc, "__notes__", []))
-            raise StoreReadError(f"{exc} ({notes})" if notes else str(exc)) from exc
-
-    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        return await self._retrying(lambda: self._once(make))
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        async with _limit(self.store, self._size):
-            yield
+            raise _with_notes(exc) from exc
 
     async def read_range(self, path: str, start: int, end: int) -> Any:
-        cached = self._from_head(path, start, end)
-        if cached is not None:
-            return cached
-        return await self._call(
-            lambda: settled(self.store.get_range_async(path, start=start, end=end))
-        )
+        return await self.get(path, start, end)
 
     async def read_ranges(self, path: str, starts: Sequence[int], ends: Sequence[int]) -> Any:
         """The bytes of each range: one batched request first; after a transient failure,
@@ -147,7 +192,7 @@ class GuardedStore(ObspecRanges):
         async def one(i: int) -> Any:
             return await self._once(
                 lambda: settled(self.store.get_range_async(path, start=starts[i], end=ends[i]))
-            )
+            )  # ranges after a failed batch: as `get`, with the batch's attempt count
 
         async def attempt() -> list[Any]:
             nonlocal missing

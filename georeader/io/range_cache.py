@@ -22,8 +22,6 @@ the next read (or the retry layer) fetches again.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +29,8 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from georeader.io.guarded_get import GuardedStore
+from georeader.io.retry import RetryPolicy
 from georeader.process_state import register, settings
 
 Key = tuple[str, int, int]
@@ -82,7 +82,9 @@ class RangeCache:
         self._used: OrderedDict[Key, None] = OrderedDict()
         self._spare: OrderedDict[Key, None] = OrderedDict()
         self._size = 0
-        self._unused = 0
+        self.unused_prefetch_bytes = 0
+        """Read-ahead bytes (landed or in flight) no read has used yet (a plain attribute:
+        read-ahead reads it once per chunk)."""
         self._info = RangeCacheInfo(capacity=self.capacity)
 
     @property
@@ -105,11 +107,14 @@ class RangeCache:
         missing: list[int] = []
         fresh: list[_Entry] = []
         with self._lock:
-            if prefetch:
-                need = sum(n for off, n in ranges if (source, off, n) not in self._entries)
+            if prefetch_budget is not None:
+                need = 0
+                for off, n in ranges:
+                    if (source, off, n) not in self._entries:
+                        need += n
                 if need == 0:
                     return []
-                if prefetch_budget is not None and self._unused + need > prefetch_budget:
+                if self.unused_prefetch_bytes + need > prefetch_budget:
                     self._info.prefetch_refused += 1
                     return None
             for i, (off, n) in enumerate(ranges):
@@ -121,7 +126,7 @@ class RangeCache:
                     missing.append(i)
                     fresh.append(entry)
                     if prefetch:
-                        self._unused += n
+                        self.unused_prefetch_bytes += n
                         self._info.prefetched_bytes += n
                 else:
                     if not prefetch:
@@ -135,10 +140,11 @@ class RangeCache:
             await self._fill(source, ranges, missing, fresh, fetch)
         if prefetch:
             return []
-        return [
-            e.future.result() if e.future.done() else await asyncio.wrap_future(e.future)
-            for e in waits
-        ]
+        out: list[Any] = []
+        for e in waits:  # a loop, not a comprehension: no function call per read (Python 3.11)
+            future = e.future
+            out.append(future.result() if future.done() else await asyncio.wrap_future(future))
+        return out
 
     async def _fill(self, source: str, ranges: Sequence[tuple[int, int]], missing: list[int],
                     fresh: list[_Entry], fetch: Fetch) -> None:
@@ -155,8 +161,8 @@ class RangeCache:
                 entry.future.exception()  # retrieved: each waiter re-raises it itself
             raise
         with self._lock:
-            self._info.fetched_bytes += sum(e.size for e in fresh)
             for i, entry in zip(missing, fresh, strict=True):
+                self._info.fetched_bytes += entry.size
                 key = (source, *ranges[i])
                 if self._entries.get(key) is entry:  # not cleared meanwhile
                     entry.landed = True
@@ -167,7 +173,7 @@ class RangeCache:
 
     def _use(self, key: Key, entry: _Entry) -> None:
         entry.unused_prefetch = False
-        self._unused -= entry.size
+        self.unused_prefetch_bytes -= entry.size
         self._info.prefetch_used_bytes += entry.size
         if entry.landed:
             self._spare.pop(key, None)
@@ -179,7 +185,7 @@ class RangeCache:
         self._spare.pop(key, None)
         self._size -= entry.size
         if entry.unused_prefetch:
-            self._unused -= entry.size
+            self.unused_prefetch_bytes -= entry.size
             if wasted:
                 self._info.prefetch_wasted_bytes += entry.size
 
@@ -195,15 +201,10 @@ class RangeCache:
                 key = next(iter(order))
                 self._drop(key, wasted=True)
 
-    @property
-    def unused_prefetch_bytes(self) -> int:
-        """Read-ahead bytes (landed or in flight) no read has used yet."""
-        return self._unused
-
     def info(self) -> RangeCacheInfo:
         with self._lock:
             out = RangeCacheInfo(**asdict(self._info))
-            out.unused_prefetch_bytes, out.size_bytes = self._unused, self._size
+            out.unused_prefetch_bytes, out.size_bytes = self.unused_prefetch_bytes, self._size
             out.entries = len(self._entries)
             return out
 
@@ -230,8 +231,15 @@ RUN_GAP = 4096
 """Bytes between two tiles that one request may read over (GDAL's tile leaders, padding)."""
 
 
-async def fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> list[Any]:
+async def fetch_runs(
+    store: Any, key: str, ranges: Sequence[tuple[int, int]],
+    indices: Sequence[int] | None = None, *, retry: RetryPolicy | None = None,
+) -> list[Any]:
     """Tiles that follow each other in the file come in one request, all requests at once.
+
+    `indices`: fetch only these of `ranges` (what `RangeCache.get` asks for; bind the
+    rest with `functools.partial`). A `GuardedStore` is asked through its one guarded GET
+    with `retry`; any other obspec store through `get_range_async`.
 
     Not async-tiff's merge of ranges less than 1 MiB apart: its gap bytes are other
     tiles, fetched again by the chunk that needs them (a 16-scene mosaic read 1.29x the
@@ -240,30 +248,31 @@ async def fetch_runs(store: Any, key: str, ranges: list[tuple[int, int]]) -> lis
     row of a COG: GDAL puts a 4-byte size before and 4 bytes after each tile) are still
     one request, so a chunk costs no more round trips.
     """
-    order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
-    runs: list[tuple[int, int, list[int]]] = []
-    for i in order:
-        off, n = ranges[i]
+    wanted = list(ranges) if indices is None else list(map(ranges.__getitem__, indices))
+    runs: list[list[Any]] = []  # [start, stop, member positions in `wanted`]
+    for i in sorted(range(len(wanted)), key=wanted.__getitem__):
+        off, n = wanted[i]
         if runs and 0 <= off - runs[-1][1] <= RUN_GAP:
-            runs[-1] = (runs[-1][0], off + n, [*runs[-1][2], i])
+            runs[-1][1] = off + n
+            runs[-1][2].append(i)
         else:
-            runs.append((off, off + n, [i]))
-    bufs = await asyncio.gather(*(store.get_range_async(key, start=a, end=b) for a, b, _ in runs))
-    out: list[Any] = [None] * len(ranges)
+            runs.append([off, off + n, [i]])
+    guarded = isinstance(store, GuardedStore)
+    requests = []
+    for start, stop, _ in runs:
+        requests.append(
+            store.get(key, start, stop, retry)
+            if guarded
+            else store.get_range_async(key, start=start, end=stop)
+        )
+    bufs = await asyncio.gather(*requests)
+    out: list[Any] = [None] * len(wanted)
     for (start, _, members), buf in zip(runs, bufs, strict=True):
         view = memoryview(buf)
         for i in members:
-            off, n = ranges[i]
+            off, n = wanted[i]
             out[i] = view[off - start : off - start + n]
     return out
-
-
-_header_ids = itertools.count()
-
-
-def new_header_id() -> str:
-    """A process-unique name for one opened header (its tiles' cache keys start with it)."""
-    return f"{os.getpid()}-{next(_header_ids)}"
 
 
 CACHE = RangeCache(settings().tile_cache_bytes)

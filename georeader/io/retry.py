@@ -81,19 +81,29 @@ NO_RETRY = RetryPolicy(attempts=1)
 async def retrying(make: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
     """Await `make()`, again after transient errors, as the policy allows."""
     start = time.monotonic()
-    delay = policy.backoff
     attempt = 1
     while True:
         try:
             return await make()
         except TRANSIENT as exc:
-            wait = delay * random.uniform(0.5, 1.5)
-            if _THROTTLED.search(str(exc)):
-                wait = max(wait, policy.throttle_backoff * random.uniform(1.0, 1.5))
-            elapsed = time.monotonic() - start
-            if attempt >= policy.attempts or elapsed + wait > policy.total_seconds:
-                exc.add_note(f"gave up after {attempt} attempt(s) in {elapsed:.1f} s")
-                raise
+            wait = next_wait(policy, exc, attempt, start)
         await asyncio.sleep(wait)
-        delay = min(delay * 2, policy.max_backoff)
         attempt += 1
+
+
+def next_wait(policy: RetryPolicy, exc: BaseException, attempt: int, start: float) -> float:
+    """Seconds to wait before attempt `attempt + 1` after the transient `exc`; raises `exc`
+    (with a note of the attempts) when the policy allows no more.
+
+    Only failures call this, so a request that succeeds costs no retry bookkeeping
+    (`io.guarded_get` loops on it around each GET, `retrying` around any coroutine).
+    """
+    delay = min(policy.backoff * 2 ** (attempt - 1), policy.max_backoff)
+    wait = delay * random.uniform(0.5, 1.5)
+    if _THROTTLED.search(str(exc)):
+        wait = max(wait, policy.throttle_backoff * random.uniform(1.0, 1.5))
+    elapsed = time.monotonic() - start
+    if attempt >= policy.attempts or elapsed + wait > policy.total_seconds:
+        exc.add_note(f"gave up after {attempt} attempt(s) in {elapsed:.1f} s")
+        raise exc
+    return wait

@@ -40,20 +40,17 @@ SETTLE_SECONDS = 30.0
 EXIT_SECONDS = 5.0
 
 _lock = threading.Lock()
-_pending: set[asyncio.Future] = set()
-
-
-def _forget(fut: asyncio.Future) -> None:
-    with _lock:
-        _pending.discard(fut)
+PENDING: set[asyncio.Future] = set()
+"""Rust futures not finished. Adding and discarding are single set operations (atomic under
+the GIL), so the one guarded GET (`io.guarded_get`) tracks its request here without a
+call of ours: `PENDING.add(fut)`, `fut.add_done_callback(PENDING.discard)`."""
 
 
 async def settled(call: Awaitable[T]) -> T:
     """Await a Rust future; if cancelled, let it finish first (bounded), then re-raise."""
     fut = asyncio.ensure_future(call)
-    with _lock:
-        _pending.add(fut)
-    fut.add_done_callback(_forget)
+    PENDING.add(fut)
+    fut.add_done_callback(PENDING.discard)
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
@@ -90,7 +87,8 @@ def in_flight() -> int:
     """Operations and Rust calls not finished on loops that still run (tests, the exit hook)."""
     with _lock:
         ops = sum(1 for loop in _operations.values() if loop.is_running())
-        calls = sum(1 for f in _pending if not f.done() and f.get_loop().is_running())
+    pending = list(PENDING)  # a copy: other threads add and discard without the lock
+    calls = sum(1 for f in pending if not f.done() and f.get_loop().is_running())
     return ops + calls
 
 
@@ -99,6 +97,7 @@ def _drain_at_exit() -> None:
     """Wait (bounded) until nothing runs on live loops for a moment, then collect garbage."""
     with _lock:
         live_loops = any(loop.is_running() for loop in _loops)
+    live_loops = live_loops or any(f.get_loop().is_running() for f in list(PENDING))
     deadline = time.monotonic() + EXIT_SECONDS
     quiet_since = None
     while live_loops and time.monotonic() < deadline:  # no loop runs on: nothing can go on

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -52,7 +52,13 @@ _NATIVE_SAFE_NAME = re.compile(r"^[A-Za-z0-9 ._+=,;@()-]+$")
 
 @dataclass(frozen=True)
 class Location:
-    """Where an object lives: the store's base URL and the key inside it."""
+    """Where an object lives: the store's base URL and the key inside it.
+
+    The one value a path or URL becomes at the boundary (`parse_location`), worked out
+    once: a signed URL's query is never part of it (it is a credential and travels with
+    the store options, `split_signed_url`), and its scheme is parsed once here, not at
+    every read that asks.
+    """
 
     url: str
     """Normalised URL of the object (a percent-encoded `Path.as_uri()` for local files)."""
@@ -60,14 +66,15 @@ class Location:
     """The directory URL the store is built on."""
     key: str
     """The object's path relative to `base_url` (decoded: the real name)."""
+    scheme: str = field(init=False, compare=False)
+    """The URL's scheme, lower case ("file" for local files)."""
+    is_local: bool = field(init=False, compare=False)
+    """A local file (read with `pread`, no event loop needed)."""
 
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.url).scheme
-
-    @property
-    def is_local(self) -> bool:
-        return self.scheme == "file"
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.url).scheme.lower()
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "is_local", scheme == "file")
 
     @property
     def local_path(self) -> str:

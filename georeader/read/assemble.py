@@ -1,10 +1,12 @@
-"""The assemble step of a read: decode fetched tiles into a window, then masks and padding.
+"""The assemble step of a read: decode fetched tiles into a window, then validity and padding.
 
-Pure work, no I/O: it runs in a Dask task's own thread (`PendingWindow.assemble`)
-or in the process's decode pool (`assemble_async`); imagecodecs releases the GIL.
-Data flows one way: the reader fetches (`Fetched`), this module turns it into a
-GeoTensor using only the header's values (`OpenedFile`, `Level`): it never calls
-back into the reader.
+Pure work, no I/O: `assemble_window` runs in a Dask task's own thread (daskcog's chunk
+tasks call it directly, `PendingWindow.assembled` for readers) or after the tiles were
+decoded in the process's decode pool (`assembled_async`); imagecodecs releases the GIL.
+It returns an `Assembled`: the values, and the validity it learnt on the way (the
+internal mask, the nodata scan, alpha), so callers need not scan for nodata again.
+Data flows one way: the reader fetches (`Fetched`), this module turns it into values
+using only the header's values (`OpenedFile`, `Level`): it never calls back into the reader.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rasterio.windows import Window
 from georeader.errors import TileDecodeError
 from georeader.geo import windows
 from georeader.geo.geotensor import GeoTensor
-from georeader.geo.nodata import nodata_mask, same_value
+from georeader.geo.nodata import nodata_mask
 from georeader.header.model import Level, OpenedFile
 from georeader.process_state import register, settings
 from georeader.read import decode
@@ -70,6 +72,77 @@ register(
 )
 
 
+@dataclass(frozen=True)
+class Assembled:
+    """A window's values (bands, rows, cols; invalid and outside pixels hold `fill`) and what
+    assembling learnt of their validity, so callers need not scan for nodata again."""
+
+    values: np.ndarray
+    fill: float
+    invalid: np.ndarray | None
+    """Invalid pixels inside the image, (rows, cols) or (bands, rows, cols) over `inside`
+    (the internal mask, nodata, alpha == 0); None: see `by_fill`."""
+    by_fill: bool
+    """Integer nodata equal to the fill: the invalid pixels are those holding the fill (the
+    nodata scan was skipped, as nothing needed replacing)."""
+    inside: tuple[int, int, int, int] | None
+    """(row, col, rows, cols) of the image's pixels in `values`; the rest is padding."""
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(bands, rows, cols) bool: True where a pixel holds data (GDAL's mask precedence)."""
+        if self.inside is None:
+            return np.zeros(self.values.shape, dtype=bool)
+        r, c, h, w = self.inside
+        out = np.zeros(self.values.shape, dtype=bool)
+        part = self.values[:, r : r + h, c : c + w]
+        if self.by_fill:
+            out[:, r : r + h, c : c + w] = part != self.fill
+        elif self.invalid is not None:
+            out[:, r : r + h, c : c + w] = ~self.invalid
+        else:
+            out[:, r : r + h, c : c + w] = True
+        return out
+
+
+def assemble_window(
+    opened: OpenedFile, level: Level, bands: Sequence[int], window: Window,
+    inside: Window | None, fill: float, fetched: Fetched | None,
+    decoded: np.ndarray | None = None,
+) -> Assembled:
+    """Decode (unless `decoded` holds the tiles already), place, apply validity and pad.
+
+    `window` may reach outside the image (boundless: padded with `fill`); `inside` is its
+    part inside the image (None: none), whose tiles `fetched` holds.
+    """
+    values = invalid = None
+    by_fill = False
+    if inside is not None and fetched is not None:
+        values = fetched.values
+        if values is None:
+            out = decoded
+            if out is None:
+                fmt: Any = level.fmt  # the native levels that fetched raw tiles have one
+                out = np.empty((fmt.samples, int(inside.height), int(inside.width)), fmt.dtype)
+                decode_tiles(opened.location.url, level, out, inside, fetched.raw)
+            values, invalid, by_fill = finish_window(
+                opened, level, bands, out, inside, fetched, fill
+            )
+        else:
+            by_fill = True  # the GDAL route filled invalid pixels: the fill marks them
+    if inside == window and values is not None:
+        return Assembled(values, fill, invalid, by_fill, (0, 0, values.shape[1], values.shape[2]))
+    shape = (len(bands), int(window.height), int(window.width))
+    padded = np.full(shape, fill, dtype=opened.dtype)
+    where = None
+    if inside is not None and values is not None:
+        r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
+        h, w = int(inside.height), int(inside.width)
+        padded[:, r : r + h, c : c + w] = values
+        where = (r, c, h, w)
+    return Assembled(padded, fill, invalid, by_fill, where)
+
+
 @dataclass
 class PendingWindow:
     """A fetched window waiting to be decoded and assembled (see `fetch_window`).
@@ -88,84 +161,69 @@ class PendingWindow:
 
     def assemble(self) -> GeoTensor:
         """Decode and assemble in the calling thread (imagecodecs releases the GIL)."""
-        values = None
-        if self.inside is not None and self.fetched is not None:
-            values = self.fetched.values
-            if values is None:
-                level, inside, fetched = self.level, self.inside, self.fetched
-                out = empty_window(level, inside)
-                decode_tiles(self.opened.location.url, level, out, inside, fetched.raw)
-                values = finish_window(
-                    self.opened, level, self.bands, out, inside, fetched, self.fill
-                )
-        return self._pad(values)
+        return self._tensor(self.assembled())
+
+    def assembled(self, decoded: np.ndarray | None = None) -> Assembled:
+        """Values and validity, decoded in the calling thread (unless `decoded`)."""
+        return assemble_window(
+            self.opened, self.level, self.bands, self.window, self.inside, self.fill,
+            self.fetched, decoded,
+        )
 
     async def assemble_async(self) -> GeoTensor:
         """Decode in the process's decode pool, tiles split across its threads."""
-        values = None
-        if self.inside is not None and self.fetched is not None:
-            values = self.fetched.values
-            if values is None:
-                level, inside, fetched = self.level, self.inside, self.fetched
-                url, raw = self.opened.location.url, fetched.raw
-                out = empty_window(level, inside)
-                loop = asyncio.get_running_loop()
-                pool, workers = _decode_pool()
-                n = max(1, min(len(raw), workers))
-                await asyncio.gather(
-                    *(
-                        loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n])
-                        for i in range(n)
-                    )
-                )
-                values = finish_window(
-                    self.opened, level, self.bands, out, inside, fetched, self.fill
-                )
-        return self._pad(values)
+        return self._tensor(await self.assembled_async())
 
-    def _pad(self, values: np.ndarray | None) -> GeoTensor:
-        window, inside = self.window, self.inside
-        if inside == window and values is not None:
-            out = values  # the common case: no padding, no second copy
-        else:
-            shape = (len(self.bands), int(window.height), int(window.width))
-            out = np.full(shape, self.fill, dtype=self.opened.dtype)
-            if inside is not None and values is not None:
-                r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
-                out[:, r : r + int(inside.height), c : c + int(inside.width)] = values
-        transform = windows.window_transform(window, self.level.transform)
-        return GeoTensor(out, transform, self.opened.crs, self.fill)
+    async def assembled_async(self) -> Assembled:
+        """`assembled`, the tiles decoded in the process's decode pool."""
+        level, inside, fetched = self.level, self.inside, self.fetched
+        if inside is None or fetched is None or fetched.values is not None:
+            return self.assembled()
+        url, raw = self.opened.location.url, fetched.raw
+        fmt: Any = level.fmt
+        out = np.empty((fmt.samples, int(inside.height), int(inside.width)), fmt.dtype)
+        loop = asyncio.get_running_loop()
+        pool, workers = _decode_pool()
+        n = max(1, min(len(raw), workers))
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n])
+                for i in range(n)
+            )
+        )
+        return self.assembled(out)
 
-
-def empty_window(level: Level, inside: Window) -> np.ndarray:
-    """The uninitialised (samples, rows, cols) array a native window is decoded into."""
-    fmt = level.native_fmt
-    return np.empty((fmt.samples, int(inside.height), int(inside.width)), dtype=fmt.dtype)
+    def _tensor(self, assembled: Assembled) -> GeoTensor:
+        transform = windows.window_transform(self.window, self.level.transform)
+        return GeoTensor(assembled.values, transform, self.opened.crs, self.fill)
 
 
 def decode_tiles(
     url: str, level: Level, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]
 ) -> None:
     """Decode tiles imagecodecs handles and copy their part of `inside` into `out`."""
-    fmt = level.native_fmt
+    fmt: Any = level.fmt
+    tw, th = fmt.tile_width, fmt.tile_height
     for tx, ty, data in raw:
         try:
             array = decode.decode_tile(fmt, data, scratch=True)  # copied out by place_tile
         except TileDecodeError as exc:
             raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
-        place_tile(out, array, tx, ty, fmt.tile_width, fmt.tile_height, inside)
+        place_tile(out, array, tx, ty, tw, th, inside)
 
 
 def finish_window(
     opened: OpenedFile, level: Level, bands: Sequence[int], out: np.ndarray, inside: Window,
     fetched: Fetched, fill: float,
-) -> np.ndarray:
-    """Sparse and Rust-decoded tiles, masks, validity, band subset."""
-    fmt = level.native_fmt
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """Sparse and Rust-decoded tiles, masks, validity, band subset: (values, invalid, by_fill)
+    as `apply_validity` gives them."""
+    fmt: Any = level.fmt
     th, tw = fmt.tile_height, fmt.tile_width
-    sparse_fill = 0 if opened.nodata is None else opened.nodata
-    for tx, ty in fetched.sparse:
-        place_tile(out, None, tx, ty, tw, th, inside, sparse_fill)
+    if fetched.sparse:
+        sparse_fill = 0 if opened.nodata is None else opened.nodata
+        for tx, ty in fetched.sparse:
+            place_tile(out, None, tx, ty, tw, th, inside, sparse_fill)
     for tx, ty, array in fetched.decoded:
         place_tile(out, array, tx, ty, tw, th, inside)
     valid = None
@@ -215,18 +273,26 @@ def apply_validity(
     opened: OpenedFile,
     bands: Sequence[int],
     fill: float,
-) -> np.ndarray:
-    """Invalid pixels -> fill, then band subset.
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """Invalid pixels -> fill, then band subset: (values, invalid pixels, by_fill).
 
     One source of validity, in GDAL's order of precedence (what rasterio's
     masked reads use): the internal mask, else nodata, else alpha == 0 (for the
-    other bands).
+    other bands). `invalid` is what was found ((rows, cols) or (bands, rows, cols), of
+    the kept bands), None when every pixel is valid or `by_fill` is True: integer nodata
+    equal to the fill needed no scan (the invalid pixels already hold the fill).
     """
+    invalid: np.ndarray | None = None
+    by_fill = False
     if valid is not None:
-        data[:, ~valid] = fill
+        invalid = ~valid
+        data[:, invalid] = fill
     elif opened.nodata is not None:
         # integer nodata pixels already hold the fill value when fill == nodata: skip the scan
-        if np.issubdtype(data.dtype, np.floating) or not same_value(fill, opened.nodata):
+        # (plain == : a NaN fill or nodata never occurs in an integer band)
+        if data.dtype.kind != "f" and fill == opened.nodata:
+            by_fill = True
+        else:
             invalid = nodata_mask(data, opened.nodata)
             if invalid is not None:
                 data[invalid] = fill
@@ -234,8 +300,12 @@ def apply_validity(
         alpha = data[opened.alpha_index]
         invalid = alpha == 0
         if invalid.any():
-            others = [i for i in range(data.shape[0]) if i != opened.alpha_index]
-            for i in others:
-                data[i][invalid] = fill
+            for i in range(data.shape[0]):
+                if i != opened.alpha_index:
+                    data[i][invalid] = fill
+    if tuple(bands) == tuple(range(1, data.shape[0] + 1)):
+        return data, invalid, by_fill
     index = [b - 1 for b in bands]
-    return data if index == list(range(data.shape[0])) else data[index]
+    if invalid is not None and invalid.ndim == 3:
+        invalid = invalid[index]
+    return data[index], invalid, by_fill

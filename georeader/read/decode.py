@@ -31,6 +31,7 @@ decoded here too (`decode_mask`).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,9 +90,9 @@ class TileFormat:
     """ExtraSamples marks the last sample as unassociated alpha (libtiff may keep it as the LERC
     mask)."""
 
-    @property
+    @functools.cached_property
     def decoder(self) -> str:
-        """'imagecodecs' or 'async-tiff': who decodes this IFD's tiles."""
+        """'imagecodecs' or 'async-tiff': who decodes this IFD's tiles (worked out once)."""
         if self.compression == JPEG and self.photometric != YCBCR:
             return "imagecodecs"
         return "async-tiff" if self.compression in RUST_CODECS else "imagecodecs"
@@ -101,15 +102,18 @@ class TileFormat:
         """Decoded size of one tile, all samples: the bound of every decode."""
         return self.tile_height * self.tile_width * self.samples * self.dtype.itemsize
 
+    @functools.cached_property
+    def file_dtype(self) -> np.dtype:
+        """The samples' dtype in the file's byte order (worked out once)."""
+        if self.dtype.itemsize == 1:
+            return self.dtype
+        return self.dtype.newbyteorder("<" if self.byteorder == "<" else ">")
+
     @property
     def supported(self) -> bool:
         return self.compression in _BYTE_CODECS or self.compression in (NONE, JPEG, WEBP, LERC)
 
 
-def _file_dtype(fmt: TileFormat) -> np.dtype:
-    if fmt.dtype.itemsize == 1:
-        return fmt.dtype
-    return fmt.dtype.newbyteorder("<" if fmt.byteorder == "<" else ">")
 
 
 _scratch = threading.local()
@@ -132,7 +136,7 @@ def _decode_samples(
     next decode in this thread overwrites: copy it out before that.
     """
     shape = (fmt.tile_height, fmt.tile_width, samples)
-    file_dtype = _file_dtype(fmt)
+    file_dtype = fmt.file_dtype
     count = fmt.tile_height * fmt.tile_width * samples
     nbytes = count * file_dtype.itemsize
     codec = _BYTE_CODECS.get(fmt.compression)

@@ -2,10 +2,11 @@
 
 `AsyncGeoTIFFReader` plans nothing itself for natively read files: it hands the
 header's values (`OpenedFile`, `Level`) and a window inside the image to
-`fetch_native`, which lists the window's tiles, leaves the sparse ones out, and
-fetches the rest in one batched call per IFD (data, mask). Remote tiles that
+`fetch_native`, which lists the window's tiles (`plan_tiles`), leaves the sparse ones
+out, and fetches the rest in one batched call per IFD (data, mask). Remote tiles that
 imagecodecs decodes go through the per-process `range_cache` (`fetch_cached`), so
-neighbouring chunks and read-aheads (`prefetch_window`) share their bytes; the
+neighbouring chunks and read-aheads (`prefetch_window`) share their bytes, and every
+request is the one guarded GET (`io.guarded_get`, with the read's retry policy); the
 others go through async-tiff's `fetch_tiles`, and Rust-decoded codecs are decoded
 here. Local files that need no event loop (`reads_locally`) are read by
 `fetch_local` with `os.pread` in the calling thread. What comes back is a
@@ -19,6 +20,7 @@ module never calls back into the reader.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -27,12 +29,18 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from georeader.errors import TileDecodeError
-from georeader.geo import windows
+from georeader.errors import (
+    GeoreaderError,
+    StoreReadError,
+    TileDecodeError,
+    UnsupportedLayoutError,
+)
 from georeader.header import route as routes
 from georeader.header.model import Level, OpenedFile
 from georeader.io import range_cache
 from georeader.io.error_mapping import first_line, map_store_error
+from georeader.io.guarded_get import policy_scope
+from georeader.io.retry import RetryPolicy
 from georeader.io.shutdown_safety import settled
 from georeader.read import decode as tile_decode
 from georeader.read import decode_bounds
@@ -41,24 +49,98 @@ from georeader.read.fetched import Fetched
 Tile = tuple[int, int]
 
 
-async def fetch_native(opened: OpenedFile, level: Level, inside: Window, url: str) -> Fetched:
-    """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here."""
-    fmt = level.native_fmt
+def plan_tiles(level: Level, inside: Window, url: str) -> tuple[list[Tile], list[Tile]]:
+    """(tiles with bytes, sparse tiles) of a window inside a native level, row by row.
+
+    One loop of integer arithmetic (it runs once per chunk); a band-interleaved tile asks
+    the level (`Level.is_sparse`: bytes in some bands only are refused).
+    """
+    fmt = level.fmt
+    if fmt is None:
+        raise UnsupportedLayoutError(f"{url}: level {level.index} has no native decode recipe")
+    tw, th = fmt.tile_width, fmt.tile_height
+    c0, r0 = int(inside.col_off), int(inside.row_off)
+    c1, r1 = c0 + int(inside.width), r0 + int(inside.height)
+    nx = -(-level.width // tw)
+    counts = level.tile_byte_counts
+    planar = fmt.planar == 2
+    present: list[Tile] = []
+    sparse: list[Tile] = []
+    for ty in range(r0 // th, (r1 - 1) // th + 1):
+        for tx in range(c0 // tw, (c1 - 1) // tw + 1):
+            empty = level.is_sparse(tx, ty, url) if planar else not counts[ty * nx + tx]
+            (sparse if empty else present).append((tx, ty))
+    return present, sparse
+
+
+async def fetch_native(
+    opened: OpenedFile, level: Level, inside: Window, url: str,
+    retry: RetryPolicy | None = None,
+) -> Fetched:
+    """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here.
+
+    `retry`: the read's policy, handed to the one guarded GET (None: the context's, see
+    `io.guarded_get.policy_scope`, else the default). Errors come out typed, naming the
+    URL and the window (`map_store_error`).
+    """
+    try:
+        return await _fetch_native(opened, level, inside, url, retry)
+    except StoreReadError as exc:  # from the store layer, which does not know the window
+        raise StoreReadError(f"{exc} (reading window {fmt_window(inside)})") from exc
+    except GeoreaderError:
+        raise
+    except Exception as exc:
+        raise map_store_error(exc, url, f"reading window {fmt_window(inside)}") from exc
+
+
+def fmt_window(w: Window) -> str:
+    """A window as error messages show it."""
+    return (
+        f"(col_off={int(w.col_off)}, row_off={int(w.row_off)}, "
+        f"width={int(w.width)}, height={int(w.height)})"
+    )
+
+
+async def _fetch_native(
+    opened: OpenedFile, level: Level, inside: Window, url: str, retry: RetryPolicy | None
+) -> Fetched:
+    present, sparse = plan_tiles(level, inside, url)
+    counts = level.tile_byte_counts
+    fetched = Fetched(sparse=sparse)
+    cached = cacheable(opened, level)
+    if cached and level.mask_ifd is None:  # the common remote case: one fetch, no gather
+        data_tiles = await fetch_cached(opened, level, present, retry=retry) or []
+        for (tx, ty), data in zip(present, data_tiles, strict=True):
+            check_length(level, counts, tx, ty, data, url)
+            fetched.raw.append((tx, ty, data))
+        return fetched
+    if retry is not None:  # async-tiff calls back into the store: the policy in the context
+        with policy_scope(retry):
+            return await _fetch_through_async_tiff(
+                opened, level, present, fetched, cached, url, retry
+            )
+    return await _fetch_through_async_tiff(opened, level, present, fetched, cached, url, None)
+
+
+async def _fetch_through_async_tiff(
+    opened: OpenedFile, level: Level, present: list[Tile], fetched: Fetched, cached: bool,
+    url: str, retry: RetryPolicy | None,
+) -> Fetched:
+    """Masks, Rust-decoded codecs and stores Python cannot call: async-tiff fetches."""
+    fmt: Any = level.fmt
     th, tw = fmt.tile_height, fmt.tile_width
     nx = math.ceil(level.width / tw)
-    tiles = list(windows.iter_tiles(inside, tw, th))
     counts = level.tile_byte_counts
-    present = [t for t in tiles if not level.is_sparse(*t, url)]
-    present_set = set(present)
-    fetched = Fetched(sparse=[t for t in tiles if t not in present_set])
     mask_present: list[Tile] = []
     if level.mask_ifd is not None:
         mcounts = level.mask_byte_counts
-        mask_present = [(tx, ty) for tx, ty in tiles if mcounts[ty * nx + tx] > 0]
-
-    cached = cacheable(opened, level)
+        mask_present = [(tx, ty) for tx, ty in present + fetched.sparse
+                        if mcounts[ty * nx + tx] > 0]
+        mask_present.sort(key=lambda t: (t[1], t[0]))
     fetches = [
-        fetch_cached(opened, level, present) if cached else fetch_tiles(level.data_ifd, present)
+        fetch_cached(opened, level, present, retry=retry)
+        if cached
+        else fetch_tiles(level.data_ifd, present)
     ]
     if level.mask_ifd is not None:
         fetches.append(fetch_tiles(level.mask_ifd, mask_present))
@@ -139,22 +221,28 @@ def reads_locally(opened: OpenedFile, level: Level) -> bool:
 
 def fetch_local(opened: OpenedFile, level: Level, inside: Window, url: str) -> Fetched:
     """A `reads_locally` window's tiles by `os.pread` in the calling thread (no event loop)."""
-    fmt = level.native_fmt
+    present, sparse = plan_tiles(level, inside, url)
+    fmt: Any = level.fmt  # plan_tiles checked it is there
     fd = opened.local_fd()
     offsets = level.tile_offsets
     counts = level.tile_byte_counts
-    fetched = Fetched()
-    for tx, ty in windows.iter_tiles(inside, fmt.tile_width, fmt.tile_height):
-        if level.is_sparse(tx, ty, url):
-            fetched.sparse.append((tx, ty))
-            continue
-        indices = level.tile_indices(tx, ty)
+    nx = -(-level.width // fmt.tile_width)
+    fetched = Fetched(sparse=sparse)
+    planar = fmt.planar == 2
+    for tx, ty in present:
         try:
-            parts = [os.pread(fd, int(counts[i]), int(offsets[i])) for i in indices]
+            if planar:
+                data: Any = [
+                    os.pread(fd, int(counts[i]), int(offsets[i]))
+                    for i in level.tile_indices(tx, ty)
+                ]
+            else:
+                i = ty * nx + tx
+                data = os.pread(fd, int(counts[i]), int(offsets[i]))
         except OSError as exc:
             raise map_store_error(exc, url, f"reading tile ({tx}, {ty})") from exc
-        check_length(level, counts, tx, ty, parts, url)
-        fetched.raw.append((tx, ty, parts if fmt.planar == 2 else parts[0]))
+        check_length(level, counts, tx, ty, data, url)
+        fetched.raw.append((tx, ty, data))
     return fetched
 
 
@@ -164,7 +252,7 @@ def cacheable(opened: OpenedFile, level: Level) -> bool:
     `range_cache` (local files are pread; planar and Rust-decoded tiles keep async-tiff's path)."""
     fmt = level.fmt
     return (
-        range_cache.CACHE.enabled
+        range_cache.CACHE.capacity > 0
         and not opened.location.is_local
         and fmt is not None
         and fmt.decoder == "imagecodecs"
@@ -174,40 +262,53 @@ def cacheable(opened: OpenedFile, level: Level) -> bool:
 
 def tile_ranges(level: Level, tiles: Sequence[Tile]) -> list[tuple[int, int]]:
     """(offset, length) in the file of each tile's bytes (pixel-interleaved files)."""
-    nx = math.ceil(level.width / level.native_fmt.tile_width)
-    index = [ty * nx + tx for tx, ty in tiles]
+    fmt: Any = level.fmt  # native levels only (the fetch planned their tiles)
+    nx = -(-level.width // fmt.tile_width)
+    index = []
+    for tx, ty in tiles:  # a loop: no comprehension call on the per-chunk path
+        index.append(ty * nx + tx)
     return list(
         zip(level.tile_offsets[index].tolist(), level.tile_byte_counts[index].tolist(), strict=True)
     )
 
 
 async def fetch_cached(
-    opened: OpenedFile, level: Level, tiles: list[Tile], prefetch_budget: int | None = None
+    opened: OpenedFile, level: Level, tiles: list[Tile], prefetch_budget: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> list[Any] | None:
-    """The tiles' bytes through the range cache; None when a read-ahead is over its budget."""
+    """The tiles' bytes through the range cache; None when a read-ahead is over its budget.
+
+    Stores Python calls are asked through `range_cache.fetch_runs` (the one guarded GET,
+    with `retry`); async-tiff's native stores through its `fetch_tiles`.
+    """
     if not tiles:
         return []
-
     ranges = tile_ranges(level, tiles)
-    store, key = opened.store, opened.key
+    store = opened.store
+    fetch: range_cache.Fetch
+    if hasattr(store, "get_range_async"):
+        fetch = functools.partial(range_cache.fetch_runs, store, opened.key, ranges, retry=retry)
+    else:  # async-tiff's native stores
 
-    async def fetch(indices: list[int]) -> list[Any]:
-        if not hasattr(store, "get_range_async"):  # async-tiff's native stores
+        async def fetch(indices: list[int]) -> list[Any]:
             got = await settled(level.data_ifd.fetch_tiles([tiles[i] for i in indices]))
             return [t.compressed_bytes for t in got]
-        return await range_cache.fetch_runs(store, key, [ranges[i] for i in indices])
 
     return await range_cache.CACHE.get(
         opened.tile_cache_id, ranges, fetch, prefetch_budget=prefetch_budget
     )
 
 
-async def prefetch_window(opened: OpenedFile, level: Level, window: Window, *, budget: int) -> bool:
+async def prefetch_window(
+    opened: OpenedFile, level: Level, window: tuple[int, int, int, int], *, budget: int,
+    retry: RetryPolicy | None = None,
+) -> bool:
     """Start fetching a window's tiles into the range cache, for a read that is likely next.
 
-    Returns False (fetching nothing) where a read would not use the cache, or when the
-    read-ahead bytes no read has used yet would exceed `budget`. Errors are left to the
-    read that needs the tiles: it fetches again.
+    `window`: (col_off, row_off, width, height) in the level's pixels. Returns False
+    (fetching nothing) where a read would not use the cache, or when the read-ahead bytes
+    no read has used yet would exceed `budget`. Errors are left to the read that needs the
+    tiles: it fetches again.
     """
     if (
         not cacheable(opened, level)
@@ -215,22 +316,17 @@ async def prefetch_window(opened: OpenedFile, level: Level, window: Window, *, b
         or level.mask_ifd is not None
     ):
         return False
-    inside = windows.clip_window(
-        windows.to_int_window(window), level.width, level.height
-    )
-    if inside is None:
+    col_off, row_off, width, height = window
+    c0, r0 = max(col_off, 0), max(row_off, 0)
+    c1, r1 = min(col_off + width, level.width), min(row_off + height, level.height)
+    if c1 <= c0 or r1 <= r0:
         return False
-    fmt = level.native_fmt
-    counts = level.tile_byte_counts
-    nx = math.ceil(level.width / fmt.tile_width)
-    tiles = [
-        t for t in windows.iter_tiles(inside, fmt.tile_width, fmt.tile_height)
-        if counts[t[1] * nx + t[0]]
-    ]
     try:
-        return await fetch_cached(opened, level, tiles, prefetch_budget=budget) is not None
+        tiles, _ = plan_tiles(level, Window(c0, r0, c1 - c0, r1 - r0), opened.location.url)
+        fetched = await fetch_cached(opened, level, tiles, prefetch_budget=budget, retry=retry)
     except Exception:  # noqa: BLE001 - a failed read-ahead costs nothing but its bytes
         return False
+    return fetched is not None
 
 
 async def fetch_tiles(ifd: Any, xy: list[Tile]) -> list[Any] | None:
@@ -251,9 +347,9 @@ def check_length(
 ) -> None:
     """A tile's bytes must be as long as its byte count: stores clamp ranges at the end
     of the object, so a truncated file would otherwise decode a short tile."""
-    fmt = level.native_fmt
-    nx = math.ceil(level.width / fmt.tile_width)
-    ntiles = nx * math.ceil(level.height / fmt.tile_height)
+    fmt: Any = level.fmt  # native levels only (the fetch planned their tiles)
+    nx = -(-level.width // fmt.tile_width)
+    ntiles = nx * -(-level.height // fmt.tile_height)
     parts = data if isinstance(data, list) else [data]
     for band, part in enumerate(parts):
         expected = int(counts[ty * nx + tx + band * ntiles])

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 import daskcog
 from daskcog.reading import cog_array
-from georeader import AsyncGeoData, ObjectNotFoundError
+from georeader import AsyncGeoData, ObjectNotFoundError, conforms
 from tests.daskcog.fake_reader import FakeOpener, fake_cache
 
 URL = "https://fake.invalid/scene.tif"
@@ -24,7 +24,7 @@ URL = "https://fake.invalid/scene.tif"
 
 def test_the_fake_is_an_async_reader() -> None:
     reader = asyncio.run(fake_cache()[0].reader(URL, {}))
-    assert isinstance(reader, AsyncGeoData)
+    assert conforms(reader, AsyncGeoData)
     assert reader.shape == (2, 4096, 4096)
     assert reader.footprint[0] == (500_000.0, 4_200_000.0)
 

@@ -2,12 +2,13 @@
 
 `async with` opens and closes; `aclose()` lets the header go; `footprint`;
 `read_bounds` refuses to warp or resample (and says where to go); `read_geoslice`
-takes one (rows, cols) value; `isinstance` against the Protocols is true only for
+takes one (rows, cols) value; `conforms` to the Protocols is true only for
 conforming readers and never raises, opened or not.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from georeader import (
     RasterioReader,
     ReaderNotOpenedError,
     WindowError,
+    conforms,
 )
 from georeader.contract import GeoMetadata
 from tests.cogfactory import TiffSpec, cached_tiff
@@ -121,17 +123,26 @@ class _SyncReads:
         raise AssertionError("isinstance must not read attributes")
 
 
-def test_isinstance_is_true_only_for_conforming_readers(cog) -> None:
+def test_conforms_is_true_only_for_conforming_readers(cog) -> None:
+    """The Protocols are plain (no metaclass, issue 20 item 7): `conforms` is the run-time
+    check that `isinstance` was, with the same assertions."""
     unopened = AsyncGeoTIFFReader(cog)
-    assert isinstance(unopened, AsyncGeoData)  # properties would raise: never read
-    assert isinstance(unopened, GeoMetadata)
-    assert not isinstance(unopened, GeoData)  # its reads are coroutines
+    assert conforms(unopened, AsyncGeoData)  # properties would raise: never read
+    assert conforms(unopened, GeoMetadata)
+    assert not conforms(unopened, GeoData)  # its reads are coroutines
     with RasterioReader(cog) as ref:
-        assert isinstance(ref, GeoData)
-        assert not isinstance(ref, AsyncGeoData)
+        assert conforms(ref, GeoData)
+        assert not conforms(ref, AsyncGeoData)
     for other in (object(), 3, "x.tif", None, _SyncReads(), AsyncGeoTIFFReader):
-        assert not isinstance(other, AsyncGeoData)
-        assert not isinstance(other, GeoData)
+        assert not conforms(other, AsyncGeoData)
+        assert not conforms(other, GeoData)
+
+
+def test_the_protocols_are_plain_and_list_the_same_reads() -> None:
+    """No metaclass; the sync and async contracts list the same metadata and reads."""
+    assert type(AsyncGeoData) is type(GeoData) is type(typing.Protocol)
+    reads = {"read_window", "read_bounds", "read_geoslice", "load"}
+    assert reads <= set(vars(GeoData)) and reads <= set(vars(AsyncGeoData))
 
 
 def test_rasterio_reader_does_no_io_until_opened(cog, tmp_path) -> None:
