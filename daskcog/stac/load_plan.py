@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from daskcog.mosaics.methods import HoldingMethod
 from daskcog.mosaics.scenes import nearest_turn, wrap_period
 from daskcog.stac.load_spec import LoadSpec
 
@@ -51,6 +52,9 @@ class ChunkPlan:
     scenes: int
     bytes: int
     requests: int
+    held: int = 0
+    """Bytes of scene values a median / quantile holds for this chunk at most (the valid
+    values of every scene reaching it, in the value dtype); 0 for streaming methods."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,11 @@ class LoadPlan:
     @property
     def requests(self) -> int:
         return sum(c.requests for c in self.chunks)
+
+    @property
+    def held_bytes(self) -> int:
+        """The most scene values one chunk task holds (median / quantiles), in bytes."""
+        return max((c.held for c in self.chunks), default=0)
 
     def per_step(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
@@ -89,6 +98,12 @@ class LoadPlan:
             f"at most {self.requests:,} data requests, ~{self.bytes / 2**20:,.1f} MiB uncompressed",
             f"busiest chunk: {busiest} scene reads",
         ]
+        if self.held_bytes:
+            lines.append(
+                f"median / quantiles hold at most ~{self.held_bytes / 2**20:,.1f} MiB of scene "
+                "values per chunk task (the scenes reaching the busiest chunk, in their value "
+                "dtype; mean, count, min, max stream)"
+            )
         for step, row in self.per_step().items():
             lines.append(
                 f"  step {step}: {row['scenes']} scene reads over {row['chunks']} chunks, "
@@ -103,38 +118,69 @@ def explain(stack: Explainable) -> LoadPlan:
     _, _, ychunks, xchunks = stack.data.chunks
     rows = np.cumsum((0, *ychunks))
     cols = np.cumsum((0, *xchunks))
-    gres = grid.res
+    masks = getattr(spec, "masks", ())  # mask=: each item's mask is read once per chunk
+    scene_items = getattr(spec, "scene_items", ())
     files: set[str] = set()
     plans: list[ChunkPlan] = []
     for t in range(spec.steps):
         for r in range(len(ychunks)):
             for c in range(len(xchunks)):
                 window = (int(cols[c]), int(rows[r]), int(xchunks[c]), int(ychunks[r]))
-                left, bottom, right, top = grid.window_bounds(*window)
+                bounds = grid.window_bounds(*window)
                 items: set[str] = set()
-                scenes = nbytes = requests = 0
-                for positions, mspec, ids, _ in spec.jobs(
-                    t, 0, len(spec.band_map), (left, bottom, right, top)
-                ):
+                masked: set[int] = set()
+                scenes = nbytes = requests = held = 0
+                for positions, mspec, ids, _ in spec.jobs(t, 0, len(spec.band_map), bounds):
                     nbands = len(positions)
+                    holds = issubclass(mspec.method_class, HoldingMethod)
+                    value_size = np.dtype(mspec.value_dtype).itemsize
+                    if masks:
+                        asset = next(k for k, a in enumerate(spec.assets) if a is mspec)
+                        masked.update(int(v) for v in scene_items[asset][ids])
                     for i in ids:
                         scene = mspec.scenes[int(i)]
                         files.add(scene.url)
                         items.add(scene.label.partition(" asset ")[0])
-                        f0, f1, f2, f3 = (float(v) for v in mspec.footprints[int(i)])
-                        fp = nearest_turn(  # a footprint across 180 degrees: the chunk's side
-                            (f0, f1, f2, f3), (left, bottom, right, top), wrap_period(grid.crs)
-                        )
-                        w = max(0.0, min(right, fp[2]) - max(left, fp[0]))
-                        h = max(0.0, min(top, fp[3]) - max(bottom, fp[1]))
-                        scale = mspec.scales[int(i)]
-                        size = min(gres)
-                        if np.isfinite(scale).all() and float(np.min(scale)) > 0:
-                            size = max(size, min(gres) * float(np.min(scale)))
-                        px_w, px_h = math.ceil(w / size), math.ceil(h / size)
-                        itemsize = np.dtype(scene.dtype).itemsize
-                        nbytes += px_w * px_h * itemsize * nbands
-                        requests += max(1, math.ceil(px_h / ASSUMED_TILE))
+                        cost, reqs, out_w, out_h = _scene_cost(mspec, int(i), bounds, window)
+                        nbytes += cost * nbands
+                        requests += reqs
                         scenes += 1
-                plans.append(ChunkPlan(t, r, c, window, len(items), scenes, nbytes, requests))
+                        if holds:
+                            held += min(window[2], out_w) * min(window[3], out_h) * nbands * (
+                                value_size)
+                for plan in masks:
+                    for item in sorted(masked):
+                        j = int(plan.scene_of_item[item])
+                        files.add(plan.spec.scenes[j].url)
+                        cost, reqs, _, _ = _scene_cost(plan.spec, j, bounds, window)
+                        nbytes += cost
+                        requests += reqs
+                        scenes += 1
+                plans.append(ChunkPlan(t, r, c, window, len(items), scenes, nbytes, requests,
+                                       held))
     return LoadPlan(tuple(plans), len(files), stack.data.npartitions)
+
+
+def _scene_cost(
+    mspec: Any, i: int, bounds: tuple[float, float, float, float],
+    window: tuple[int, int, int, int],
+) -> tuple[int, int, int, int]:
+    """(uncompressed bytes of one band, requests, width, height on the output grid) of scene
+    `i`'s read for a chunk: its pixels inside the chunk at the resolution it is read at."""
+    grid = mspec.grid
+    gres = grid.res
+    left, bottom, right, top = bounds
+    f0, f1, f2, f3 = (float(v) for v in mspec.footprints[i])
+    fp = nearest_turn(  # a footprint across 180 degrees: the chunk's side
+        (f0, f1, f2, f3), (left, bottom, right, top), wrap_period(grid.crs)
+    )
+    w = max(0.0, min(right, fp[2]) - max(left, fp[0]))
+    h = max(0.0, min(top, fp[3]) - max(bottom, fp[1]))
+    scale = mspec.scales[i]
+    size = min(gres)
+    if np.isfinite(scale).all() and float(np.min(scale)) > 0:
+        size = max(size, min(gres) * float(np.min(scale)))
+    px_w, px_h = math.ceil(w / size), math.ceil(h / size)
+    itemsize = np.dtype(mspec.scenes[i].dtype).itemsize
+    out_w, out_h = math.ceil(w / abs(gres[0])), math.ceil(h / abs(gres[1]))
+    return px_w * px_h * itemsize, max(1, math.ceil(px_h / ASSUMED_TILE)), out_w, out_h

@@ -262,3 +262,21 @@ def test_keys_differ_with_masks(s2_items) -> None:
                      method="median")
     c = daskcog.load(s2_items, bands=["B04"], mask=SCL, groupby="all", method="median")
     assert a.data.name != b.data.name and a.data.name == c.data.name
+
+
+def test_explain_states_what_a_median_holds_and_counts_mask_reads(s2_items) -> None:
+    median = daskcog.load(s2_items, bands=["B02", "B03"], mask=SCL, method="median",
+                          groupby="all", chunks=64)
+    plan = median.explain()
+    chunk = max(plan.chunks, key=lambda c: c.held)
+    # at most every scene's part of the chunk, both bands, uint16: 2 bytes a value
+    assert 0 < chunk.held <= len(s2_items) * 64 * 64 * 2 * 2
+    assert plan.held_bytes == chunk.held
+    assert "hold at most" in str(plan)
+    assert daskcog.load(s2_items, bands=["B02", "B03"], mask=SCL, method="mean",
+                        groupby="all", chunks=64).explain().held_bytes == 0
+    plain = daskcog.load(s2_items, bands=["B02", "B03"], method="median", groupby="all",
+                         chunks=64).explain()
+    # one SCL read per item and chunk on top of the two bands' reads
+    assert sum(c.scenes for c in plan.chunks) == sum(c.scenes for c in plain.chunks) * 3 // 2
+    assert plan.files == plain.files + len(s2_items)
