@@ -8,7 +8,6 @@ step, one task per (step, y, x) chunk, plain values only.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from affine import Affine
 from dask.base import tokenize
 from pyproj import CRS
 
+from daskcog.mosaics import grouping
 from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.mosaic import (
     MOSAIC_KEYWORDS,
@@ -119,8 +119,10 @@ class GeoStack(OnGrid):
 def _group(
     urls: Sequence[str], group_by: Callable[[str], Hashable] | Sequence[Hashable] | None
 ) -> tuple[list[Any], list[list[int]]]:
-    """(keys, scene indices per key): keys sorted when they can be, else in order of first
-    appearance; scene order inside a group is the sources' order (priority)."""
+    """(keys, scene indices per key) by `daskcog.mosaics.grouping`'s rules, the ones
+    `daskcog.load` follows: None is "id", one step per source in their order (keyed by its
+    URL); other keys are sorted, missing ones (None, NaN) last, keys of types that do not
+    compare are a GroupbyError; inside a step the sources' order (priority)."""
     if group_by is None:
         return list(urls), [[i] for i in range(len(urls))]
     if callable(group_by):
@@ -129,13 +131,8 @@ def _group(
         labels = list(group_by)
         if len(labels) != len(urls):
             raise MosaicError(f"group_by has {len(labels)} keys for {len(urls)} sources")
-    members: dict[Any, list[int]] = {}
-    for i, label in enumerate(labels):
-        members.setdefault(label, []).append(i)
-    keys = list(members)
-    with contextlib.suppress(TypeError):  # keys of mixed types: keep the order of first appearance
-        keys = sorted(keys)
-    return keys, [members[k] for k in keys]
+    steps = grouping.group(labels, None, None)
+    return list(steps.keys), [list(m) for m in steps.members]
 
 
 def stack(
@@ -151,7 +148,8 @@ def stack(
         group_by: None (one step per scene, keyed by URL), a callable on each
             scene's URL, or a list of keys (one per source). Scenes with the same
             key are mosaicked into one step with `method`, in the sources' order.
-            Steps are sorted by key (when the keys sort).
+            Steps are sorted by key, missing keys last (`daskcog.mosaics.grouping`: the
+            rules of `daskcog.load`'s groupby; keys that do not compare are an error).
         **options: `daskcog.mosaic`'s keywords (`MosaicOptions`: crs, resolution,
             bounds, like, method, nodata, resampling, chunks, bands, dtype,
             batch_size, warp_tolerance, loop, retry), then store options; the grid covers

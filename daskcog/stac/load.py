@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from daskcog.mosaics import grouping
 from daskcog.mosaics.grid import Placement, place
 from daskcog.mosaics.masks import Mask, MaskPlan, as_masks
 from daskcog.mosaics.methods import MethodLike
@@ -36,7 +37,6 @@ from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac.items import bands as band_rules
-from daskcog.stac.items import grouping
 from daskcog.stac.items.asset_scenes import asset_tables, complete_facts
 from daskcog.stac.items.item_dicts import (
     StacError,

@@ -26,6 +26,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from daskcog.mosaics import grouping
 from daskcog.mosaics.chunk_task import mosaic_block
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import ChunkClear, ClearFn, MaskPlan
@@ -35,7 +36,6 @@ from daskcog.reading import chunking
 from daskcog.runtime.io_loop import LoopChoice, run_sync
 from daskcog.stac import output_grid
 from daskcog.stac.items import bands as band_rules
-from daskcog.stac.items import grouping
 from daskcog.stac.items.asset_scenes import undeclared_nodata
 from daskcog.stac.items.item_dicts import ItemDict
 from daskcog.stac.load_spec import LoadSpec

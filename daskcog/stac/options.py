@@ -12,10 +12,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from daskcog.mosaics import grouping
 from daskcog.mosaics.masks import Mask
 from daskcog.mosaics.methods import MethodLike
 from daskcog.runtime.io_loop import LoopChoice
-from daskcog.stac.items import grouping
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.stac_stack import PropertyRequest
 from georeader.geo import Bounds

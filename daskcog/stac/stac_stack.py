@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
+from daskcog.mosaics.grouping import TIME_GROUPS, Grouping
 from daskcog.mosaics.stack import GeoStack
-from daskcog.stac.items.grouping import TIME_GROUPS, Grouping
 from daskcog.stac.items.item_dicts import ItemDict, item_id
 
 if TYPE_CHECKING:

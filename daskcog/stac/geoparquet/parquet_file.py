@@ -12,6 +12,9 @@ import io
 import threading
 from typing import Any
 
+import numpy as np
+
+from daskcog.mosaics.grouping import ROW_NUMBER
 from daskcog.runtime import process_state
 from georeader.io import canonical_json
 
@@ -157,7 +160,11 @@ def columns_table(url: str, options: tuple[tuple[str, Any], ...], assets: tuple[
     wanted = [c for c in names if c not in ("geometry", "links", "assets")]
     # only the leaves of the asked assets are decoded (`assets.B04`), never the other assets
     wanted += leaf_paths(pf.schema_arrow, [f"assets.{name}" for name in assets])
+    import pyarrow as pa
+
     table = pf.read(columns=wanted).combine_chunks()
+    # each row's number in the file: groupby="id" steps are rows (odc-stac's positions)
+    table = table.append_column(ROW_NUMBER, pa.array(np.arange(table.num_rows, dtype=np.int64)))
     with _files_lock:
         while len(_tables) >= _MAX_TABLES:
             _tables.pop(next(iter(_tables)))

@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from daskcog.mosaics import grouping
 from daskcog.mosaics.crs import crs_text, transform_bounds
 from daskcog.mosaics.grid import Grid, place
+from daskcog.mosaics.grouping import ROW_NUMBER, Step, plan_steps, row_keys, row_times
 from daskcog.mosaics.masks import ChunkClear, ClearFn
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
@@ -37,17 +39,8 @@ from daskcog.runtime.io_loop import LoopChoice
 from daskcog.runtime.reader_cache import default_retry
 from daskcog.runtime.tokens import callable_token
 from daskcog.stac.geoparquet.parquet_file import columns_table, parquet_file, row_items
-from daskcog.stac.geoparquet.parquet_plan import (
-    Step,
-    distinct_scenes,
-    plan_steps,
-    row_keys,
-    row_times,
-    step_properties,
-    step_rows,
-)
+from daskcog.stac.geoparquet.parquet_plan import distinct_scenes, step_properties, step_rows
 from daskcog.stac.items import bands as band_rules
-from daskcog.stac.items import grouping
 from daskcog.stac.items.asset_scenes import asset_tables, declare_nodata, declared_scenes
 from daskcog.stac.items.item_dicts import StacError
 from daskcog.stac.load_graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
@@ -136,7 +129,7 @@ class ParquetSpec:
         table = table.filter(expr)
         keys = row_keys(self.groupby, table, self.lon)
         keep = np.asarray([k == s.key for k in keys], dtype=bool)
-        return table.filter(keep)
+        return table.filter(keep).drop_columns([ROW_NUMBER])
 
     def jobs(
         self, step: int, b0: int, b1: int, bounds: Bounds
@@ -198,6 +191,9 @@ def load_geoparquet(
     """`daskcog.load` of a stac-geoparquet file (`options.use_proj` is for item inputs only)."""
     o = options
     bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
+    if callable(groupby):
+        raise StacError("groupby callables need item objects; a stac-geoparquet load takes a "
+                        "string groupby")
     if o.preserve_original_order:
         raise StacError("preserve_original_order needs item objects; a stac-geoparquet load "
                         "sorts a step's items by (datetime, id)")

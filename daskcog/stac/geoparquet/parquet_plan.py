@@ -1,4 +1,5 @@
-"""Planning a stac-geoparquet load from columns: group keys, steps and distinct grids.
+"""Planning a stac-geoparquet load from columns: property rows per step and distinct grids
+(group keys and steps: `daskcog.mosaics.grouping`, the rules items follow too).
 
 Everything here works on whole Arrow / numpy columns, so planning an archive of
 100,000 items creates a handful of Python objects per *step* and per distinct
@@ -7,103 +8,16 @@ tile grid, not per item.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from daskcog.mosaics.grouping import missing_key, plain_key
 from daskcog.mosaics.scenes import Scene
 from daskcog.stac.items import bands as band_rules
 from daskcog.stac.items.item_dicts import StacError
 from daskcog.stac.items.projection import proj_grid
-
-
-def row_times(table: Any) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    column = table.column("datetime")
-    if "start_datetime" in table.column_names:
-        column = pc.coalesce(column, table.column("start_datetime"))
-    return column.cast("timestamp[us]").to_numpy(zero_copy_only=False).astype("datetime64[us]")
-
-
-def row_keys(groupby: Any, table: Any, lon: float | None = None) -> np.ndarray:
-    """The group key of each row, computed on columns (odc-stac's rules, like `grouping`).
-
-    `lon`: the output grid's longitude, odc-stac's solar day for every row (else each
-    row's bbox centre)."""
-    if groupby is None or groupby == "id":
-        return table.column("id").to_numpy(zero_copy_only=False).astype(str)
-    if groupby == "all":
-        return np.zeros(table.num_rows, dtype=np.int64)
-    if callable(groupby):
-        raise StacError("groupby callables need item objects; a stac-geoparquet load takes a "
-                        "string groupby")
-    if groupby == "time":
-        return row_times(table)
-    if groupby == "day":
-        return row_times(table).astype("datetime64[D]")
-    if groupby == "month":
-        return row_times(table).astype("datetime64[M]")
-    if groupby == "solar_day":
-        if lon is None:
-            bbox = table.column("bbox")
-            lons = (_field(bbox, "xmin") + _field(bbox, "xmax")) / 2
-        else:
-            lons = np.full(table.num_rows, float(lon))
-        hours = np.trunc(lons / 15).astype("int64").astype("timedelta64[h]")
-        return (row_times(table) + hours).astype("datetime64[D]")
-    if groupby not in table.column_names:
-        raise StacError(f"groupby property {groupby!r} is not a column of the stac-geoparquet file")
-    return table.column(groupby).to_numpy(zero_copy_only=False)
-
-
-def _field(struct: Any, name: str) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    return pc.struct_field(struct, name).to_numpy(zero_copy_only=False).astype(np.float64)
-
-
-@dataclass(frozen=True)
-class Step:
-    key: Any
-    first: int
-    """Earliest time of the step's rows, microseconds since the epoch."""
-    last: int
-
-
-def plan_steps(
-    groupby: Any, table: Any, lon: float | None = None
-) -> tuple[list[Step], list[np.datetime64], list[np.ndarray]]:
-    """Steps sorted by key; each with its rows' time range, its first item's time, and its
-    row numbers (priority order)."""
-    import pyarrow.compute as pc
-
-    keys = row_keys(groupby, table, lon)
-    times = row_times(table)
-    # ties broken by id through its rank (Arrow sorts strings by their UTF-8 bytes, which is
-    # code point order, as numpy's str): no array of 100,000 Python-sized strings
-    ids = pc.rank(table.column("id"), tiebreaker="dense").to_numpy(zero_copy_only=False)
-    present = np.array([not _missing(k) for k in keys]) if keys.dtype == object else (
-        ~np.isnat(keys) if keys.dtype.kind == "M" else np.ones(len(keys), bool))
-    uniq, codes = np.unique(keys[present].astype(str) if keys.dtype == object else keys[present],
-                            return_inverse=True)
-    full = np.full(len(keys), len(uniq), dtype=np.int64)
-    full[present] = codes
-    order = np.lexsort((ids, times, full))
-    bounds = np.flatnonzero(np.diff(full[order])) + 1
-    steps: list[Step] = []
-    first_times: list[np.datetime64] = []
-    groups = np.split(order, bounds)
-    for members in groups:
-        code = int(full[members[0]])
-        key = keys[members[0]] if code < len(uniq) else None
-        span = times[members].astype("int64")
-        steps.append(Step(_plain(key), int(span.min()), int(span.max())))
-        first_times.append(np.datetime64(times[members[0]], "ns"))
-    return steps, first_times, groups
 
 
 def step_rows(pf: Any, groups: Sequence[np.ndarray], name: str) -> list[list[Any]]:
@@ -136,7 +50,7 @@ def step_properties(pf: Any, groups: Sequence[np.ndarray]) -> dict[str, list[Any
             first = values[rows[0]]
             if not all(v == first for v in values[rows[1:]]):
                 break
-            per_step.append(_plain(first))
+            per_step.append(plain_key(first))
         else:
             out[name] = per_step
     return out
@@ -144,16 +58,6 @@ def step_properties(pf: Any, groups: Sequence[np.ndarray]) -> dict[str, list[Any
 
 _NOT_PROPERTIES = frozenset({"type", "stac_version", "stac_extensions", "id", "bbox", "geometry",
                              "assets", "links", "collection", "datetime"})
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(key: Any) -> Any:
-    if isinstance(key, np.datetime64):
-        return key
-    return key.item() if isinstance(key, np.generic) else key
 
 
 _BATCH_ROWS = 16384
@@ -274,7 +178,7 @@ def _grid_keys(
             encoded = pc.dictionary_encode(column)
             words = encoded.dictionary.to_pylist()
             number = np.array(
-                [-1 if _missing(v) or v == "" else labels.setdefault(f"{kind}|{v}", len(labels))
+                [-1 if missing_key(v) or v == "" else labels.setdefault(f"{kind}|{v}", len(labels))
                  for v in words] + [-1], dtype=np.int64)
             index = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
             row = number[index]
