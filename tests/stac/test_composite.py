@@ -280,3 +280,15 @@ def test_explain_states_what_a_median_holds_and_counts_mask_reads(s2_items) -> N
     # one SCL read per item and chunk on top of the two bands' reads
     assert sum(c.scenes for c in plan.chunks) == sum(c.scenes for c in plain.chunks) * 3 // 2
     assert plan.files == plain.files + len(s2_items)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float_composite_within_one_ulp_of_numpy(s2_items, dtype: str) -> None:
+    """Values loaded as floats (dtype=): the median of float32 / float64 values, within one
+    ulp of numpy's nanmedian over float64 (exact here: middle values averaged in float64)."""
+    stack = daskcog.load(s2_items, bands=["B03", "B04"], mask=SCL, method="median",
+                         groupby="all", chunks=64, dtype=dtype)
+    got = stack.data.compute()[0]
+    assert got.dtype == np.dtype(dtype)
+    expected = _expected(s2_items, ["B03", "B04"], [SCL], "median", stack)
+    np.testing.assert_array_max_ulp(got, expected, maxulp=1)
