@@ -6,7 +6,9 @@ flows down this module in the order it runs:
 
 * `MosaicBlocks.__getitem__` finds the chunk's scenes with a vectorised footprint
   test (`SceneIndex`, through `MosaicSpec.candidates`), then runs `mosaic_block`
-  on the process's I/O loop.
+  on the process's I/O loop through `run_here`: the loop fetches, and the CPU work
+  (`offload`: decoding, warping) comes back to this Dask thread (one threading model
+  with `daskcog.open`; why in `run_here`).
 * `mosaic_block` reads scenes in priority batches (`_batches`), each batch
   concurrently (`asyncio.gather`), and feeds them to the method; `first`/`last`
   stop as soon as every pixel is filled. With errors="nodata" a failed scene is
@@ -14,8 +16,9 @@ flows down this module in the order it runs:
 * `read_scene` reads one scene for one chunk through the process's reader cache.
   A scene on the grid's CRS and resolution whose origin is a whole number of
   pixels away is a plain window read (exact). Any other scene reads the overview
-  that fits the grid's resolution (`choose_level`) and warps it with GDAL (`warp`)
-  in a thread, off the loop, onto the part of the chunk the scene's footprint
+  that fits the grid's resolution (`choose_level`) and warps it with GDAL (`warp`;
+  a nearest warp that recurs across revisits is a gather through a cached plan,
+  `warp_plans`), in the chunk's Dask thread, onto the part of the chunk the scene's footprint
   reaches (`footprint_part`), from a source window covering that part plus the
   resampling kernel's margin (`source_window`), with the fill value as source and
   destination nodata so invalid pixels stay invalid.
@@ -24,8 +27,10 @@ flows down this module in the order it runs:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+import contextvars
+import queue
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from affine import Affine
@@ -45,8 +50,8 @@ from daskcog.mosaics.warp import (
     source_window,
     warp,
 )
-from daskcog.runtime import failures
-from daskcog.runtime.io_loop import run_sync
+from daskcog.runtime import failures, settings
+from daskcog.runtime.io_loop import LoopChoice, io_loop, worker_loop
 from daskcog.runtime.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, choose_level, geo
 from georeader.geo import fits_dtype, nodata_mask
@@ -91,7 +96,7 @@ class MosaicBlocks:
         ids = spec.candidates(group, spec.grid.window_bounds(*window))
         if len(ids) == 0:
             return np.full(shape, spec.out_fill, dtype=self.dtype)
-        return run_sync(mosaic_block(spec, ids, spec.bands[b0:b1], window), spec.loop)
+        return run_here(mosaic_block(spec, ids, spec.bands[b0:b1], window), spec.loop)
 
 
 async def mosaic_block(
@@ -270,7 +275,7 @@ async def read_scene(
         inside = geo.clip_window(source, reader.width, reader.height)
         if inside is None:
             return None
-        values = (await reader.read_window(inside, fill_value=fill)).values
+        pending = await reader.fetch_window(inside, fill_value=fill)
         part = (
             col_off + int(inside.col_off - source.col_off),
             row_off + int(inside.row_off - source.row_off),
@@ -288,21 +293,91 @@ async def read_scene(
         source = source_window(spec, index, reader, grid.window_bounds(*part), scales)
         if source is None:
             return None
-        src = (await reader.read_window(source, fill_value=fill)).values
-        values = await asyncio.to_thread(
-            warp,
-            src,
-            reader.transform @ Affine.translation(source.col_off, source.row_off),
-            scene.crs,
-            grid.window_transform(part[0], part[1]),
-            grid.crs,
-            (part[3], part[2]),
-            fill,
-            spec.resampling,
-            spec.warp_tolerance,
-            scales,
+        pending = await reader.fetch_window(source, fill_value=fill)
+        src_transform = reader.transform @ Affine.translation(source.col_off, source.row_off)
+        warp_args = (
+            src_transform, scene.crs, grid.window_transform(part[0], part[1]), grid.crs,
+            (part[3], part[2]), fill, spec.resampling, spec.warp_tolerance, scales,
             revisited(spec, index),
         )
-    invalid = nodata_mask(values, fill)
-    valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
-    return values, valid, part
+
+    def decode() -> tuple[np.ndarray, np.ndarray, Part]:
+        values = pending.assemble().values
+        if offset is None:
+            values = warp(values, *warp_args)
+        invalid = nodata_mask(values, fill)
+        valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
+        return values, valid, part
+
+    return await offload(decode)
+
+
+T = TypeVar("T")
+_calling_thread: contextvars.ContextVar[queue.SimpleQueue[Any] | None] = contextvars.ContextVar(
+    "daskcog_calling_thread", default=None
+)
+_DONE = object()
+
+
+def run_here(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
+    """Run a chunk's coroutine on the I/O loop, its CPU work (`offload`) in this thread.
+
+    The one threading model of daskcog's chunk tasks (issue 20 item 5): the I/O loop only
+    waits for bytes (headers, tiles, several scenes at once); decoding and warping run
+    in the Dask thread that asked for the chunk, as `daskcog.open`'s chunks decode in
+    theirs. Why this one: Dask's thread count is then the one knob of CPU parallelism
+    (no second pool beside it, no hand-off per scene and step), and measured on the
+    time series (bench_timeseries, interleaved, 11 runs each, load 3.7-5.8) it spent
+    5-7 % less CPU than decoding in the loop's decode pool and warping in its default
+    executor (2.95-3.26 s against 3.13-3.48 s of process CPU), at the same wall time
+    within the noise (benchmarks/RESULTS.md, issue 21).
+
+    Called from the loop itself it raises (it would block its own loop)."""
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def hosted() -> T:
+        _calling_thread.set(jobs)
+        try:
+            return await coro
+        finally:
+            jobs.put(_DONE)
+
+    settings.apply_georeader()
+    target = (worker_loop() if loop == "worker" else None) or io_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is target:
+        coro.close()
+        raise RuntimeError("run_here called from the loop it would block")
+    future = asyncio.run_coroutine_threadsafe(hosted(), target)
+    while (job := jobs.get()) is not _DONE:
+        work, waiter, on_loop = job
+        try:
+            result = work()
+        except BaseException as error:  # handed to the awaiting coroutine
+            on_loop.call_soon_threadsafe(_settle, waiter, None, error)
+        else:
+            on_loop.call_soon_threadsafe(_settle, waiter, result, None)
+    return future.result()
+
+
+def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if waiter.cancelled():
+        return
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(result)
+
+
+async def offload(work: Callable[[], T]) -> T:
+    """Run `work` in the Dask thread that runs this chunk (`run_here`), else in a thread."""
+    jobs = _calling_thread.get()
+    if jobs is None:
+        return await asyncio.to_thread(work)
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+    jobs.put((work, waiter, loop))
+    return await waiter

@@ -27,13 +27,13 @@ import numpy as np
 from dask.base import tokenize
 
 from daskcog.mosaics import grouping
-from daskcog.mosaics.chunk_task import mosaic_block
+from daskcog.mosaics.chunk_task import mosaic_block, run_here
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import ChunkClear, ClearFn, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.reading import chunking
-from daskcog.runtime.io_loop import LoopChoice, run_sync
+from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac import output_grid
 from daskcog.stac.items import bands as band_rules
 from daskcog.stac.items.asset_scenes import undeclared_nodata
@@ -266,7 +266,7 @@ class StacBlocks:
             (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
         ]
         if jobs:
-            results = run_sync(_gather(spec, jobs, window), spec.loop)
+            results = run_here(_gather(spec, jobs, window), spec.loop)
             for (t, positions, mspec, _, _), values in zip(jobs, results, strict=True):
                 for k, pos in enumerate(positions):
                     out[t, pos] = _finish(
