@@ -306,8 +306,9 @@ async def read_scene(
         if offset is None:
             values = warp(values, *warp_args)
         invalid = nodata_mask(values, fill)
-        valid = np.ones(values.shape, dtype=bool) if invalid is None else ~invalid
-        return values, valid, part
+        if invalid is None:
+            return values, np.ones(values.shape, dtype=bool), part
+        return values, np.logical_not(invalid, out=invalid), part
 
     return await offload(decode)
 

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from daskcog.mosaics.crs import rasterio_crs, transform_bounds
 from daskcog.mosaics.scenes import wrap_period
 from daskcog.mosaics.spec import MosaicSpec
-from daskcog.mosaics.warp_plans import PLANS, fits_one_piece, gather
+from daskcog.mosaics.warp_plans import PLANS, Plan, fits_one_piece, gather
 from georeader import AsyncGeoTIFFReader, geo
 from georeader.geo import Bounds
 
@@ -175,7 +175,7 @@ def warp(
             dst_crs, tuple(dst_transform)[:6], tuple(shape), float(tolerance),
         )
 
-        def make() -> np.ndarray:
+        def make() -> Plan:
             # float32 indices: GDAL's specialised float kernel, ~15 % faster than int32's
             # generic one, the same picks (the kernels differ in copying, not in mapping)
             index = np.arange(height * width, dtype=np.float32).reshape(1, height, width)
@@ -183,9 +183,7 @@ def warp(
                 index, src_transform, src_crs, dst_transform, dst_crs, shape, -1.0, "nearest",
                 tolerance,
             )[0]
-            plan = picked.astype(np.int32)
-            plan[picked < 0] = height * width
-            return plan
+            return Plan.from_picks(picked)
 
         plan = PLANS.plan(key, revisited, make)
         if plan is not None:

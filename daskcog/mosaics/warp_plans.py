@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import cachetools
@@ -66,19 +67,40 @@ def fits_one_piece(
     return used < 0.9 * GDAL_WARP_MEMORY
 
 
-def gather(source: np.ndarray, plan: np.ndarray, fill: float | int) -> np.ndarray:
-    """(band, y, x) on the plan's grid: each output pixel the source pixel the plan names;
-    the plan's value `source.size / bands` (one past the last pixel) names the fill."""
+@dataclass(frozen=True)
+class Plan:
+    """GDAL's nearest-neighbour picks for one key: `index` (y, x) int32 flat source indices,
+    0 where GDAL writes nothing; `missing` the flat output positions GDAL writes nothing to
+    (they take the fill value)."""
+
+    index: np.ndarray
+    missing: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.index.nbytes + self.missing.nbytes)
+
+    @classmethod
+    def from_picks(cls, picked: np.ndarray) -> Plan:
+        """From a warped index raster: source indices, negative where GDAL wrote nothing."""
+        missing = np.flatnonzero(picked < 0).astype(np.int32)
+        index = picked.astype(np.int32)
+        index.reshape(-1)[missing] = 0
+        return cls(index, missing)
+
+
+def gather(source: np.ndarray, plan: Plan, fill: float | int) -> np.ndarray:
+    """(band, y, x) on the plan's grid: each output pixel the source pixel the plan names,
+    the fill value where GDAL writes nothing (one take, no copy of the source)."""
     bands = source.shape[0]
-    pixels = source.shape[1] * source.shape[2]
-    flat = np.empty((bands, pixels + 1), dtype=source.dtype)
-    flat[:, :pixels] = source.reshape(bands, pixels)
-    flat[:, pixels] = fill
-    return np.take(flat, plan, axis=1)
+    out = np.take(source.reshape(bands, -1), plan.index, axis=1)
+    if len(plan.missing):
+        out.reshape(bands, -1)[:, plan.missing] = fill
+    return out
 
 
 class PlanTable:
-    """Per-process nearest-neighbour plans: key -> int32 (y, x) source indices.
+    """Per-process nearest-neighbour plans: key -> `Plan`.
 
     A `cachetools.LRUCache` bounded by bytes behind a lock (cachetools' caches are not
     thread-safe), its bound read from dask.config at each use (a changed bound empties
@@ -90,7 +112,7 @@ class PlanTable:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._bound = -1
-        self._plans: cachetools.LRUCache[Hashable, np.ndarray] = cachetools.LRUCache(1)
+        self._plans: cachetools.LRUCache[Hashable, Plan] = cachetools.LRUCache(1)
         self._seen: cachetools.LRUCache[Hashable, bool] = cachetools.LRUCache(SEEN_KEYS)
         self.hits = 0
         self.made = 0
@@ -103,8 +125,8 @@ class PlanTable:
         return bound
 
     def plan(
-        self, key: Hashable, revisited: bool, make: Callable[[], np.ndarray]
-    ) -> np.ndarray | None:
+        self, key: Hashable, revisited: bool, make: Callable[[], Plan]
+    ) -> Plan | None:
         """The key's plan: cached, or made now when the key will be (or was) used again;
         None on a first sight of a key no revisit shares (the caller warps with GDAL)."""
         with self._lock:

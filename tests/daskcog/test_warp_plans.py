@@ -140,13 +140,14 @@ def test_plan_table_is_registered_bounded_and_cleared() -> None:
     source = source_array("uint16", src_shape)
     warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest", revisited=True)
     info = daskcog.cache_info().tables["daskcog.warp-plans"]
-    assert info["plans"] == 1 and info["bytes"] == shape[0] * shape[1] * 4
+    one = info["bytes"]  # int32 indices, and the positions GDAL leaves unwritten
+    assert info["plans"] == 1 and shape[0] * shape[1] * 4 <= one < shape[0] * shape[1] * 5
     daskcog.cache_clear()
     assert PLANS.info()["plans"] == 0
     with dask.config.set({"daskcog.warp-plan-bytes": 0}):  # off
         warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest", revisited=True)
         assert PLANS.info()["made"] == 0
-    with dask.config.set({"daskcog.warp-plan-bytes": shape[0] * shape[1] * 4}):  # one plan
+    with dask.config.set({"daskcog.warp-plan-bytes": int(one * 1.5)}):  # room for one plan
         for x in (0, 10, 20):
             t = dst_transform * Affine.translation(x, 0)
             warp(source, SRC, src_crs, t, dst_crs, shape, 0, "nearest", revisited=True)
