@@ -130,11 +130,13 @@ def run_io(
 
 def graph_scale() -> None:
     from daskcog.reading.cog_array import ReadSpec, from_spec
+    from georeader import parse_location
 
     print("\n== graph scale (built from a spec: no I/O) ==")
     for n in (10_000, 100_000, 1_000_000):
         side = int(round(n ** 0.5)) * 16
-        spec = ReadSpec(url="file:///nowhere.tif", store_options=(), overview_level=0, bands=(1,),
+        spec = ReadSpec(location=parse_location("/nowhere.tif"), store_options=(),
+                        overview_level=0, bands=(1,),
                         window=(0, 0, side, side), dtype="uint8", fill_value=0, tile=(16, 16))
         tracemalloc.start()
         t0 = time.perf_counter()

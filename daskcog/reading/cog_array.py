@@ -51,7 +51,13 @@ from georeader import (
 )
 from georeader.errors import GeoreaderError, InvalidURLError, UnknownOptionError, WindowError
 from georeader.geo import check_fill
-from georeader.io import SIGNING_OPTIONS, RetryPolicy, check_store_options, split_signed_url
+from georeader.io import (
+    SIGNING_OPTIONS,
+    Location,
+    RetryPolicy,
+    check_store_options,
+    split_signed_url,
+)
 from georeader.reader import Fetched
 
 
@@ -59,7 +65,9 @@ from georeader.reader import Fetched
 class ReadSpec:
     """Everything a chunk task needs, as plain picklable values (no reader, no store)."""
 
-    url: str
+    location: Location
+    """The object, parsed once when `open` was called (its signed query, a credential, is
+    not part of it: it travels as a store option, kept out of the graph)."""
     store_options: tuple[tuple[str, Any], ...]
     overview_level: int
     bands: tuple[int, ...]
@@ -75,6 +83,11 @@ class ReadSpec:
     """How every read of this array retries (header opens included), in every process."""
     credentials: str | None = None
     """Name of a credential set registered in each worker process (never the secrets)."""
+
+    @property
+    def url(self) -> str:
+        """The object's normalised URL (never a signed query)."""
+        return self.location.url
 
     @property
     def options(self) -> dict[str, Any]:
@@ -170,12 +183,12 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         else public
     )
     retry = retry or default_retry()
-    opened = run_sync(CACHE.opened(location.url, full_options, retry=retry))
+    opened = run_sync(CACHE.opened(location, full_options, retry=retry))
     reader = CACHE.make_reader(
         opened, overview_level=overview_level, bands=bands, resolution=resolution
     )
     spec = ReadSpec(
-        url=location.url,
+        location=location,
         store_options=options,
         overview_level=reader.overview_level,
         bands=tuple(reader.bands),
@@ -311,7 +324,9 @@ class BlockReader:
             # a cold header (first use, a cleared cache): resolve the credentials again, so
             # an unregistered or replaced credential set is seen, as each chunk used to see it
             options, _ = self._resolved = self._resolve()
-            opened = run_sync(CACHE.opened(spec.url, options, retry=spec.retry), spec.loop)
+            opened = run_sync(
+                CACHE.opened(spec.location, options, retry=spec.retry), spec.loop
+            )
         held = self._held.get(bands)
         if held is None or held[0] is not opened:  # first chunk, or a new header
             held = self._held[bands] = _hold(opened, spec, bands)
@@ -325,7 +340,9 @@ class BlockReader:
                                                      row_off + height) else Window(
                 c0, r0, c1 - c0, r1 - r0)
         if how == "local":
-            fetched = None if inside is None else fetch_local(opened, level, inside, spec.url)
+            fetched = (
+                None if inside is None else fetch_local(opened, level, inside, spec.location.url)
+            )
         elif how == "native":
             fetched = run_sync(
                 fetch_remote(spec, opened, level, window, inside, self.grid, self._array),
@@ -384,7 +401,9 @@ async def fetch_remote(
     own = (
         None
         if inside is None
-        else asyncio.ensure_future(fetch_native(opened, level, inside, spec.url, spec.retry))
+        else asyncio.ensure_future(
+            fetch_native(opened, level, inside, spec.location.url, spec.retry)
+        )
     )
     if grid is not None and array is not None:
         read_ahead.start(

@@ -36,6 +36,7 @@ from daskcog.runtime import process_state, settings
 from georeader import AsyncGeoTIFFReader, OpenedFile, open_file, open_store
 from georeader.io import (
     SIGNING_OPTIONS,
+    Location,
     RetryPolicy,
     canonical_json,
     forget_signed_stores,
@@ -72,13 +73,14 @@ def cache_key(url: str, store_options: dict[str, Any]) -> tuple[str, str]:
 
 
 OpenHeader = Callable[..., Awaitable[Any]]
-"""`await open_header(url, **store_options)` -> a header (georeader: an `OpenedFile`)."""
+"""`await open_header(url, **store_options)` -> a header (georeader: an `OpenedFile`); `url`
+is what `opened` was given: a URL, or the `Location` a caller parsed once."""
 MakeReader = Callable[..., Any]
 """`make_reader(header, overview_level=, bands=)` -> an `AsyncGeoData` reader (no I/O)."""
 
 
 async def _open_header(
-    url: str, *, retry: RetryPolicy | None = None, **store_options: Any
+    url: str | Location, *, retry: RetryPolicy | None = None, **store_options: Any
 ) -> OpenedFile:
     return await open_file(url, retry=retry or default_retry(), **store_options)
 
@@ -124,13 +126,15 @@ class ReaderCache:
             self._reset()
 
     async def opened(
-        self, url: str, store_options: dict[str, Any], *, retry: RetryPolicy | None = None
+        self, url: str | Location, store_options: dict[str, Any], *,
+        retry: RetryPolicy | None = None,
     ) -> Any:
-        """The opened header of `url`, fetching it at most once at a time per process.
+        """The opened header of `url`, fetching it at most once at a time per process (a
+        `Location` parsed once by the caller is handed to the opener as it is).
 
         `retry` is the caller's policy (its spec's) for the header fetch; None: the default.
         """
-        key = cache_key(url, store_options)
+        key = cache_key(url if isinstance(url, str) else url.url, store_options)
         with self._lock:
             hit = self._hit(key)
             if hit is not None:

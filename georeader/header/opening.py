@@ -68,7 +68,7 @@ async def open_file(
     store_options = {k: v for k, v in store_options.items() if k not in READER_OPTIONS}
     if store is None:
         location = path_or_url if isinstance(path_or_url, Location) else parse_location(path_or_url)
-        store, key = open_store(location.url, native=native_remote_default(), **store_options)
+        store, key = open_store(location, native=native_remote_default(), **store_options)
     else:
         # the caller's store: the whole key inside it, never just the file's base name
         location = (
@@ -163,7 +163,7 @@ async def _checked_store(
     else:
         guarded = None  # async-tiff's native store: the walk reads through an obstore twin
         reader = GuardedStore(
-            open_store(location.url, native=False, **store_options)[0], key, location.url
+            open_store(location, native=False, **store_options)[0], key, location.url
         )
 
     async def read(start: int, length: int) -> bytes:

@@ -442,9 +442,9 @@ def forget_signed_stores() -> None:
 
 
 def open_store(
-    path_or_url: str | os.PathLike[str], *, native: bool = False, **config: Any
+    path_or_url: str | os.PathLike[str] | Location, *, native: bool = False, **config: Any
 ) -> tuple[Any, str]:
-    """Return (store, key) for a path or URL; stores are cached per process.
+    """Return (store, key) for a path, URL or `Location`; stores are cached per process.
 
     `config` is passed to obstore's `from_url` (e.g. `region`, `endpoint`,
     `client_options={"allow_http": True}`, `retry_config`, credentials).
@@ -453,9 +453,12 @@ def open_store(
     """
     from georeader.io.store_options import SIGNING_OPTIONS
 
-    path_or_url, config = split_signed_url(path_or_url, config)
+    if isinstance(path_or_url, Location):  # parsed once at the boundary: not again here
+        location = path_or_url
+    else:
+        path_or_url, config = split_signed_url(path_or_url, config)
+        location = parse_location(path_or_url)
     config = {k: v for k, v in config.items() if k not in READER_OPTIONS}
-    location = parse_location(path_or_url)
     if not SIGNING_OPTIONS.isdisjoint(config):
         signing = {k: config[k] for k in SIGNING_OPTIONS if k in config}
         rest = {k: v for k, v in config.items() if k not in SIGNING_OPTIONS}

@@ -56,7 +56,8 @@ class FakeOpener:
         """FakeHeader fields the headers get (e.g. tile=(16, 16))."""
         self.calls: list[str] = []
 
-    async def __call__(self, url: str, **store_options: Any) -> FakeHeader:
+    async def __call__(self, url: str | Location, **store_options: Any) -> FakeHeader:
+        url = url if isinstance(url, str) else url.url  # daskcog.open hands its Location over
         self.calls.append(url)
         await asyncio.sleep(self.delay)  # long enough for concurrent opens to overlap
         if url in self.missing:
