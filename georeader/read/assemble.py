@@ -297,12 +297,13 @@ def apply_validity(
             if invalid is not None:
                 data[invalid] = fill
     elif opened.alpha_index is not None:
-        alpha = data[opened.alpha_index]
-        invalid = alpha == 0
-        if invalid.any():
+        transparent = data[opened.alpha_index] == 0
+        invalid = np.zeros(data.shape, dtype=bool)  # the alpha band itself is valid (GDAL)
+        if transparent.any():
             for i in range(data.shape[0]):
                 if i != opened.alpha_index:
-                    data[i][invalid] = fill
+                    data[i][transparent] = fill
+                    invalid[i] = transparent
     if tuple(bands) == tuple(range(1, data.shape[0] + 1)):
         return data, invalid, by_fill
     index = [b - 1 for b in bands]
