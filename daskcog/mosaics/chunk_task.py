@@ -128,9 +128,11 @@ async def mosaic_block(
                 continue
             if got is None:
                 continue
-            values, valid, part = got
+            values, valid, part, clear_part = got
             if kept is not None:
                 kept.feed(spec.scenes[i], values, valid, part, window)
+            if clear_part is not None:  # after `kept`: a cloud is not the file's nodata
+                valid = valid & clear_part
             if (
                 values.dtype != value_dtype
                 and values.dtype.kind == "f"
@@ -153,19 +155,21 @@ async def mosaic_block(
 async def _read_clear(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: Part,
     clear: Callable[[int], Awaitable[np.ndarray | None]] | None,
-) -> tuple[np.ndarray, np.ndarray, Part] | None:
-    """`read_scene`, its valid pixels narrowed to the clear ones; a scene with no clear
-    pixel in the chunk is not read."""
+) -> tuple[np.ndarray, np.ndarray, Part, np.ndarray | None] | None:
+    """`read_scene` and the scene's clear pixels on its part (None: all clear); a scene with
+    no clear pixel in the chunk is not read."""
     keep = None if clear is None else await clear(index)
     if keep is not None and not keep.any():
         return None
     got = await read_scene(spec, index, bands, window)
-    if got is None or keep is None:
-        return got
+    if got is None:
+        return None
     values, valid, part = got
+    if keep is None:
+        return values, valid, part, None
     rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
     cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
-    return values, valid & keep[rows, cols], part
+    return values, valid, part, keep[rows, cols]
 
 
 class _KeptNodata:

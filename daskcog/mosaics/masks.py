@@ -187,6 +187,13 @@ class ChunkClear:
             found = self._items[item] = asyncio.ensure_future(self._read(item))
         return found
 
+    def close(self) -> None:
+        """Cancel the mask reads still running (a chunk task that failed): none is left
+        pending on the loop when the task's coroutines are gone."""
+        for future in self._items.values():
+            if not future.done():
+                future.cancel()
+
     async def _read(self, item: int) -> np.ndarray:
         col_off, row_off, width, height = self.window
         reads = await asyncio.gather(*(

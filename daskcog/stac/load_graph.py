@@ -283,10 +283,14 @@ async def _gather(
     """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop; with
     masks, each item's mask is read once and shared by its assets (`ChunkClear`)."""
     clear = spec.chunk_clear(window)
-    return await asyncio.gather(*(
-        mosaic_block(mspec, ids, numbers, window, spec.clear_hook(clear, mspec))
-        for _, _, mspec, ids, numbers in jobs
-    ))
+    try:
+        return await asyncio.gather(*(
+            mosaic_block(mspec, ids, numbers, window, spec.clear_hook(clear, mspec))
+            for _, _, mspec, ids, numbers in jobs
+        ))
+    finally:
+        if clear is not None:
+            clear.close()
 
 
 def _finish(

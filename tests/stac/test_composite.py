@@ -292,3 +292,37 @@ def test_float_composite_within_one_ulp_of_numpy(s2_items, dtype: str) -> None:
     assert got.dtype == np.dtype(dtype)
     expected = _expected(s2_items, ["B03", "B04"], [SCL], "median", stack)
     np.testing.assert_array_max_ulp(got, expected, maxulp=1)
+
+
+def test_a_failed_mask_read_is_no_data_with_errors_nodata(s2_items, tmp_path: Path) -> None:
+    """The mask of one item cannot be read: with errors="nodata" that item's scenes count as
+    having no valid pixel (the failure is recorded); with errors="raise" the compute fails."""
+    import copy
+
+    broken = copy.deepcopy(s2_items)
+    broken[2]["assets"]["SCL"]["href"] = str(tmp_path / "missing" / "SCL.tif")
+    kw = {"bands": ["B04"], "mask": SCL, "method": "median", "groupby": "all", "chunks": 64}
+    got = daskcog.load(broken, errors="nodata", **kw).data.compute()
+    without = daskcog.load(s2_items[:2] + s2_items[3:], **kw)
+    np.testing.assert_array_equal(got, without.data.compute())
+    with pytest.raises(Exception, match="missing"):
+        daskcog.load(broken, **kw).data.compute()
+
+
+def test_all_cloudy_pixels_are_the_fill_without_declared_nodata(s2_items) -> None:
+    """Integer data whose metadata states no nodata keep each file's nodata pixels as they
+    are (odc-stac's rule), but a pixel that every scene has under a cloud is the fill, never
+    a cloudy scene's value."""
+    import copy
+
+    items = copy.deepcopy(s2_items[:2])
+    for item in items:
+        item["assets"]["B04"]["raster:bands"][0].pop("nodata")
+    stack = daskcog.load(items, bands=["B04"], mask=SCL, method="first", groupby="all",
+                         chunks=64)
+    got = stack.data.compute()[0, 0]
+    transform, shape = _grid(stack)
+    clear = _clear(items, [SCL], transform, shape)
+    cloudy_everywhere = ~clear.any(axis=0)
+    assert cloudy_everywhere.any()
+    assert (got[cloudy_everywhere] == 0).all()
