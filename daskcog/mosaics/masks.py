@@ -24,7 +24,7 @@ is clear only where every mask says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from daskcog.mosaics.spec import MosaicSpec
 from georeader.errors import GeoreaderError
 from georeader.geo import fits_dtype
 
-__all__ = ["ChunkClear", "Mask", "MaskError", "MaskPlan", "as_masks"]
+__all__ = ["ChunkClear", "Mask", "MaskError", "MaskPlan", "Masking", "as_masks"]
 
 
 class MaskError(GeoreaderError, ValueError):
@@ -165,26 +165,38 @@ ClearFn = Callable[[int], Awaitable[np.ndarray | None]]
 """A data scene's index -> its clear pixels over the chunk ((y, x) bool), or None for all."""
 
 
+@dataclass(frozen=True, eq=False)
+class Masking:
+    """What one asset's mosaic of a chunk needs to be masked: the load's mask plans (one
+    tuple shared by every asset of the load, or of a stac-geoparquet step) and the item of
+    each of the asset's scenes."""
+
+    plans: tuple[MaskPlan, ...]
+    scene_items: np.ndarray
+
+
 class ChunkClear:
     """The masks of one chunk task: each item's clear pixels, read on first request (the
     masks of one item concurrently) and shared by every data asset of the item."""
 
-    def __init__(self, plans: Sequence[MaskPlan], window: Part) -> None:
-        self.plans = plans
+    def __init__(self, window: Part) -> None:
         self.window = window
-        self._items: dict[int, asyncio.Future[np.ndarray]] = {}
+        self._items: dict[tuple[int, int], asyncio.Future[np.ndarray]] = {}
 
-    def for_scenes(self, scene_items: np.ndarray) -> ClearFn:
-        """The `clear=` hook of one asset's `mosaic_block`: `scene_items[i]` is the item of
-        the asset's scene i."""
+    def hook(self, masking: Masking | None) -> ClearFn | None:
+        """The `clear=` hook of one asset's `mosaic_block` (None without masks)."""
+        if masking is None:
+            return None
+
         async def clear(index: int) -> np.ndarray:
-            return await self.item(int(scene_items[index]))
+            return await self.item(masking.plans, int(masking.scene_items[index]))
         return clear
 
-    def item(self, item: int) -> asyncio.Future[np.ndarray]:
-        found = self._items.get(item)
+    def item(self, plans: tuple[MaskPlan, ...], item: int) -> asyncio.Future[np.ndarray]:
+        key = (id(plans), item)  # `plans` lives as long as the chunk task's jobs
+        found = self._items.get(key)
         if found is None:
-            found = self._items[item] = asyncio.ensure_future(self._read(item))
+            found = self._items[key] = asyncio.ensure_future(self._read(plans, item))
         return found
 
     def close(self) -> None:
@@ -194,14 +206,14 @@ class ChunkClear:
             if not future.done():
                 future.cancel()
 
-    async def _read(self, item: int) -> np.ndarray:
+    async def _read(self, plans: tuple[MaskPlan, ...], item: int) -> np.ndarray:
         col_off, row_off, width, height = self.window
         reads = await asyncio.gather(*(
             read_scene(p.spec, int(p.scene_of_item[item]), (p.rule.band,), self.window)
-            for p in self.plans
+            for p in plans
         ))
         clear = np.ones((height, width), dtype=bool)
-        for plan, got in zip(self.plans, reads, strict=True):
+        for plan, got in zip(plans, reads, strict=True):
             if got is None:  # the mask's scene has no pixel in this chunk: nothing is clear
                 return np.zeros((height, width), dtype=bool)
             values, valid, (c0, r0, w, h) = got

@@ -30,17 +30,21 @@ from typing import Any
 import numpy as np
 
 from daskcog.mosaics import grouping
-from daskcog.mosaics.grid import Placement, place
+from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import Mask, MaskPlan, as_masks
 from daskcog.mosaics.methods import MethodLike
 from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac.items import bands as band_rules
-from daskcog.stac.items.asset_scenes import asset_tables, complete_facts
+from daskcog.stac.items.asset_scenes import (
+    asset_tables,
+    complete_facts,
+    mask_facts,
+    mask_plans,
+)
 from daskcog.stac.items.item_dicts import (
     StacError,
-    StacItemError,
     is_geoparquet,
     item_datetime,
     item_id,
@@ -207,10 +211,6 @@ def load(
         if not isinstance(resampling, str):
             raise TypeError("a per-band resampling= dict applies to STAC items; a "
                             "stac-geoparquet load takes one resampling name")
-        if options.masks:
-            raise TypeError("mask= applies to STAC items; a stac-geoparquet load does not "
-                            "take it yet: load the file's items (stac_geoparquet.arrow."
-                            "stac_table_to_items) to mask them")
         from daskcog.stac.geoparquet.parquet_load import load_geoparquet
 
         return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)
@@ -329,45 +329,12 @@ def _mask_plans(
     grid: Any,
     **store_options: Any,
 ) -> tuple[MaskPlan, ...]:
-    """One plan per mask: the mask asset's scenes on the load's grid, read with nearest and
-    a fill the rule rejects; checked at call time (asset known, band, dtype, every item
-    with data carries it)."""
-    infos: dict[str, band_rules.BandInfo] = {}
-    for m in o.masks:
-        found = catalogue.get(m.asset)
-        if found is None:
-            raise StacError(f"mask asset {m.asset!r} is not a GeoTIFF asset of the items; "
-                            f"their assets: {sorted(catalogue)}")
-        if m.band > len(found):
-            raise StacError(f"Mask({m.asset!r}, band={m.band}): the asset has {len(found)} "
-                            "band(s)")
-        infos.setdefault(m.asset, found[m.band - 1])
+    """The load's mask plans (`asset_scenes.mask_plans`), checked at call time: the mask
+    assets are GeoTIFF assets of the items with the band asked for, their data type known
+    (one header per asset key when the metadata states none), every item with data carries
+    them."""
+    infos = mask_facts(o.masks, catalogue, "the items")
     facts, _ = complete_facts(item_list, infos, patch_url=o.patch_url, retry=o.retry,
                               **store_options)
     with_data = sorted({int(i) for t in tables for i in t.items})
-    mask_tables = {
-        t.key: t for t in asset_tables(
-            item_list, facts, patch_url=o.patch_url, use_proj=o.use_proj, retry=o.retry,
-            **store_options,
-        )
-    }
-    plans = []
-    for m in o.masks:
-        table = mask_tables[m.asset]
-        dtype = facts[m.asset].dtype
-        m.check_dtype(dtype, f"mask asset {m.asset!r}")
-        scene_of_item = np.full(len(item_list), -1, dtype=np.int64)
-        scene_of_item[np.asarray(table.items, dtype=np.int64)] = np.arange(len(table.scenes))
-        lacking = [i for i in with_data if scene_of_item[i] < 0]
-        if lacking:
-            raise StacItemError(
-                f"item {item_id(item_list[lacking[0]])} (and {len(lacking) - 1} more) has no "
-                f"asset {m.asset!r} for its mask: drop such items or the mask"
-            )
-        plans.append(MaskPlan(m, build_spec(
-            table.scenes, place(table.scenes, grid=grid), groups=(), method="first",
-            nodata=m.read_fill(dtype), resampling="nearest", bands=[m.band], dtype=dtype,
-            batch_size=None, warp_tolerance=o.warp_tolerance, loop=o.loop, errors=o.errors,
-            retry=o.retry,
-        ), scene_of_item))
-    return tuple(plans)
+    return mask_plans(o.masks, item_list, facts, with_data, grid, o, **store_options)

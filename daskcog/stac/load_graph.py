@@ -29,7 +29,7 @@ from dask.base import tokenize
 from daskcog.mosaics import grouping
 from daskcog.mosaics.chunk_task import mosaic_block, run_here
 from daskcog.mosaics.grid import Placement
-from daskcog.mosaics.masks import ChunkClear, ClearFn, MaskPlan
+from daskcog.mosaics.masks import ChunkClear, Masking, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.reading import chunking
@@ -38,7 +38,7 @@ from daskcog.stac import output_grid
 from daskcog.stac.items import bands as band_rules
 from daskcog.stac.items.asset_scenes import undeclared_nodata
 from daskcog.stac.items.item_dicts import ItemDict
-from daskcog.stac.load_spec import LoadSpec
+from daskcog.stac.load_spec import Job, LoadSpec
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.stac_stack import StacStack
 
@@ -69,16 +69,6 @@ class StacSpec:
     def grid(self) -> Any:
         return self.assets[0].grid
 
-    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
-        """The masks of one chunk task (None without masks)."""
-        return ChunkClear(self.masks, window) if self.masks else None
-
-    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
-        """`mosaic_block`'s clear= for the asset whose spec is `mspec`."""
-        if clear is None:
-            return None
-        asset = next(k for k, a in enumerate(self.assets) if a is mspec)
-        return clear.for_scenes(self.scene_items[asset])
 
     @property
     def steps(self) -> int:
@@ -87,17 +77,16 @@ class StacSpec:
     def runs(self, b0: int, b1: int) -> list[tuple[int, list[int], list[int]]]:
         return band_runs(self.band_map, b0, b1)
 
-    def jobs(
-        self, step: int, b0: int, b1: int, bounds: Bounds
-    ) -> list[tuple[list[int], MosaicSpec, np.ndarray, list[int]]]:
+    def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]:
         """The mosaics one chunk of one step needs: (output positions, spec, scene ids,
-        band numbers) per asset with a scene overlapping `bounds`."""
-        out = []
+        band numbers, masking) per asset with a scene overlapping `bounds`."""
+        out: list[Job] = []
         for asset, positions, numbers in self.runs(b0, b1):
             mspec = self.assets[asset]
             ids = mspec.candidates(step, bounds)
             if len(ids):
-                out.append((positions, mspec, ids, numbers))
+                masking = Masking(self.masks, self.scene_items[asset]) if self.masks else None
+                out.append((positions, mspec, ids, numbers, masking))
         return out
 
     def __dask_tokenize__(self) -> Any:
@@ -266,8 +255,8 @@ class StacBlocks:
             (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
         ]
         if jobs:
-            results = run_here(_gather(spec, jobs, window), spec.loop)
-            for (t, positions, mspec, _, _), values in zip(jobs, results, strict=True):
+            results = run_here(_gather(jobs, window), spec.loop)
+            for (t, positions, mspec, *_), values in zip(jobs, results, strict=True):
                 for k, pos in enumerate(positions):
                     out[t, pos] = _finish(
                         values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
@@ -276,21 +265,19 @@ class StacBlocks:
 
 
 async def _gather(
-    spec: LoadSpec,
-    jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int]]],
+    jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int], Masking | None]],
     window: tuple[int, int, int, int],
 ) -> list[np.ndarray]:
     """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop; with
     masks, each item's mask is read once and shared by its assets (`ChunkClear`)."""
-    clear = spec.chunk_clear(window)
+    clear = ChunkClear(window)
     try:
         return await asyncio.gather(*(
-            mosaic_block(mspec, ids, numbers, window, spec.clear_hook(clear, mspec))
-            for _, _, mspec, ids, numbers in jobs
+            mosaic_block(mspec, ids, numbers, window, clear.hook(masking))
+            for _, _, mspec, ids, numbers, masking in jobs
         ))
     finally:
-        if clear is not None:
-            clear.close()
+        clear.close()
 
 
 def _finish(

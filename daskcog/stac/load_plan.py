@@ -118,8 +118,6 @@ def explain(stack: Explainable) -> LoadPlan:
     _, _, ychunks, xchunks = stack.data.chunks
     rows = np.cumsum((0, *ychunks))
     cols = np.cumsum((0, *xchunks))
-    masks = getattr(spec, "masks", ())  # mask=: each item's mask is read once per chunk
-    scene_items = getattr(spec, "scene_items", ())
     files: set[str] = set()
     plans: list[ChunkPlan] = []
     for t in range(spec.steps):
@@ -128,15 +126,16 @@ def explain(stack: Explainable) -> LoadPlan:
                 window = (int(cols[c]), int(rows[r]), int(xchunks[c]), int(ychunks[r]))
                 bounds = grid.window_bounds(*window)
                 items: set[str] = set()
-                masked: set[int] = set()
+                masked: dict[int, tuple[Any, set[int]]] = {}  # per plans: items read
                 scenes = nbytes = requests = held = 0
-                for positions, mspec, ids, _ in spec.jobs(t, 0, len(spec.band_map), bounds):
+                jobs = spec.jobs(t, 0, len(spec.band_map), bounds)
+                for positions, mspec, ids, _, masking in jobs:
                     nbands = len(positions)
                     holds = issubclass(mspec.method_class, HoldingMethod)
                     value_size = np.dtype(mspec.value_dtype).itemsize
-                    if masks:
-                        asset = next(k for k, a in enumerate(spec.assets) if a is mspec)
-                        masked.update(int(v) for v in scene_items[asset][ids])
+                    if masking is not None:  # each item's mask: read once per chunk
+                        seen = masked.setdefault(id(masking.plans), (masking.plans, set()))[1]
+                        seen.update(int(v) for v in masking.scene_items[ids])
                     for i in ids:
                         scene = mspec.scenes[int(i)]
                         files.add(scene.url)
@@ -148,14 +147,15 @@ def explain(stack: Explainable) -> LoadPlan:
                         if holds:
                             held += min(window[2], out_w) * min(window[3], out_h) * nbands * (
                                 value_size)
-                for plan in masks:
-                    for item in sorted(masked):
-                        j = int(plan.scene_of_item[item])
-                        files.add(plan.spec.scenes[j].url)
-                        cost, reqs, _, _ = _scene_cost(plan.spec, j, bounds, window)
-                        nbytes += cost
-                        requests += reqs
-                        scenes += 1
+                for mask_plans, seen in masked.values():
+                    for mp in mask_plans:
+                        for item in sorted(seen):
+                            j = int(mp.scene_of_item[item])
+                            files.add(mp.spec.scenes[j].url)
+                            cost, reqs, _, _ = _scene_cost(mp.spec, j, bounds, window)
+                            nbytes += cost
+                            requests += reqs
+                            scenes += 1
                 plans.append(ChunkPlan(t, r, c, window, len(items), scenes, nbytes, requests,
                                        held))
     return LoadPlan(tuple(plans), len(files), stack.data.npartitions)

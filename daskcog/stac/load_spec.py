@@ -13,13 +13,14 @@ from typing import Protocol
 import numpy as np
 
 from daskcog.mosaics.grid import Grid
-from daskcog.mosaics.masks import ChunkClear, ClearFn
+from daskcog.mosaics.masks import Masking
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime.io_loop import LoopChoice
 
-Job = tuple[list[int], MosaicSpec, np.ndarray, list[int]]
-"""(output band positions, the asset's mosaic spec, scene ids, band numbers in the files)."""
+Job = tuple[list[int], MosaicSpec, np.ndarray, list[int], Masking | None]
+"""(output band positions, the asset's mosaic spec, scene ids, band numbers in the files,
+what masks its scenes: `mask=`)."""
 
 
 class LoadSpec(Protocol):
@@ -51,10 +52,3 @@ class LoadSpec(Protocol):
 
     def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]: ...
 
-    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
-        """The masks of one chunk task (`mask=`), None without."""
-        ...
-
-    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
-        """`mosaic_block`'s clear= for one asset's mosaic of the chunk."""
-        ...

@@ -326,3 +326,37 @@ def test_all_cloudy_pixels_are_the_fill_without_declared_nodata(s2_items) -> Non
     cloudy_everywhere = ~clear.any(axis=0)
     assert cloudy_everywhere.any()
     assert (got[cloudy_everywhere] == 0).all()
+
+
+def _parquet(items: list[dict], path: Path) -> Path:
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+    return path
+
+
+@pytest.mark.parametrize("groupby", ["all", "time"])
+def test_stac_geoparquet_masks_equal_the_items(s2_items, landsat_items, tmp_path: Path,
+                                                groupby: str) -> None:
+    """A stac-geoparquet file masks its rows as the items are masked (each chunk task reads
+    the rows' mask assets beside their data)."""
+    for items, bands, mask in ((s2_items, ["B02", "B04"], SCL),
+                               (landsat_items, ["red"], Mask("qa_pixel", bits=[1, 3, 4]))):
+        path = _parquet(items, tmp_path / f"{items[0]['id']}.parquet")
+        kw = {"bands": bands, "mask": mask, "method": "median", "groupby": groupby,
+              "chunks": 48}
+        expected = daskcog.load(items, **kw)
+        got = daskcog.load(str(path), **kw)
+        assert got.data.name != daskcog.load(str(path), **{**kw, "mask": None}).data.name
+        np.testing.assert_array_equal(got.data.compute(), expected.data.compute())
+
+
+def test_stac_geoparquet_mask_errors_at_call_time(s2_items, tmp_path: Path) -> None:
+    import copy
+
+    items = copy.deepcopy(s2_items[:3])
+    del items[1]["assets"]["SCL"]
+    path = _parquet(items, tmp_path / "lacking.parquet")
+    with pytest.raises(StacItemError, match="S2_01 has no asset 'SCL'"):
+        daskcog.load(str(path), bands=["B04"], mask=SCL)
+    with pytest.raises(StacError, match="'cloud'"):
+        daskcog.load(str(path), bands=["B04"], mask=Mask("cloud", drop=[1]))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from daskcog.mosaics import grouping
 from daskcog.mosaics.crs import crs_text, transform_bounds
 from daskcog.mosaics.grid import Grid, place
 from daskcog.mosaics.grouping import ROW_NUMBER, Step, plan_steps, row_keys, row_times
-from daskcog.mosaics.masks import ChunkClear, ClearFn
+from daskcog.mosaics.masks import Mask, Masking, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.runtime import credentials as creds
@@ -41,9 +42,16 @@ from daskcog.runtime.tokens import callable_token
 from daskcog.stac.geoparquet.parquet_file import columns_table, parquet_file, row_items
 from daskcog.stac.geoparquet.parquet_plan import distinct_scenes, step_properties, step_rows
 from daskcog.stac.items import bands as band_rules
-from daskcog.stac.items.asset_scenes import asset_tables, declare_nodata, declared_scenes
-from daskcog.stac.items.item_dicts import StacError
+from daskcog.stac.items.asset_scenes import (
+    asset_tables,
+    declare_nodata,
+    declared_scenes,
+    mask_facts,
+    mask_plans,
+)
+from daskcog.stac.items.item_dicts import StacError, StacItemError
 from daskcog.stac.load_graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
+from daskcog.stac.load_spec import Job
 from daskcog.stac.options import LoadOptions, check_asset_options
 from georeader.io import check_store_options
 
@@ -81,6 +89,10 @@ class ParquetSpec:
     """Name of the secret store options (keys, tokens), resolved in the process that reads."""
     file_credentials: str | None = None
     """The same for the parquet file's own options."""
+    masks: tuple[Mask, ...] = ()
+    """`mask=`: read per chunk from the same rows as the data (`asset_scenes.mask_plans`)."""
+    mask_facts: tuple[tuple[str, band_rules.BandInfo], ...] = ()
+    """Per mask asset key: its facts (the band a mask reads)."""
 
     def _with_secrets(self, pairs: tuple[tuple[str, Any], ...], name: str | None) -> dict[str, Any]:
         return creds.with_secrets(pairs, name, self.url)
@@ -107,7 +119,9 @@ class ParquetSpec:
         file_options = tuple(
             sorted(self._with_secrets(self.file_options, self.file_credentials).items())
         )
-        table = columns_table(self.url, file_options, tuple(k for k, _ in self.facts))
+        read = tuple(k for k, _ in self.facts)
+        read += tuple(k for k, _ in self.mask_facts if k not in read)
+        table = columns_table(self.url, file_options, read)
         when = pc.field("datetime")
         if "start_datetime" in table.column_names:  # datetime null: the range's start (row_times)
             when = pc.coalesce(when, pc.field("start_datetime"))
@@ -131,9 +145,7 @@ class ParquetSpec:
         keep = np.asarray([k == s.key for k in keys], dtype=bool)
         return table.filter(keep).drop_columns([ROW_NUMBER])
 
-    def jobs(
-        self, step: int, b0: int, b1: int, bounds: Bounds
-    ) -> list[tuple[list[int], MosaicSpec, np.ndarray, list[int]]]:
+    def jobs(self, step: int, b0: int, b1: int, bounds: Bounds) -> list[Job]:
         table = self.rows(step, bounds)
         if table.num_rows == 0:
             return []
@@ -143,13 +155,19 @@ class ParquetSpec:
         table = table.take(order)
         items = row_items(table)  # the table's assets struct holds the asked assets only
         facts = dict(self.facts)
+        store_options = self._with_secrets(self.store_options, self.credentials)
         tables = asset_tables(items, facts, patch_url=self.patch_url,
-                              retry=dict(self.options).get("retry"),
-                              **self._with_secrets(self.store_options, self.credentials))
+                              retry=dict(self.options).get("retry"), **store_options)
         opts = dict(self.options)
         tables = declare_nodata(tables, facts, nodata=opts["nodata"], dtype=opts["dtype"],
                                 rescale=any(r is not None for r in self.rescale))
-        out = []
+        plans: tuple[MaskPlan, ...] = ()
+        if self.masks:  # the rows' masks, shared by this step's assets
+            with_data = sorted({int(i) for t in tables for i in t.items})
+            plans = mask_plans(self.masks, items, dict(self.mask_facts), with_data, self.grid,
+                               SimpleNamespace(**opts, patch_url=self.patch_url),
+                               **store_options)
+        out: list[Job] = []
         for asset, positions, numbers in self.runs(b0, b1):
             scenes = tables[asset].scenes
             if not scenes:
@@ -159,14 +177,9 @@ class ParquetSpec:
                                bands=sorted(set(numbers)), **dict(self.options))
             ids = mspec.candidates(0, bounds)
             if len(ids):
-                out.append((positions, mspec, ids, numbers))
+                masking = Masking(plans, tables[asset].items) if plans else None
+                out.append((positions, mspec, ids, numbers, masking))
         return out
-
-    def chunk_clear(self, window: tuple[int, int, int, int]) -> ChunkClear | None:
-        return None  # mask= is refused for stac-geoparquet at call time
-
-    def clear_hook(self, clear: ChunkClear | None, mspec: MosaicSpec) -> ClearFn | None:
-        return None
 
     def __dask_tokenize__(self) -> Any:
         # callables by dask's deterministic token, never their repr (a memory address)
@@ -176,7 +189,7 @@ class ParquetSpec:
                 groupby, repr(self.step_list), repr(self.facts), self.band_map,
                 self.out_dtype, repr(self.fills), self.rescale, repr(self.options),
                 repr(self.store_options), callable_token(self.patch_url, "patch_url"),
-                self.loop, self.lon)
+                self.loop, self.lon, self.masks, repr(self.mask_facts))
 
 
 # -- entry point (called by daskcog.load) ---------------------------------------------------
@@ -219,6 +232,15 @@ def load_geoparquet(
     missing = [k for k, info in facts.items() if info.dtype is None]
     if missing:
         raise StacError(f"{url}: assets {missing} state no raster:bands data_type; give dtype=")
+    masks_facts = mask_facts(o.masks, catalogue, str(url))
+    untyped = [k for k, info in masks_facts.items() if info.dtype is None]
+    if untyped:
+        raise StacError(f"{url}: mask assets {untyped} state no raster:bands data_type: a "
+                        "stac-geoparquet load reads no header on the client; load the items")
+    for m in o.masks:
+        m.check_dtype(masks_facts[m.asset].dtype, f"{url}: mask asset {m.asset!r}")
+    if o.masks:
+        _check_mask_assets(pf, list(facts), list(masks_facts), str(url))
 
     finest: list[tuple[Any, int]] = []
     scenes = distinct_scenes(pf, facts, str(url), patch_url, store_options, finest)
@@ -261,7 +283,7 @@ def load_geoparquet(
                                                    key=lambda kv: kv[0])),
         store_options=tuple(sorted(public_store.items())), patch_url=patch_url, loop=loop,
         lon=lon, credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
-        file_credentials=file_credentials,
+        file_credentials=file_credentials, masks=o.masks, mask_facts=tuple(masks_facts.items()),
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
@@ -271,3 +293,27 @@ def load_geoparquet(
                       property_rows=lambda key: step_rows(pf, groups, key))
 
 
+
+
+def _check_mask_assets(pf: Any, data: list[str], masks: list[str], url: str) -> None:
+    """StacItemError (at call time, from the href columns alone) naming the first row that
+    has a data asset and lacks a mask asset."""
+    import pyarrow.compute as pc
+
+    from daskcog.stac.geoparquet.parquet_file import leaf_paths
+
+    columns = leaf_paths(pf.schema_arrow, [f"assets.{k}.href" for k in {*data, *masks}])
+    def has(assets: Any, key: str) -> np.ndarray:
+        href = pc.struct_field(pc.struct_field(assets, key), "href")
+        return ~href.is_null().to_numpy(zero_copy_only=False)
+
+    for batch in pf.iter_batches(batch_size=65536, use_threads=False, columns=[*columns, "id"]):
+        assets = batch.column("assets")
+        with_data = np.logical_or.reduce([has(assets, k) for k in data])
+        for key in masks:
+            lacking = np.flatnonzero(with_data & ~has(assets, key))
+            if len(lacking):
+                raise StacItemError(
+                    f"{url}: item {batch.column('id')[int(lacking[0])].as_py()} has no asset "
+                    f"{key!r} for its mask: drop such items or the mask"
+                )

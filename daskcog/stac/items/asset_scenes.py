@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from daskcog.mosaics.grid import place
+from daskcog.mosaics.masks import Mask, MaskPlan
+from daskcog.mosaics.mosaic import build_spec
 from daskcog.mosaics.scenes import Scene, fetch_scenes
 from daskcog.stac.items.bands import BandInfo, check_asset
-from daskcog.stac.items.item_dicts import ItemDict, StacItemError, item_id
+from daskcog.stac.items.item_dicts import ItemDict, StacError, StacItemError, item_id
 from daskcog.stac.items.projection import proj_grid
 from georeader.io import RetryPolicy
 
@@ -263,3 +266,65 @@ def _fetch(
         )
         out.setdefault(key, {})[i] = scene
     return out
+
+
+def mask_facts(
+    masks: Sequence[Mask], catalogue: Mapping[str, Sequence[BandInfo]], where: str
+) -> dict[str, BandInfo]:
+    """The band facts of each mask's asset (the band it reads), or a StacError naming the
+    asset when `where` (the items, a stac-geoparquet file) has no such GeoTIFF asset or
+    not that band."""
+    infos: dict[str, BandInfo] = {}
+    for m in masks:
+        found = catalogue.get(m.asset)
+        if found is None:
+            raise StacError(f"mask asset {m.asset!r} is not a GeoTIFF asset of {where}; "
+                            f"their assets: {sorted(catalogue)}")
+        if m.band > len(found):
+            raise StacError(f"Mask({m.asset!r}, band={m.band}): the asset has {len(found)} "
+                            "band(s)")
+        infos.setdefault(m.asset, found[m.band - 1])
+    return infos
+
+
+def mask_plans(
+    masks: Sequence[Mask],
+    items: Sequence[ItemDict],
+    facts: Mapping[str, BandInfo],
+    with_data: Sequence[int],
+    grid: Any,
+    options: Any,
+    **store_options: Any,
+) -> tuple[MaskPlan, ...]:
+    """One plan per mask: the mask asset's scenes of `items` on the load's grid, read with
+    nearest and a fill the rule rejects, and each item's mask scene. `with_data`: the
+    items with a data scene, each of which needs the mask asset (StacItemError naming the
+    first that lacks it). `options`: the load's (patch_url, use_proj, retry,
+    warp_tolerance, loop, errors)."""
+    retry = getattr(options, "retry", None)
+    tables = {
+        t.key: t for t in asset_tables(
+            items, facts, patch_url=options.patch_url,
+            use_proj=getattr(options, "use_proj", True), retry=retry, **store_options,
+        )
+    }
+    plans = []
+    for m in masks:
+        table = tables[m.asset]
+        dtype = facts[m.asset].dtype
+        m.check_dtype(dtype, f"mask asset {m.asset!r}")
+        scene_of_item = np.full(len(items), -1, dtype=np.int64)
+        scene_of_item[np.asarray(table.items, dtype=np.int64)] = np.arange(len(table.scenes))
+        lacking = [i for i in with_data if scene_of_item[i] < 0]
+        if lacking:
+            raise StacItemError(
+                f"item {item_id(items[lacking[0]])} (and {len(lacking) - 1} more) has no "
+                f"asset {m.asset!r} for its mask: drop such items or the mask"
+            )
+        plans.append(MaskPlan(m, build_spec(
+            table.scenes, place(table.scenes, grid=grid), groups=(), method="first",
+            nodata=m.read_fill(dtype), resampling="nearest", bands=[m.band], dtype=dtype,
+            batch_size=None, warp_tolerance=options.warp_tolerance, loop=options.loop,
+            errors=options.errors, retry=retry,
+        ), scene_of_item))
+    return tuple(plans)
