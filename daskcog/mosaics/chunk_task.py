@@ -96,7 +96,11 @@ class MosaicBlocks:
         ids = spec.candidates(group, spec.grid.window_bounds(*window))
         if len(ids) == 0:
             return np.full(shape, spec.out_fill, dtype=self.dtype)
-        return run_here(mosaic_block(spec, ids, spec.bands[b0:b1], window), spec.loop)
+        return self._block(ids, spec.bands[b0:b1], window)
+
+    def _block(self, ids: np.ndarray, bands: Sequence[int], window: Part) -> np.ndarray:
+        """One chunk's mosaic (`masks.MaskedBlocks` masks it)."""
+        return run_here(mosaic_block(self.spec, ids, bands, window), self.spec.loop)
 
 
 async def mosaic_block(

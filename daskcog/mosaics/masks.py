@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics.chunk_task import Part, read_scene
+from daskcog.mosaics.chunk_task import MosaicBlocks, Part, mosaic_block, read_scene, run_here
 from daskcog.mosaics.spec import MosaicSpec
 from georeader.errors import GeoreaderError
 from georeader.geo import fits_dtype
 
-__all__ = ["ChunkClear", "Mask", "MaskError", "MaskPlan", "Masking", "as_masks"]
+__all__ = ["ChunkClear", "Mask", "MaskError", "MaskPlan", "MaskedBlocks", "Masking", "as_masks"]
 
 
 class MaskError(GeoreaderError, ValueError):
@@ -174,6 +174,10 @@ class Masking:
     plans: tuple[MaskPlan, ...]
     scene_items: np.ndarray
 
+    def __dask_tokenize__(self) -> Any:
+        return ("daskcog.Masking", tuple(tokenize(p) for p in self.plans),
+                self.scene_items.tobytes())
+
 
 class ChunkClear:
     """The masks of one chunk task: each item's clear pixels, read on first request (the
@@ -223,3 +227,25 @@ class ChunkClear:
             )
             clear &= part
         return clear
+
+
+class MaskedBlocks(MosaicBlocks):
+    """`MosaicBlocks` of `daskcog.mosaic` / `daskcog.stack` with masks (`mask_sources=`):
+    each chunk's scenes masked by their own quality files (a scene is its own item)."""
+
+    def __init__(self, spec: MosaicSpec, ndim: int, masking: Masking) -> None:
+        super().__init__(spec, ndim)
+        self.masking = masking
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MaskedBlocks, (self.spec, self.ndim, self.masking))
+
+    def _block(self, ids: np.ndarray, bands: Any, window: Part) -> np.ndarray:
+        return run_here(self._masked(ids, bands, window), self.spec.loop)
+
+    async def _masked(self, ids: np.ndarray, bands: Any, window: Part) -> np.ndarray:
+        clear = ChunkClear(window)
+        try:
+            return await mosaic_block(self.spec, ids, bands, window, clear.hook(self.masking))
+        finally:
+            clear.close()

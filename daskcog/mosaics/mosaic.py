@@ -25,7 +25,7 @@ mosaic's fill value is therefore treated as invalid, as GDAL's warper does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -37,6 +37,7 @@ from rasterio.enums import Resampling
 from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.crs import crs_text
 from daskcog.mosaics.grid import Placement, place
+from daskcog.mosaics.masks import MaskedBlocks, Masking, MaskPlan, as_masks
 from daskcog.mosaics.methods import MethodLike, get_method, normalise_method
 from daskcog.mosaics.scenes import Bounds, Scene, fetch_scenes
 from daskcog.mosaics.spec import MosaicSpec
@@ -79,8 +80,23 @@ class MosaicOptions:
     warp_tolerance: float = GDAL_TOLERANCE
     loop: LoopChoice = "io-thread"
     retry: RetryPolicy | None = None
+    mask: Any = None
+    mask_sources: Mapping[str, Callable[[str], str] | Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
+        masks = as_masks(self.mask)
+        if masks or self.mask_sources is not None:
+            if not isinstance(self.mask_sources, Mapping):
+                raise TypeError(
+                    "mask= needs mask_sources={asset: a callable (source URL -> its mask's "
+                    "URL) or a list of URLs, one per source} for each Mask's asset name"
+                )
+            lacking = sorted({m.asset for m in masks} - set(self.mask_sources))
+            if lacking or not masks:
+                raise TypeError(
+                    f"mask_sources= names the files of each mask= asset: no source for "
+                    f"{lacking}" if lacking else "mask_sources= is given without mask="
+                )
         # refused at call time (issue 19): resolution=0 or -10 once meant another grid
         object.__setattr__(self, "resolution", arguments.resolution(self.resolution))
         object.__setattr__(self, "bands", arguments.bands(self.bands))
@@ -107,6 +123,37 @@ class MosaicOptions:
         names = {f.name for f in fields(cls)}
         ours = {k: v for k, v in keywords.items() if k in names}
         return cls(**ours), {k: v for k, v in keywords.items() if k not in names}
+
+    def blocks(self, spec: MosaicSpec, scenes: Sequence[Scene], ndim: int,
+               **store_options: Any) -> MosaicBlocks:
+        """The graph's array-like: `MosaicBlocks`, or `MaskedBlocks` with `mask=` (each
+        source's mask files' headers fetched here, at once)."""
+        masks = as_masks(self.mask)
+        if not masks:
+            return MosaicBlocks(spec, ndim=ndim)
+        urls = [s.url for s in scenes]
+        files: dict[str, list[str]] = {}
+        for m in masks:
+            given = (self.mask_sources or {})[m.asset]
+            found = [str(given(u)) for u in urls] if callable(given) else [str(u) for u in given]
+            if len(found) != len(urls):
+                raise MosaicError(f"mask_sources[{m.asset!r}] has {len(found)} files for "
+                                  f"{len(urls)} sources")
+            files.setdefault(m.asset, found)
+        fetched = {k: fetch_scenes(v, retry=self.retry, **store_options)
+                   for k, v in files.items()}
+        plans = []
+        for m in masks:
+            mask_scenes = fetched[m.asset]
+            dtype = mask_scenes[0].dtype
+            m.check_dtype(dtype, f"mask files {m.asset!r} ({mask_scenes[0].url})")
+            plans.append(MaskPlan(m, build_spec(
+                mask_scenes, place(mask_scenes, grid=spec.grid), groups=(), method="first",
+                nodata=m.read_fill(dtype), resampling="nearest", bands=[m.band], dtype=dtype,
+                batch_size=None, warp_tolerance=self.warp_tolerance, loop=self.loop,
+                retry=self.retry,
+            ), np.arange(len(scenes))))
+        return MaskedBlocks(spec, ndim, Masking(tuple(plans), np.arange(len(scenes))))
 
     def spec(self, scenes: Sequence[Scene], groups: tuple[np.ndarray, ...]) -> MosaicSpec:
         """Place the grid over `scenes` and build the spec of `groups` (one per output step)."""
@@ -158,6 +205,8 @@ def mosaic(
     warp_tolerance: float = GDAL_TOLERANCE,
     loop: LoopChoice = "io-thread",
     retry: RetryPolicy | None = None,
+    mask: Any = None,
+    mask_sources: Mapping[str, Callable[[str], str] | Sequence[str]] | None = None,
     **store_options: Any,
 ) -> GeoArray:
     """Mosaic many scenes onto one grid, lazily: a GeoArray (band, y, x).
@@ -189,19 +238,26 @@ def mosaic(
         loop: "io-thread" or "worker", like `daskcog.open`.
         retry: how transient failures are retried (header fetches on the client and
             every scene read in the graph), like `daskcog.open`.
+        mask: a `daskcog.Mask` or a list of them, as `daskcog.load`'s, whose asset name
+            is a key of `mask_sources`; a source's pixels that its mask file says are not
+            clear are invalid before `method` sees them (read with nearest).
+        mask_sources: {asset name: a callable from a source's URL to its mask file's
+            URL, or a list of mask files, one per source}.
         **store_options: obstore options for every URL source.
     """
     options = MosaicOptions(
         crs=crs, resolution=resolution, bounds=bounds, like=like, method=method, nodata=nodata,
         resampling=resampling, chunks=chunks, bands=bands, dtype=dtype, batch_size=batch_size,
-        warp_tolerance=warp_tolerance, loop=loop, retry=retry,
+        warp_tolerance=warp_tolerance, loop=loop, retry=retry, mask=mask,
+        mask_sources=mask_sources,
     )
     check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS)
     scenes = fetch_scenes(sources, retry=retry, **store_options)
     spec = options.spec(scenes, (np.arange(len(scenes)),))
     normalised = mosaic_chunks(spec, chunks)
-    name = f"daskcog-mosaic-{tokenize(spec, normalised)}"
-    data = array_over(MosaicBlocks(spec), normalised, name, spec.out_dtype)
+    blocks = options.blocks(spec, scenes, 3, **store_options)
+    name = f"daskcog-mosaic-{tokenize(spec, normalised, getattr(blocks, 'masking', None))}"
+    data = array_over(blocks, normalised, name, spec.out_dtype)
     out_nodata = None if spec.method_class.name == "count" else spec.out_fill
     return GeoArray(
         data,

@@ -18,7 +18,6 @@ from dask.base import tokenize
 from pyproj import CRS
 
 from daskcog.mosaics import grouping
-from daskcog.mosaics.chunk_task import MosaicBlocks
 from daskcog.mosaics.mosaic import (
     MOSAIC_KEYWORDS,
     MosaicError,
@@ -152,9 +151,9 @@ def stack(
             rules of `daskcog.load`'s groupby; keys that do not compare are an error).
         **options: `daskcog.mosaic`'s keywords (`MosaicOptions`: crs, resolution,
             bounds, like, method, nodata, resampling, chunks, bands, dtype,
-            batch_size, warp_tolerance, loop, retry), then store options; the grid covers
-            all scenes. `chunks` applies to (band, y, x); each step is its own chunk
-            along time.
+            batch_size, warp_tolerance, loop, retry, mask, mask_sources), then store
+            options; the grid covers all scenes. `chunks` applies to (band, y, x);
+            each step is its own chunk along time.
     """
     mosaic_options, store_options = MosaicOptions.split(options)
     check_sources_options(sources, store_options, entry_keywords=MOSAIC_KEYWORDS | {"group_by"})
@@ -163,8 +162,9 @@ def stack(
     spec: MosaicSpec = mosaic_options.spec(scenes, tuple(np.asarray(g) for g in groups))
     plane = mosaic_chunks(spec, mosaic_options.chunks)
     normalised = ((1,) * len(groups), *plane)
-    name = f"daskcog-stack-{tokenize(spec, normalised)}"
-    data = array_over(MosaicBlocks(spec, ndim=4), normalised, name, spec.out_dtype)
+    blocks = mosaic_options.blocks(spec, scenes, 4, **store_options)
+    name = f"daskcog-stack-{tokenize(spec, normalised, getattr(blocks, 'masking', None))}"
+    data = array_over(blocks, normalised, name, spec.out_dtype)
     return GeoStack(
         data,
         transform=spec.grid.affine,

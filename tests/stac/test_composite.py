@@ -360,3 +360,40 @@ def test_stac_geoparquet_mask_errors_at_call_time(s2_items, tmp_path: Path) -> N
         daskcog.load(str(path), bands=["B04"], mask=SCL)
     with pytest.raises(StacError, match="'cloud'"):
         daskcog.load(str(path), bands=["B04"], mask=Mask("cloud", drop=[1]))
+
+
+def _hrefs(items: list[dict], key: str) -> list[str]:
+    return [i["assets"][key]["href"] for i in items]
+
+
+def test_mosaic_and_stack_with_mask_files_equal_the_load(s2_items) -> None:
+    """daskcog.mosaic / daskcog.stack of URL lists, each source's mask file given by
+    mask_sources=: the same pixels as the STAC load on the same grid."""
+    load = daskcog.load(s2_items, bands=["B04"], mask=SCL, method="median", groupby="all",
+                        chunks=64)
+    urls = _hrefs(s2_items, "B04")
+    scl = {"SCL": lambda url: url.replace("B04.tif", "SCL.tif")}
+    mos = daskcog.mosaic(urls, like=load[0], method="median", mask=SCL, mask_sources=scl,
+                         chunks=64)
+    np.testing.assert_array_equal(mos.data.compute(), load.data.compute()[0])
+    per_item = daskcog.load(s2_items, bands=["B04"], mask=SCL, method="first", groupby="id",
+                            chunks=64)
+    st = daskcog.stack(urls, like=per_item[0], mask=SCL,
+                       mask_sources={"SCL": _hrefs(s2_items, "SCL")}, chunks=64)
+    np.testing.assert_array_equal(st.data.compute(), per_item.data.compute())
+    plain = daskcog.mosaic(urls, like=load[0], method="median", chunks=64)
+    assert mos.data.name != plain.data.name
+
+
+def test_mosaic_mask_errors(s2_items) -> None:
+    urls = _hrefs(s2_items, "B04")
+    with pytest.raises(TypeError, match="mask_sources"):
+        daskcog.mosaic(urls, mask=SCL)
+    with pytest.raises(TypeError, match="no source for \\['SCL'\\]"):
+        daskcog.mosaic(urls, mask=SCL, mask_sources={"scl": lambda u: u})
+    with pytest.raises(TypeError, match="without mask"):
+        daskcog.mosaic(urls, mask_sources={"SCL": lambda u: u})
+    with pytest.raises(daskcog.mosaics.mosaic.MosaicError, match="2 files for 7"):
+        daskcog.mosaic(urls, mask=SCL, mask_sources={"SCL": _hrefs(s2_items, "SCL")[:2]})
+    with pytest.raises(TypeError):
+        daskcog.stack(urls, mask=SCL, mask_sorces={"SCL": _hrefs(s2_items, "SCL")})
