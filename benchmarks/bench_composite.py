@@ -30,8 +30,8 @@ compared pixel by pixel (odc-stac's median is computed in float32 by xarray, das
 float64 then rounded to float32: equal or one ulp apart).
 
 Results (2026-12-06, 2 cores, 23 GB, other engineers' tests running beside: load average
-stated per run; `--dates 24 --size 2048 --chunks 1024 --runs 1`):
-uptime at the start: load average 3.85, 3.72, 2.40
+stated per run; `--dates 24 --size 2048 --chunks 1024 --runs 1`). Run 1 at a4a006e,
+uptime at the start: load average 3.85, 3.72, 2.40:
 
 | scheduler | library | seconds | peak RSS MiB | of which baseline | load avg | vs daskcog |
 |---|---|---|---|---|---|---|
@@ -40,11 +40,23 @@ uptime at the start: load average 3.85, 3.72, 2.40
 | cluster | daskcog | 9.6 | 1169 | 335 | 4.0 | 1.00x time, 1.00x memory |
 | cluster | odc-stac | 36.6 | 2461 | 336 | 4.3 | 3.81x time, 2.11x memory |
 
-Both results equal pixel for pixel (0 of 14,074,620 differ, threads and cluster).
-daskcog's share: ~128 MiB is georeader's tile cache (`daskcog.georeader.tile-cache-bytes`),
-~300 MiB the uint16 values two chunk tasks hold (24 scenes x 3 bands x 1024 x 1024 x 2 B
-each), the rest reads in flight (median reads 4 scenes per asset at once: 16 took ~1.1 GB
-in the threaded run) and the result.
+Run 2 at ddf5c21 (masks for mosaic / stack / stac-geoparquet landed since; the same
+composite path), uptime at the start: load average 3.83, 3.17, 3.27 (7.5 during the cluster
+runs: the times are noisy, the memory less so):
+
+| scheduler | library | seconds | peak RSS MiB | of which baseline | load avg | vs daskcog |
+|---|---|---|---|---|---|---|
+| threads | daskcog | 9.7 | 927 | 197 | 4.2 | 1.00x time, 1.00x memory |
+| threads | odc-stac | 44.1 | 2199 | 198 | 5.0 | 4.56x time, 2.37x memory |
+| cluster | daskcog | 15.9 | 1236 | 337 | 7.5 | 1.00x time, 1.00x memory |
+| cluster | odc-stac | 71.0 | 2423 | 337 | 7.2 | 4.47x time, 1.96x memory |
+
+Both results equal pixel for pixel in every run (0 of 14,074,620 differ). daskcog's share:
+~128 MiB per process is georeader's tile cache (`daskcog.georeader.tile-cache-bytes`),
+~150 MiB per chunk task the uint16 values it holds (24 scenes x 3 bands x 1024 x 1024 x 2 B),
+the rest reads in flight (median reads 4 scenes per asset at once: 16 took ~1.1 GB in the
+threaded run) and the result. On the cluster the peak is at half odc-stac's (0.48x, 0.51x):
+two worker processes, each with its own tile cache and one chunk task.s values.
 """
 
 from __future__ import annotations
