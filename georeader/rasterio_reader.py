@@ -24,7 +24,7 @@ from georeader.errors import GeoreaderError, InvalidHeaderError, TileDecodeError
 from georeader.geo import windows
 from georeader.geo.geotensor import GeoTensor, norm_crs
 from georeader.io.error_mapping import map_store_error
-from georeader.io.stores import Location, reader_location
+from georeader.io.stores import Location, check_not_folder, reader_location
 
 _NO_NUMPY_TYPE = {"complex_int16": "complex64", "complex_int32": "complex128"}
 
@@ -171,6 +171,7 @@ class RasterioReader(FromLevelFacts, ReaderSurface):
         property opens it at first use."""
         if self._src is not None:
             return self
+        check_not_folder(self.location)
         overview_level, overview_hint = self.overview_level, self._overview_hint
         src_found: Any = None
         if overview_level > 0 and overview_hint is not None:

@@ -55,6 +55,7 @@ from georeader.io import (
     SIGNING_OPTIONS,
     Location,
     RetryPolicy,
+    check_not_folder,
     check_store_options,
     split_signed_url,
 )
@@ -174,7 +175,8 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
     if requester_pays:
         store_options["requester_pays"] = True
     check_store_options(os.fspath(url), store_options, entry_keywords=OPEN_KEYWORDS)
-    location = parse_location(url)
+    location = parse_location(url)  # the one parse: the spec and the opener carry it
+    check_not_folder(location)  # a clear error now, not a store's later
     public, credential_name = creds.keep_out_of_graph(store_options, credentials, location.url)
     options = tuple(sorted(public.items()))
     full_options = (

@@ -40,6 +40,7 @@ from georeader.io.shutdown_safety import operation, settled
 from georeader.io.stores import (
     READER_OPTIONS,
     Location,
+    check_not_folder,
     locate_in_store,
     native_remote_default,
     open_store,
@@ -68,6 +69,7 @@ async def open_file(
     store_options = {k: v for k, v in store_options.items() if k not in READER_OPTIONS}
     if store is None:
         location = path_or_url if isinstance(path_or_url, Location) else parse_location(path_or_url)
+        check_not_folder(location)
         store, key = open_store(location, native=native_remote_default(), **store_options)
     else:
         # the caller's store: the whole key inside it, never just the file's base name

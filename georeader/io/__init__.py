@@ -27,6 +27,7 @@ from georeader.io.stores import (
     allow_http_when_named,
     build_store,
     canonical_json,
+    check_not_folder,
     forget_signed_stores,
     identity_options,
     open_store,
@@ -39,7 +40,7 @@ from georeader.io.upload import UPLOAD_PART, UploadError, is_store_url, staged_u
 __all__ = [
     "RANGE_CACHE", "SIGNING_OPTIONS", "UPLOAD_PART", "Location", "RangeCache", "RetryPolicy",
     "UploadError", "allow_http_when_named", "build_store", "canonical_json",
-    "check_sources_options", "check_store_options", "expiry", "first_line",
+    "check_not_folder", "check_sources_options", "check_store_options", "expiry", "first_line",
     "forget_signed_stores", "identity_options", "is_store_url", "map_store_error",
     "open_store", "parse_location", "redact", "s3_https_url", "split_query",
     "split_signed_url", "staged_upload", "store_kind", "stub_names",

@@ -88,9 +88,17 @@ def _local(path: str) -> Location:
         raise InvalidURLError(f"the path {path!r} is empty; give a file's path or URL")
     path = str(Path(path).expanduser().absolute())
     directory, name = os.path.split(path)
-    if not name or os.path.isdir(path):
+    if not name:
         raise InvalidURLError(f"{path!r} names a folder, not a file")
+    # no file-system access here (readers parse in `__init__`, which does no I/O): a path
+    # that is a folder is refused where the file is opened (`check_not_folder`)
     return Location(url=Path(path).as_uri(), base_url=Path(directory).as_uri(), key=name)
+
+
+def check_not_folder(location: Location) -> None:
+    """InvalidURLError when a local location is a folder (opening it would fail less clearly)."""
+    if location.is_local and os.path.isdir(location.local_path):
+        raise InvalidURLError(f"{location.local_path!r} names a folder, not a file")
 
 
 def parse_location(path_or_url: str | os.PathLike[str]) -> Location:

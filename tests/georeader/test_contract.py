@@ -159,3 +159,15 @@ def test_rasterio_reader_does_no_io_until_opened(cog, tmp_path) -> None:
     lazy, opened = RasterioReader(cog), RasterioReader(cog).open()
     assert same_pixels(lazy.load().values, opened.load().values)
     assert lazy.bands == opened.bands == [1, 2]
+
+
+def test_no_file_system_access_in_any_readers_init(tmp_path) -> None:
+    """No I/O in `__init__` (issue 20 item 7): a folder is not even looked at until the reader
+    opens, which refuses it by name (it used to be a stat in `__init__`)."""
+    from georeader import InvalidURLError
+
+    reader, ref = AsyncGeoTIFFReader(tmp_path), RasterioReader(tmp_path)  # nothing touched yet
+    with pytest.raises(InvalidURLError, match="folder"):
+        run(reader.__aenter__())
+    with pytest.raises(InvalidURLError, match="folder"):
+        ref.open()
