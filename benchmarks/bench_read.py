@@ -5,7 +5,8 @@
 Data: an 8192x8192 uint16 DEFLATE COG (512x512 tiles, overviews), written once to
 benchmarks/data/ by tests.cogfactory.write_benchmark_cog. Every contender reads
 the same chunks on the same scheduler: the threaded scheduler (dask's default)
-and a 2-process LocalCluster (1 thread each). GDAL's block cache is off
+and a 2-process LocalCluster (1 thread each), the contenders interleaved run by run
+(the order rotating each round). GDAL's block cache is off
 (GDAL_CACHEMAX=0) so repeats do not read from it; the OS page cache is warm for
 everyone.
 
@@ -108,7 +109,7 @@ def run_io(
 ) -> None:
     print(f"\n== {scheduler_label}: chunks={chunks}, repeat={repeat} ==")
     for op in ("sum", "load"):
-        rows = {}
+        fns = {}
         for name, make in contenders(path, chunks).items():
             arr = make()
             if op == "sum":
@@ -116,7 +117,14 @@ def run_io(
             else:
                 fn = lambda arr=arr: arr.compute(**compute_kwargs)  # noqa: E731
             fn()  # warm: headers, page cache, worker imports
-            rows[name] = timed(fn, repeat)
+            fns[name] = fn
+        # interleaved, the order rotating each round: a loaded machine's drift and a
+        # contender's place in the order (its fresh memory, the page cache) fall on all alike
+        rows: dict[str, list[float]] = {name: [] for name in fns}
+        names = list(fns)
+        for i in range(repeat):
+            for name in names[i % len(names):] + names[: i % len(names)]:
+                rows[name] += timed(fns[name], 1)
         base = min(rows["daskcog"])
         print(
             f"{op:5s} {'reader':26s} {'min s':>7s} {'median s':>9s} {'daskcog speed-up (min)':>24s}"
