@@ -141,14 +141,22 @@ def child(lib: str, job: str, grid: dict, threads: int, chunks: int, out: str) -
             result = da.nanmedian(masked.rechunk({0: -1}), axis=0)
         else:
             result = da.nanmean(masked, axis=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     values = np.asarray(result.compute())
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     np.save(out, values)
     import resource
 
-    print(json.dumps({"seconds": seconds, "shape": list(values.shape),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    decoded = {}
+    if lib == "daskcog":  # the per-process decoded-tile table's counters (issue 21)
+        import georeader
+
+        table = georeader.process_state.info().get("georeader.decoded_tiles")
+        decoded = {} if table is None else {"decoded_hits": table.hits,
+                                            "decoded_misses": table.misses}
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "shape": list(values.shape),
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      **decoded}))
 
 
 # -- the parent ---------------------------------------------------------------------------
@@ -232,8 +240,13 @@ def main() -> None:
                              "requests": mid["requests"], "bytes": mid["bytes"],
                              "rss": max(r["peak_rss_mib"] for r in runs),
                              "differ": differing(values, reference), "size": reference.size})
-                print(f"  {job} {lib}: {rows[-1]['all']} s, load {os.getloadavg()[0]:.1f}",
-                      flush=True)
+                extra = "".join(
+                    f", {k} {[r[k] for r in runs]}" for k in ("decoded_hits", "decoded_misses")
+                    if k in runs[0])
+                print(f"  {job} {lib}: {rows[-1]['all']} s, process CPU "
+                      f"{[round(r.get('cpu', 0), 2) for r in runs]} s, peak RSS "
+                      f"{[round(r['peak_rss_mib']) for r in runs]} MiB{extra}, load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
             floor = Floor(requests=rows[0]["requests"], round_trips=2,
                           latency_s=args.latency_ms / 1000, bytes=file_bytes,
                           bandwidth=SERVER_BANDWIDTH, decode_cpu_s=cpu, cores=cores)

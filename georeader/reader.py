@@ -343,7 +343,9 @@ class AsyncGeoTIFFReader(FromLevelFacts, ReaderSurface, OnGrid):
     async def _fetch_inside(self, inside: Window, fill: float) -> Fetched:
         """One attempt at fetching a window inside the image, errors mapped to typed ones."""
         if self._opened.layout.route == routes.NATIVE:  # its errors come out typed
-            return await fetch.fetch_native(self._opened, self._lvl, inside, self.url, self.retry)
+            return await fetch.fetch_native(
+                self._opened, self._lvl, inside, self.url, self.retry, share_tiles=True
+            )
         try:
             return Fetched(values=await self._read_rasterio(inside, fill))
         except StoreReadError as exc:  # from the store layer, which does not know the window

@@ -27,7 +27,7 @@ from georeader.geo.geotensor import GeoTensor
 from georeader.geo.nodata import nodata_mask
 from georeader.header.model import Level, OpenedFile
 from georeader.process_state import register, settings
-from georeader.read import decode
+from georeader.read import decode, decoded_tiles
 from georeader.read.fetched import Fetched
 
 _pool_lock = threading.Lock()
@@ -108,12 +108,14 @@ class Assembled:
 def assemble_window(
     opened: OpenedFile, level: Level, bands: Sequence[int], window: Window,
     inside: Window | None, fill: float, fetched: Fetched | None,
-    decoded: np.ndarray | None = None,
+    decoded: np.ndarray | None = None, *, share_tiles: bool = False,
 ) -> Assembled:
     """Decode (unless `decoded` holds the tiles already), place, apply validity and pad.
 
     `window` may reach outside the image (boundless: padded with `fill`); `inside` is its
-    part inside the image (None: none), whose tiles `fetched` holds.
+    part inside the image (None: none), whose tiles `fetched` holds. `share_tiles`: take
+    and keep decoded tiles in the per-process table (`decoded_tiles`), for windows that
+    share tiles with others (a mosaic's scenes under chunk borders).
     """
     values = invalid = None
     by_fill = False
@@ -124,7 +126,10 @@ def assemble_window(
             if out is None:
                 fmt: Any = level.fmt  # the native levels that fetched raw tiles have one
                 out = np.empty((fmt.samples, int(inside.height), int(inside.width)), fmt.dtype)
-                decode_tiles(opened.location.url, level, out, inside, fetched.raw)
+                decode_tiles(
+                    opened.location.url, level, out, inside, fetched.raw,
+                    opened.tile_cache_id if share_tiles else None,
+                )
             values, invalid, by_fill = finish_window(
                 opened, level, bands, out, inside, fetched, fill
             )
@@ -167,7 +172,7 @@ class PendingWindow:
         """Values and validity, decoded in the calling thread (unless `decoded`)."""
         return assemble_window(
             self.opened, self.level, self.bands, self.window, self.inside, self.fill,
-            self.fetched, decoded,
+            self.fetched, decoded, share_tiles=True,
         )
 
     async def assemble_async(self) -> GeoTensor:
@@ -179,7 +184,7 @@ class PendingWindow:
         level, inside, fetched = self.level, self.inside, self.fetched
         if inside is None or fetched is None or fetched.values is not None:
             return self.assembled()
-        url, raw = self.opened.location.url, fetched.raw
+        url, raw, source = self.opened.location.url, fetched.raw, self.opened.tile_cache_id
         fmt: Any = level.fmt
         out = np.empty((fmt.samples, int(inside.height), int(inside.width)), fmt.dtype)
         loop = asyncio.get_running_loop()
@@ -187,7 +192,9 @@ class PendingWindow:
         n = max(1, min(len(raw), workers))
         await asyncio.gather(
             *(
-                loop.run_in_executor(pool, decode_tiles, url, level, out, inside, raw[i::n])
+                loop.run_in_executor(
+                    pool, decode_tiles, url, level, out, inside, raw[i::n], source
+                )
                 for i in range(n)
             )
         )
@@ -199,16 +206,32 @@ class PendingWindow:
 
 
 def decode_tiles(
-    url: str, level: Level, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]]
+    url: str, level: Level, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]],
+    source: str | None = None,
 ) -> None:
-    """Decode tiles imagecodecs handles and copy their part of `inside` into `out`."""
+    """Decode tiles imagecodecs handles and copy their part of `inside` into `out`.
+
+    With `source` (the header's `tile_cache_id`), tiles are taken from and kept in the
+    per-process decoded-tile table, so a tile two windows share is decoded once."""
     fmt: Any = level.fmt
     tw, th = fmt.tile_width, fmt.tile_height
+    table = None  # uncompressed tiles are views of the fetched bytes: nothing to save
+    if source is not None and decoded_tiles.TABLE.capacity and fmt.compression != decode.NONE:
+        table = decoded_tiles.TABLE
     for tx, ty, data in raw:
-        try:
-            array = decode.decode_tile(fmt, data, scratch=True)  # copied out by place_tile
-        except TileDecodeError as exc:
-            raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+        array = None
+        if table is not None:
+            key = (str(source), level.index, tx, ty)
+            array = table.get(key)
+        if array is None:
+            try:  # a scratch buffer is copied out by place_tile; a kept tile is its own array
+                array = decode.decode_tile(fmt, data, scratch=table is None)
+            except TileDecodeError as exc:
+                raise TileDecodeError(
+                    f"{url}: level {level.index} tile ({tx}, {ty}): {exc}"
+                ) from exc
+            if table is not None:
+                array = table.put(key, array)
         place_tile(out, array, tx, ty, tw, th, inside)
 
 

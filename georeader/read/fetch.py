@@ -43,7 +43,7 @@ from georeader.io.guarded_get import policy_scope
 from georeader.io.retry import RetryPolicy
 from georeader.io.shutdown_safety import settled
 from georeader.read import decode as tile_decode
-from georeader.read import decode_bounds
+from georeader.read import decode_bounds, decoded_tiles
 from georeader.read.fetched import Fetched
 
 Tile = tuple[int, int]
@@ -75,16 +75,18 @@ def plan_tiles(level: Level, inside: Window, url: str) -> tuple[list[Tile], list
 
 async def fetch_native(
     opened: OpenedFile, level: Level, inside: Window, url: str,
-    retry: RetryPolicy | None = None,
+    retry: RetryPolicy | None = None, *, share_tiles: bool = False,
 ) -> Fetched:
     """Plan the tiles, fetch them in one go; Rust-decoded codecs and masks are decoded here.
 
     `retry`: the read's policy, handed to the one guarded GET (None: the context's, see
     `io.guarded_get.policy_scope`, else the default). Errors come out typed, naming the
-    URL and the window (`map_store_error`).
+    URL and the window (`map_store_error`). `share_tiles`: tiles the per-process
+    decoded-tile table holds are taken from it (`Fetched.decoded`), neither fetched nor
+    decoded again (`assemble` keeps what it decodes there).
     """
     try:
-        return await _fetch_native(opened, level, inside, url, retry)
+        return await _fetch_native(opened, level, inside, url, retry, share_tiles)
     except StoreReadError as exc:  # from the store layer, which does not know the window
         raise StoreReadError(f"{exc} (reading window {fmt_window(inside)})") from exc
     except GeoreaderError:
@@ -102,13 +104,16 @@ def fmt_window(w: Window) -> str:
 
 
 async def _fetch_native(
-    opened: OpenedFile, level: Level, inside: Window, url: str, retry: RetryPolicy | None
+    opened: OpenedFile, level: Level, inside: Window, url: str, retry: RetryPolicy | None,
+    share_tiles: bool = False,
 ) -> Fetched:
     present, sparse = plan_tiles(level, inside, url)
     counts = level.tile_byte_counts
     fetched = Fetched(sparse=sparse)
     cached = cacheable(opened, level)
     if cached and level.mask_ifd is None:  # the common remote case: one fetch, no gather
+        if share_tiles and decoded_tiles.TABLE.capacity:
+            present = _take_decoded(opened, level, present, fetched)
         data_tiles = await fetch_cached(opened, level, present, retry=retry) or []
         for (tx, ty), data in zip(present, data_tiles, strict=True):
             check_length(level, counts, tx, ty, data, url)
@@ -120,6 +125,22 @@ async def _fetch_native(
                 opened, level, present, fetched, cached, url, retry
             )
     return await _fetch_through_async_tiff(opened, level, present, fetched, cached, url, None)
+
+
+def _take_decoded(
+    opened: OpenedFile, level: Level, present: list[Tile], fetched: Fetched
+) -> list[Tile]:
+    """Move the tiles the decoded-tile table holds into `fetched.decoded`; the rest."""
+    table = decoded_tiles.TABLE
+    source, index = opened.tile_cache_id, level.index
+    rest: list[Tile] = []
+    for tx, ty in present:
+        tile = table.get((source, index, tx, ty), count=False)
+        if tile is None:
+            rest.append((tx, ty))
+        else:
+            fetched.decoded.append((tx, ty, tile))
+    return rest
 
 
 async def _fetch_through_async_tiff(
