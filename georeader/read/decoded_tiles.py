@@ -16,6 +16,7 @@ off), registered as "georeader.decoded_tiles" (`info()`, `clear()`, emptied in a
 
 from __future__ import annotations
 
+import mmap
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,19 @@ class DecodedTiles:
         return DecodedTilesInfo(
             int(self._data.currsize), self.capacity, len(self._data), self.hits, self.misses
         )
+
+
+def kept_copy(tile: np.ndarray) -> np.ndarray:
+    """A copy of `tile` in its own anonymous mapping, returned to the system when dropped.
+
+    Why not numpy's (malloc's) memory: tiles kept here are freed later, by whichever thread
+    evicts them, and glibc keeps such freed blocks in its per-thread arenas. Measured on a
+    two-zone mosaic of 64 scenes: kept tiles in malloc'd arrays raised peak RSS by ~150 MiB
+    with a 32 MiB table."""
+    buffer = mmap.mmap(-1, max(1, tile.nbytes))
+    out = np.frombuffer(buffer, tile.dtype, count=tile.size).reshape(tile.shape)
+    out[...] = tile
+    return out
 
 
 def _nbytes(tile: Any) -> int:
