@@ -49,7 +49,7 @@ class Settings:
 
     tile_cache_bytes: int = int(_env("GEOREADER_TILE_CACHE_BYTES", str(128 << 20)))
     """Bytes of fetched tile ranges kept and shared between reads (0: no cache)."""
-    decoded_tile_bytes: int = int(_env("GEOREADER_DECODED_TILE_BYTES", str(64 << 20)))
+    decoded_tile_bytes: int = int(_env("GEOREADER_DECODED_TILE_BYTES", str(32 << 20)))
     """Bytes of decoded tiles kept, so a tile two windows share is decoded once (0: none;
     `read/decoded_tiles.py`)."""
     header_hints: int = int(_env("GEOREADER_HEADER_HINTS", "65536"))
