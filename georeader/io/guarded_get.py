@@ -112,13 +112,9 @@ class GuardedStore(ObspecRanges):
     ) -> Any:
         """The bytes of `path` in [start, end): the header bytes, else one guarded request
         (bounded, shielded, retried per `policy`; None: the context's, else the default)."""
-        head = self._head
-        if (
-            head is not None
-            and path == self._key
-            and (end <= len(head) or (self._whole and start < len(head)))
-        ):
-            return head[start:end]
+        cached = self._from_head(path, start, end)
+        if cached is not None:
+            return cached
         if policy is None:
             policy = _policy.get() or DEFAULT_POLICY
         loop = asyncio.get_running_loop()
@@ -129,6 +125,8 @@ class GuardedStore(ObspecRanges):
         attempt = 1
         while True:
             async with held[1]:
+                # `shutdown_safety.settled`, written out: the request path stays inside
+                # this module (the chunk-path budget, tests/daskcog/test_chunk_path.py)
                 fut = asyncio.ensure_future(self.store.get_range_async(path, start=start, end=end))
                 PENDING.add(fut)
                 fut.add_done_callback(PENDING.discard)
