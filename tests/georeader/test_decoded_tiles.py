@@ -152,3 +152,16 @@ def test_a_remote_tile_the_table_holds_is_neither_fetched_nor_decoded_again(
     with rasterio.open(path) as src:
         column_1 = sum(src.block_size(1, row, 1) for row in range(7))
     assert asked[0] - asked[1 << 20] == column_1
+
+
+def test_kept_tiles_are_copies_small_ones_without_a_mapping_each() -> None:
+    for shape in ((1, 512, 512), (2, 32, 64)):  # 512 KiB: its own mapping; 8 KiB: malloc'd
+        tile = np.arange(np.prod(shape), dtype="uint16").reshape(shape)
+        kept = decoded_tiles.kept_copy(tile)
+        np.testing.assert_array_equal(kept, tile)
+        assert not np.shares_memory(kept, tile)
+        owner = kept
+        while isinstance(owner, np.ndarray) and owner.base is not None:
+            owner = owner.base
+        is_mapped = not isinstance(owner, np.ndarray)  # a buffer over an anonymous mmap
+        assert is_mapped == (tile.nbytes >= decoded_tiles.MMAP_MIN_BYTES)
