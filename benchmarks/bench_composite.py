@@ -52,11 +52,21 @@ runs: the times are noisy, the memory less so):
 | cluster | daskcog | 15.9 | 1236 | 337 | 7.5 | 1.00x time, 1.00x memory |
 | cluster | odc-stac | 71.0 | 2423 | 337 | 7.2 | 4.47x time, 1.96x memory |
 
+Run 3 at db6c502 (the decoded-tile table and the one threading model landed since), the
+machine quiet but for the benchmark (no other work; uptime at the start 1.71, 1.80, 2.28):
+
+| scheduler | library | seconds | peak RSS MiB | of which baseline | load avg | vs daskcog |
+|---|---|---|---|---|---|---|
+| threads | daskcog | 6.2 | 983 | 197 | 1.8 | 1.00x time, 1.00x memory |
+| threads | odc-stac | 12.9 | 2191 | 198 | 2.0 | 2.08x time, 2.23x memory |
+| cluster | daskcog | 8.8 | 1215 | 337 | 2.0 | 1.00x time, 1.00x memory |
+| cluster | odc-stac | 21.2 | 2407 | 337 | 2.4 | 2.42x time, 1.98x memory |
+
 Both results equal pixel for pixel in every run (0 of 14,074,620 differ). daskcog's share:
 ~128 MiB per process is georeader's tile cache (`daskcog.georeader.tile-cache-bytes`),
 ~150 MiB per chunk task the uint16 values it holds (24 scenes x 3 bands x 1024 x 1024 x 2 B),
 the rest reads in flight (median reads 4 scenes per asset at once: 16 took ~1.1 GB in the
-threaded run) and the result. On the cluster the peak is at half odc-stac's (0.48x, 0.51x):
+threaded run) and the result. On the cluster the peak is at half odc-stac's (0.48x, 0.51x, 0.50x):
 two worker processes, each with its own tile cache and one chunk task's values.
 `--batch-size 2` (load 6): 851 / 1087 MiB (threads / cluster) against 955 / 1192 with the
 default 4, but 13.1 / 23.4 s against 10.4 / 16.2 s: the default stays 4.
