@@ -17,6 +17,8 @@ metadata (`check_header`), scenes are read concurrently and fused with
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,12 +29,14 @@ import numpy as np
 from dask.base import tokenize
 
 from daskcog.mosaics import grouping
+from daskcog.mosaics import read_ahead as mosaic_read_ahead
 from daskcog.mosaics.chunk_task import mosaic_block, run_here
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import ChunkClear, Masking, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
 from daskcog.reading import chunking
+from daskcog.runtime import read_ahead
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac import output_grid
 from daskcog.stac.items import bands as band_rules
@@ -178,7 +182,7 @@ def make_stack(
     normalised = (tchunks, *plane)
     name = f"daskcog-load-{tokenize(spec, normalised)}"
     data = da.from_array(
-        StacBlocks(spec),
+        StacBlocks(spec, read_ahead.ChunkGrid.from_chunks(0, 0, plane[1], plane[2]), name),
         chunks=normalised,
         name=name,
         lock=False,
@@ -228,15 +232,20 @@ def load_chunks(spec: LoadSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...]
 class StacBlocks:
     """Array-like (step, band, y, x) that `da.from_array` slices: one call per chunk."""
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(
+        self, spec: LoadSpec, chunk_grid: read_ahead.ChunkGrid | None = None, name: str = ""
+    ) -> None:
         self.spec = spec
+        self.chunk_grid = chunk_grid
+        """The (y, x) chunk grid, for read-ahead (`mosaics.read_ahead`); None: none."""
+        self.name = name
         grid = spec.grid
         self.shape = (spec.steps, len(spec.band_map), grid.height, grid.width)
         self.dtype = np.dtype(spec.out_dtype)
         self.ndim = 4
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (StacBlocks, (self.spec,))
+        return (StacBlocks, (self.spec, self.chunk_grid, self.name))
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         spec = self.spec
@@ -255,7 +264,14 @@ class StacBlocks:
             (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
         ]
         if jobs:
-            results = run_here(_gather(jobs, window), spec.loop)
+            ahead = None
+            if self.chunk_grid is not None and t1 - t0 == 1:
+                ahead = functools.partial(
+                    mosaic_read_ahead.start, functools.partial(_scene_jobs, spec, b0, b1),
+                    self.chunk_grid, self.shape[0], f"{self.name}-{b0}-{b1}", t0, window,
+                    spec.grid,
+                )
+            results = run_here(_gather(jobs, window, ahead), spec.loop)
             for (t, positions, mspec, *_), values in zip(jobs, results, strict=True):
                 for k, pos in enumerate(positions):
                     out[t, pos] = _finish(
@@ -267,17 +283,35 @@ class StacBlocks:
 async def _gather(
     jobs: list[tuple[int, list[int], MosaicSpec, np.ndarray, list[int], Masking | None]],
     window: tuple[int, int, int, int],
+    ahead: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
     """Every (step, asset) mosaic of one chunk at once: their reads overlap on the loop; with
-    masks, each item's mask is read once and shared by its assets (`ChunkClear`)."""
+    masks, each item's mask is read once and shared by its assets (`ChunkClear`). `ahead`
+    starts read-ahead of the next chunks once this one's reads are scheduled."""
     clear = ChunkClear(window)
     try:
-        return await asyncio.gather(*(
+        together = asyncio.gather(*(
             mosaic_block(mspec, ids, numbers, window, clear.hook(masking))
             for _, _, mspec, ids, numbers, masking in jobs
         ))
+        if ahead is not None:  # after this chunk's reads have started (call_soon is FIFO)
+            asyncio.get_running_loop().call_soon(_quietly, ahead)
+        return await together
     finally:
         clear.close()
+
+
+def _quietly(ahead: Callable[[], None]) -> None:
+    """Run a read-ahead start: its errors are nobody's (the chunks' own reads raise theirs)."""
+    with contextlib.suppress(Exception):
+        ahead()
+
+
+def _scene_jobs(
+    spec: LoadSpec, b0: int, b1: int, step: int, bounds: Bounds
+) -> list[tuple[MosaicSpec, np.ndarray, list[int]]]:
+    """What a chunk of `step` over `bounds` reads, for read-ahead: (spec, scene ids, bands)."""
+    return [(mspec, ids, numbers) for _, mspec, ids, numbers, _ in spec.jobs(step, b0, b1, bounds)]
 
 
 def _finish(
