@@ -9,7 +9,7 @@ flows down this module in the order it runs:
   on the process's I/O loop through `run_here`: the loop fetches, and the CPU work
   (`offload`: decoding, warping) comes back to this Dask thread (one threading model
   with `daskcog.open`; why in `run_here`).
-* `mosaic_block` reads scenes in priority batches (`_batches`), each batch
+* `mosaic_block` reads scenes in priority batches (`scene_batches`), each batch
   concurrently (`asyncio.gather`), and feeds them to the method; `first`/`last`
   stop as soon as every pixel is filled. With errors="nodata" a failed scene is
   recorded in the failure report and counts as having no valid pixel.
@@ -117,7 +117,7 @@ async def mosaic_block(
     method = method_class(shape, value_dtype, spec.fill)
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
     kept = _KeptNodata.for_scenes(spec, order, shape, value_dtype)
-    for batch in _batches(spec, order, window, method_class):
+    for batch in scene_batches(spec, order, window, method_class):
         reads = await asyncio.gather(
             *(_read_clear(spec, i, bands, window, clear) for i in batch),
             return_exceptions=spec.errors == "nodata",
@@ -217,7 +217,7 @@ class _KeptNodata:
         return result
 
 
-def _batches(
+def scene_batches(
     spec: MosaicSpec,
     order: list[int],
     window: tuple[int, int, int, int],

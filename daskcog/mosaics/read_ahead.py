@@ -31,7 +31,7 @@ import dask.config
 import numpy as np
 from rasterio.windows import Window
 
-from daskcog.mosaics.chunk_task import _batches
+from daskcog.mosaics.chunk_task import scene_batches
 from daskcog.mosaics.crs import same_crs
 from daskcog.mosaics.grid import aligned_offset
 from daskcog.mosaics.warp import footprint_part, level_scales, source_window
@@ -93,7 +93,7 @@ def _first_batch(spec: Any, ids: np.ndarray, window: tuple[int, int, int, int]) 
     may never read the others, so they are not read ahead (no bytes nobody uses)."""
     method_class = spec.method_class
     order = [int(i) for i in (ids[::-1] if method_class.reverse else ids)]
-    batches = _batches(spec, order, window, method_class)
+    batches = scene_batches(spec, order, window, method_class)
     if not batches:
         return []
     return batches[0] if method_class.can_finish else order
@@ -119,7 +119,9 @@ async def _scene(
         if source is None:
             return False
         box = (int(source.col_off), int(source.row_off), int(source.width), int(source.height))
-        return await prefetch_window(opened, reader._lvl, box, budget=budget, retry=spec.retry)
+        return await prefetch_window(
+            opened, opened.levels[level], box, budget=budget, retry=spec.retry
+        )
     except Exception:  # noqa: BLE001 - the chunk's own read fetches again and raises
         return False
 
