@@ -265,7 +265,9 @@ class StacBlocks:
         ]
         if jobs:
             ahead = None
-            if self.chunk_grid is not None and t1 - t0 == 1:
+            # in-memory items only: their scene lookup is a vectorised footprint test; a
+            # stac-geoparquet spec filters a table per chunk (ms each), not on the I/O loop
+            if self.chunk_grid is not None and t1 - t0 == 1 and isinstance(spec, StacSpec):
                 ahead = functools.partial(
                     mosaic_read_ahead.start, functools.partial(_scene_jobs, spec, b0, b1),
                     self.chunk_grid, self.shape[0], f"{self.name}-{b0}-{b1}", t0, window,
