@@ -274,34 +274,12 @@ async def read_scene(
         own = float(opened.nodata)
         if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
             fill = int(own)
-    col_off, row_off, width, height = window
-    offset = (
-        aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
-    )
-    if offset is not None:
-        source = Window(col_off + offset[0], row_off + offset[1], width, height)
-        inside = geo.clip_window(source, reader.width, reader.height)
-        if inside is None:
-            return None
-        pending = await reader.fetch_window(inside, fill_value=fill)
-        part = (
-            col_off + int(inside.col_off - source.col_off),
-            row_off + int(inside.row_off - source.row_off),
-            int(inside.width),
-            int(inside.height),
-        )
-    else:
-        # warp only the part of the chunk the scene's footprint reaches: GDAL visits every
-        # destination pixel it is given, inside the scene or not
-        reached = footprint_part(spec, index, window)
-        if reached is None:
-            return None
-        part = reached
-        scales = level_scales(spec, index, reader)
-        source = source_window(spec, index, reader, grid.window_bounds(*part), scales)
-        if source is None:
-            return None
-        pending = await reader.fetch_window(source, fill_value=fill)
+    planned = scene_source(spec, index, reader, window)
+    if planned is None:
+        return None
+    source, part, scales, aligned = planned
+    pending = await reader.fetch_window(source, fill_value=fill)
+    if not aligned:
         src_transform = reader.transform @ Affine.translation(source.col_off, source.row_off)
         warp_args = (
             src_transform, scene.crs, grid.window_transform(part[0], part[1]), grid.crs,
@@ -311,7 +289,7 @@ async def read_scene(
 
     def decode() -> tuple[np.ndarray, np.ndarray, Part]:
         values = pending.assemble().values
-        if offset is None:
+        if not aligned:
             values = warp(values, *warp_args)
         invalid = nodata_mask(values, fill)
         if invalid is None:
@@ -319,6 +297,44 @@ async def read_scene(
         return values, np.logical_not(invalid, out=invalid), part
 
     return await offload(decode)
+
+
+def scene_source(
+    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader, window: Part
+) -> tuple[Window, Part, tuple[float, float] | None, bool] | None:
+    """What a read of one scene for one chunk fetches: (the level's source window, the part
+    of the chunk it lands on, XSCALE / YSCALE, aligned), or None when the scene has no pixel
+    there. Aligned: the scene is on the grid's CRS and resolution a whole number of pixels
+    away, so the part is a plain window read; else the part is what the footprint reaches
+    (GDAL visits every destination pixel it is given, inside the scene or not) and the
+    source window covers it plus the kernel's reach. One place for `read_scene` and the
+    read-ahead of the next chunks (`mosaics.read_ahead`), so both fetch the same tiles."""
+    scene = spec.scenes[index]
+    grid = spec.grid
+    col_off, row_off, width, height = window
+    offset = (
+        aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
+    )
+    if offset is not None:
+        source = Window(col_off + offset[0], row_off + offset[1], width, height)
+        inside = geo.clip_window(source, reader.width, reader.height)
+        if inside is None:
+            return None
+        part = (
+            col_off + int(inside.col_off - source.col_off),
+            row_off + int(inside.row_off - source.row_off),
+            int(inside.width),
+            int(inside.height),
+        )
+        return inside, part, None, True
+    reached = footprint_part(spec, index, window)
+    if reached is None:
+        return None
+    scales = level_scales(spec, index, reader)
+    found = source_window(spec, index, reader, grid.window_bounds(*reached), scales)
+    if found is None:
+        return None
+    return found, reached, scales, False
 
 
 T = TypeVar("T")

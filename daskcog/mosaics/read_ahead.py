@@ -31,13 +31,10 @@ import dask.config
 import numpy as np
 from rasterio.windows import Window
 
-from daskcog.mosaics.chunk_task import scene_batches
-from daskcog.mosaics.crs import same_crs
-from daskcog.mosaics.grid import aligned_offset
-from daskcog.mosaics.warp import footprint_part, level_scales, source_window
+from daskcog.mosaics.chunk_task import scene_batches, scene_source
 from daskcog.runtime import read_ahead
 from daskcog.runtime.reader_cache import CACHE
-from georeader import AsyncGeoTIFFReader, choose_level, geo, prefetch_window
+from georeader import AsyncGeoTIFFReader, choose_level, prefetch_window
 
 Jobs = Callable[
     [int, tuple[float, float, float, float]], Sequence[tuple[Any, np.ndarray, Sequence[int]]]
@@ -127,21 +124,9 @@ async def _scene(
 
 
 def _source(spec: Any, index: int, reader: Any, window: tuple[int, int, int, int]) -> Window | None:
-    """The source window `read_scene` fetches for this scene on this chunk (same rules)."""
-    scene = spec.scenes[index]
-    grid = spec.grid
-    col_off, row_off, width, height = window
-    offset = (
-        aligned_offset(reader.transform, grid.affine) if same_crs(scene.crs, grid.crs) else None
-    )
-    if offset is not None:
-        source = Window(col_off + offset[0], row_off + offset[1], width, height)
-        return geo.clip_window(source, reader.width, reader.height)
-    reached = footprint_part(spec, index, window)
-    if reached is None:
+    """The source window `read_scene` fetches for this scene on this chunk (the same rules:
+    `chunk_task.scene_source`)."""
+    planned = scene_source(spec, index, reader, window)
+    if planned is None or math.isnan(float(planned[0].width)):
         return None
-    scales = level_scales(spec, index, reader)
-    found = source_window(spec, index, reader, grid.window_bounds(*reached), scales)
-    if found is None or math.isnan(float(found.width)):
-        return None
-    return found
+    return planned[0]
