@@ -258,7 +258,11 @@ async def read_scene(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: Part
 ) -> tuple[np.ndarray, np.ndarray, Part] | None:
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
-    mask, the part as a window of the grid), or None when it has no pixel there."""
+    mask, the part as a window of the grid), or None when it has no pixel there.
+
+    Valid is "not the read's fill value" (odc-stac's rule for mosaics), not the reader's GDAL
+    mask (`Assembled.valid`): the warp works on values with the fill as nodata, so a real
+    pixel equal to the fill is lost to it either way, and the mosaic tests fix this rule."""
     scene = spec.scenes[index]
     opened = await CACHE.opened(scene.url, scene.options, retry=spec.retry)
     check_header(scene, opened, bands)
