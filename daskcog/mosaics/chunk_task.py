@@ -261,8 +261,9 @@ async def read_scene(
     mask, the part as a window of the grid), or None when it has no pixel there.
 
     Valid is "not the read's fill value" (odc-stac's rule for mosaics), not the reader's GDAL
-    mask (`Assembled.valid`): the warp works on values with the fill as nodata, so a real
-    pixel equal to the fill is lost to it either way, and the mosaic tests fix this rule."""
+    mask (`Assembled.valid`): GDAL's warp takes the fill as nodata, so a warped pixel equal to
+    the fill is invalid whatever the mask says; aligned reads follow the same rule so that both
+    paths agree, and the mosaic tests fix it."""
     scene = spec.scenes[index]
     opened = await CACHE.opened(scene.url, scene.options, retry=spec.retry)
     check_header(scene, opened, bands)
