@@ -208,9 +208,6 @@ def load(
         if stac_cfg is not None:
             raise TypeError("stac_cfg= applies to STAC items; a stac-geoparquet load does not "
                             "take it yet: give dtype= / nodata=, or load the items")
-        if not isinstance(resampling, str):
-            raise TypeError("a per-band resampling= dict applies to STAC items; a "
-                            "stac-geoparquet load takes one resampling name")
         from daskcog.stac.geoparquet.parquet_load import load_geoparquet
 
         return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)

@@ -201,3 +201,17 @@ def test_parquet_keys_are_equal_for_equal_patch_url_callables(local_parquet):
     assert first.data.name == second.data.name
     named = daskcog.load(path, bands=["red"], chunks=128, patch_url=_identity)
     assert named.data.name != first.data.name
+
+
+def test_parquet_takes_per_band_resampling_like_items(local_parquet):
+    """odc-stac's {band: name, "*": default} reaches each asset of a stac-geoparquet load
+    as it does for items (was a TypeError)."""
+    items, path = local_parquet
+    kw = {"bands": ["red", "visual"], "chunks": 128, "resolution": 7.0,
+          "resampling": {"red": "bilinear", "*": "nearest"}}
+    expected = daskcog.load(items, **kw)
+    got = daskcog.load(path, **kw)
+    np.testing.assert_array_equal(got.data.compute(), expected.data.compute())
+    nearest = daskcog.load(path, **{**kw, "resampling": "nearest"}).data.compute()
+    assert not np.array_equal(got.data[:, :1].compute(), nearest[:, :1])  # red: bilinear
+    np.testing.assert_array_equal(got.data[:, 1:].compute(), nearest[:, 1:])

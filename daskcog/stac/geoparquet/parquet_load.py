@@ -93,6 +93,8 @@ class ParquetSpec:
     """`mask=`: read per chunk from the same rows as the data (`asset_scenes.mask_plans`)."""
     mask_facts: tuple[tuple[str, band_rules.BandInfo], ...] = ()
     """Per mask asset key: its facts (the band a mask reads)."""
+    resampling: tuple[str, ...] = ()
+    """Per asset (in `facts` order): its resampling, from a name or odc-stac's per-band dict."""
 
     def _with_secrets(self, pairs: tuple[tuple[str, Any], ...], name: str | None) -> dict[str, Any]:
         return creds.with_secrets(pairs, name, self.url)
@@ -174,7 +176,8 @@ class ParquetSpec:
                 continue
             placement = place(scenes, grid=self.grid)
             mspec = build_spec(scenes, placement, groups=(np.arange(len(scenes)),),
-                               bands=sorted(set(numbers)), **dict(self.options))
+                               bands=sorted(set(numbers)),
+                               **{**opts, "resampling": self.resampling[asset]})
             ids = mspec.candidates(0, bounds)
             if len(ids):
                 masking = Masking(plans, tables[asset].items) if plans else None
@@ -189,7 +192,7 @@ class ParquetSpec:
                 groupby, repr(self.step_list), repr(self.facts), self.band_map,
                 self.out_dtype, repr(self.fills), self.rescale, repr(self.options),
                 repr(self.store_options), callable_token(self.patch_url, "patch_url"),
-                self.loop, self.lon, self.masks, repr(self.mask_facts))
+                self.loop, self.lon, self.masks, repr(self.mask_facts), self.resampling)
 
 
 # -- entry point (called by daskcog.load) ---------------------------------------------------
@@ -256,8 +259,9 @@ def load_geoparquet(
     steps, first_times, groups = plan_steps(
         groupby, pf.read(columns=core, use_threads=False), lon
     )
+    per_asset = band_rules.resampling_per_asset(o.resampling, out_bands)
     spec_options: dict[str, Any] = {
-        "method": o.method, "nodata": o.nodata, "resampling": o.resampling, "dtype": None,
+        "method": o.method, "nodata": o.nodata, "dtype": None,
         "batch_size": o.batch_size, "warp_tolerance": o.warp_tolerance, "loop": loop,
         "errors": o.errors, "retry": o.retry or default_retry(),
     }
@@ -268,6 +272,7 @@ def load_geoparquet(
         part = place(own[:1], grid=placement.grid)
         numbers = [b.info.index for b in out_bands if b.info.asset == key]
         templates.append(build_spec(own[:1], part, groups=(np.arange(0),), bands=numbers,
+                                    resampling=per_asset[key],
                                     **{**spec_options, "dtype": dtype or info.dtype}))
     # secrets stay out of the graph: the spec holds public options and credential names
     public_store, store_credentials = creds.keep_out_of_graph(dict(store_options), None, str(url))
@@ -284,6 +289,7 @@ def load_geoparquet(
         store_options=tuple(sorted(public_store.items())), patch_url=patch_url, loop=loop,
         lon=lon, credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
         file_credentials=file_credentials, masks=o.masks, mask_facts=tuple(masks_facts.items()),
+        resampling=tuple(per_asset[key] for key in facts),
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
