@@ -205,9 +205,6 @@ def load(
     if stac_cfg is not None:
         band_rules.check_stac_cfg(stac_cfg)
     if is_geoparquet(items):
-        if stac_cfg is not None:
-            raise TypeError("stac_cfg= applies to STAC items; a stac-geoparquet load does not "
-                            "take it yet: give dtype= / nodata=, or load the items")
         from daskcog.stac.geoparquet.parquet_load import load_geoparquet
 
         return load_geoparquet(items, options, keywords=LOAD_KEYWORDS, **store_options)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import daskcog
+from daskcog.stac import StacError
 from tests.stac.corpus.harness import (
     Case,
     differences,
@@ -709,3 +711,35 @@ def test_rio_stac_item_loads_as_odc_stac(folder: Path) -> None:
     ours = daskcog.load([item], bands=["vv"]).to_dataset().compute()
     theirs = odc_load([item], bands=["vv"])
     assert differences(ours, theirs) == []
+
+
+@pytest.mark.parametrize("case_id", ["es-v0-s2-stac-cfg", "cfg-alias"])
+def test_stac_cfg_on_stac_geoparquet_equals_items(case_id: str, folder: Path,
+                                                  tmp_path: Path) -> None:
+    """stac_cfg reaches a stac-geoparquet load (the data type of items without raster:bands,
+    aliases) as it reaches the items (was a TypeError)."""
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    alias = Case("cfg-alias", ("pc-sentinel-2-l2a",), ("B04", "SCL"),
+                 {"bands": ["rouge", "classes"], "stac_cfg": {"sentinel-2-l2a": {
+                     "aliases": {"rouge": "B04", "classes": "SCL"}}}})
+    case = alias if case_id == "cfg-alias" else next(c for c in CASES if c.id == case_id)
+    items = [dict(it) for it in materialise_case(case, folder)]
+    path = tmp_path / "items.parquet"
+    sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = daskcog.load(items, chunks=256, **case.load)
+        got = daskcog.load(path, chunks=256, **case.load)
+    assert (got.shape, got.dtype, got.band_names) == (expected.shape, expected.dtype,
+                                                      expected.band_names)
+    np.testing.assert_array_equal(got.data.compute(), expected.data.compute())
+
+
+def test_stac_cfg_ignore_proj_on_stac_geoparquet_is_refused(folder: Path, tmp_path: Path) -> None:
+    sga = pytest.importorskip("stac_geoparquet.arrow")
+    case = next(c for c in CASES if c.id == "es-v0-s2-stac-cfg")
+    items = [dict(it) for it in materialise_case(case, folder)]
+    path = tmp_path / "items.parquet"
+    sga.to_parquet(sga.parse_stac_items_to_arrow(items).read_all(), str(path))
+    with pytest.raises(StacError, match="ignore_proj"):
+        daskcog.load(path, bands=["B04"], stac_cfg={"ignore_proj": True})

@@ -181,8 +181,11 @@ def row_items(table: Any) -> list[dict[str, Any]]:
         assets = {k: {f: v for f, v in a.items() if v is not None}
                   for k, a in (row.get("assets") or {}).items() if a is not None}
         props = {k: v for k, v in row.items() if k not in _CORE and v is not None}
-        items.append({"type": "Feature", "id": row.get("id"), "bbox": bbox, "assets": assets,
-                      "properties": props})
+        item = {"type": "Feature", "id": row.get("id"), "bbox": bbox, "assets": assets,
+                "properties": props}
+        if row.get("collection") is not None:  # stac_cfg's entries are per collection
+            item["collection"] = row["collection"]
+        items.append(item)
     return items
 
 

@@ -20,6 +20,7 @@ the pyarrow-vs-DuckDB measurement):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from daskcog.stac.items.asset_scenes import (
     mask_facts,
     mask_plans,
 )
-from daskcog.stac.items.item_dicts import StacError, StacItemError
+from daskcog.stac.items.item_dicts import ItemDict, StacError, StacItemError
 from daskcog.stac.load_graph import band_runs, grid_lon, make_spec, make_stack, plan_grid
 from daskcog.stac.load_spec import Job
 from daskcog.stac.options import LoadOptions, check_asset_options
@@ -95,6 +96,8 @@ class ParquetSpec:
     """Per mask asset key: its facts (the band a mask reads)."""
     resampling: tuple[str, ...] = ()
     """Per asset (in `facts` order): its resampling, from a name or odc-stac's per-band dict."""
+    stac_cfg: str | None = None
+    """odc-stac's `stac_cfg` as canonical JSON, applied to each row as to items."""
 
     def _with_secrets(self, pairs: tuple[tuple[str, Any], ...], name: str | None) -> dict[str, Any]:
         return creds.with_secrets(pairs, name, self.url)
@@ -155,7 +158,10 @@ class ParquetSpec:
             table.column("id").to_numpy(zero_copy_only=False).astype(str), row_times(table)
         ))
         table = table.take(order)
-        items = row_items(table)  # the table's assets struct holds the asked assets only
+        # the table's assets struct holds the asked assets only
+        items: list[ItemDict] = list(row_items(table))
+        if self.stac_cfg is not None:
+            items, _ = band_rules.apply_stac_cfg(items, json.loads(self.stac_cfg))
         facts = dict(self.facts)
         store_options = self._with_secrets(self.store_options, self.credentials)
         tables = asset_tables(items, facts, patch_url=self.patch_url,
@@ -192,7 +198,8 @@ class ParquetSpec:
                 groupby, repr(self.step_list), repr(self.facts), self.band_map,
                 self.out_dtype, repr(self.fills), self.rescale, repr(self.options),
                 repr(self.store_options), callable_token(self.patch_url, "patch_url"),
-                self.loop, self.lon, self.masks, repr(self.mask_facts), self.resampling)
+                self.loop, self.lon, self.masks, repr(self.mask_facts), self.resampling,
+                self.stac_cfg)
 
 
 # -- entry point (called by daskcog.load) ---------------------------------------------------
@@ -222,10 +229,14 @@ def load_geoparquet(
     head = next(pf.iter_batches(batch_size=_HEAD_ROWS, use_threads=False,
                                 columns=[c for c in names if c not in ("geometry", "links")]),
                 None)
-    head_items = row_items(head) if head is not None else []
+    head_items: list[ItemDict] = list(row_items(head)) if head is not None else []
     del head
+    if o.stac_cfg is not None and _ignores_proj(o.stac_cfg):
+        raise StacError(f"{url}: stac_cfg ignore_proj asks for headers, and a stac-geoparquet "
+                        "load reads none on the client; load the items instead")
+    head_items, cfg_aliases = band_rules.apply_stac_cfg(head_items, o.stac_cfg)
     catalogue = band_rules.catalogue(head_items)
-    out_bands = band_rules.resolve(bands, catalogue)
+    out_bands = band_rules.resolve(bands, catalogue, cfg_aliases)
     facts = {b.info.asset: b.info for b in out_bands}
     check_asset_options(
         (str(a["href"]) for it in head_items for k in facts
@@ -290,6 +301,8 @@ def load_geoparquet(
         lon=lon, credentials=store_credentials, file_options=tuple(sorted(public_file.items())),
         file_credentials=file_credentials, masks=o.masks, mask_facts=tuple(masks_facts.items()),
         resampling=tuple(per_asset[key] for key in facts),
+        stac_cfg=None if o.stac_cfg is None else json.dumps(o.stac_cfg, sort_keys=True,
+                                                            default=_json_scalar),
     )
     grouping_ = grouping.Grouping(keys=tuple(s.key for s in steps),
                                   members=tuple(() for _ in steps), times=tuple(first_times))
@@ -299,6 +312,21 @@ def load_geoparquet(
                       property_rows=lambda key: step_rows(pf, groups, key))
 
 
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars in a `stac_cfg` as the Python numbers they hold (the spec keeps JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"stac_cfg holds a {type(value).__name__}; give numbers and strings")
+
+
+def _ignores_proj(cfg: Any) -> bool:
+    """Whether any collection's entry of odc-stac's `stac_cfg` sets `ignore_proj`."""
+    entries = [cfg] if any(k in cfg for k in ("assets", "aliases", "ignore_proj")) else list(
+        cfg.values()
+    )
+    return any(bool(entry.get("ignore_proj", False)) for entry in entries)
 
 
 def _check_mask_assets(pf: Any, data: list[str], masks: list[str], url: str) -> None:
