@@ -21,7 +21,9 @@ flows down this module in the order it runs:
   `warp_plans`), in the chunk's Dask thread, onto the part of the chunk the scene's footprint
   reaches (`footprint_part`), from a source window covering that part plus the
   resampling kernel's margin (`source_window`), with the fill value as source and
-  destination nodata so invalid pixels stay invalid.
+  destination nodata so invalid pixels stay invalid; a scene with no nodata value is
+  warped with none (its zeros are data) and its validity comes from the warp
+  (`warp_valid`).
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ from daskcog.mosaics.warp import (
     revisited,
     source_window,
     warp,
+    warp_valid,
 )
 from daskcog.runtime import failures, settings
 from daskcog.runtime.io_loop import LoopChoice, io_loop, worker_loop
 from daskcog.runtime.reader_cache import CACHE
-from georeader import AsyncGeoTIFFReader, choose_level, geo
+from georeader import Assembled, AsyncGeoTIFFReader, choose_level, geo
 from georeader.geo import fits_dtype, nodata_mask
 
 
@@ -254,16 +257,51 @@ def _read_fill(fill: float, dtype: np.dtype, own: float | None = None) -> float 
     return int(own) if own is not None and fits_dtype(own, dtype) else 0
 
 
+def _nodata_of(scene: Any, file_nodata: float | None, dtype: np.dtype) -> float | None:
+    """The scene's nodata value: the file's, else its metadata's (`Scene.nodata`), when the
+    scene's dtype can hold it (a NaN a STAC load declares for an integer asset read as
+    float is the output's fill, not a value of the file); None: every pixel is data."""
+    for value in (file_nodata, scene.nodata):
+        if value is None:
+            continue
+        if np.issubdtype(dtype, np.floating) or fits_dtype(float(value), dtype):
+            return float(value)
+    return None
+
+
+def _source_valid(assembled: Assembled) -> np.ndarray | None:
+    """The read's valid pixels (band, y, x), or None when all are (no padding, no mask, no
+    alpha: the common case, no mask allocated)."""
+    height, width = assembled.values.shape[1:]
+    if (
+        assembled.inside == (0, 0, height, width)
+        and assembled.invalid is None
+        and not assembled.by_fill
+    ):
+        return None
+    valid = assembled.valid
+    return None if valid.all() else valid
+
+
 async def read_scene(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: Part
 ) -> tuple[np.ndarray, np.ndarray, Part] | None:
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
     mask, the part as a window of the grid), or None when it has no pixel there.
 
-    Valid is "not the read's fill value" (odc-stac's rule for mosaics), not the reader's GDAL
-    mask (`Assembled.valid`): GDAL's warp takes the fill as nodata, so a warped pixel equal to
-    the fill is invalid whatever the mask says; aligned reads follow the same rule so that both
-    paths agree, and the mosaic tests fix it."""
+    Valid depends on whether the scene has a nodata value (`_nodata_of`: the file's, else
+    the metadata's, one the scene's dtype can hold):
+    * it has one: valid is "not the read's fill value" (odc-stac's rule for mosaics), not
+      the reader's GDAL mask (`Assembled.valid`): GDAL's warp takes the fill as nodata, so a
+      warped pixel equal to the fill is invalid whatever the mask says; aligned reads follow
+      the same rule so that both paths agree, and the mosaic tests fix it;
+    * it has none: every pixel of the file is data, 0 included (GDAL's and odc-stac's
+      reading), so no value can mark the invalid ones; valid comes from the read itself:
+      the reader's GDAL mask for aligned reads (`Assembled.valid`: padding, an internal
+      mask or alpha invalid), and for warped reads the pixels GDAL's warp writes, i.e.
+      those mapping onto a valid source pixel (`warp.warp_valid`). A real 0 then stays a
+      valid 0 in a float output, and a first-valid mosaic keeps it
+      (tests/daskcog/test_mosaic_validity.py, tests/stac/test_no_nodata.py)."""
     scene = spec.scenes[index]
     opened = await CACHE.opened(scene.url, scene.options, retry=spec.retry)
     check_header(scene, opened, bands)
@@ -279,6 +317,7 @@ async def read_scene(
         own = float(opened.nodata)
         if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
             fill = int(own)
+    by_fill = _nodata_of(scene, opened.nodata, reader.dtype) is not None
     planned = scene_source(spec, index, reader, window)
     if planned is None:
         return None
@@ -286,16 +325,22 @@ async def read_scene(
     pending = await reader.fetch_window(source, fill_value=fill)
     if not aligned:
         src_transform = reader.transform @ Affine.translation(source.col_off, source.row_off)
-        warp_args = (
+        geometry = (
             src_transform, scene.crs, grid.window_transform(part[0], part[1]), grid.crs,
             (part[3], part[2]), fill, spec.resampling, spec.warp_tolerance, scales,
             revisited(spec, index),
         )
 
     def decode() -> tuple[np.ndarray, np.ndarray, Part]:
-        values = pending.assemble().values
+        assembled = pending.assembled()
+        values = assembled.values
+        if not by_fill:  # no nodata: validity from the read (and the warp), see above
+            if aligned:
+                return values, assembled.valid, part
+            values, valid = warp_valid(values, _source_valid(assembled), *geometry)
+            return values, valid, part
         if not aligned:
-            values = warp(values, *warp_args)
+            values = warp(values, *geometry)
         invalid = nodata_mask(values, fill)
         if invalid is None:
             return values, np.ones(values.shape, dtype=bool), part

@@ -16,10 +16,12 @@ The entry point and the graph's one value; the chunk tasks that run it are in
   time; keys come from the spec's token. Each task reads its scenes
   (`chunk_task.mosaic_block`, `chunk_task.read_scene`) and feeds the method.
 
-Validity: a pixel is invalid when the reader returns it as the fill value (its
-nodata, internal mask, alpha, outside the scene), per `georeader.nodata` rules
-(NaN matches NaN, floats compare like GDAL). A valid source pixel that equals the
-mosaic's fill value is therefore treated as invalid, as GDAL's warper does.
+Validity (`chunk_task.read_scene`): for a scene with a nodata value, a pixel is invalid
+when the reader returns it as the fill value (its nodata, internal mask, alpha, outside
+the scene), per `georeader.nodata` rules (NaN matches NaN, floats compare like GDAL); a
+valid source pixel that equals the mosaic's fill value is therefore treated as invalid, as
+GDAL's warper does. A scene with no nodata value has no such value: every pixel of the
+file is valid, 0 included, and only what lies outside it (or under its mask) is not.
 """
 
 from __future__ import annotations

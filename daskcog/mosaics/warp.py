@@ -6,7 +6,8 @@ can reach), `level_scales` (GDAL's XSCALE / YSCALE for the chosen overview),
 `source_window` (the source pixels a warp of that part needs, with the resampling
 kernel's margin) and `warp` (GDAL's warp, the reference for every reprojected pixel;
 nearest-neighbour warps that recur across revisits become a gather through a plan
-GDAL made once, `warp_plans`, equal to it bit for bit).
+GDAL made once, `warp_plans`, equal to it bit for bit). A scene with no nodata value
+goes through `warp_valid`: no source nodata, and its validity from the warp itself.
 """
 
 from __future__ import annotations
@@ -161,37 +162,103 @@ def warp(
     transform, CRS and shape, tolerance) recurs in this process, or will (`revisited`:
     the spec holds this footprint more than once), is a gather through the plan GDAL made
     for the key (`warp_plans`: equal to GDAL's warp bit for bit); any other warp is
-    `gdal_warp`.
+    `gdal_warp`. For a scene with no nodata value, `warp_valid`.
     """
+    plan = nearest_plan(
+        source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
+        revisited,
+    )
+    if plan is not None:
+        return gather(source, plan, fill)
+    return gdal_warp(
+        source, src_transform, src_crs, dst_transform, dst_crs, shape, fill, resampling,
+        tolerance, scales,
+    )
+
+
+def warp_valid(
+    source: np.ndarray,
+    source_valid: np.ndarray | None,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    shape: tuple[int, int],
+    fill: float,
+    resampling: str,
+    tolerance: float = GDAL_TOLERANCE,
+    scales: tuple[float, float] | None = None,
+    revisited: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GDAL's warp of a scene that has no nodata value: (values, valid), both (band, y, x).
+
+    Why not `warp`: with no nodata, every source pixel is data, 0 included, so no value
+    may serve as GDAL's nodata (a real 0 would be dropped, and weighed out of bilinear
+    sums). Validity comes from the warp itself: a destination pixel is valid when GDAL
+    writes it, i.e. it maps inside the source (and onto a valid source pixel, where
+    `source_valid` (band, y, x) marks the ones the reader found invalid: an internal mask
+    or alpha; None: all valid). Invalid pixels hold `fill`.
+
+    Nearest warps that recur gather through the plan (`warp_plans`: the plan's picks
+    say which pixels GDAL writes); other warps are `gdal_warp_valid`."""
+    plan = nearest_plan(
+        source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
+        revisited,
+    )
+    if plan is None:
+        return gdal_warp_valid(
+            source, source_valid, src_transform, src_crs, dst_transform, dst_crs, shape, fill,
+            resampling, tolerance, scales,
+        )
+    values = gather(source, plan, fill)
+    if source_valid is None:
+        valid = np.ones(values.shape, dtype=bool)
+        valid.reshape(values.shape[0], -1)[:, plan.missing] = False
+        return values, valid
+    valid = gather(source_valid, plan, False)
+    if not valid.all():
+        np.copyto(values, values.dtype.type(fill), where=~valid)
+    return values, valid
+
+
+def nearest_plan(
+    source: np.ndarray,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    shape: tuple[int, int],
+    resampling: str,
+    tolerance: float,
+    revisited: bool,
+) -> Plan | None:
+    """The cached plan a nearest warp of `source` gathers through (`warp_plans`), or None
+    when this warp goes to GDAL (not nearest, too large for one GDAL piece, or a first
+    sight of a key no revisit shares)."""
     bands, height, width = source.shape
-    if (
+    if not (
         resampling == "nearest"
         and height * width < 2**24  # float32 holds every index exactly
         and fits_one_piece((height, width), shape, 32, 1)
         and fits_one_piece((height, width), shape, source.dtype.itemsize * 8, bands)
     ):
-        key = (
-            src_crs, tuple(src_transform)[:6], (height, width),
-            dst_crs, tuple(dst_transform)[:6], tuple(shape), float(tolerance),
-        )
-
-        def make() -> Plan:
-            # float32 indices: GDAL's specialised float kernel, ~15 % faster than int32's
-            # generic one, the same picks (the kernels differ in copying, not in mapping)
-            index = np.arange(height * width, dtype=np.float32).reshape(1, height, width)
-            picked = gdal_warp(
-                index, src_transform, src_crs, dst_transform, dst_crs, shape, -1.0, "nearest",
-                tolerance,
-            )[0]
-            return Plan.from_picks(picked)
-
-        plan = PLANS.plan(key, revisited, make)
-        if plan is not None:
-            return gather(source, plan, fill)
-    return gdal_warp(
-        source, src_transform, src_crs, dst_transform, dst_crs, shape, fill, resampling,
-        tolerance, scales,
+        return None
+    key = (
+        src_crs, tuple(src_transform)[:6], (height, width),
+        dst_crs, tuple(dst_transform)[:6], tuple(shape), float(tolerance),
     )
+
+    def make() -> Plan:
+        # float32 indices: GDAL's specialised float kernel, ~15 % faster than int32's
+        # generic one, the same picks (the kernels differ in copying, not in mapping)
+        index = np.arange(height * width, dtype=np.float32).reshape(1, height, width)
+        picked = gdal_warp(
+            index, src_transform, src_crs, dst_transform, dst_crs, shape, -1.0, "nearest",
+            tolerance,
+        )[0]
+        return Plan.from_picks(picked)
+
+    return PLANS.plan(key, revisited, make)
 
 
 def gdal_warp(
@@ -214,10 +281,101 @@ def gdal_warp(
     `scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e. per chunk).
     """
     out = np.full((source.shape[0], *shape), fill, dtype=source.dtype)
+    _gdal_warp_into(
+        source, out, src_transform, src_crs, dst_transform, dst_crs, fill, resampling,
+        tolerance, scales,
+    )
+    return out
+
+
+def gdal_warp_valid(
+    source: np.ndarray,
+    source_valid: np.ndarray | None,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    shape: tuple[int, int],
+    fill: float,
+    resampling: str,
+    tolerance: float = GDAL_TOLERANCE,
+    scales: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`warp_valid` through GDAL: the source with no nodata, plus one band that says which
+    destination pixels GDAL writes, warped in the same call (so over the same pixels).
+
+    All source pixels valid: the extra band is 1 everywhere and the destination starts at
+    0; any kernel turns ones into one where it writes (its weights are normalised, no
+    density below 1 without masks), so the band is 1 exactly where GDAL writes, and the
+    value bands are GDAL's warp of the source alone, bit for bit. Some source pixels
+    invalid (`source_valid`, one mask for all bands): the band is GDAL's source alpha and
+    destination alpha, so GDAL weighs the invalid pixels out, as with a mask band. Masks
+    that differ between bands warp band by band."""
+    bands = source.shape[0]
+    if source_valid is not None and bands > 1 and not (source_valid == source_valid[:1]).all():
+        parts = [
+            gdal_warp_valid(
+                source[b : b + 1], source_valid[b : b + 1], src_transform, src_crs,
+                dst_transform, dst_crs, shape, fill, resampling, tolerance, scales,
+            )
+            for b in range(bands)
+        ]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+        )
+    dtype = source.dtype
+    mark = 1 if source_valid is None else _alpha_max(dtype)
+    stacked = np.empty((bands + 1, *source.shape[1:]), dtype=dtype)
+    stacked[:bands] = source
+    if source_valid is None:
+        stacked[bands] = 1
+    else:
+        np.multiply(source_valid[0], mark, out=stacked[bands], casting="unsafe")
+    out = np.zeros((bands + 1, *shape), dtype=dtype)
+    options: dict[str, Any] = {}
+    if source_valid is not None:
+        alpha = bands + 1
+        options = {"src_alpha": alpha, "dst_alpha": alpha}
+        if mark != 255:
+            options |= {"SRC_ALPHA_MAX": str(mark), "DST_ALPHA_MAX": str(mark)}
+    _gdal_warp_into(
+        stacked, out, src_transform, src_crs, dst_transform, dst_crs, None, resampling,
+        tolerance, scales, **options,
+    )
+    valid = np.broadcast_to(out[bands] != 0, (bands, *shape)).copy()
+    values = out[:bands]
+    if not valid.all():
+        np.copyto(values, dtype.type(fill), where=~valid)
+    return values, valid
+
+
+def _alpha_max(dtype: np.dtype) -> int:
+    """GDAL's alpha value for opaque (255) in a band of `dtype`, or the dtype's largest."""
+    return 255 if dtype.kind == "f" else int(min(255, np.iinfo(dtype).max))
+
+
+def _gdal_warp_into(
+    source: np.ndarray,
+    out: np.ndarray,
+    src_transform: Affine,
+    src_crs: str,
+    dst_transform: Affine,
+    dst_crs: str,
+    nodata: float | None,
+    resampling: str,
+    tolerance: float,
+    scales: tuple[float, float] | None,
+    **options: Any,
+) -> None:
+    """GDAL's warp of `source` into `out` (`gdal_warp`'s two routes); `nodata` is source
+    and destination nodata (None: none, and `out` keeps its values where GDAL writes
+    nothing); `options`: rasterio's alpha indices or GDAL warp options."""
+    shape = out.shape[1:]
     method = Resampling[resampling]
-    extras: dict[str, Any] = {}
+    extras: dict[str, Any] = dict(options)
     if scales is not None and method != Resampling.nearest:
-        extras = {"XSCALE": repr(float(scales[0])), "YSCALE": repr(float(scales[1]))}
+        extras |= {"XSCALE": repr(float(scales[0])), "YSCALE": repr(float(scales[1]))}
     if tolerance == GDAL_TOLERANCE:
         from rasterio.warp import reproject
 
@@ -226,15 +384,16 @@ def gdal_warp(
             out,
             src_transform=src_transform,
             src_crs=rasterio_crs(src_crs),
-            src_nodata=fill,
+            src_nodata=nodata,
             dst_transform=dst_transform,
             dst_crs=rasterio_crs(dst_crs),
-            dst_nodata=fill,
+            dst_nodata=nodata,
             resampling=method,
             num_threads=1,
+            init_dest_nodata=nodata is not None,
             **extras,
         )
-        return out
+        return
     from rasterio.io import MemoryFile
     from rasterio.vrt import WarpedVRT
 
@@ -247,7 +406,7 @@ def gdal_warp(
             dtype=source.dtype,
             crs=rasterio_crs(src_crs),
             transform=src_transform,
-            nodata=fill,
+            nodata=nodata,
         ) as dataset:
             dataset.write(source)
         with (
@@ -259,11 +418,10 @@ def gdal_warp(
                 width=shape[1],
                 height=shape[0],
                 resampling=method,
-                src_nodata=fill,
-                nodata=fill,
+                src_nodata=nodata,
+                nodata=nodata,
                 tolerance=max(float(tolerance), 1e-9),
                 **extras,
             ) as vrt,
         ):
             vrt.read(out=out)
-    return out

@@ -1,0 +1,150 @@
+"""Validity of scenes with no nodata value: every pixel of such a file is data, 0 included.
+
+A uint16 COG with no nodata (file or metadata) holding real zeros (a block inside, the top
+row and the right column at the image's edge, scattered pixels), mosaicked with
+`daskcog.mosaic` (the read `daskcog.stack` and the STAC loads share: `read_scene`):
+aligned, warped nearest (GDAL's warp, and the gather through a cached plan that a recurring
+warp takes), warped bilinear; into float32 (NaN fill) and into uint16 (fill 0); one scene,
+and two overlapping scenes with method "first" (a real 0 is a valid value: the other
+scene must not replace it).
+
+Reference: GDAL through rasterio. Values: `rasterio.warp.reproject` of the whole scene
+with no nodata; validity: the destination alpha band GDAL writes in the same warp (an
+independent way of asking which pixels GDAL writes). The grids are the scene's CRS shifted
+by a fraction of a pixel: an affine mapping, so GDAL's approximate transformer is exact
+and a chunked warp equals the whole-scene warp bit for bit.
+
+Before the fix, every real 0 was read as the fill value and counted invalid: NaN in a float
+output, and the other scene's value in a first-valid mosaic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.config
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+import daskcog
+from daskcog.mosaics.warp_plans import PLANS
+from tests.stac.corpus.harness import write_cog
+
+CRS = "EPSG:32633"
+RES = 10.0
+HEIGHT, WIDTH = 150, 170
+LEFT, TOP = 500_000.0, 4_200_000.0
+B_SHIFT = (600.0, -400.0)  # scene B: 60 columns east, 40 rows south of scene A
+GRID_SHIFT = (3.7, -2.3)  # warped grids: a fraction of a pixel off the scenes' lattice
+
+
+def _pixels(seed: int, zeros: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(1, 5000, size=(1, HEIGHT, WIDTH), dtype=np.uint16)
+    if zeros:
+        data[0, 60:75, 80:100] = 0  # inside
+        data[0, 0, :] = 0  # the image's top edge
+        data[0, :, -1] = 0  # its right edge
+        data[0, rng.integers(0, HEIGHT, 60), rng.integers(0, WIDTH, 60)] = 0
+    return data
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("validity")
+    out = {}
+    for name, (dx, dy), seed, zeros in (
+        ("a", (0.0, 0.0), 1, True), ("b", B_SHIFT, 2, False)
+    ):
+        transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
+        out[name] = folder / f"{name}.tif"
+        write_cog(out[name], _pixels(seed, zeros), CRS, transform, None)
+        with rasterio.open(out[name]) as src:
+            if name == "a":
+                assert src.nodata is None and (src.read() == 0).sum() > 500
+    return out
+
+
+def _gdal(path: Path, transform: Affine, shape: tuple[int, int], resampling: str):
+    """GDAL's warp of the whole scene onto the grid: (values, written) with no nodata."""
+    with rasterio.open(path) as src:
+        data = src.read()
+        src_transform = src.transform
+    out = np.zeros((2, *shape), dtype=data.dtype)  # band 2: GDAL's destination alpha
+    reproject(
+        data, out[:1], src_transform=src_transform, src_crs=CRS, dst_transform=transform,
+        dst_crs=CRS, resampling=Resampling[resampling],
+    )
+    alpha = np.zeros((2, *shape), dtype=data.dtype)
+    reproject(
+        data, alpha, src_transform=src_transform, src_crs=CRS, dst_transform=transform,
+        dst_crs=CRS, resampling=Resampling[resampling], dst_alpha=2,
+    )
+    return out[0], alpha[1] > 0
+
+
+def _expected(layers, fill, dtype):
+    out = np.full(layers[0][0].shape, fill, dtype=dtype)
+    done = np.zeros(out.shape, dtype=bool)
+    for values, valid in layers:  # first valid wins
+        take = valid & ~done
+        out[take] = values[take]
+        done |= valid
+    return out
+
+
+CASES = ["aligned", "nearest-gdal", "nearest-plan", "bilinear"]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "uint16"])
+@pytest.mark.parametrize("case", CASES)
+def test_real_zeros_stay_valid(scenes: dict[str, Path], case: str, dtype: str, count: int):
+    paths = [scenes["a"], scenes["b"]][:count]
+    nodata = np.nan if dtype == "float32" else None
+    resampling = "bilinear" if case == "bilinear" else "nearest"
+    shift = (0.0, 0.0) if case == "aligned" else GRID_SHIFT
+    bounds = (
+        LEFT + shift[0] - 50, TOP + B_SHIFT[1] - HEIGHT * RES + shift[1] - 50,
+        LEFT + B_SHIFT[0] + WIDTH * RES + shift[0] + 50, TOP + shift[1] + 50,
+    )
+    width = round((bounds[2] - bounds[0]) / RES)
+    height = round((bounds[3] - bounds[1]) / RES)
+    bounds = (bounds[0], bounds[3] - height * RES, bounds[0] + width * RES, bounds[3])
+    plan_bytes = 0 if case == "nearest-gdal" else 2**27
+    with dask.config.set({"daskcog.warp-plan-bytes": plan_bytes, "scheduler": "sync"}):
+        mos = daskcog.mosaic(
+            paths, crs=CRS, resolution=RES, bounds=bounds, method="first", nodata=nodata,
+            dtype=dtype, resampling=resampling, chunks=64,
+        )
+        assert mos.transform == Affine(RES, 0, bounds[0], 0, -RES, bounds[3])
+        PLANS.clear()
+        got = mos.compute().values[0]
+        if case == "nearest-plan":  # a recurring warp: the second load gathers through plans
+            made = PLANS.info()["made"]
+            got = mos.compute().values[0]
+            assert PLANS.info()["hits"] + PLANS.info()["made"] - made > 0
+        elif case == "nearest-gdal":
+            assert PLANS.info()["made"] == 0
+    layers = [_gdal(p, mos.transform, (height, width), resampling) for p in paths]
+    fill = np.nan if dtype == "float32" else 0
+    expected = _expected(layers, fill, dtype)
+    a_values, a_valid = layers[0]
+    zeros = a_valid & (a_values == 0)
+    assert zeros.sum() > 300  # real zeros inside the grid, at the image's edges too
+    assert np.isnan(expected).any() if dtype == "float32" else True
+    np.testing.assert_array_equal(got, expected)
+    assert (got[zeros] == 0).all()  # never NaN, never the other scene's value
+
+
+def test_float_output_equals_rasterio_read(scenes: dict[str, Path]) -> None:
+    """The plainest case: one aligned scene into float is the file's pixels, zeros kept."""
+    with rasterio.open(scenes["a"]) as src:
+        want = src.read(1).astype("float32")
+    mos = daskcog.mosaic([scenes["a"]], dtype="float32", nodata=np.nan, chunks=64)
+    got = mos.compute().values[0]
+    np.testing.assert_array_equal(got, want)
