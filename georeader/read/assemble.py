@@ -209,20 +209,21 @@ def decode_tiles(
     url: str, level: Level, out: np.ndarray, inside: Window, raw: list[tuple[int, int, Any]],
     source: str | None = None,
 ) -> None:
-    """Decode tiles imagecodecs handles and copy their part of `inside` into `out`.
+    """Decode tiles imagecodecs handles and write their part of `inside` into `out`.
 
-    With `source` (the header's `tile_cache_id`), tiles are taken from and kept in the
-    per-process decoded-tile table, so a tile two windows share is decoded once."""
+    Each tile goes from the codec's buffer into its place in `out` in one pass
+    (`decode.decode_tile_into`). With `source` (the header's `tile_cache_id`), tiles
+    a window cuts are taken from and kept in the per-process decoded-tile table, so a
+    tile two windows share is decoded once."""
     fmt: Any = level.fmt
     tw, th = fmt.tile_width, fmt.tile_height
+    c0, r0 = int(inside.col_off), int(inside.row_off)
+    c1, r1 = c0 + int(inside.width), r0 + int(inside.height)
     table = None  # uncompressed tiles are views of the fetched bytes: nothing to save
     if source is not None and decoded_tiles.TABLE.capacity and fmt.compression != decode.NONE:
         table = decoded_tiles.TABLE
-        c0, r0 = int(inside.col_off), int(inside.row_off)
-        c1, r1 = c0 + int(inside.width), r0 + int(inside.height)
     for tx, ty, data in raw:
-        array = None
-        keep = False
+        x0, y0 = tx * tw, ty * th
         if table is not None:
             key = (str(source), level.index, tx, ty)
             array = table.get(key)
@@ -230,19 +231,36 @@ def decode_tiles(
             # of the image into windows (chunks), wanted by no other window (measured: keeping
             # every tile cost a two-zone mosaic ~100 MiB more peak RSS for no time)
             keep = not (
-                c0 <= tx * tw and min((tx + 1) * tw, level.width) <= c1
-                and r0 <= ty * th and min((ty + 1) * th, level.height) <= r1
+                c0 <= x0 and min(x0 + tw, level.width) <= c1
+                and r0 <= y0 and min(y0 + th, level.height) <= r1
             )
-        if array is None:
-            try:  # a scratch buffer: copied out by place_tile, or into the table
-                array = decode.decode_tile(fmt, data, scratch=True)
-            except TileDecodeError as exc:
-                raise TileDecodeError(
-                    f"{url}: level {level.index} tile ({tx}, {ty}): {exc}"
-                ) from exc
-            if keep:
-                array = table.put(key, decoded_tiles.kept_copy(array))  # type: ignore[union-attr]
-        place_tile(out, array, tx, ty, tw, th, inside)
+            if array is not None or keep:
+                if array is None:
+                    decoded = _decoded(url, level, tx, ty, data)
+                    array = table.put(key, decoded_tiles.kept_copy(decoded))
+                place_tile(out, array, tx, ty, tw, th, inside)
+                continue
+        # this tile's part of the window, in the tile's and in out's pixel coordinates
+        a0, b0 = max(x0, c0), max(y0, r0)
+        a1, b1 = min(x0 + tw, c1), min(y0 + th, r1)
+        if a1 <= a0 or b1 <= b0:
+            continue
+        try:
+            decode.decode_tile_into(
+                fmt, data, out[:, b0 - r0 : b1 - r0, a0 - c0 : a1 - c0],
+                slice(b0 - y0, b1 - y0), slice(a0 - x0, a1 - x0),
+            )
+        except TileDecodeError as exc:
+            raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+
+
+def _decoded(url: str, level: Level, tx: int, ty: int, data: Any) -> np.ndarray:
+    """One whole decoded tile (a scratch buffer: copy it before the next decode)."""
+    fmt: Any = level.fmt
+    try:
+        return decode.decode_tile(fmt, data, scratch=True)
+    except TileDecodeError as exc:
+        raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
 
 
 def finish_window(

@@ -127,10 +127,8 @@ def _scratch_buffer(nbytes: int) -> np.ndarray:
     return buffer[:nbytes]
 
 
-def _decode_samples(
-    fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = False
-) -> np.ndarray:
-    """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s).
+def _codec_samples(fmt: TileFormat, raw: Buffer, samples: int, scratch: bool) -> np.ndarray:
+    """The codec step alone: (h, w, s) samples in the file's byte order, predictor not undone.
 
     With `scratch`, the result may be a view of a per-thread buffer that the
     next decode in this thread overwrites: copy it out before that.
@@ -147,7 +145,17 @@ def _decode_samples(
     if len(data) < nbytes:
         # Edge strips may be short; tiles never are.
         raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {nbytes}")
-    arr = np.frombuffer(data, dtype=file_dtype, count=count).reshape(shape)
+    return np.frombuffer(data, dtype=file_dtype, count=count).reshape(shape)
+
+
+def _decode_samples(
+    fmt: TileFormat, raw: Buffer, samples: int, scratch: bool = False
+) -> np.ndarray:
+    """Decode one byte stream holding `samples` interleaved samples per pixel -> (h, w, s).
+
+    With `scratch`, the result may be a view of a per-thread buffer (see `_codec_samples`).
+    """
+    arr = _codec_samples(fmt, raw, samples, scratch)
     if fmt.predictor == 2:
         native = arr.astype(fmt.dtype)
         arr = imagecodecs.delta_decode(native, axis=-2, out=native)
@@ -238,6 +246,46 @@ def decode_tile(
     except Exception as exc:  # imagecodecs raises its own *Error types per codec
         name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
         raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
+
+
+def decode_tile_into(
+    fmt: TileFormat, raw: Buffer | list[Buffer], dst: np.ndarray, rows: slice, cols: slice
+) -> None:
+    """Decode a tile and write its part `[rows, cols]` into `dst` (bands, rows', cols').
+
+    The tile's part goes from the codec's per-thread buffer to `dst` in one pass: the
+    byte-order change (predictor 1) and the horizontal predictor (2, when the part starts at
+    the tile's first column and the file's order is native: the running sum needs each row
+    from its start) are done while writing `dst`, so a tile is neither un-predicted nor
+    byte-swapped in a temporary first. A chunk wider than a tile holds the tile's rows
+    strided, so the codec cannot write into `dst` itself. Other tiles (planar, the floating
+    predictor, LERC, JPEG, WebP) take `decode_tile` and a copy.
+    """
+    if (
+        fmt.planar == CHUNKY
+        and fmt.predictor in (1, 2)
+        and (fmt.compression == NONE or fmt.compression in _BYTE_CODECS)
+    ):
+        try:
+            arr = _codec_samples(fmt, raw, fmt.samples, True)[rows, :, : dst.shape[0]]
+        except TileDecodeError:
+            raise
+        except Exception as exc:  # imagecodecs raises its own *Error types per codec
+            name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
+            raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
+        target = dst.transpose(1, 2, 0)  # (rows', cols', bands): the tile's sample order
+        if fmt.predictor == 1:
+            target[...] = arr[:, cols]
+            return
+        if cols.start == 0 and arr.dtype == fmt.dtype:
+            imagecodecs.delta_decode(arr[:, : cols.stop], axis=-2, out=target)
+            return
+        native = arr[:, : cols.stop].astype(fmt.dtype)  # the running sum from column 0
+        imagecodecs.delta_decode(native, axis=-2, out=native)
+        target[...] = native[:, cols]
+        return
+    tile = decode_tile(fmt, raw, scratch=True)
+    dst[...] = tile[: dst.shape[0], rows, cols]
 
 
 def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) -> np.ndarray:
