@@ -62,6 +62,7 @@ from georeader.process_state import Settings, configure, configured, settings
 from georeader.rasterio_reader import RasterioReader
 from georeader.read.assemble import Assembled, assemble_window
 from georeader.read.decode import COMPRESSION_NAMES
+from georeader.read.decoded_tiles import forget_file
 from georeader.read.fetch import (
     fetch_local,
     fetch_native,
@@ -87,6 +88,6 @@ __all__ = [
     "OptionValueError", "PendingWindow", "RasterioReader", "ReaderNotOpenedError",
     "ReaderSurface", "StoreConfigError", "StoreReadError", "TileDecodeError",
     "UnknownOptionError", "UnsupportedLayoutError", "WindowError", "check_no_warp", "conforms",
-    "choose_level", "forget_header_sizes", "from_async_geotiff_window", "open_file",
+    "choose_level", "forget_file", "forget_header_sizes", "from_async_geotiff_window", "open_file",
     "open_store", "parse_location", "raster_array_to_geotensor", "to_async_geotiff_window",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,19 @@ class MosaicSpec:
         members = self.groups[group]
         hits = SceneIndex(self.footprints, wrap_period(self.grid.crs)).hits(bounds)
         return members[hits[members]]
+
+    def reads_per_scene(self, chunk_bounds: Sequence[Bounds]) -> np.ndarray:
+        """(N,) how many (group, chunk) pairs list each scene among their `candidates`, for
+        chunks of these bounds on every group: the chunk tasks that read it (or stop before
+        it). One footprint test per chunk for all groups (`scene_uses`)."""
+        index = SceneIndex(self.footprints, wrap_period(self.grid.crs))
+        hit = np.zeros(len(self.scenes), dtype=np.int64)
+        for bounds in chunk_bounds:
+            hit += index.hits(bounds)
+        out = np.zeros(len(self.scenes), dtype=np.int64)
+        for members in self.groups:
+            np.add.at(out, members, hit[members])
+        return out
 
     def __dask_tokenize__(self) -> Any:
         return (

@@ -28,7 +28,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics import grouping
+from daskcog.mosaics import grouping, scene_uses
 from daskcog.mosaics import read_ahead as mosaic_read_ahead
 from daskcog.mosaics.chunk_task import mosaic_block, run_here
 from daskcog.mosaics.grid import Placement
@@ -182,7 +182,10 @@ def make_stack(
     normalised = (tchunks, *plane)
     name = f"daskcog-load-{tokenize(spec, normalised)}"
     data = da.from_array(
-        StacBlocks(spec, read_ahead.ChunkGrid.from_chunks(0, 0, plane[1], plane[2]), name),
+        StacBlocks(
+            spec, read_ahead.ChunkGrid.from_chunks(0, 0, plane[1], plane[2]), name,
+            tuple(plane[0]),
+        ),
         chunks=normalised,
         name=name,
         lock=False,
@@ -233,19 +236,22 @@ class StacBlocks:
     """Array-like (step, band, y, x) that `da.from_array` slices: one call per chunk."""
 
     def __init__(
-        self, spec: LoadSpec, chunk_grid: read_ahead.ChunkGrid | None = None, name: str = ""
+        self, spec: LoadSpec, chunk_grid: read_ahead.ChunkGrid | None = None, name: str = "",
+        band_chunks: tuple[int, ...] = (),
     ) -> None:
         self.spec = spec
         self.chunk_grid = chunk_grid
         """The (y, x) chunk grid, for read-ahead (`mosaics.read_ahead`); None: none."""
         self.name = name
+        self.band_chunks = band_chunks
+        """The band axis' chunks, for the files' use counts (`mosaics.scene_uses`); (): none."""
         grid = spec.grid
         self.shape = (spec.steps, len(spec.band_map), grid.height, grid.width)
         self.dtype = np.dtype(spec.out_dtype)
         self.ndim = 4
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (StacBlocks, (self.spec, self.chunk_grid, self.name))
+        return (StacBlocks, (self.spec, self.chunk_grid, self.name, self.band_chunks))
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         spec = self.spec
@@ -279,7 +285,38 @@ class StacBlocks:
                     out[t, pos] = _finish(
                         values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
                     )
+        self._count_down(t0, t1, b0, b1, window, jobs)
         return out
+
+    def _count_down(
+        self, t0: int, t1: int, b0: int, b1: int, window: tuple[int, int, int, int],
+        jobs: list[Any],
+    ) -> None:
+        """This chunk's files are read: count them down, the last reader releases their
+        tiles from georeader's caches (`mosaics.scene_uses`). Whole chunks of an in-memory
+        load only (a sliced window is not a chunk the counts know)."""
+        grid, spec = self.chunk_grid, self.spec
+        if grid is None or not self.band_chunks or not isinstance(spec, StacSpec):
+            return
+        if not scene_uses.enabled():
+            return
+        here = grid.index(window[1], window[0], window[3], window[2])
+        starts = np.cumsum((0, *self.band_chunks))
+        band = int(np.searchsorted(starts, b0))
+        if here is None or band >= len(self.band_chunks) or starts[band] != b0 or (
+            starts[band + 1] != b1
+        ):
+            return
+        ny, nx = grid.shape
+        per_step = len(self.band_chunks) * ny * nx
+        spatial = (band * ny + here[0]) * nx + here[1]
+        build = functools.partial(_use_counts, spec, grid, self.band_chunks)
+        for t in range(t0, t1):
+            files = [
+                mspec.scenes[int(i)].url
+                for step, _, mspec, ids, *_ in jobs if step == t - t0 for i in ids
+            ]
+            scene_uses.USES.done(self.name, t * per_step + spatial, files, build)
 
 
 async def _gather(
@@ -307,6 +344,34 @@ def _quietly(ahead: Callable[[], None]) -> None:
     """Run a read-ahead start: its errors are nobody's (the chunks' own reads raise theirs)."""
     with contextlib.suppress(Exception):
         ahead()
+
+
+def _use_counts(
+    spec: StacSpec, grid: read_ahead.ChunkGrid, band_chunks: tuple[int, ...]
+) -> tuple[dict[str, int], dict[str, Any], int] | None:
+    """For `scene_uses`: each file's chunk tasks (every step, band chunk and (y, x) chunk),
+    its store options, and the chunk count; None when too large to work out."""
+    ny, nx = grid.shape
+    if ny * nx * sum(len(a.scenes) for a in spec.assets) > scene_uses.MAX_WORK:
+        return None
+    bounds = [spec.grid.window_bounds(*grid.window(i, j)) for i in range(ny) for j in range(nx)]
+    per_asset = [0] * len(spec.assets)  # band chunks that read each asset
+    b0 = 0
+    for size in band_chunks:
+        for asset, _, _ in spec.runs(b0, b0 + size):
+            per_asset[asset] += 1
+        b0 += size
+    counts: dict[str, int] = {}
+    options: dict[str, Any] = {}
+    for asset, mspec in enumerate(spec.assets):
+        if not per_asset[asset]:
+            continue
+        reads = mspec.reads_per_scene(bounds) * per_asset[asset]
+        for i in np.flatnonzero(reads):
+            scene = mspec.scenes[int(i)]
+            counts[scene.url] = counts.get(scene.url, 0) + int(reads[i])
+            options.setdefault(scene.url, scene.options)
+    return counts, options, spec.steps * len(band_chunks) * ny * nx
 
 
 def _scene_jobs(

@@ -48,6 +48,8 @@ class RangeCacheInfo:
     prefetch_used_bytes: int = 0
     prefetch_wasted_bytes: int = 0
     """Read-ahead bytes evicted (or cleared) before any read used them."""
+    forgotten_bytes: int = 0
+    """Bytes dropped by `forget` (their file's last read was done) rather than by the LRU."""
     prefetch_refused: int = 0
     unused_prefetch_bytes: int = 0
     size_bytes: int = 0
@@ -76,6 +78,7 @@ class RangeCache:
 
     def _reset(self) -> None:
         self._entries: dict[Key, _Entry] = {}
+        self._sources: dict[str, set[Key]] = {}  # each header's keys, for `forget`
         # landed entries in LRU order, the only ones eviction looks at (a scan over entries
         # in flight cost more than the fetch in a 200-window fan-out): used ones first,
         # read-ahead bytes no read has used yet last
@@ -122,6 +125,7 @@ class RangeCache:
                 entry = self._entries.get(key)
                 if entry is None:
                     entry = self._entries[key] = _Entry(n, prefetch)
+                    self._sources.setdefault(source, set()).add(key)
                     self._size += n
                     missing.append(i)
                     fresh.append(entry)
@@ -181,6 +185,11 @@ class RangeCache:
 
     def _drop(self, key: Key, *, wasted: bool) -> None:
         entry = self._entries.pop(key)
+        keys = self._sources.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._sources[key[0]]
         self._used.pop(key, None)
         self._spare.pop(key, None)
         self._size -= entry.size
@@ -200,6 +209,24 @@ class RangeCache:
             while self._size > self.capacity and order:
                 key = next(iter(order))
                 self._drop(key, wasted=True)
+
+    def forget(self, source: str) -> int:
+        """Drop the landed entries of one header (`tile_cache_id`): its caller knows no
+        read will ask for them again (a load whose last chunk reading a scene is done,
+        `daskcog.stac.load_graph`), so they need not wait for the LRU to push them out.
+        Entries in flight stay (their waiters get them). Returns the bytes dropped."""
+        with self._lock:
+            keys = self._sources.get(source)
+            if not keys:
+                return 0
+            dropped = 0
+            for key in list(keys):
+                entry = self._entries[key]
+                if entry.landed:
+                    dropped += entry.size
+                    self._drop(key, wasted=True)
+            self._info.forgotten_bytes += dropped
+            return dropped
 
     def info(self) -> RangeCacheInfo:
         with self._lock:

@@ -24,6 +24,7 @@ from typing import Any
 import cachetools
 import numpy as np
 
+from georeader.io.range_cache import CACHE as RANGE_CACHE
 from georeader.process_state import Settings, register, settings
 
 Key = tuple[str, int, int, int]
@@ -74,6 +75,15 @@ class DecodedTiles:
                 self._data[key] = tile
         return tile
 
+    def forget(self, source: str) -> int:
+        """Drop the tiles of one header (`tile_cache_id`); returns the bytes dropped."""
+        with self._lock:
+            keys = [key for key in self._data if key[0] == source]
+            dropped = 0
+            for key in keys:
+                dropped += int(self._data.pop(key).nbytes)
+            return dropped
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -102,6 +112,16 @@ def kept_copy(tile: np.ndarray) -> np.ndarray:
     out = np.frombuffer(buffer, tile.dtype, count=tile.size).reshape(tile.shape)
     out[...] = tile
     return out
+
+
+def forget_file(tile_cache_id: str) -> int:
+    """Forget one opened file's tiles, fetched (the range cache) and decoded (this table),
+    when its caller knows that no read in this process will ask for them again: a STAC
+    load's chunk tasks call it once the last chunk that reads the file is done
+    (`daskcog.stac.load_graph`). Without it the bytes stay until the LRU bounds push
+    them out, so a load that sends less than the bounds ends with both tables full (the
+    time series of issue 21: 128 + 32 MiB). Returns the bytes dropped."""
+    return TABLE.forget(tile_cache_id) + RANGE_CACHE.forget(tile_cache_id)
 
 
 def _nbytes(tile: Any) -> int:
