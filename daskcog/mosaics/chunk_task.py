@@ -47,6 +47,7 @@ from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.warp import (
     Part,
     footprint_part,
+    grid_tag,
     level_scales,
     revisited,
     source_window,
@@ -328,7 +329,7 @@ async def read_scene(
         geometry = (
             src_transform, scene.crs, grid.window_transform(part[0], part[1]), grid.crs,
             (part[3], part[2]), fill, spec.resampling, spec.warp_tolerance, scales,
-            revisited(spec, index),
+            revisited(spec, index), grid_tag(scene),
         )
 
     def decode() -> tuple[np.ndarray, np.ndarray, Part]:

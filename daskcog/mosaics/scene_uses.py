@@ -21,6 +21,7 @@ all its chunks ran there (else the LRU, as before).
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from daskcog.mosaics.warp_plans import PLANS
 from daskcog.runtime import process_state, settings
 from daskcog.runtime.reader_cache import CACHE
 from georeader import forget_file
@@ -50,12 +52,45 @@ def enabled() -> bool:
     return bool(value)
 
 
-class _Table:
-    __slots__ = ("counts", "done", "options")
+def _pass_done() -> None:
+    """Every file of an array is released (its last chunks are done): hand the memory the
+    pass freed back to the system before Dask joins the chunks into one array."""
+    if _TRIM is not None:
+        _TRIM(0)
 
-    def __init__(self, counts: Counts, options: dict[str, Any], chunks: int) -> None:
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+        return trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+Built = tuple[Counts, dict[str, Any], dict[str, Hashable], int]
+"""What an array's table is made of: file URL -> chunk tasks that read it, URL -> store
+options, URL -> the scene's grid (`warp.grid_tag`), the array's chunk count."""
+
+
+class _Table:
+    __slots__ = ("counts", "done", "grid_files", "grids", "options")
+
+    def __init__(
+        self, counts: Counts, options: dict[str, Any], grids: dict[str, Hashable], chunks: int
+    ) -> None:
         self.counts = counts
         self.options = options
+        self.grids = grids
+        self.grid_files: dict[Hashable, int] = {}
+        """Per grid: files of it not released yet (its warp plans go with the last)."""
+        for url in counts:
+            tag = grids.get(url)
+            if tag is not None:
+                self.grid_files[tag] = self.grid_files.get(tag, 0) + 1
         self.done = np.zeros(chunks, dtype=bool)
 
 
@@ -70,13 +105,14 @@ class SceneUses:
 
     def done(
         self, array: Hashable, chunk: int, files: Iterable[str],
-        build: Callable[[], tuple[Counts, dict[str, Any], int] | None],
+        build: Callable[[], Built | None],
     ) -> None:
         """Chunk number `chunk` of `array` has read `files` (URLs, once per read scene): count
-        them down and release those no other chunk of the array reads. `build` makes the
-        array's table at its first chunk in this process: (counts, URL -> store options,
-        chunk count), or None (too large: no table)."""
+        them down and release those no other chunk of the array reads, and the warp plans
+        of a grid whose files are all released. `build` makes the array's table at its
+        first chunk in this process (`Built`), or None (too large: no table)."""
         release: list[tuple[str, dict[str, Any]]] = []
+        grids_done: list[Hashable] = []
         with self._lock:
             if array in self._tables:
                 table = self._tables[array]
@@ -100,17 +136,30 @@ class SceneUses:
                 if left <= 1:
                     del counts[url]
                     release.append((url, table.options.get(url, {})))
+                    tag = table.grids.get(url)
+                    if tag is not None:
+                        files_left = table.grid_files.get(tag, 0) - 1
+                        if files_left <= 0:
+                            table.grid_files.pop(tag, None)
+                            grids_done.append(tag)
+                        else:
+                            table.grid_files[tag] = files_left
                 else:
                     counts[url] = left - 1
             self.released += len(release)
+            finished = bool(release) and not counts
         for url, options in release:
             opened = CACHE.peek(url, options)
             if opened is not None:
                 forget_file(opened.tile_cache_id)
+        for tag in grids_done:
+            PLANS.forget(tag)
+        if finished:
+            _pass_done()
 
     def _new(
         self, array: Hashable,
-        build: Callable[[], tuple[Counts, dict[str, Any], int] | None],
+        build: Callable[[], Built | None],
     ) -> _Table | None:
         made = build()
         table = None if made is None else _Table(*made)

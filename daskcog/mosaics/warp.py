@@ -16,6 +16,7 @@ import math
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,12 @@ _revisits: weakref.WeakKeyDictionary[MosaicSpec, np.ndarray] = weakref.WeakKeyDi
 _revisits_lock = threading.Lock()
 
 
+def grid_tag(scene: Any) -> tuple[Any, ...]:
+    """A scene's grid (CRS, transform and size): its revisits share it, and with it the
+    warps (and plans) of its chunks."""
+    return (scene.crs, scene.transform, scene.width, scene.height)
+
+
 def revisited(spec: MosaicSpec, index: int) -> bool:
     """Whether another scene of the spec has the same grid as scene `index` (CRS, transform
     and size): a revisit of the same tile, whose warps repeat this scene's. Worked out once
@@ -116,7 +123,7 @@ def revisited(spec: MosaicSpec, index: int) -> bool:
     with _revisits_lock:
         flags = _revisits.get(spec)
         if flags is None:
-            keys = [(s.crs, s.transform, s.width, s.height) for s in spec.scenes]
+            keys = [grid_tag(s) for s in spec.scenes]
             counts = Counter(keys)
             flags = np.array([counts[k] > 1 for k in keys], dtype=bool)
             _revisits[spec] = flags
@@ -154,6 +161,7 @@ def warp(
     tolerance: float = GDAL_TOLERANCE,
     scales: tuple[float, float] | None = None,
     revisited: bool = False,
+    tag: Hashable | None = None,
 ) -> np.ndarray:
     """GDAL's warp of a (band, y, x) array onto a grid, `fill` as source and destination
     nodata; for nearest, through a cached plan when the same mapping recurs.
@@ -162,11 +170,13 @@ def warp(
     transform, CRS and shape, tolerance) recurs in this process, or will (`revisited`:
     the spec holds this footprint more than once), is a gather through the plan GDAL made
     for the key (`warp_plans`: equal to GDAL's warp bit for bit); any other warp is
-    `gdal_warp`. For a scene with no nodata value, `warp_valid`.
+    `gdal_warp`. For a scene with no nodata value, `warp_valid`. `tag` names the scene's
+    grid (`grid_tag`): its plans are dropped together once no chunk reads that grid
+    (`warp_plans.PlanTable.forget`).
     """
     plan = nearest_plan(
         source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
-        revisited,
+        revisited, tag,
     )
     if plan is not None:
         return gather(source, plan, fill)
@@ -189,6 +199,7 @@ def warp_valid(
     tolerance: float = GDAL_TOLERANCE,
     scales: tuple[float, float] | None = None,
     revisited: bool = False,
+    tag: Hashable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """GDAL's warp of a scene that has no nodata value: (values, valid), both (band, y, x).
 
@@ -203,7 +214,7 @@ def warp_valid(
     say which pixels GDAL writes); other warps are `gdal_warp_valid`."""
     plan = nearest_plan(
         source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
-        revisited,
+        revisited, tag,
     )
     if plan is None:
         return gdal_warp_valid(
@@ -231,6 +242,7 @@ def nearest_plan(
     resampling: str,
     tolerance: float,
     revisited: bool,
+    tag: Hashable | None = None,
 ) -> Plan | None:
     """The cached plan a nearest warp of `source` gathers through (`warp_plans`), or None
     when this warp goes to GDAL (not nearest, too large for one GDAL piece, or a first
@@ -258,7 +270,7 @@ def nearest_plan(
         )[0]
         return Plan.from_picks(picked)
 
-    return PLANS.plan(key, revisited, make)
+    return PLANS.plan(key, revisited, make, tag)
 
 
 def gdal_warp(

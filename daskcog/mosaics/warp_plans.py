@@ -117,6 +117,9 @@ class PlanTable:
         self._bound = -1
         self._plans: cachetools.LRUCache[Hashable, Plan] = cachetools.LRUCache(1)
         self._seen: cachetools.LRUCache[Hashable, bool] = cachetools.LRUCache(SEEN_KEYS)
+        self._tagged: cachetools.LRUCache[Hashable, set[Hashable]] = cachetools.LRUCache(
+            SEEN_KEYS
+        )  # tag (a scene grid) -> keys of its plans, for `forget`
         self.hits = 0
         self.made = 0
 
@@ -128,10 +131,12 @@ class PlanTable:
         return bound
 
     def plan(
-        self, key: Hashable, revisited: bool, make: Callable[[], Plan]
+        self, key: Hashable, revisited: bool, make: Callable[[], Plan],
+        tag: Hashable | None = None,
     ) -> Plan | None:
         """The key's plan: cached, or made now when the key will be (or was) used again;
-        None on a first sight of a key no revisit shares (the caller warps with GDAL)."""
+        None on a first sight of a key no revisit shares (the caller warps with GDAL).
+        `tag`: what the plan belongs to (a scene grid), dropped with it by `forget`."""
         with self._lock:
             bound = self._check_bound()
             if bound <= 0:
@@ -148,13 +153,32 @@ class PlanTable:
             self.made += 1
             if made.nbytes <= self._bound:
                 self._plans[key] = made
+                if tag is not None:
+                    keys = self._tagged.get(tag)
+                    if keys is None:
+                        keys = self._tagged[tag] = set()
+                    keys.add(key)
             self._seen.pop(key, None)
         return made
+
+    def forget(self, tag: Hashable) -> int:
+        """Drop the plans made with `tag` (no chunk of this process will read that grid
+        again: `scene_uses`); returns how many."""
+        with self._lock:
+            keys = self._tagged.pop(tag, None)
+            if not keys:
+                return 0
+            dropped = 0
+            for key in keys:
+                if self._plans.pop(key, None) is not None:
+                    dropped += 1
+            return dropped
 
     def clear(self) -> None:
         with self._lock:
             self._plans.clear()
             self._seen.clear()
+            self._tagged.clear()
             self.hits = self.made = 0
 
     def info(self) -> dict[str, Any]:

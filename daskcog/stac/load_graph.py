@@ -35,6 +35,7 @@ from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import ChunkClear, Masking, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
 from daskcog.mosaics.scenes import Bounds
+from daskcog.mosaics.warp import grid_tag
 from daskcog.reading import chunking
 from daskcog.runtime import read_ahead
 from daskcog.runtime.io_loop import LoopChoice
@@ -348,9 +349,9 @@ def _quietly(ahead: Callable[[], None]) -> None:
 
 def _use_counts(
     spec: StacSpec, grid: read_ahead.ChunkGrid, band_chunks: tuple[int, ...]
-) -> tuple[dict[str, int], dict[str, Any], int] | None:
+) -> scene_uses.Built | None:
     """For `scene_uses`: each file's chunk tasks (every step, band chunk and (y, x) chunk),
-    its store options, and the chunk count; None when too large to work out."""
+    its store options and grid, and the chunk count; None when too large to work out."""
     ny, nx = grid.shape
     if ny * nx * sum(len(a.scenes) for a in spec.assets) > scene_uses.MAX_WORK:
         return None
@@ -363,6 +364,7 @@ def _use_counts(
         b0 += size
     counts: dict[str, int] = {}
     options: dict[str, Any] = {}
+    grids: dict[str, Any] = {}
     for asset, mspec in enumerate(spec.assets):
         if not per_asset[asset]:
             continue
@@ -371,7 +373,8 @@ def _use_counts(
             scene = mspec.scenes[int(i)]
             counts[scene.url] = counts.get(scene.url, 0) + int(reads[i])
             options.setdefault(scene.url, scene.options)
-    return counts, options, spec.steps * len(band_chunks) * ny * nx
+            grids.setdefault(scene.url, grid_tag(scene))
+    return counts, options, grids, spec.steps * len(band_chunks) * ny * nx
 
 
 def _scene_jobs(

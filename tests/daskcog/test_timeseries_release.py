@@ -17,6 +17,7 @@ from benchmarks import bench_stac
 from benchmarks.servers import RangeServer
 from daskcog.mosaics import scene_uses
 from daskcog.mosaics.scene_uses import SceneUses
+from daskcog.mosaics.warp_plans import PLANS
 from daskcog.runtime import read_ahead
 from georeader.io import RANGE_CACHE
 from georeader.process_state import info
@@ -46,6 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 def _fresh() -> None:
+    PLANS.clear()
     daskcog.cache_clear()
     RANGE_CACHE.clear()
     read_ahead.clear()
@@ -80,6 +82,10 @@ def test_released_after_the_load_same_bytes_and_values(served) -> None:  # noqa:
     assert RANGE_CACHE.info().forgotten_bytes > 0
     assert _decoded_bytes() == 0
     assert scene_uses.USES.info()["released"] == len(items)
+    # the zone-34 scene's revisits were warped through plans, dropped with its last file
+    plans = PLANS.info()
+    assert plans["made"] > 0 and plans["hits"] > 0
+    assert plans["plans"] == 0 and plans["bytes"] == 0
     # computed again: a new pass, its tiles fetched as the first time (headers cached)
     # and released again
     tiles = RANGE_CACHE.info().fetched_bytes
@@ -101,13 +107,32 @@ def test_part_of_a_load_releases_nothing_it_may_need(served) -> None:  # noqa: A
     np.testing.assert_array_equal(part, whole[:, :, 100:700, 50:900])
 
 
+def test_plans_forgotten_by_tag() -> None:
+    from daskcog.mosaics.warp_plans import Plan, PlanTable
+
+    table = PlanTable()
+
+    def make() -> Plan:
+        return Plan.from_picks(np.arange(16, dtype=np.float32).reshape(4, 4))
+
+    assert table.plan("k1", True, make, tag="g1") is not None
+    assert table.plan("k2", True, make, tag="g1") is not None
+    assert table.plan("k3", True, make, tag="g2") is not None
+    assert table.plan("k4", True, make) is not None  # no tag: only the LRU drops it
+    assert table.forget("g1") == 2
+    assert table.info()["plans"] == 2
+    assert table.forget("g1") == 0
+    table.plan("k3", True, make, tag="g2")
+    assert table.info()["hits"] == 1  # k3 kept
+
+
 def test_counts_down_and_starts_a_new_pass() -> None:
     uses = SceneUses()
     builds = []
 
     def build():  # noqa: ANN202
         builds.append(1)
-        return {"a": 2, "b": 1}, {}, 3
+        return {"a": 2, "b": 1}, {}, {}, 3
 
     uses.done("x", 0, ["a", "b"], build)
     assert uses.released == 1  # b: its one chunk is done
