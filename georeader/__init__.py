@@ -62,10 +62,10 @@ from georeader.process_state import Settings, configure, configured, settings
 from georeader.rasterio_reader import RasterioReader
 from georeader.read.assemble import Assembled, assemble_window
 from georeader.read.decode import COMPRESSION_NAMES
-from georeader.read.decoded_tiles import forget_file
 from georeader.read.fetch import (
     fetch_local,
     fetch_native,
+    forget_file,
     prefetch_window,
     reads_locally,
 )

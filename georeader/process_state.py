@@ -12,8 +12,9 @@ Each piece registers itself here once, with
   compares `os.getpid()` by hand.
 
 Every table is bounded: `Table` is the one LRU (a `cachetools.LRUCache` behind a
-lock, as cachetools' caches are not thread-safe themselves), its bound read from the
-settings.
+lock, as cachetools' caches are not thread-safe themselves), bounded by entries or by
+bytes, its bound read from the settings; the decoded tiles and daskcog's warp plans are
+`Table`s too.
 
 `Settings` is georeader's one settings value: a frozen dataclass whose defaults come
 from the environment (read here and nowhere else; the `GEOREADER_*` names are kept
@@ -188,42 +189,84 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A table's size and bound."""
+    """A table's size and bound, and how often it answered."""
 
     size: int
     maxsize: int
+    hits: int = 0
+    misses: int = 0
+    size_bytes: int = 0
+    """The sum of its entries' sizes, for a table bounded by a size function (else 0)."""
 
 
 class Table(Generic[K, V]):
-    """A bounded, thread-safe LRU mapping, registered by name; its bound is a setting.
+    """A bounded, thread-safe LRU mapping; its bound is a setting.
 
-    Reads refresh an entry's age; past `maxsize` the least recently used entry goes.
-    `maxsize` is `bound(settings())`, re-read (and the table emptied) when it changes."""
+    The one LRU of both packages (header hints, stores, semaphores, decoded tiles, warp
+    plans): a `cachetools.LRUCache` behind a lock, as cachetools' caches are not
+    thread-safe themselves. Bounded by its number of entries, or, with `size`, by the sum
+    of `size(value)` (bytes): an entry larger than the whole bound is not kept. Reads
+    refresh an entry's age; past the bound the least recently used entries go. The bound
+    is `bound(settings())` (0: keep nothing), re-read (and the table emptied) when the
+    settings change, or when `check_bound()` finds it changed (a bound from elsewhere,
+    e.g. dask.config). `get` counts hits and misses.
 
-    def __init__(self, name: str, bound: Callable[[Settings], int]) -> None:
+    With a `name`, the table registers itself in the registry (`info()`, `clear()`, empty
+    in a forked child); without, its owner registers it (with an `info` of its own)."""
+
+    def __init__(
+        self, name: str | None, bound: Callable[[Settings], int], *,
+        size: Callable[[V], int] | None = None,
+    ) -> None:
         self.name = name
         self._bound = bound
+        self._size = size
         self._reset()
-        register(name, info=self.info, clear=self.clear, after_fork=self._reset,
-                 on_settings=self._resize)
+        if name is not None:
+            register(name, info=self.info, clear=self.clear, after_fork=self._reset,
+                     on_settings=self._resize)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._data: cachetools.LRUCache[K, V] = cachetools.LRUCache(max(1, self._bound(_settings)))
+        self._make(self._bound(_settings))
+
+    def _make(self, capacity: int) -> None:
+        self.capacity = capacity  # entries, or the sum of sizes (0: nothing is kept)
+        self._data: cachetools.LRUCache[K, V] = cachetools.LRUCache(
+            max(1, capacity), getsizeof=self._size
+        )
+        self.hits = self.misses = 0
 
     def _resize(self, old: Settings, new: Settings) -> None:
         if self._bound(old) != self._bound(new):
             self._reset()
 
+    def check_bound(self) -> int:
+        """Re-read the bound; a changed bound empties the table. Returns the bound."""
+        bound = self._bound(_settings)
+        if bound != self.capacity:
+            with self._lock:
+                self._make(bound)
+        return bound
+
     @property
     def maxsize(self) -> int:
         return int(self._data.maxsize)
 
-    def get(self, key: K, default: V | None = None) -> V | None:
+    def get(self, key: K, default: V | None = None, *, count: bool = True) -> V | None:
+        """The value, or `default`. A hit counts either way; a miss only with `count`."""
         with self._lock:
-            return self._data.get(key, default)
+            found = self._data.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+            if count:
+                self.misses += 1
+            return default
 
     def __setitem__(self, key: K, value: V) -> None:
+        if self._size is not None and self._size(value) > self.capacity:
+            return  # larger than the whole bound: not kept
         with self._lock:
             self._data[key] = value
 
@@ -233,25 +276,39 @@ class Table(Generic[K, V]):
         if found is not None:
             return found
         value = make()
+        too_large = self._size is not None and self._size(value) > self.capacity
         with self._lock:
             found = self._data.get(key)
             if found is not None:
                 return found
-            self._data[key] = value
+            if not too_large:
+                self._data[key] = value
             return value
 
-    def drop_where(self, predicate: Callable[[K], bool]) -> None:
-        """Forget every entry whose key matches."""
+    def pop(self, key: K) -> V | None:
+        """Forget `key`; its value, or None."""
+        with self._lock:
+            return self._data.pop(key, None)
+
+    def drop_where(self, predicate: Callable[[K], bool]) -> int:
+        """Forget every entry whose key matches; returns the sum of their sizes (with a size
+        function, else their number)."""
+        dropped = 0
         with self._lock:
             for key in [k for k in self._data if predicate(k)]:
-                del self._data[key]
+                value = self._data.pop(key)
+                dropped += 1 if self._size is None else self._size(value)
+        return dropped
 
     def clear(self) -> None:
+        """Forget every entry, and the counts."""
         with self._lock:
             self._data.clear()
+            self.hits = self.misses = 0
 
     def info(self) -> TableInfo:
-        return TableInfo(len(self._data), self.maxsize)
+        size_bytes = int(self._data.currsize) if self._size is not None else 0
+        return TableInfo(len(self._data), self.maxsize, self.hits, self.misses, size_bytes)
 
     def __len__(self) -> int:
         return len(self._data)

@@ -17,15 +17,12 @@ off), registered as "georeader.decoded_tiles" (`info()`, `clear()`, emptied in a
 from __future__ import annotations
 
 import mmap
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import cachetools
 import numpy as np
 
-from georeader.io.range_cache import CACHE as RANGE_CACHE
-from georeader.process_state import Settings, register, settings
+from georeader.process_state import Table
 
 Key = tuple[str, int, int, int]
 
@@ -41,55 +38,25 @@ class DecodedTilesInfo:
     misses: int
 
 
-class DecodedTiles:
-    """LRU of decoded tiles bounded by their bytes; thread-safe."""
+class DecodedTiles(Table[Key, np.ndarray]):
+    """LRU of decoded tiles bounded by their bytes (`Settings.decoded_tile_bytes`); thread-safe
+    (georeader's one LRU, `process_state.Table`)."""
 
-    def __init__(self, capacity: int) -> None:
-        self._reset(capacity)
-
-    def _reset(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._data: cachetools.LRUCache[Key, np.ndarray] = cachetools.LRUCache(
-            max(1, capacity), getsizeof=_nbytes
-        )
-        self.hits = self.misses = 0
-
-    def get(self, key: Key, *, count: bool = True) -> np.ndarray | None:
-        """The tile, or None. A hit counts either way; a miss only with `count` (the fetch
-        step looks first, the decode step looks again and counts the miss it decodes)."""
-        with self._lock:
-            found = self._data.get(key)
-            if found is not None:
-                self.hits += 1
-            elif count:
-                self.misses += 1
-            return found
+    def __init__(self) -> None:
+        super().__init__("georeader.decoded_tiles", lambda s: s.decoded_tile_bytes, size=_nbytes)
 
     def put(self, key: Key, tile: np.ndarray) -> np.ndarray:
         """Keep `tile` (which the caller hands over: no one else may write it); returns it,
         read-only. A tile larger than the whole bound is not kept."""
         tile.flags.writeable = False
-        if tile.nbytes <= self.capacity:
-            with self._lock:
-                self._data[key] = tile
+        self[key] = tile
         return tile
 
     def forget(self, source: str) -> int:
         """Drop the tiles of one header (`tile_cache_id`); returns the bytes dropped."""
-        with self._lock:
-            keys = [key for key in self._data if key[0] == source]
-            dropped = 0
-            for key in keys:
-                dropped += int(self._data.pop(key).nbytes)
-            return dropped
+        return self.drop_where(lambda key: key[0] == source)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.hits = self.misses = 0
-
-    def info(self) -> DecodedTilesInfo:
+    def info(self) -> DecodedTilesInfo:  # type: ignore[override]
         return DecodedTilesInfo(
             int(self._data.currsize), self.capacity, len(self._data), self.hits, self.misses
         )
@@ -114,27 +81,8 @@ def kept_copy(tile: np.ndarray) -> np.ndarray:
     return out
 
 
-def forget_file(tile_cache_id: str) -> int:
-    """Forget one opened file's tiles, fetched (the range cache) and decoded (this table),
-    when its caller knows that no read in this process will ask for them again: a STAC
-    load's chunk tasks call it once the last chunk that reads the file is done
-    (`daskcog.stac.load_graph`). Without it the bytes stay until the LRU bounds push
-    them out, so a load that sends less than the bounds ends with both tables full (the
-    time series of issue 21: 128 + 32 MiB). Returns the bytes dropped."""
-    return TABLE.forget(tile_cache_id) + RANGE_CACHE.forget(tile_cache_id)
-
-
 def _nbytes(tile: Any) -> int:
     return int(tile.nbytes)
 
 
-def _on_settings(old: Settings, new: Settings) -> None:
-    if old.decoded_tile_bytes != new.decoded_tile_bytes:
-        TABLE._reset(new.decoded_tile_bytes)
-
-
-TABLE = DecodedTiles(settings().decoded_tile_bytes)
-register(
-    "georeader.decoded_tiles", info=TABLE.info, clear=TABLE.clear,
-    after_fork=lambda: TABLE._reset(TABLE.capacity), on_settings=_on_settings,
-)
+TABLE = DecodedTiles()

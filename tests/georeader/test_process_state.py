@@ -65,6 +65,33 @@ def test_table_is_a_bounded_lru() -> None:
         process_state._registry.pop("test.lru")
 
 
+def test_table_bounded_by_bytes_counts_hits_and_misses() -> None:
+    """The one LRU with a size function: bounded by the sum of sizes, an entry larger than
+    the whole bound is not kept, a bound from elsewhere is re-read by `check_bound`."""
+    bound = {"bytes": 10}
+    registered = process_state.registered()
+    table: Table[str, bytes] = Table(None, lambda s: bound["bytes"], size=len)
+    table["a"], table["b"] = b"1234", b"5678"
+    assert table.get("a") == b"1234"  # refreshed: "b" is now the oldest
+    table["c"] = b"90ab"  # 12 bytes > 10: the oldest goes
+    assert "b" not in table and "a" in table and "c" in table
+    table["huge"] = b"x" * 11
+    assert "huge" not in table and len(table) == 2
+    assert table.get("b") is None and table.get("b", count=False) is None
+    info = table.info()
+    assert (info.size, info.hits, info.misses, info.size_bytes) == (2, 1, 1, 8)
+    assert table.get_or_set("d", lambda: b"1") == b"1" and table.info().size_bytes == 9
+    assert table.pop("d") == b"1" and table.pop("d") is None
+    assert table.check_bound() == 10 and len(table) == 2
+    bound["bytes"] = 0  # a changed bound empties the table; 0 keeps nothing
+    assert table.check_bound() == 0 and len(table) == 0
+    table["e"] = b"1"
+    assert len(table) == 0 and table.capacity == 0
+    table.clear()
+    assert (table.info().hits, table.info().misses) == (0, 0)
+    assert process_state.registered() == registered  # unnamed: its owner registers it
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no fork")
 def test_a_forked_child_starts_with_empty_tables() -> None:
     table: Table[str, int] = Table("test.fork", lambda s: 8)
