@@ -28,8 +28,8 @@ Two conditions keep it exact, both checked before a plan is used:
   valid neighbours only and renormalise near nodata and edges, so a cached weight table
   would differ from GDAL wherever a neighbour is nodata; those keep GDAL's warp.
 
-The plans live in one per-process table (cachetools LRU bounded by bytes, the
-`daskcog.warp-plan-bytes` setting), registered in the project's process-state
+The plans live in one per-process table (georeader's `process_state.Table`, bounded
+by bytes, the `daskcog.warp-plan-bytes` setting), registered in the project's process-state
 registry as "daskcog.warp-plans" (`info()` / `clear()`; a forked child starts empty).
 A plan is made on a key's first use when the mosaic's spec shows the footprint more
 than once (a revisit will reuse it), else on its second use in the process (a key seen
@@ -38,12 +38,10 @@ once in this process: loads that build a spec per chunk, e.g. stac-geoparquet).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-import cachetools
 import numpy as np
 
 from daskcog.runtime import process_state, settings
@@ -102,33 +100,24 @@ def gather(source: np.ndarray, plan: Plan, fill: float | int) -> np.ndarray:
     return out
 
 
-class PlanTable:
+class PlanTable(process_state.Table[Hashable, Plan]):
     """Per-process nearest-neighbour plans: key -> `Plan`.
 
-    A `cachetools.LRUCache` bounded by bytes behind a lock (cachetools' caches are not
-    thread-safe), its bound read from dask.config at each use (a changed bound empties
-    it), plus a count-bounded set of keys seen once."""
+    georeader's one LRU (`process_state.Table`, thread-safe) bounded by the plans' bytes,
+    its bound read from dask.config at each use (a changed bound empties it), plus
+    count-bounded tables of the keys seen once and of each tag's keys."""
 
     def __init__(self) -> None:
-        self._reset()
+        super().__init__(None, lambda _: settings.get_int("warp-plan-bytes"), size=_plan_bytes)
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._bound = -1
-        self._plans: cachetools.LRUCache[Hashable, Plan] = cachetools.LRUCache(1)
-        self._seen: cachetools.LRUCache[Hashable, bool] = cachetools.LRUCache(SEEN_KEYS)
-        self._tagged: cachetools.LRUCache[Hashable, set[Hashable]] = cachetools.LRUCache(
-            SEEN_KEYS
+        super()._reset()
+        self._seen: process_state.Table[Hashable, bool] = process_state.Table(
+            None, lambda _: SEEN_KEYS
+        )
+        self._tagged: process_state.Table[Hashable, set[Hashable]] = process_state.Table(
+            None, lambda _: SEEN_KEYS
         )  # tag (a scene grid) -> keys of its plans, for `forget`
-        self.hits = 0
-        self.made = 0
-
-    def _check_bound(self) -> int:
-        bound = settings.get_int("warp-plan-bytes")
-        if bound != self._bound:
-            self._bound = bound
-            self._plans = cachetools.LRUCache(max(1, bound), getsizeof=lambda a: a.nbytes)
-        return bound
 
     def plan(
         self, key: Hashable, revisited: bool, make: Callable[[], Plan],
@@ -137,59 +126,56 @@ class PlanTable:
         """The key's plan: cached, or made now when the key will be (or was) used again;
         None on a first sight of a key no revisit shares (the caller warps with GDAL).
         `tag`: what the plan belongs to (a scene grid), dropped with it by `forget`."""
+        if self.check_bound() <= 0:
+            return None
+        found = self.get(key, count=False)  # a hit counts; a miss counts when a plan is made
+        if found is not None:
+            return found
+        if not revisited and self._seen.get(key, count=False) is None:
+            self._seen[key] = True
+            return None
+        made = make()  # outside any lock: GDAL's warp, several threads at once
+        self[key] = made
         with self._lock:
-            bound = self._check_bound()
-            if bound <= 0:
-                return None
-            found = self._plans.get(key)
-            if found is not None:
-                self.hits += 1
-                return found
-            if not revisited and self._seen.get(key) is None:
-                self._seen[key] = True
-                return None
-        made = make()  # outside the lock: GDAL's warp, several threads at once
-        with self._lock:
-            self.made += 1
-            if made.nbytes <= self._bound:
-                self._plans[key] = made
-                if tag is not None:
-                    keys = self._tagged.get(tag)
-                    if keys is None:
-                        keys = self._tagged[tag] = set()
-                    keys.add(key)
-            self._seen.pop(key, None)
+            self.misses += 1
+            if tag is not None and made.nbytes <= self.capacity:
+                keys = self._tagged.get(tag, count=False)
+                if keys is None:
+                    keys = set()
+                    self._tagged[tag] = keys
+                keys.add(key)
+        self._seen.pop(key)
         return made
 
     def forget(self, tag: Hashable) -> int:
         """Drop the plans made with `tag` (no chunk of this process will read that grid
         again: `scene_uses`); returns how many."""
         with self._lock:
-            keys = self._tagged.pop(tag, None)
-            if not keys:
-                return 0
+            keys = self._tagged.pop(tag)
             dropped = 0
-            for key in keys:
-                if self._plans.pop(key, None) is not None:
+            for key in keys or ():
+                if self._data.pop(key, None) is not None:
                     dropped += 1
             return dropped
 
     def clear(self) -> None:
-        with self._lock:
-            self._plans.clear()
-            self._seen.clear()
-            self._tagged.clear()
-            self.hits = self.made = 0
+        super().clear()
+        self._seen.clear()
+        self._tagged.clear()
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> dict[str, Any]:  # type: ignore[override]
         return {
-            "plans": len(self._plans),
-            "bytes": int(self._plans.currsize),
-            "maxbytes": max(self._bound, 0),
+            "plans": len(self._data),
+            "bytes": int(self._data.currsize),
+            "maxbytes": max(self.capacity, 0),
             "seen-once": len(self._seen),
             "hits": self.hits,
-            "made": self.made,
+            "made": self.misses,
         }
+
+
+def _plan_bytes(plan: Plan) -> int:
+    return plan.nbytes
 
 
 PLANS = PlanTable()
