@@ -260,16 +260,14 @@ class StacBlocks:
             s.indices(n) for s, n in zip(key, self.shape, strict=True)
         )
         shape = (max(t1 - t0, 0), max(b1 - b0, 0), max(r1 - r0, 0), max(c1 - c0, 0))
-        out = np.empty(shape, dtype=self.dtype)
         if 0 in shape:
-            return out
-        for pos in range(shape[1]):
-            out[:, pos] = spec.fills[b0 + pos]
+            return np.empty(shape, dtype=self.dtype)
         window = (c0, r0, c1 - c0, r1 - r0)
         bounds = spec.grid.window_bounds(*window)
         jobs = [
             (t - t0, *job) for t in range(t0, t1) for job in spec.jobs(t, b0, b1, bounds)
         ]
+        results: list[np.ndarray] = []
         if jobs:
             ahead = None
             # in-memory items only: their scene lookup is a vectorised footprint test; a
@@ -281,12 +279,38 @@ class StacBlocks:
                     spec.grid,
                 )
             results = run_here(_gather(jobs, window, ahead), spec.loop)
-            for (t, positions, mspec, *_), values in zip(jobs, results, strict=True):
-                for k, pos in enumerate(positions):
-                    out[t, pos] = _finish(
-                        values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
-                    )
+        out = self._assemble(shape, b0, jobs, results)
         self._count_down(t0, t1, b0, b1, window, jobs)
+        return out
+
+    def _assemble(
+        self, shape: tuple[int, ...], b0: int, jobs: list[Any], results: list[np.ndarray]
+    ) -> np.ndarray:
+        """The chunk from its mosaics: each (step, band) the mosaic's result in the output
+        dtype, the fill value where no scene is; a chunk of one step and one band is that
+        result itself (no second whole-chunk array to fill and copy into)."""
+        spec = self.spec
+        if shape[:2] == (1, 1) and len(jobs) == 1 and len(jobs[0][1]) == 1:
+            mspec = jobs[0][2]
+            only = _finish(results[0][0], mspec, spec.rescale[b0], self.dtype, spec.fills[b0])
+            base = only if only.base is None else only.base
+            if (
+                only.shape == shape[2:] and only.dtype == self.dtype
+                and only.flags.c_contiguous and only.flags.writeable
+                and getattr(base, "nbytes", -1) == only.nbytes  # holds nothing more
+            ):
+                return only.reshape(shape)
+        out = np.empty(shape, dtype=self.dtype)
+        written = {(t, pos) for t, positions, *_ in jobs for pos in positions}
+        for t in range(shape[0]):
+            for pos in range(shape[1]):
+                if (t, pos) not in written:
+                    out[t, pos] = spec.fills[b0 + pos]
+        for (t, positions, mspec, *_), values in zip(jobs, results, strict=True):
+            for k, pos in enumerate(positions):
+                out[t, pos] = _finish(
+                    values[k], mspec, spec.rescale[b0 + pos], self.dtype, spec.fills[b0 + pos]
+                )
         return out
 
     def _count_down(
