@@ -321,8 +321,14 @@ def gdal_warp_valid(
     density below 1 without masks), so the band is 1 exactly where GDAL writes, and the
     value bands are GDAL's warp of the source alone, bit for bit. Some source pixels
     invalid (`source_valid`, one mask for all bands): the band is GDAL's source alpha and
-    destination alpha, so GDAL weighs the invalid pixels out, as with a mask band. Masks
-    that differ between bands warp band by band."""
+    destination alpha, so GDAL weighs the invalid pixels out, as with a mask band
+    (gdalwarp -dstalpha: no blending at the mask's rim). Masks that differ between bands
+    warp band by band.
+
+    Cost, measured against `gdal_warp` with the fill as nodata (one 512 x 512 uint16 chunk,
+    UTM 33 -> 34, best of 15, load 4.5 on 2 cores): nearest +1.9 ms on 5.0 (1 band) and
+    +2.0 ms on 9.4 (3 bands); bilinear and cubic 17-44 % faster (no nodata: GDAL's kernels
+    without masks)."""
     bands = source.shape[0]
     if source_valid is not None and bands > 1 and not (source_valid == source_valid[:1]).all():
         parts = [

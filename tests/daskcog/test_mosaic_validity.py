@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.warp import reproject
 
 import daskcog
@@ -148,3 +148,92 @@ def test_float_output_equals_rasterio_read(scenes: dict[str, Path]) -> None:
     mos = daskcog.mosaic([scenes["a"]], dtype="float32", nodata=np.nan, chunks=64)
     got = mos.compute().values[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.fixture(scope="module")
+def masked_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scene a's pixels (real zeros) with an internal mask and no nodata."""
+    path = tmp_path_factory.mktemp("validity-mask") / "masked.tif"
+    mask = np.full((HEIGHT, WIDTH), 255, dtype=np.uint8)
+    mask[20:50, 30:110] = 0  # a masked block crossing tiles
+    mask[np.add.outer(np.arange(HEIGHT), np.arange(WIDTH)) < 40] = 0  # a masked corner
+    profile = {
+        "driver": "GTiff", "width": WIDTH, "height": HEIGHT, "count": 1, "dtype": "uint16",
+        "crs": CRS, "transform": Affine(RES, 0, LEFT, 0, -RES, TOP), "tiled": True,
+        "blockxsize": 64, "blockysize": 64, "compress": "deflate",
+    }
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(_pixels(1, True))
+        dst.write_mask(mask)
+    return path
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_internal_mask_without_nodata(masked_scene: Path, case: str) -> None:
+    """A file with an internal mask and no nodata: its masked pixels are invalid, its real
+    zeros valid. Reference: GDAL's warp of the file (the mask band as source validity)
+    with a destination alpha band (gdalwarp -dstalpha): values not blended at the mask's
+    rim, validity where GDAL writes."""
+    resampling = "bilinear" if case == "bilinear" else "nearest"
+    shift = (0.0, 0.0) if case == "aligned" else GRID_SHIFT
+    width, height = WIDTH + 10, HEIGHT + 10
+    left, top = LEFT + shift[0] - 50, TOP + shift[1] + 50
+    bounds = (left, top - height * RES, left + width * RES, top)
+    plan_bytes = 0 if case == "nearest-gdal" else 2**27
+    with dask.config.set({"daskcog.warp-plan-bytes": plan_bytes, "scheduler": "sync"}):
+        mos = daskcog.mosaic(
+            [masked_scene], crs=CRS, resolution=RES, bounds=bounds, dtype="float32",
+            nodata=np.nan, resampling=resampling, chunks=64,
+        )
+        PLANS.clear()
+        got = mos.compute().values[0]
+        if case == "nearest-plan":
+            got = mos.compute().values[0]
+            assert PLANS.info()["made"] + PLANS.info()["hits"] > 0
+    out = np.zeros((2, height, width), dtype=np.uint16)
+    with rasterio.open(masked_scene) as src:
+        assert src.nodata is None and src.mask_flag_enums[0] == [MaskFlags.per_dataset]
+        reproject(
+            rasterio.band(src, 1), out, dst_transform=mos.transform, dst_crs=CRS,
+            resampling=Resampling[resampling], dst_alpha=2,
+        )
+    expected = np.where(out[1] > 0, out[0], np.nan).astype("float32")
+    assert ((expected == 0).sum()) > 300 and np.isnan(expected).sum() > 2000
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", ["gdal", "plan"])
+def test_reprojected_two_scenes_keep_zeros(scenes: dict[str, Path], path: str) -> None:
+    """Both scenes onto the neighbouring UTM zone (a real reprojection), nearest, exact
+    transformer: equal to GDAL's whole-scene warps (WarpedVRT with an alpha band), first
+    valid wins; scene a's real zeros stay zeros where scene b overlaps them."""
+    from rasterio.vrt import WarpedVRT
+
+    paths = [scenes["a"], scenes["b"]]
+    with dask.config.set({"daskcog.warp-plan-bytes": 0 if path == "gdal" else 2**27}):
+        mos = daskcog.mosaic(
+            paths, crs="EPSG:32634", resolution=RES, method="first", nodata=np.nan,
+            dtype="float32", warp_tolerance=0, chunks=64,
+        )
+        PLANS.clear()
+        got = mos.compute().values[0]
+        if path == "plan":
+            got = mos.compute().values[0]
+            assert PLANS.info()["made"] + PLANS.info()["hits"] > 0
+        else:
+            assert PLANS.info()["made"] == 0
+    layers = []
+    for p in paths:
+        with (
+            rasterio.open(p) as src,
+            WarpedVRT(
+                src, crs="EPSG:32634", transform=mos.transform, width=mos.width,
+                height=mos.height, tolerance=1e-9, add_alpha=True,
+            ) as vrt,
+        ):
+            values, alpha = vrt.read()
+        layers.append((values, alpha > 0))
+    expected = _expected(layers, np.nan, "float32")
+    a_zero = layers[0][1] & (layers[0][0] == 0)
+    assert (a_zero & layers[1][1]).sum() > 50  # zeros of a under b
+    np.testing.assert_array_equal(got, expected)
