@@ -300,7 +300,8 @@ async def read_scene(
       reading), so no value can mark the invalid ones; valid comes from the read itself:
       the reader's GDAL mask for aligned reads (`Assembled.valid`: padding, an internal
       mask or alpha invalid), and for warped reads the pixels GDAL's warp writes, i.e.
-      those mapping onto a valid source pixel (`warp.warp_valid`). A real 0 then stays a
+      those mapping onto a valid source pixel (`warp.warp_valid`); NaN pixels of a float
+      file are invalid too (odc-stac's rule for float pixels). A real 0 then stays a
       valid 0 in a float output, and a first-valid mosaic keeps it
       (tests/daskcog/test_mosaic_validity.py, tests/stac/test_no_nodata.py)."""
     scene = spec.scenes[index]
@@ -337,8 +338,11 @@ async def read_scene(
         values = assembled.values
         if not by_fill:  # no nodata: validity from the read (and the warp), see above
             if aligned:
-                return values, assembled.valid, part
-            values, valid = warp_valid(values, _source_valid(assembled), *geometry)
+                valid = assembled.valid
+            else:
+                values, valid = warp_valid(values, _source_valid(assembled), *geometry)
+            if values.dtype.kind == "f":  # NaN is never a value (odc-stac's `nodata_mask`)
+                valid &= ~np.isnan(values)
             return values, valid, part
         if not aligned:
             values = warp(values, *geometry)

@@ -237,3 +237,39 @@ def test_reprojected_two_scenes_keep_zeros(scenes: dict[str, Path], path: str) -
     a_zero = layers[0][1] & (layers[0][0] == 0)
     assert (a_zero & layers[1][1]).sum() > 50  # zeros of a under b
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float_file_without_nodata_nan_is_missing(tmp_path: Path, case: str) -> None:
+    """A float32 file with no nodata: its real zeros are data, its NaN pixels are not (odc-stac's
+    rule for float pixels, `nodata_mask`): the next scene fills them in a first-valid mosaic.
+    Before the fix the zeros were lost under the mosaic's default fill 0."""
+    a = _pixels(1, True).astype("float32")
+    a[0, 100:120, 20:60] = np.nan
+    paths = []
+    for name, data, (dx, dy) in (("a", a, (0.0, 0.0)), ("b", _pixels(2, False), (0.0, 0.0))):
+        paths.append(tmp_path / f"{name}.tif")
+        transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
+        write_cog(paths[-1], data.astype("float32"), CRS, transform, None)
+    shift = (0.0, 0.0) if case == "aligned" else GRID_SHIFT
+    resampling = "bilinear" if case == "bilinear" else "nearest"
+    left, top = LEFT + shift[0], TOP + shift[1]
+    bounds = (left, top - HEIGHT * RES, left + WIDTH * RES, top)
+    with dask.config.set({"daskcog.warp-plan-bytes": 0 if case == "nearest-gdal" else 2**27}):
+        mos = daskcog.mosaic(
+            paths, crs=CRS, resolution=RES, bounds=bounds, method="first",
+            resampling=resampling, chunks=64,
+        )
+        assert mos.nodata == 0 and mos.dtype == np.float32
+        PLANS.clear()
+        got = mos.compute().values[0]
+        if case == "nearest-plan":
+            got = mos.compute().values[0]
+    layers = []
+    for p in paths:
+        values, written = _gdal(p, mos.transform, (HEIGHT, WIDTH), resampling)
+        layers.append((values, written & ~np.isnan(values)))
+    expected = _expected(layers, 0, "float32")
+    a_values, a_valid = layers[0]
+    assert (a_valid & (a_values == 0)).sum() > 300 and (~a_valid & layers[1][1]).sum() > 500
+    np.testing.assert_array_equal(got, expected)
