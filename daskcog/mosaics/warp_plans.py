@@ -39,6 +39,7 @@ once in this process: loads that build a spec per chunk, e.g. stac-geoparquet).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,10 @@ class PlanTable(process_state.Table[Hashable, Plan]):
         self._tagged: process_state.Table[Hashable, set[Hashable]] = process_state.Table(
             None, lambda _: SEEN_KEYS
         )  # tag (a scene grid) -> keys of its plans, for `forget`
+        self._making: dict[Hashable, Future[Plan]] = {}
+        """Plans being made now: another thread asking for the key waits for this one
+        (one GDAL warp per key, where a step-interleaved order, e.g. a reduction over
+        time, has the revisits of one chunk run at once)."""
 
     def plan(
         self, key: Hashable, revisited: bool, make: Callable[[], Plan],
@@ -134,17 +139,41 @@ class PlanTable(process_state.Table[Hashable, Plan]):
         if not revisited and self._seen.get(key, count=False) is None:
             self._seen[key] = True
             return None
-        made = make()  # outside any lock: GDAL's warp, several threads at once
-        self[key] = made
         with self._lock:
-            self.misses += 1
-            if tag is not None and made.nbytes <= self.capacity:
-                keys = self._tagged.get(tag, count=False)
-                if keys is None:
-                    keys = set()
-                    self._tagged[tag] = keys
-                keys.add(key)
-        self._seen.pop(key)
+            pending = self._making.get(key)
+            owner = pending is None
+            if pending is None:
+                pending = self._making[key] = Future()
+        if not owner:
+            try:
+                joined = pending.result()  # made by another thread right now
+            except Exception:  # noqa: BLE001 - this caller warps with GDAL and raises there
+                return None
+            with self._lock:
+                self.hits += 1
+            return joined
+        try:
+            found = self.get(key, count=False)  # made and stored since the first look
+            made = make() if found is None else found  # outside any lock: GDAL's warp
+        except BaseException as exc:
+            with self._lock:
+                self._making.pop(key, None)
+            pending.set_exception(exc)
+            raise
+        if found is None:
+            self[key] = made
+            with self._lock:
+                self.misses += 1
+                if tag is not None and made.nbytes <= self.capacity:
+                    keys = self._tagged.get(tag, count=False)
+                    if keys is None:
+                        keys = set()
+                        self._tagged[tag] = keys
+                    keys.add(key)
+            self._seen.pop(key)
+        with self._lock:
+            self._making.pop(key, None)
+        pending.set_result(made)
         return made
 
     def forget(self, tag: Hashable) -> int:

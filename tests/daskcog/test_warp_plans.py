@@ -181,3 +181,62 @@ def test_mosaic_of_revisits_equal_with_and_without_plans(tmp_path: Path, method:
     assert info["made"] > 0 and info["hits"] > 0
     assert np.array_equal(got, expected)
     assert (expected != 0).mean() > 0.5
+
+
+def test_a_plan_asked_for_by_several_threads_at_once_is_made_once() -> None:
+    """Revisits of one chunk computed at the same time (a reduction over time runs a
+    chunk's dates together) wait for the one plan being made instead of each warping."""
+    import threading
+    import time
+
+    from daskcog.mosaics.warp_plans import Plan
+
+    table = warp_plans.PlanTable()
+    calls = []
+
+    def make() -> Plan:
+        calls.append(1)
+        time.sleep(0.05)  # a GDAL warp's time, so that the others ask meanwhile
+        return Plan.from_picks(np.arange(16, dtype=np.float32).reshape(4, 4))
+
+    got: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(table.plan("k", True, make, tag="g")))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(got) == 6 and all(p is got[0] for p in got)
+    assert table.info()["made"] == 1 and table.info()["hits"] == 5
+    assert table.forget("g") == 1
+
+
+def test_a_failed_plan_is_not_kept_and_waiters_fall_back() -> None:
+    import threading
+    import time
+
+    table = warp_plans.PlanTable()
+
+    def make():  # noqa: ANN202
+        time.sleep(0.05)
+        raise RuntimeError("GDAL failed")
+
+    results: list[object] = []
+
+    def ask() -> None:
+        try:
+            results.append(table.plan("k", True, make))
+        except RuntimeError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(isinstance(r, RuntimeError) for r in results) >= 1  # the maker raises
+    assert all(r is None or isinstance(r, RuntimeError) for r in results)  # waiters: GDAL
+    assert table.info()["plans"] == 0
