@@ -258,14 +258,27 @@ def decode_tile_into(
     the tile's first column and the file's order is native: the running sum needs each row
     from its start) are done while writing `dst`, so a tile is neither un-predicted nor
     byte-swapped in a temporary first. A chunk wider than a tile holds the tile's rows
-    strided, so the codec cannot write into `dst` itself. Other tiles (planar, the floating
-    predictor, LERC, JPEG, WebP) take `decode_tile` and a copy.
+    strided, so the codec cannot write into `dst` itself; a window one tile wide holds a
+    whole one-sample tile contiguously, and there the codec does (as GDAL reads whole blocks
+    into the caller's buffer). Other tiles (planar, the floating predictor, LERC, JPEG,
+    WebP) take `decode_tile` and a copy.
     """
     if (
         fmt.planar == CHUNKY
         and fmt.predictor in (1, 2)
         and (fmt.compression == NONE or fmt.compression in _BYTE_CODECS)
     ):
+        if (
+            fmt.samples == 1
+            and fmt.compression != NONE
+            and dst.shape[1:] == (fmt.tile_height, fmt.tile_width)
+            and dst.flags.c_contiguous
+            and fmt.file_dtype == fmt.dtype
+        ):
+            # the whole tile, its rows contiguous in `dst` (a window one tile wide): the
+            # codec writes straight into the window, the predictor is undone there
+            _decode_straight(fmt, raw, dst)
+            return
         try:
             arr = _codec_samples(fmt, raw, fmt.samples, True)[rows, :, : dst.shape[0]]
         except TileDecodeError:
@@ -286,6 +299,22 @@ def decode_tile_into(
         return
     tile = decode_tile(fmt, raw, scratch=True)
     dst[...] = tile[: dst.shape[0], rows, cols]
+
+
+def _decode_straight(fmt: TileFormat, raw: Buffer, dst: np.ndarray) -> None:
+    """Decode a one-sample tile straight into `dst` (1, tile_height, tile_width), C-contiguous."""
+    flat = dst.reshape(-1).view(np.uint8)
+    try:
+        data = _BYTE_CODECS[fmt.compression](raw, out=flat)
+        if len(data) < flat.nbytes:
+            raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {flat.nbytes}")
+        if fmt.predictor == 2:
+            imagecodecs.delta_decode(dst[0], axis=-1, out=dst[0])
+    except TileDecodeError:
+        raise
+    except Exception as exc:  # imagecodecs raises its own *Error types per codec
+        name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
+        raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
 
 
 def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) -> np.ndarray:
