@@ -10,8 +10,9 @@ flows down this module in the order it runs:
   (`offload`: decoding, warping) comes back to this Dask thread (one threading model
   with `daskcog.open`; why in `run_here`).
 * `mosaic_block` reads scenes in priority batches (`scene_batches`), each batch
-  concurrently (`asyncio.gather`), and feeds them to the method; `first`/`last`
-  stop as soon as every pixel is filled. With errors="nodata" a failed scene is
+  concurrently (`asyncio.gather`), and feeds them to the method in the chunk's Dask
+  thread (`_Feeder`, through `offload`: the method's numpy work stays off the I/O
+  loop); `first`/`last` stop as soon as every pixel is filled. With errors="nodata" a failed scene is
   recorded in the failure report and counts as having no valid pixel.
 * `read_scene` reads one scene for one chunk through the process's reader cache.
   A scene on the grid's CRS and resolution whose origin is a whole number of
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import queue
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -116,16 +118,14 @@ async def mosaic_block(
     `clear` (masks, `daskcog.mosaics.masks`): a scene's clear pixels over the chunk, (y, x)
     bool; the scene's other pixels are invalid for the method (see `_read_clear`)."""
     method_class = spec.method_class
-    value_dtype = np.dtype(spec.value_dtype)
-    shape = (len(bands), window[3], window[2])
-    method = method_class(shape, value_dtype, spec.fill)
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
-    kept = _KeptNodata.for_scenes(spec, order, shape, value_dtype)
+    feeder = _Feeder(spec, order, (len(bands), window[3], window[2]), window)
     for batch in scene_batches(spec, order, window, method_class):
         reads = await asyncio.gather(
             *(_read_clear(spec, i, bands, window, clear) for i in batch),
             return_exceptions=spec.errors == "nodata",
         )
+        got_scenes: list[tuple[int, Any]] = []
         for i, got in zip(batch, reads, strict=True):
             if isinstance(got, BaseException):
                 if isinstance(got, SceneMismatchError) or not isinstance(got, Exception):
@@ -134,9 +134,44 @@ async def mosaic_block(
                     tokenize(spec), spec.scenes[i].url, window, got
                 )
                 continue
-            if got is None:
-                continue
-            values, valid, part, clear_part = got
+            if got is not None:
+                got_scenes.append((i, got))
+        if got_scenes:
+            feed: Callable[[], bool] = functools.partial(feeder.feed, got_scenes)
+            if await offload(feed):
+                break
+    return await offload(feeder.result)
+
+
+class _Feeder:
+    """One chunk's method and its feeding, run in the chunk's Dask thread (`offload`), not
+    on the I/O loop: the method's whole-chunk arrays, each scene's mask and cast and the
+    method's numpy work are CPU, and on the loop they ran one chunk at a time for all of
+    the process's chunk tasks (issue 21)."""
+
+    def __init__(self, spec: MosaicSpec, order: Sequence[int], shape: tuple[int, int, int],
+                 window: Part) -> None:
+        self.spec = spec
+        self.order = order
+        self.shape = shape
+        self.window = window
+        self.value_dtype = np.dtype(spec.value_dtype)
+        self._method: MosaicMethod | None = None
+        self._kept: _KeptNodata | None = None
+
+    @property
+    def method(self) -> MosaicMethod:
+        if self._method is None:
+            spec = self.spec
+            self._method = spec.method_class(self.shape, self.value_dtype, spec.fill)
+            self._kept = _KeptNodata.for_scenes(spec, self.order, self.shape, self.value_dtype)
+        return self._method
+
+    def feed(self, scenes: list[tuple[int, Any]]) -> bool:
+        """Feed a batch's scenes in priority order; True when the method is done."""
+        spec, window, value_dtype, method = self.spec, self.window, self.value_dtype, self.method
+        kept = self._kept
+        for i, (values, valid, part, clear_part) in scenes:
             if kept is not None:
                 kept.feed(spec.scenes[i], values, valid, part, window)
             if clear_part is not None:  # after `kept`: a cloud is not the file's nodata
@@ -155,9 +190,17 @@ async def mosaic_block(
                 cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
                 method.feed_part(values, valid, rows, cols)
             if method.is_done:
-                return np.asarray(method.result(), dtype=spec.out_dtype)
-    result = np.asarray(method.result(), dtype=spec.out_dtype)
-    return result if kept is None else kept.apply(result)
+                self._done = True
+                return True
+        return False
+
+    _done = False
+
+    def result(self) -> np.ndarray:
+        result = np.asarray(self.method.result(), dtype=self.spec.out_dtype)
+        if self._done or self._kept is None:
+            return result
+        return self._kept.apply(result)
 
 
 async def _read_clear(

@@ -292,7 +292,14 @@ def gdal_warp(
     transformer's error threshold (0 -> 1e-9: GDAL refuses an exact 0 there).
     `scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e. per chunk).
     """
-    out = np.full((source.shape[0], *shape), fill, dtype=source.dtype)
+    # reproject's route (GDAL's default tolerance) sets INIT_DEST=NO_DATA: GDAL fills and
+    # writes every destination pixel itself (checked: a destination outside the source, a
+    # NaN fill, a warp in several pieces), so the array needs no fill of its own first
+    out = (
+        np.empty((source.shape[0], *shape), dtype=source.dtype)
+        if tolerance == GDAL_TOLERANCE
+        else np.full((source.shape[0], *shape), fill, dtype=source.dtype)
+    )
     _gdal_warp_into(
         source, out, src_transform, src_crs, dst_transform, dst_crs, fill, resampling,
         tolerance, scales,
