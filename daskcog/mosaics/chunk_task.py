@@ -12,8 +12,8 @@ flows down this module in the order it runs:
 * `mosaic_block` reads scenes in priority batches (`scene_batches`), each batch
   concurrently (`asyncio.gather`), and feeds them to the method in the chunk's Dask
   thread (`_Feeder`, through `offload`: the method's numpy work stays off the I/O
-  loop); `first`/`last` stop as soon as every pixel is filled. With errors="nodata" a failed scene is
-  recorded in the failure report and counts as having no valid pixel.
+  loop); `first`/`last` stop as soon as every pixel is filled. With errors="nodata" a
+  failed scene is recorded in the failure report and counts as having no valid pixel.
 * `read_scene` reads one scene for one chunk through the process's reader cache.
   A scene on the grid's CRS and resolution whose origin is a whole number of
   pixels away is a plain window read (exact). Any other scene reads the overview
@@ -33,6 +33,7 @@ import asyncio
 import contextvars
 import functools
 import queue
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -397,9 +398,45 @@ async def read_scene(
     return await offload(decode)
 
 
+SourcePlan = tuple[Window, Part, "tuple[float, float] | None", bool]
+_sources: weakref.WeakKeyDictionary[MosaicSpec, dict[tuple[Any, ...], SourcePlan | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_SOURCES_PER_SPEC = 8192
+"""Source plans kept per spec (a few hundred bytes each); past it the spec's are dropped."""
+
+
 def scene_source(
     spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader, window: Part
-) -> tuple[Window, Part, tuple[float, float] | None, bool] | None:
+) -> SourcePlan | None:
+    """`plan_source`, worked out once per spec, scene grid, level and chunk in this process:
+    the read-ahead of a chunk and its own read ask the same, and so do a tile's revisits
+    (the same grid on every date), so a time series of 6 dates asks ~6x less (issue 21: the
+    I/O loop's Python). Keyed by every input `plan_source` reads (the scene's grid, the
+    level's size, the chunk, the scene's footprint, level resolution and scales)."""
+    scene = spec.scenes[index]
+    key = (
+        scene.crs, scene.transform, scene.width, scene.height, reader.width, reader.height,
+        window, spec.footprints[index].tobytes(), float(spec.level_res[index]),
+        spec.scales[index].tobytes(),
+    )
+    plans = _sources.get(spec)
+    if plans is None:
+        plans = _sources.setdefault(spec, {})
+    try:
+        return plans[key]
+    except KeyError:
+        pass
+    found = plan_source(spec, index, reader, window)
+    if len(plans) >= _SOURCES_PER_SPEC:
+        plans.clear()
+    plans[key] = found
+    return found
+
+
+def plan_source(
+    spec: MosaicSpec, index: int, reader: AsyncGeoTIFFReader, window: Part
+) -> SourcePlan | None:
     """What a read of one scene for one chunk fetches: (the level's source window, the part
     of the chunk it lands on, XSCALE / YSCALE, aligned), or None when the scene has no pixel
     there. Aligned: the scene is on the grid's CRS and resolution a whole number of pixels
