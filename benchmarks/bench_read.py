@@ -8,7 +8,8 @@ the same chunks on the same scheduler: the threaded scheduler (dask's default)
 and a 2-process LocalCluster (1 thread each), the contenders interleaved run by run
 (the order rotating each round). GDAL's block cache is off
 (GDAL_CACHEMAX=0) so repeats do not read from it; the OS page cache is warm for
-everyone.
+everyone. On the threaded scheduler each row also gives this process's CPU per run
+(both threads): on a machine others share it moves less than wall time.
 
 Graph scale: open time and memory of the graph at 1e4, 1e5, 1e6 chunks (built
 from a spec, no I/O), and `.sum()` overhead at ~1e5 chunks next to
@@ -122,17 +123,25 @@ def run_io(
         # contender's place in the order (its fresh memory, the page cache) fall on all alike
         rows: dict[str, list[float]] = {name: [] for name in fns}
         names = list(fns)
+        # this process's CPU per run (both threads of the threaded scheduler): what a
+        # contender costs, less moved than wall time by others' work on a shared machine
+        cpus: dict[str, list[float]] = {name: [] for name in fns}
         for i in range(repeat):
             for name in names[i % len(names):] + names[: i % len(names)]:
+                c0 = time.process_time()
                 rows[name] += timed(fns[name], 1)
+                cpus[name].append(time.process_time() - c0)
         base = min(rows["daskcog"])
+        local = compute_kwargs.get("scheduler") == "threads"
         print(
             f"{op:5s} {'reader':26s} {'min s':>7s} {'median s':>9s} {'daskcog speed-up (min)':>24s}"
+            + (f" {'CPU s min':>9s} {'median':>7s}" if local else "")
         )
         for name, times in rows.items():
             print(
                 f"{'':5s} {name:26s} {min(times):7.3f} {statistics.median(times):9.3f} "
                 f"{min(times) / base:24.2f}x"
+                + (f" {min(cpus[name]):9.3f} {statistics.median(cpus[name]):7.3f}" if local else "")
             )
 
 
