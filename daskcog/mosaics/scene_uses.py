@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+import cachetools
 import numpy as np
 
 from daskcog.mosaics.warp_plans import PLANS
@@ -95,11 +95,15 @@ class _Table:
 
 
 class SceneUses:
-    """Per-process use counts of each array's files (thread-safe)."""
+    """Per-process use counts of each array's files (thread-safe). Its own lock around a
+    cachetools LRU of arrays (not a `process_state.Table`): a chunk's count-down reads and
+    changes one array's table in one step under that lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: OrderedDict[Hashable, _Table | None] = OrderedDict()
+        self._tables: cachetools.LRUCache[Hashable, _Table | None] = cachetools.LRUCache(
+            MAX_ARRAYS
+        )
         self.released = 0
         """Files released so far (tests, benchmarks)."""
 
@@ -114,11 +118,8 @@ class SceneUses:
         release: list[tuple[str, dict[str, Any]]] = []
         grids_done: list[Hashable] = []
         with self._lock:
-            if array in self._tables:
-                table = self._tables[array]
-                self._tables.move_to_end(array)
-            else:
-                table = self._new(array, build)
+            # a cachetools read refreshes the array's age
+            table = self._tables[array] if array in self._tables else self._new(array, build)
             if table is None:
                 return
             if not 0 <= chunk < len(table.done):
@@ -163,10 +164,7 @@ class SceneUses:
     ) -> _Table | None:
         made = build()
         table = None if made is None else _Table(*made)
-        self._tables[array] = table
-        self._tables.move_to_end(array)
-        while len(self._tables) > MAX_ARRAYS:
-            self._tables.popitem(last=False)
+        self._tables[array] = table  # past MAX_ARRAYS the least recently used goes
         return table
 
     def info(self) -> dict[str, int]:
@@ -181,7 +179,7 @@ class SceneUses:
     def after_fork(self) -> None:
         """In a forked child: the lock may be held by a thread that does not exist here."""
         self._lock = threading.Lock()
-        self._tables = OrderedDict()
+        self._tables = cachetools.LRUCache(MAX_ARRAYS)
         self.released = 0
 
 
