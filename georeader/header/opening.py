@@ -339,8 +339,15 @@ def _geotiff_of(tiff: Any) -> Any:
     from async_geotiff import GeoTIFF
 
     try:
+        if not any(
+            ifd.strip_offsets is not None or ifd.strip_byte_counts is not None for ifd in tiff.ifds
+        ):
+            return GeoTIFF(tiff)
+        # only a striped file: async-geotiff warns "Striped GeoTIFFs are not supported" (we read
+        # those through GDAL). catch_warnings changes the filters of the whole process, not of
+        # this thread, so a tiled file (every COG) never enters it
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "Striped GeoTIFFs are not supported"
+            warnings.simplefilter("ignore", UserWarning)
             return GeoTIFF(tiff)
     except ValueError:
         return None
