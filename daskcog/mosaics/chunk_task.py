@@ -57,7 +57,7 @@ from daskcog.mosaics.warp import (
     warp,
     warp_valid,
 )
-from daskcog.runtime import failures, settings
+from daskcog.runtime import failures, process_state, settings
 from daskcog.runtime.io_loop import LoopChoice, io_loop, worker_loop
 from daskcog.runtime.reader_cache import CACHE
 from georeader import Assembled, AsyncGeoTIFFReader, choose_level, geo
@@ -404,6 +404,11 @@ _sources: weakref.WeakKeyDictionary[MosaicSpec, dict[tuple[Any, ...], SourcePlan
 )
 _SOURCES_PER_SPEC = 8192
 """Source plans kept per spec (a few hundred bytes each); past it the spec's are dropped."""
+process_state.register(
+    "daskcog.source-plans",
+    info=lambda: {"specs": len(_sources), "plans": sum(len(p) for p in list(_sources.values()))},
+    clear=_sources.clear,
+)
 
 
 def scene_source(
