@@ -27,12 +27,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask.config
 import numpy as np
 from rasterio.windows import Window
 
 from daskcog.mosaics.chunk_task import scene_batches, scene_source
-from daskcog.runtime import read_ahead
+from daskcog.runtime import read_ahead, settings
 from daskcog.runtime.reader_cache import CACHE
 from georeader import AsyncGeoTIFFReader, choose_level, prefetch_window
 
@@ -46,7 +45,7 @@ _tasks: set[asyncio.Future[Any]] = set()  # read-ahead in flight (kept from the 
 
 def mode() -> str:
     """dask.config's `daskcog.mosaic-readahead`: "off", "headers" or "open"."""
-    return str(dask.config.get("daskcog.mosaic-readahead", "open"))
+    return str(settings.get("mosaic-readahead"))
 
 
 def start(

@@ -46,10 +46,7 @@ Counts = dict[str, int]
 
 def enabled() -> bool:
     """dask.config's `daskcog.release-read-tiles` (true by default)."""
-    value = settings.get("release-read-tiles")
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "off", "no")
-    return bool(value)
+    return settings.get_bool("release-read-tiles")
 
 
 def _pass_done() -> None:

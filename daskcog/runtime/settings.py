@@ -58,6 +58,15 @@ def get_int(key: str) -> int:
     return int(get(key))
 
 
+def get_bool(key: str) -> bool:
+    """A true / false setting: an environment variable's string ("false", "0", "off", "no"
+    or their capitals) is false, as dask.config leaves such strings unparsed."""
+    value = get(key)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "off", "no")
+    return bool(value)
+
+
 _applied: dict[str, Any] | None = None
 _base: dict[str, Any] = {}
 """georeader's values of the keys daskcog changed, from before it changed them."""

@@ -31,9 +31,10 @@ decoded here too (`decode_mask`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,7 +216,7 @@ def decode_tile(
     `scratch`, the result may live in a per-thread buffer that the next decode
     in the same thread reuses (the caller copies it out first).
     """
-    try:
+    with _codec_errors(fmt.compression):
         if fmt.compression == JPEG:
             parts = raw if isinstance(raw, list) else [raw]
             for part in parts:
@@ -241,11 +242,19 @@ def decode_tile(
         if decode is _decode_samples:
             return np.moveaxis(_decode_samples(fmt, raw, fmt.samples, scratch), -1, 0)
         return np.moveaxis(decode(fmt, raw, fmt.samples), -1, 0)
+
+
+@contextlib.contextmanager
+def _codec_errors(compression: int, what: str = "tile") -> Iterator[None]:
+    """Any codec failure as a TileDecodeError naming the compression (imagecodecs raises its
+    own *Error type per codec): the one mapping for tiles and mask tiles."""
+    try:
+        yield
     except TileDecodeError:
         raise
-    except Exception as exc:  # imagecodecs raises its own *Error types per codec
-        name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
-        raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
+    except Exception as exc:
+        name = COMPRESSION_NAMES.get(compression, str(compression))
+        raise TileDecodeError(f"cannot decode a {name} {what}: {exc}") from exc
 
 
 def decode_tile_into(
@@ -279,13 +288,8 @@ def decode_tile_into(
             # codec writes straight into the window, the predictor is undone there
             _decode_straight(fmt, raw, dst)
             return
-        try:
+        with _codec_errors(fmt.compression):
             arr = _codec_samples(fmt, raw, fmt.samples, True)[rows, :, : dst.shape[0]]
-        except TileDecodeError:
-            raise
-        except Exception as exc:  # imagecodecs raises its own *Error types per codec
-            name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
-            raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
         target = dst.transpose(1, 2, 0)  # (rows', cols', bands): the tile's sample order
         if fmt.predictor == 1:
             target[...] = arr[:, cols]
@@ -304,17 +308,12 @@ def decode_tile_into(
 def _decode_straight(fmt: TileFormat, raw: Buffer, dst: np.ndarray) -> None:
     """Decode a one-sample tile straight into `dst` (1, tile_height, tile_width), C-contiguous."""
     flat = dst.reshape(-1).view(np.uint8)
-    try:
+    with _codec_errors(fmt.compression):
         data = _BYTE_CODECS[fmt.compression](raw, out=flat)
         if len(data) < flat.nbytes:
             raise TileDecodeError(f"tile decoded to {len(data)} bytes, expected {flat.nbytes}")
         if fmt.predictor == 2:
             imagecodecs.delta_decode(dst[0], axis=-1, out=dst[0])
-    except TileDecodeError:
-        raise
-    except Exception as exc:  # imagecodecs raises its own *Error types per codec
-        name = COMPRESSION_NAMES.get(fmt.compression, str(fmt.compression))
-        raise TileDecodeError(f"cannot decode a {name} tile: {exc}") from exc
 
 
 def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) -> np.ndarray:
@@ -322,18 +321,13 @@ def decode_mask(compression: int, bits: int, rows: int, cols: int, raw: Buffer) 
     row_bytes = (cols + 7) // 8 if bits == 1 else cols
     nbytes = rows * row_bytes
     data: bytes | bytearray
-    try:
+    with _codec_errors(compression, "mask tile"):
         if compression == NONE:
             data = bytes(raw)
         elif compression in _BYTE_CODECS:
             data = _BYTE_CODECS[compression](raw, out=nbytes)
         else:
             raise TileDecodeError(f"mask compression {compression} is not supported")
-    except TileDecodeError:
-        raise
-    except Exception as exc:
-        name = COMPRESSION_NAMES.get(compression, str(compression))
-        raise TileDecodeError(f"cannot decode a {name} mask tile: {exc}") from exc
     if len(data) < nbytes or bits not in (1, 8):
         raise TileDecodeError(
             f"mask tile decoded to {len(data)} bytes, expected {nbytes} ({bits}-bit)"
