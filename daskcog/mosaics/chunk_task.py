@@ -291,12 +291,19 @@ def scene_batches(
     return [b for b in batches if b]
 
 
-def _read_fill(fill: float, dtype: np.dtype, own: float | None = None) -> float | int:
-    """The value a scene is read with: the mosaic's fill if the scene's dtype can hold it,
-    else the file's own nodata (a NaN fill over an integer file: only the file's nodata
-    pixels are invalid, real zeros stay), else 0."""
+def _read_fill(
+    fill: float, dtype: np.dtype, own: float | None = None, declared: float | None = None
+) -> float | int:
+    """The value a scene is read with: for an integer file with no nodata of its own whose
+    catalogue states one (`declared`), that value, so its pixels stay missing whatever fill
+    the output asks for (GDAL's warp takes it as source nodata; the reader has no file
+    nodata to map); else the mosaic's fill if the scene's dtype can hold it, else the
+    file's own nodata (a NaN fill over an integer file: only the file's nodata pixels are
+    invalid, real zeros stay), else 0."""
     if np.issubdtype(dtype, np.floating):
         return float(fill)
+    if own is None and declared is not None:
+        return int(declared)
     if fits_dtype(fill, dtype):
         return int(fill)
     return int(own) if own is not None and fits_dtype(own, dtype) else 0
@@ -356,14 +363,15 @@ async def read_scene(
     reader.retry = spec.retry
     grid = spec.grid
     own_nodata = None if opened.nodata is None else float(opened.nodata)
-    fill = _read_fill(spec.fill, reader.dtype, own_nodata)
+    declared = _nodata_of(scene, opened.nodata, reader.dtype)
+    fill = _read_fill(spec.fill, reader.dtype, own_nodata, declared)
     if scene.keep_file_nodata and opened.nodata is not None:
         # the metadata states no nodata: the file's nodata pixels keep their value (and
         # are invalid), where the reader would otherwise turn them into the fill value
         own = float(opened.nodata)
         if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
             fill = int(own)
-    by_fill = _nodata_of(scene, opened.nodata, reader.dtype) is not None
+    by_fill = declared is not None
     planned = scene_source(spec, index, reader, window)
     if planned is None:
         return None

@@ -1,0 +1,109 @@
+"""A nodata value stated only by the catalogue (raster:bands), with the caller's own `nodata=`.
+
+The files state no nodata; the items' raster:bands say 0. Item "a" has 0-valued pixels
+inside and along two edges, item "b" overlaps it. With no `nodata=` the output's fill is the
+catalogue's 0, and daskcog equals odc-stac (asserted below for nearest).
+
+With `nodata=` (65535 into uint16, -9999 into float32) the caller asks for another fill
+value, not for the catalogue's nodata to become data: a pixel the catalogue calls nodata is
+missing, so it takes the fill, or the next item's value in a first-valid mosaic. That is
+the load without `nodata=` with its fill replaced, which is what is asserted, in both output
+dtypes, aligned, warped (nearest through GDAL and through a cached plan) and bilinear.
+
+Deliberate difference from odc-stac: odc-stac lets `nodata=` replace the catalogue's nodata
+as the source's nodata, so the 0 pixels become data (into uint16 and float32 alike) and a
+scene's 0-valued border would cover the next scene's pixels. daskcog used to do that into
+uint16 only, and into float32 took them as missing: the two dtypes disagreed.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import dask.config
+import numpy as np
+import pytest
+from affine import Affine
+
+import daskcog
+from daskcog.mosaics.warp_plans import PLANS
+from tests.stac.corpus.harness import write_cog
+from tests.stac.test_no_nodata import (
+    B_SHIFT,
+    EPSG,
+    GRID_SHIFT,
+    LEFT,
+    RES,
+    TOP,
+    _geobox,
+    _item,
+    _pixels,
+)
+
+pytest.importorskip("odc.stac")
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    folder = tmp_path_factory.mktemp("metadata-nodata")
+    out = []
+    for name, (dx, dy), seed, zeros in (("a", (0.0, 0.0), 3, True), ("b", B_SHIFT, 4, False)):
+        transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
+        path = folder / f"{name}.tif"
+        write_cog(path, _pixels(seed, zeros), f"EPSG:{EPSG}", transform, None)
+        item = _item(name, path, transform)
+        item["assets"]["b1"]["raster:bands"] = [{"data_type": "uint16", "nodata": 0}]
+        out.append(item)
+    return out
+
+
+def _load(items: list[dict], case: str, dtype: str, nodata: float | None) -> np.ndarray:
+    geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
+    resampling = "bilinear" if case == "bilinear" else "nearest"
+    plan_bytes = 0 if case == "nearest-gdal" else 2**27
+    extra = {} if nodata is None else {"nodata": nodata}
+    with dask.config.set({"daskcog.warp-plan-bytes": plan_bytes}), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stack = daskcog.load(
+            items, bands=["b1"], geobox=geobox, groupby="solar_day", dtype=dtype,
+            resampling=resampling, chunks=48, **extra,
+        )
+        PLANS.clear()
+        got = stack.to_dataset()["b1"].values[0]
+        if case == "nearest-plan":
+            got = stack.to_dataset()["b1"].values[0]
+            assert PLANS.info()["made"] + PLANS.info()["hits"] > 0
+    return got
+
+
+@pytest.mark.parametrize("case", ["aligned", "nearest-gdal", "nearest-plan"])
+def test_without_nodata_equals_odc_stac(items: list[dict], case: str) -> None:
+    import pystac
+    from odc.stac import load
+
+    geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = load(
+            [pystac.Item.from_dict(copy.deepcopy(i)) for i in items], bands=["b1"],
+            geobox=geobox, groupby="solar_day", dtype="uint16", resampling="nearest",
+        )["b1"].values[0]
+    got = _load(items, case, "uint16", None)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize(("dtype", "fill"), [("uint16", 65535), ("float32", -9999.0)])
+@pytest.mark.parametrize("case", ["aligned", "nearest-gdal", "nearest-plan", "bilinear"])
+def test_catalogue_nodata_stays_missing_with_another_fill(
+    items: list[dict], case: str, dtype: str, fill: float, count: int
+) -> None:
+    chosen = items[:count]
+    plain = _load(chosen, case, dtype, None)  # fill 0: the catalogue's nodata
+    got = _load(chosen, case, dtype, fill)
+    missing = plain == 0
+    assert missing.sum() > 200  # item a's 0 pixels and the grid's margin
+    np.testing.assert_array_equal(got[~missing], plain[~missing])
+    assert (got[missing] == np.array(fill, dtype=dtype)).all()
+    assert not (got == 0).any()
