@@ -294,16 +294,16 @@ def scene_batches(
 def _read_fill(
     fill: float, dtype: np.dtype, own: float | None = None, declared: float | None = None
 ) -> float | int:
-    """The value a scene is read with: for an integer file with no nodata of its own whose
-    catalogue states one (`declared`), that value, so its pixels stay missing whatever fill
-    the output asks for (GDAL's warp takes it as source nodata; the reader has no file
-    nodata to map); else the mosaic's fill if the scene's dtype can hold it, else the
-    file's own nodata (a NaN fill over an integer file: only the file's nodata pixels are
-    invalid, real zeros stay), else 0."""
+    """The value a scene is read with: for a file with no nodata of its own whose catalogue
+    states one (`declared`), that value, so its pixels stay missing whatever fill the
+    output asks for (GDAL's warp takes it as source nodata; the reader has no file nodata
+    to map); else the mosaic's fill if the scene's dtype can hold it, else the file's own
+    nodata (a NaN fill over an integer file: only the file's nodata pixels are invalid,
+    real zeros stay), else 0."""
+    if own is None and declared is not None:
+        return float(declared) if np.issubdtype(dtype, np.floating) else int(declared)
     if np.issubdtype(dtype, np.floating):
         return float(fill)
-    if own is None and declared is not None:
-        return int(declared)
     if fits_dtype(fill, dtype):
         return int(fill)
     return int(own) if own is not None and fits_dtype(own, dtype) else 0
@@ -399,6 +399,9 @@ async def read_scene(
         if not aligned:
             values = warp(values, *geometry)
         invalid = nodata_mask(values, fill)
+        if values.dtype.kind == "f" and not np.isnan(fill):  # NaN is never a value (above)
+            nan = np.isnan(values)
+            invalid = nan if invalid is None else np.logical_or(invalid, nan, out=invalid)
         if invalid is None:
             return values, np.ones(values.shape, dtype=bool), part
         return values, np.logical_not(invalid, out=invalid), part

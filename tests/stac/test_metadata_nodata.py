@@ -14,6 +14,10 @@ Deliberate difference from odc-stac: odc-stac lets `nodata=` replace the catalog
 as the source's nodata, so the 0 pixels become data (into uint16 and float32 alike) and a
 scene's 0-valued border would cover the next scene's pixels. daskcog used to do that into
 uint16 only, and into float32 took them as missing: the two dtypes disagreed.
+
+The same for float32 files stating no nodata whose catalogue says -9999, with NaN pixels
+too: a NaN pixel is never a value (odc-stac's rule, which daskcog applied only to files with
+no nodata at all; with -9999 as the fill a NaN pixel used to stay NaN where odc-stac fills).
 """
 
 from __future__ import annotations
@@ -44,18 +48,30 @@ from tests.stac.test_no_nodata import (
 pytest.importorskip("odc.stac")
 
 
-@pytest.fixture(scope="module")
-def items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("metadata-nodata")
+def _items(folder, dtype: str, nodata: float) -> list[dict]:  # type: ignore[no-untyped-def]
     out = []
     for name, (dx, dy), seed, zeros in (("a", (0.0, 0.0), 3, True), ("b", B_SHIFT, 4, False)):
         transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
         path = folder / f"{name}.tif"
-        write_cog(path, _pixels(seed, zeros), f"EPSG:{EPSG}", transform, None)
+        pixels = _pixels(seed, zeros).astype(dtype)
+        pixels[pixels == 0] = nodata
+        if dtype == "float32":
+            pixels[0, 5:8, 5:30] = np.nan
+        write_cog(path, pixels, f"EPSG:{EPSG}", transform, None)
         item = _item(name, path, transform)
-        item["assets"]["b1"]["raster:bands"] = [{"data_type": "uint16", "nodata": 0}]
+        item["assets"]["b1"]["raster:bands"] = [{"data_type": dtype, "nodata": nodata}]
         out.append(item)
     return out
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    return _items(tmp_path_factory.mktemp("metadata-nodata"), "uint16", 0)
+
+
+@pytest.fixture(scope="module")
+def float_items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    return _items(tmp_path_factory.mktemp("metadata-nodata-float"), "float32", -9999.0)
 
 
 def _load(items: list[dict], case: str, dtype: str, nodata: float | None) -> np.ndarray:
@@ -77,19 +93,25 @@ def _load(items: list[dict], case: str, dtype: str, nodata: float | None) -> np.
     return got
 
 
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
 @pytest.mark.parametrize("case", ["aligned", "nearest-gdal", "nearest-plan"])
-def test_without_nodata_equals_odc_stac(items: list[dict], case: str) -> None:
+def test_without_nodata_equals_odc_stac(
+    items: list[dict], float_items: list[dict], case: str, dtype: str
+) -> None:
     import pystac
     from odc.stac import load
+
+    if dtype == "float32":
+        items = float_items
 
     geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = load(
             [pystac.Item.from_dict(copy.deepcopy(i)) for i in items], bands=["b1"],
-            geobox=geobox, groupby="solar_day", dtype="uint16", resampling="nearest",
+            geobox=geobox, groupby="solar_day", dtype=dtype, resampling="nearest",
         )["b1"].values[0]
-    got = _load(items, case, "uint16", None)
+    got = _load(items, case, dtype, None)
     np.testing.assert_array_equal(got, want)
 
 
@@ -107,3 +129,19 @@ def test_catalogue_nodata_stays_missing_with_another_fill(
     np.testing.assert_array_equal(got[~missing], plain[~missing])
     assert (got[missing] == np.array(fill, dtype=dtype)).all()
     assert not (got == 0).any()
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("fill", [float("nan"), -1.0])
+@pytest.mark.parametrize("case", ["aligned", "nearest-gdal", "nearest-plan", "bilinear"])
+def test_float_catalogue_nodata_and_nan_stay_missing(
+    float_items: list[dict], case: str, fill: float, count: int
+) -> None:
+    chosen = float_items[:count]
+    plain = _load(chosen, case, "float32", None)  # fill -9999: the catalogue's nodata
+    got = _load(chosen, case, "float32", fill)
+    missing = plain == -9999
+    assert missing.sum() > 200 and not np.isnan(plain).any()
+    np.testing.assert_array_equal(got[~missing], plain[~missing])
+    np.testing.assert_array_equal(got[missing], np.float32(fill))
+    assert not (got == -9999).any()
