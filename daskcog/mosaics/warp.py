@@ -300,9 +300,19 @@ def gdal_warp(
         if tolerance == GDAL_TOLERANCE
         else np.full((source.shape[0], *shape), fill, dtype=source.dtype)
     )
+    # nearest copies the one source pixel it picks: a source nodata pixel copied is the
+    # fill value, the very value GDAL leaves where it skips one, so the warp with no
+    # source nodata is the same warp bit for bit (tests/daskcog/test_warp_nomask.py) and
+    # takes GDAL's unmasked kernel (~35 % less CPU for a 2048 x 2048 uint16 chunk). Only
+    # where GDAL warps in one piece: its working-buffer estimate counts a validity mask
+    # per band with source nodata, so a larger warp could be cut into other pieces, whose
+    # approximate transformers interpolate over other rows
+    unmasked = resampling == "nearest" and fits_one_piece(
+        source.shape[1:], shape, source.dtype.itemsize * 8, source.shape[0]
+    )
     _gdal_warp_into(
         source, out, src_transform, src_crs, dst_transform, dst_crs, fill, resampling,
-        tolerance, scales,
+        tolerance, scales, source_nodata=not unmasked,
     )
     return out
 
@@ -391,12 +401,15 @@ def _gdal_warp_into(
     resampling: str,
     tolerance: float,
     scales: tuple[float, float] | None,
+    source_nodata: bool = True,
     **options: Any,
 ) -> None:
     """GDAL's warp of `source` into `out` (`gdal_warp`'s two routes); `nodata` is source
     and destination nodata (None: none, and `out` keeps its values where GDAL writes
-    nothing); `options`: rasterio's alpha indices or GDAL warp options."""
+    nothing), only destination nodata when not `source_nodata` (every source pixel is
+    then data); `options`: rasterio's alpha indices or GDAL warp options."""
     shape = out.shape[1:]
+    src_nodata = nodata if source_nodata else None
     method = Resampling[resampling]
     extras: dict[str, Any] = dict(options)
     if scales is not None and method != Resampling.nearest:
@@ -409,7 +422,7 @@ def _gdal_warp_into(
             out,
             src_transform=src_transform,
             src_crs=rasterio_crs(src_crs),
-            src_nodata=nodata,
+            src_nodata=src_nodata,
             dst_transform=dst_transform,
             dst_crs=rasterio_crs(dst_crs),
             dst_nodata=nodata,
@@ -431,7 +444,7 @@ def _gdal_warp_into(
             dtype=source.dtype,
             crs=rasterio_crs(src_crs),
             transform=src_transform,
-            nodata=nodata,
+            nodata=src_nodata,
         ) as dataset:
             dataset.write(source)
         with (
@@ -443,7 +456,7 @@ def _gdal_warp_into(
                 width=shape[1],
                 height=shape[0],
                 resampling=method,
-                src_nodata=nodata,
+                src_nodata=src_nodata,
                 nodata=nodata,
                 tolerance=max(float(tolerance), 1e-9),
                 **extras,
