@@ -49,6 +49,7 @@ from daskcog.mosaics.scenes import SceneMismatchError, check_header
 from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.warp import (
     Part,
+    WarpGeometry,
     footprint_part,
     grid_tag,
     level_scales,
@@ -379,11 +380,11 @@ async def read_scene(
     pending = await reader.fetch_window(source, fill_value=fill)
     if not aligned:
         src_transform = reader.transform @ Affine.translation(source.col_off, source.row_off)
-        geometry = (
+        geometry = WarpGeometry(
             src_transform, scene.crs, grid.window_transform(part[0], part[1]), grid.crs,
             (part[3], part[2]), fill, spec.resampling, spec.warp_tolerance, scales,
-            revisited(spec, index), grid_tag(scene),
         )
+        reuse = (revisited(spec, index), grid_tag(scene))
 
     def decode() -> tuple[np.ndarray, np.ndarray, Part]:
         assembled = pending.assembled()
@@ -392,12 +393,12 @@ async def read_scene(
             if aligned:
                 valid = assembled.valid
             else:
-                values, valid = warp_valid(values, _source_valid(assembled), *geometry)
+                values, valid = warp_valid(values, _source_valid(assembled), geometry, *reuse)
             if values.dtype.kind == "f":  # NaN is never a value (odc-stac's `nodata_mask`)
                 valid &= ~np.isnan(values)
             return values, valid, part
         if not aligned:
-            values = warp(values, *geometry)
+            values = warp(values, geometry, *reuse)
         invalid = nodata_mask(values, fill)
         if values.dtype.kind == "f" and not np.isnan(fill):  # NaN is never a value (above)
             nan = np.isnan(values)

@@ -17,6 +17,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Hashable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -149,55 +150,70 @@ def pixel_span(
     )
 
 
+@dataclass(frozen=True)
+class WarpGeometry:
+    """Where one warp takes its pixels from and where it puts them: everything GDAL's warp
+    of a scene onto a chunk part reads besides the pixels.
+
+    Built once per scene and chunk (`chunk_task.read_scene`) and handed down whole, so
+    `warp`, `warp_valid`, their GDAL routes and the plan table see one value instead of
+    a dozen arguments in step; frozen and hashable (a plan's key comes from it,
+    `plan_key`)."""
+
+    src_transform: Affine
+    """The source window's transform (its level's, shifted to the window)."""
+    src_crs: str
+    dst_transform: Affine
+    """The chunk part's transform on the grid."""
+    dst_crs: str
+    shape: tuple[int, int]
+    """(height, width) of the chunk part."""
+    fill: float
+    """Source and destination nodata of the warp (the read's fill value)."""
+    resampling: str
+    """A rasterio Resampling name."""
+    tolerance: float = GDAL_TOLERANCE
+    """GDAL's transformer error in source pixels (0.125: `reproject`, else a WarpedVRT)."""
+    scales: tuple[float, float] | None = None
+    """GDAL's XSCALE / YSCALE for the chosen level (None: GDAL estimates them per call)."""
+
+    def plan_key(self, source_shape: tuple[int, int]) -> Hashable:
+        """The key of a nearest warp's plan (`warp_plans`): what decides GDAL's picks
+        (the source CRS, transform and shape, the destination's, the tolerance), not the
+        fill or the scales, which nearest does not read."""
+        return (
+            self.src_crs, tuple(self.src_transform)[:6], tuple(source_shape),
+            self.dst_crs, tuple(self.dst_transform)[:6], tuple(self.shape),
+            float(self.tolerance),
+        )
+
+
 def warp(
     source: np.ndarray,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
-    shape: tuple[int, int],
-    fill: float,
-    resampling: str,
-    tolerance: float = GDAL_TOLERANCE,
-    scales: tuple[float, float] | None = None,
+    geometry: WarpGeometry,
     revisited: bool = False,
     tag: Hashable | None = None,
 ) -> np.ndarray:
-    """GDAL's warp of a (band, y, x) array onto a grid, `fill` as source and destination
-    nodata; for nearest, through a cached plan when the same mapping recurs.
+    """GDAL's warp of a (band, y, x) array onto a grid, `geometry.fill` as source and
+    destination nodata; for nearest, through a cached plan when the same mapping recurs.
 
-    A nearest-neighbour warp whose key (source CRS, transform and shape, destination
-    transform, CRS and shape, tolerance) recurs in this process, or will (`revisited`:
-    the spec holds this footprint more than once), is a gather through the plan GDAL made
-    for the key (`warp_plans`: equal to GDAL's warp bit for bit); any other warp is
-    `gdal_warp`. For a scene with no nodata value, `warp_valid`. `tag` names the scene's
-    grid (`grid_tag`): its plans are dropped together once no chunk reads that grid
-    (`warp_plans.PlanTable.forget`).
+    A nearest-neighbour warp whose key (`WarpGeometry.plan_key`) recurs in this process,
+    or will (`revisited`: the spec holds this footprint more than once), is a gather
+    through the plan GDAL made for the key (`warp_plans`: equal to GDAL's warp bit for
+    bit); any other warp is `gdal_warp`. For a scene with no nodata value, `warp_valid`.
+    `tag` names the scene's grid (`grid_tag`): its plans are dropped together once no
+    chunk reads that grid (`warp_plans.PlanTable.forget`).
     """
-    plan = nearest_plan(
-        source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
-        revisited, tag,
-    )
+    plan = nearest_plan(source, geometry, revisited, tag)
     if plan is not None:
-        return gather(source, plan, fill)
-    return gdal_warp(
-        source, src_transform, src_crs, dst_transform, dst_crs, shape, fill, resampling,
-        tolerance, scales,
-    )
+        return gather(source, plan, geometry.fill)
+    return gdal_warp(source, geometry)
 
 
 def warp_valid(
     source: np.ndarray,
     source_valid: np.ndarray | None,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
-    shape: tuple[int, int],
-    fill: float,
-    resampling: str,
-    tolerance: float = GDAL_TOLERANCE,
-    scales: tuple[float, float] | None = None,
+    geometry: WarpGeometry,
     revisited: bool = False,
     tag: Hashable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -208,19 +224,14 @@ def warp_valid(
     sums). Validity comes from the warp itself: a destination pixel is valid when GDAL
     writes it, i.e. it maps inside the source (and onto a valid source pixel, where
     `source_valid` (band, y, x) marks the ones the reader found invalid: an internal mask
-    or alpha; None: all valid). Invalid pixels hold `fill`.
+    or alpha; None: all valid). Invalid pixels hold `geometry.fill`.
 
     Nearest warps that recur gather through the plan (`warp_plans`: the plan's picks
     say which pixels GDAL writes); other warps are `gdal_warp_valid`."""
-    plan = nearest_plan(
-        source, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, tolerance,
-        revisited, tag,
-    )
+    plan = nearest_plan(source, geometry, revisited, tag)
     if plan is None:
-        return gdal_warp_valid(
-            source, source_valid, src_transform, src_crs, dst_transform, dst_crs, shape, fill,
-            resampling, tolerance, scales,
-        )
+        return gdal_warp_valid(source, source_valid, geometry)
+    fill = geometry.fill
     values = gather(source, plan, fill)
     if source_valid is None:
         valid = np.ones(values.shape, dtype=bool)
@@ -234,13 +245,7 @@ def warp_valid(
 
 def nearest_plan(
     source: np.ndarray,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
-    shape: tuple[int, int],
-    resampling: str,
-    tolerance: float,
+    geometry: WarpGeometry,
     revisited: bool,
     tag: Hashable | None = None,
 ) -> Plan | None:
@@ -248,56 +253,42 @@ def nearest_plan(
     when this warp goes to GDAL (not nearest, too large for one GDAL piece, or a first
     sight of a key no revisit shares)."""
     bands, height, width = source.shape
+    shape = geometry.shape
     if not (
-        resampling == "nearest"
+        geometry.resampling == "nearest"
         and height * width < 2**24  # float32 holds every index exactly
         and fits_one_piece((height, width), shape, 32, 1)
         and fits_one_piece((height, width), shape, source.dtype.itemsize * 8, bands)
     ):
         return None
-    key = (
-        src_crs, tuple(src_transform)[:6], (height, width),
-        dst_crs, tuple(dst_transform)[:6], tuple(shape), float(tolerance),
-    )
 
     def make() -> Plan:
         # float32 indices: GDAL's specialised float kernel, ~15 % faster than int32's
         # generic one, the same picks (the kernels differ in copying, not in mapping)
         index = np.arange(height * width, dtype=np.float32).reshape(1, height, width)
-        picked = gdal_warp(
-            index, src_transform, src_crs, dst_transform, dst_crs, shape, -1.0, "nearest",
-            tolerance,
-        )[0]
+        picked = gdal_warp(index, replace(geometry, fill=-1.0, scales=None))[0]
         return Plan.from_picks(picked)
 
-    return PLANS.plan(key, revisited, make, tag)
+    return PLANS.plan(geometry.plan_key((height, width)), revisited, make, tag)
 
 
-def gdal_warp(
-    source: np.ndarray,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
-    shape: tuple[int, int],
-    fill: float,
-    resampling: str,
-    tolerance: float = GDAL_TOLERANCE,
-    scales: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """GDAL warp of a (band, y, x) array onto a grid; `fill` is source and destination nodata.
+def gdal_warp(source: np.ndarray, geometry: WarpGeometry) -> np.ndarray:
+    """GDAL warp of a (band, y, x) array onto a grid; `geometry.fill` is source and
+    destination nodata.
 
     tolerance == 0.125 (GDAL's default) goes through `rasterio.warp.reproject`;
     other values through a WarpedVRT over an in-memory copy, which takes the
     transformer's error threshold (0 -> 1e-9: GDAL refuses an exact 0 there).
-    `scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e. per chunk).
+    `geometry.scales` pins GDAL's XSCALE / YSCALE (otherwise estimated per call, i.e.
+    per chunk).
     """
     # reproject's route (GDAL's default tolerance) sets INIT_DEST=NO_DATA: GDAL fills and
     # writes every destination pixel itself (checked: a destination outside the source, a
     # NaN fill, a warp in several pieces), so the array needs no fill of its own first
+    shape, fill = geometry.shape, geometry.fill
     out = (
         np.empty((source.shape[0], *shape), dtype=source.dtype)
-        if tolerance == GDAL_TOLERANCE
+        if geometry.tolerance == GDAL_TOLERANCE
         else np.full((source.shape[0], *shape), fill, dtype=source.dtype)
     )
     # nearest copies the one source pixel it picks: a source nodata pixel copied is the
@@ -307,28 +298,15 @@ def gdal_warp(
     # where GDAL warps in one piece: its working-buffer estimate counts a validity mask
     # per band with source nodata, so a larger warp could be cut into other pieces, whose
     # approximate transformers interpolate over other rows
-    unmasked = resampling == "nearest" and fits_one_piece(
+    unmasked = geometry.resampling == "nearest" and fits_one_piece(
         source.shape[1:], shape, source.dtype.itemsize * 8, source.shape[0]
     )
-    _gdal_warp_into(
-        source, out, src_transform, src_crs, dst_transform, dst_crs, fill, resampling,
-        tolerance, scales, source_nodata=not unmasked,
-    )
+    _gdal_warp_into(source, out, geometry, fill, source_nodata=not unmasked)
     return out
 
 
 def gdal_warp_valid(
-    source: np.ndarray,
-    source_valid: np.ndarray | None,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
-    shape: tuple[int, int],
-    fill: float,
-    resampling: str,
-    tolerance: float = GDAL_TOLERANCE,
-    scales: tuple[float, float] | None = None,
+    source: np.ndarray, source_valid: np.ndarray | None, geometry: WarpGeometry
 ) -> tuple[np.ndarray, np.ndarray]:
     """`warp_valid` through GDAL: the source with no nodata, plus one band that says which
     destination pixels GDAL writes, warped in the same call (so over the same pixels).
@@ -349,10 +327,7 @@ def gdal_warp_valid(
     bands = source.shape[0]
     if source_valid is not None and bands > 1 and not (source_valid == source_valid[:1]).all():
         parts = [
-            gdal_warp_valid(
-                source[b : b + 1], source_valid[b : b + 1], src_transform, src_crs,
-                dst_transform, dst_crs, shape, fill, resampling, tolerance, scales,
-            )
+            gdal_warp_valid(source[b : b + 1], source_valid[b : b + 1], geometry)
             for b in range(bands)
         ]
         return (
@@ -360,6 +335,7 @@ def gdal_warp_valid(
             np.concatenate([p[1] for p in parts]),
         )
     dtype = source.dtype
+    shape = geometry.shape
     mark = 1 if source_valid is None else _alpha_max(dtype)
     stacked = np.empty((bands + 1, *source.shape[1:]), dtype=dtype)
     stacked[:bands] = source
@@ -374,14 +350,11 @@ def gdal_warp_valid(
         options = {"src_alpha": alpha, "dst_alpha": alpha}
         if mark != 255:
             options |= {"SRC_ALPHA_MAX": str(mark), "DST_ALPHA_MAX": str(mark)}
-    _gdal_warp_into(
-        stacked, out, src_transform, src_crs, dst_transform, dst_crs, None, resampling,
-        tolerance, scales, **options,
-    )
+    _gdal_warp_into(stacked, out, geometry, None, **options)
     valid = np.broadcast_to(out[bands] != 0, (bands, *shape)).copy()
     values = out[:bands]
     if not valid.all():
-        np.copyto(values, dtype.type(fill), where=~valid)
+        np.copyto(values, dtype.type(geometry.fill), where=~valid)
     return values, valid
 
 
@@ -393,27 +366,25 @@ def _alpha_max(dtype: np.dtype) -> int:
 def _gdal_warp_into(
     source: np.ndarray,
     out: np.ndarray,
-    src_transform: Affine,
-    src_crs: str,
-    dst_transform: Affine,
-    dst_crs: str,
+    geometry: WarpGeometry,
     nodata: float | None,
-    resampling: str,
-    tolerance: float,
-    scales: tuple[float, float] | None,
     source_nodata: bool = True,
     **options: Any,
 ) -> None:
-    """GDAL's warp of `source` into `out` (`gdal_warp`'s two routes); `nodata` is source
-    and destination nodata (None: none, and `out` keeps its values where GDAL writes
-    nothing), only destination nodata when not `source_nodata` (every source pixel is
-    then data); `options`: rasterio's alpha indices or GDAL warp options."""
+    """GDAL's warp of `source` into `out` (`gdal_warp`'s two routes) by `geometry`, whose
+    shape is `out`'s; `nodata` is source and destination nodata (None: none, and `out`
+    keeps its values where GDAL writes nothing), only destination nodata when not
+    `source_nodata` (every source pixel is then data); `options`: rasterio's alpha
+    indices or GDAL warp options."""
     shape = out.shape[1:]
-    src_nodata = nodata if source_nodata else None
-    method = Resampling[resampling]
+    src_transform, src_crs = geometry.src_transform, geometry.src_crs
+    dst_transform, dst_crs = geometry.dst_transform, geometry.dst_crs
+    tolerance, scales = geometry.tolerance, geometry.scales
+    method = Resampling[geometry.resampling]
     extras: dict[str, Any] = dict(options)
     if scales is not None and method != Resampling.nearest:
         extras |= {"XSCALE": repr(float(scales[0])), "YSCALE": repr(float(scales[1]))}
+    src_nodata = nodata if source_nodata else None
     if tolerance == GDAL_TOLERANCE:
         from rasterio.warp import reproject
 

@@ -117,9 +117,9 @@ def test_gdal_warp_writes_every_pixel(fill: float) -> None:
     src = Affine(10, 0, 166_000, 0, -10, 5_500_000)
     for dx, shape in ((0, (80, 90)), (-5_000, (40, 40)), (1_000_000, (30, 30))):
         dst = Affine(10, 0, 639_130 + dx, 0, -10, 5_500_230)
-        got = warp_mod.gdal_warp(source, src, "EPSG:32634", dst, "EPSG:32633", shape, fill,
-                                 "nearest")
+        geometry = warp_mod.WarpGeometry(src, "EPSG:32634", dst, "EPSG:32633", shape, fill,
+                                         "nearest")
+        got = warp_mod.gdal_warp(source, geometry)
         want = np.full((1, *shape), fill, dtype=dtype)
-        warp_mod._gdal_warp_into(source, want, src, "EPSG:32634", dst, "EPSG:32633", fill,
-                                 "nearest", warp_mod.GDAL_TOLERANCE, None)
+        warp_mod._gdal_warp_into(source, want, geometry, fill)
         assert np.array_equal(got, want, equal_nan=True)

@@ -21,6 +21,7 @@ import pytest
 from affine import Affine
 
 from daskcog.mosaics import warp as warp_mod
+from daskcog.mosaics.warp import WarpGeometry
 from daskcog.mosaics.warp_plans import fits_one_piece
 from tests.daskcog.test_warp_plans import CASES, SRC
 
@@ -56,8 +57,9 @@ def masked_warp(source: np.ndarray, dst_transform: Affine, src_crs: str, dst_crs
                 shape: tuple[int, int], fill: float, tolerance: float) -> np.ndarray:
     """GDAL's nearest warp with `fill` as source and destination nodata (the reference)."""
     out = np.full((source.shape[0], *shape), fill, dtype=source.dtype)
-    warp_mod._gdal_warp_into(source, out, SRC, src_crs, dst_transform, dst_crs, fill,
-                             "nearest", tolerance, None)
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
+                            tolerance)
+    warp_mod._gdal_warp_into(source, out, geometry, fill)
     return out
 
 
@@ -86,8 +88,9 @@ def test_unmasked_nearest_equals_masked_warp(
     source = source_array(kind, src_shape)
     want = masked_warp(source, dst_transform, src_crs, dst_crs, shape, fill, tolerance)
     routes.clear()
-    got = warp_mod.gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, fill,
-                             "nearest", tolerance)
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
+                            tolerance)
+    got = warp_mod.gdal_warp(source, geometry)
     assert routes == [False]  # GDAL warped with no source nodata
     assert got.dtype == want.dtype and got.shape == want.shape
     assert np.array_equal(got, want, equal_nan=True)
@@ -103,8 +106,8 @@ def test_fill_values_in_the_data_are_copied_as_the_fill() -> None:
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["ties-half-pixel-shift"]
     source = np.full((1, *src_shape), 5, dtype=np.uint16)
     source[0, ::3, ::2] = 7  # the fill value, a third of the rows
-    got = warp_mod.gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 7,
-                             "nearest")
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 7, "nearest")
+    got = warp_mod.gdal_warp(source, geometry)
     want = masked_warp(source, dst_transform, src_crs, dst_crs, shape, 7, 0.125)
     assert np.array_equal(got, want)
     assert 0.1 < (got == 7).mean() < 0.9
@@ -115,7 +118,8 @@ def test_other_resampling_keeps_source_nodata(routes: list[bool]) -> None:
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["utm34-to-utm33"]
     source = source_array("uint16", src_shape)
     for resampling in ("bilinear", "cubic"):
-        warp_mod.gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, resampling)
+        geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 0, resampling)
+        warp_mod.gdal_warp(source, geometry)
     assert routes == [True, True]
 
 
@@ -127,8 +131,9 @@ def test_a_warp_gdal_cuts_in_pieces_keeps_source_nodata(routes: list[bool]) -> N
     dst_transform = Affine(10, 0, 771_000, 0, -10, 5_002_000)
     rng = np.random.default_rng(3)
     source = rng.integers(0, 50, size=(1, *src_shape)).astype(np.float64)
-    got = warp_mod.gdal_warp(source, SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape,
-                             0.0, "nearest")
+    geometry = WarpGeometry(SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape, 0.0,
+                            "nearest")
+    got = warp_mod.gdal_warp(source, geometry)
     assert routes == [True]
     want = masked_warp(source, dst_transform, "EPSG:32634", "EPSG:32633", shape, 0.0, 0.125)
     assert np.array_equal(got, want)
@@ -144,8 +149,9 @@ def test_a_large_warp_in_one_piece_is_unmasked(routes: list[bool]) -> None:
     rng = np.random.default_rng(4)
     source = rng.integers(0, 1000, size=(1, *src_shape)).astype(np.uint16)
     source[0, 500:900, 300:1200] = 0
-    got = warp_mod.gdal_warp(source, SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape,
-                             0, "nearest")
+    geometry = WarpGeometry(SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape, 0,
+                            "nearest")
+    got = warp_mod.gdal_warp(source, geometry)
     assert routes == [False]
     want = masked_warp(source, dst_transform, "EPSG:32634", "EPSG:32633", shape, 0, 0.125)
     assert np.array_equal(got, want)

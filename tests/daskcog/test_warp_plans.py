@@ -21,7 +21,7 @@ from affine import Affine
 
 import daskcog
 from daskcog.mosaics import warp_plans
-from daskcog.mosaics.warp import gdal_warp, warp
+from daskcog.mosaics.warp import WarpGeometry, gdal_warp, warp
 from daskcog.mosaics.warp_plans import PLANS, fits_one_piece
 
 SRC = Affine(10, 0, 300_000, 0, -10, 5_000_000)
@@ -74,19 +74,17 @@ def test_gather_equals_gdal_warp(case: str, kind: str, tolerance: float) -> None
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES[case]
     fill = KINDS[kind][2]
     source = source_array(kind, src_shape)
-    expected = gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
-                         tolerance)
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
+                            tolerance)
+    expected = gdal_warp(source, geometry)
     made = PLANS.info()["made"]
-    first = warp(source, SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
-                 tolerance, revisited=True)
+    first = warp(source, geometry, revisited=True)
     assert PLANS.info()["made"] == made + 1  # a plan, made by GDAL, then a gather
     # the next date: other values, same grid -> the cached plan
     later = source_array(kind, src_shape, seed=1)
-    expected_later = gdal_warp(later, SRC, src_crs, dst_transform, dst_crs, shape, fill,
-                               "nearest", tolerance)
+    expected_later = gdal_warp(later, geometry)
     hits = PLANS.info()["hits"]
-    second = warp(later, SRC, src_crs, dst_transform, dst_crs, shape, fill, "nearest",
-                  tolerance, revisited=True)
+    second = warp(later, geometry, revisited=True)
     assert PLANS.info()["hits"] == hits + 1
     for got, want in ((first, expected), (second, expected_later)):
         assert got.dtype == want.dtype and got.shape == want.shape
@@ -100,20 +98,21 @@ def test_ties_are_real_ties() -> None:
     destination by 1e-6 pixel changes GDAL's picks, so they test GDAL's own tie rule."""
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["ties-half-pixel-shift"]
     source = source_array("uint16", src_shape)
-    at = gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest", 0.0)
+    at = gdal_warp(source, WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 0,
+                                        "nearest", 0.0))
     nudged = dst_transform * Affine.translation(-1e-6, -1e-6)
-    off = gdal_warp(source, SRC, src_crs, nudged, dst_crs, shape, 0, "nearest", 0.0)
+    off = gdal_warp(source, WarpGeometry(SRC, src_crs, nudged, dst_crs, shape, 0, "nearest", 0.0))
     assert (at != off).mean() > 0.5
 
 
 def test_first_sight_without_revisit_is_gdal_then_a_plan() -> None:
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["utm34-to-utm33"]
     source = source_array("uint16", src_shape)
-    args = (SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest")
-    expected = gdal_warp(source, *args)
-    assert np.array_equal(warp(source, *args), expected)
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest")
+    expected = gdal_warp(source, geometry)
+    assert np.array_equal(warp(source, geometry), expected)
     assert PLANS.info()["made"] == 0 and PLANS.info()["seen-once"] == 1
-    assert np.array_equal(warp(source, *args), expected)  # seen before: plan made now
+    assert np.array_equal(warp(source, geometry), expected)  # seen before: plan made now
     assert PLANS.info()["made"] == 1 and PLANS.info()["plans"] == 1
 
 
@@ -121,9 +120,9 @@ def test_other_resampling_keeps_gdal() -> None:
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["utm34-to-utm33"]
     source = source_array("uint16", src_shape)
     for resampling in ("bilinear", "cubic"):
-        got = warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, resampling,
-                   revisited=True)
-        want = gdal_warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, resampling)
+        geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 0, resampling)
+        got = warp(source, geometry, revisited=True)
+        want = gdal_warp(source, geometry)
         assert np.array_equal(got, want)
     assert PLANS.info()["made"] == 0
 
@@ -138,19 +137,21 @@ def test_a_warp_gdal_cuts_in_pieces_keeps_gdal() -> None:
 def test_plan_table_is_registered_bounded_and_cleared() -> None:
     src_crs, src_shape, dst_crs, dst_transform, shape = CASES["utm34-to-utm33"]
     source = source_array("uint16", src_shape)
-    warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest", revisited=True)
+    geometry = WarpGeometry(SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest")
+    warp(source, geometry, revisited=True)
     info = daskcog.cache_info().tables["daskcog.warp-plans"]
     one = info["bytes"]  # int32 indices, and the positions GDAL leaves unwritten
     assert info["plans"] == 1 and shape[0] * shape[1] * 4 <= one < shape[0] * shape[1] * 5
     daskcog.cache_clear()
     assert PLANS.info()["plans"] == 0
     with dask.config.set({"daskcog.warp-plan-bytes": 0}):  # off
-        warp(source, SRC, src_crs, dst_transform, dst_crs, shape, 0, "nearest", revisited=True)
+        warp(source, geometry, revisited=True)
         assert PLANS.info()["made"] == 0
     with dask.config.set({"daskcog.warp-plan-bytes": int(one * 1.5)}):  # room for one plan
         for x in (0, 10, 20):
             t = dst_transform * Affine.translation(x, 0)
-            warp(source, SRC, src_crs, t, dst_crs, shape, 0, "nearest", revisited=True)
+            warp(source, WarpGeometry(SRC, src_crs, t, dst_crs, shape, 0, "nearest"),
+                 revisited=True)
         assert PLANS.info()["plans"] == 1 and PLANS.info()["made"] == 3
     assert warp_plans.SEEN_KEYS > 0
 
