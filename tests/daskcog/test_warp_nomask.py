@@ -39,6 +39,9 @@ KINDS = {
     "int16x2": ("int16", 2, -9999),
     "float32-nan": ("float32", 1, float("nan")),
     "float32-zero-x2": ("float32", 2, 0.0),
+    # a catalogue's nodata as the fill, and NaN pixels that are not it (chunk_task marks
+    # them invalid after the warp): both warps copy the NaN
+    "float32-9999-with-nan-x2": ("float32", 2, -9999.0),
 }
 
 
@@ -50,6 +53,9 @@ def source_array(kind: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray
     values[0, 100:103, :] = fill  # in one band only
     scattered = rng.random(shape) < 0.02
     values[-1][scattered] = fill  # single pixels equal to the fill, among data
+    if "with-nan" in kind:
+        values[:, 200:230, 50:90] = np.nan
+        values[0][rng.random(shape) < 0.02] = np.nan
     return values
 
 
