@@ -123,26 +123,69 @@ async def mosaic_block(
     order = [int(i) for i in (scene_ids[::-1] if method_class.reverse else scene_ids)]
     feeder = _Feeder(spec, order, (len(bands), window[3], window[2]), window)
     for batch in scene_batches(spec, order, window, method_class):
-        reads = await asyncio.gather(
-            *(_read_clear(spec, i, bands, window, clear) for i in batch),
-            return_exceptions=spec.errors == "nodata",
-        )
-        got_scenes: list[tuple[int, Any]] = []
-        for i, got in zip(batch, reads, strict=True):
-            if isinstance(got, BaseException):
-                if isinstance(got, SceneMismatchError) or not isinstance(got, Exception):
-                    raise got
-                failures.record(
-                    tokenize(spec), spec.scenes[i].url, window, got
-                )
-                continue
-            if got is not None:
-                got_scenes.append((i, got))
-        if got_scenes:
-            feed: Callable[[], bool] = functools.partial(feeder.feed, got_scenes)
-            if await offload(feed):
-                break
+        if await _read_and_feed(spec, batch, bands, window, clear, feeder):
+            break
     return await offload(feeder.result)
+
+
+async def _read_and_feed(
+    spec: MosaicSpec, batch: list[int], bands: Sequence[int], window: Part,
+    clear: Callable[[int], Awaitable[np.ndarray | None]] | None, feeder: _Feeder,
+) -> bool:
+    """Read a batch's scenes concurrently and feed each as soon as it and every scene before
+    it in priority order are read; True when the method is done.
+
+    Why not read the whole batch, then feed it: each scene's values and mask (a window of
+    the chunk, up to 12 MiB for 2048 x 2048 uint16) then waited for the batch's slowest
+    read, so a chunk task held the batch's scenes at once (issue 21: memory in flight in 8
+    threads, and pages freed too late to serve the next scene's arrays). Fed in the same
+    order, so the result is the same value for value. Errors as `asyncio.gather` gave them:
+    with errors="raise" the first read to fail (in completion order) raises and the
+    batch's other reads run on (never cancelled: a read may be awaiting a fetch or an
+    open other chunks share, and cancelling it would cancel theirs); with errors="nodata"
+    every read of the batch is awaited and its failure recorded, also after the method is
+    done (then nothing more is fed)."""
+    tasks = {asyncio.ensure_future(_read_clear(spec, i, bands, window, clear)): k
+             for k, i in enumerate(batch)}
+    pending = set(tasks)
+    read: dict[int, Any] = {}
+    next_k = 0
+    done = False
+    try:
+        while pending:
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(finished, key=tasks.__getitem__):
+                k = tasks[task]
+                error = task.exception()
+                if error is None:
+                    read[k] = task.result()
+                    continue
+                if (
+                    spec.errors != "nodata"
+                    or isinstance(error, SceneMismatchError)
+                    or not isinstance(error, Exception)
+                ):
+                    raise error
+                failures.record(tokenize(spec), spec.scenes[batch[k]].url, window, error)
+                read[k] = None
+            ready: list[tuple[int, Any]] = []
+            while next_k in read:
+                got = read.pop(next_k)
+                if got is not None:
+                    ready.append((batch[next_k], got))
+                next_k += 1
+            if ready and not done:
+                feed: Callable[[], bool] = functools.partial(feeder.feed, ready)
+                done = await offload(feed)
+    finally:
+        for task in pending:  # only when raising: their errors are nobody's (as in gather)
+            task.add_done_callback(_retrieved)
+    return done
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _Feeder:

@@ -51,7 +51,9 @@ def enabled() -> bool:
 
 def _pass_done() -> None:
     """Every file of an array is released (its last chunks are done): hand the memory the
-    pass freed back to the system before Dask joins the chunks into one array."""
+    pass freed back to the system before Dask joins the chunks into one array (glibc's
+    free pages, and the spare pages georeader kept for the next decoded tiles)."""
+    process_state.clear("georeader.decoded_tile_slots")
     if _TRIM is not None:
         _TRIM(0)
 

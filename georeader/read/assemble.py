@@ -236,8 +236,7 @@ def decode_tiles(
             )
             if array is not None or keep:
                 if array is None:
-                    decoded = _decoded(url, level, tx, ty, data)
-                    array = table.put(key, decoded_tiles.kept_copy(decoded))
+                    array = table.put(key, _kept_tile(url, level, tx, ty, data))
                 place_tile(out, array, tx, ty, tw, th, inside)
                 continue
         # this tile's part of the window, in the tile's and in out's pixel coordinates
@@ -252,6 +251,22 @@ def decode_tiles(
             )
         except TileDecodeError as exc:
             raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+
+
+def _kept_tile(url: str, level: Level, tx: int, ty: int, data: Any) -> np.ndarray:
+    """One whole decoded tile in memory of its own for the decoded-tile table: the codec
+    writes straight into it where the format allows (`decode.writes_into`: no per-thread
+    scratch and copy), in pages a dropped tile left where one did (`decoded_tiles.SLOTS`)."""
+    fmt: Any = level.fmt
+    if not decode.writes_into(fmt):
+        return decoded_tiles.kept_copy(_decoded(url, level, tx, ty, data))
+    th, tw = fmt.tile_height, fmt.tile_width
+    tile = decoded_tiles.kept_empty((fmt.samples, th, tw), fmt.dtype)
+    try:
+        decode.decode_tile_into(fmt, data, tile, slice(0, th), slice(0, tw))
+    except TileDecodeError as exc:
+        raise TileDecodeError(f"{url}: level {level.index} tile ({tx}, {ty}): {exc}") from exc
+    return tile
 
 
 def _decoded(url: str, level: Level, tx: int, ty: int, data: Any) -> np.ndarray:

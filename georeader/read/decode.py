@@ -257,6 +257,18 @@ def _codec_errors(compression: int, what: str = "tile") -> Iterator[None]:
         raise TileDecodeError(f"cannot decode a {name} {what}: {exc}") from exc
 
 
+def writes_into(fmt: TileFormat) -> bool:
+    """Whether `decode_tile_into` decodes this IFD's tiles without a whole decoded tile of
+    its own (pixel-interleaved, no or the horizontal predictor, a byte codec or none): every
+    pixel of the part it is given is then written from the codec's output, and a bad
+    stream is a TileDecodeError."""
+    return (
+        fmt.planar == CHUNKY
+        and fmt.predictor in (1, 2)
+        and (fmt.compression == NONE or fmt.compression in _BYTE_CODECS)
+    )
+
+
 def decode_tile_into(
     fmt: TileFormat, raw: Buffer | list[Buffer], dst: np.ndarray, rows: slice, cols: slice
 ) -> None:
@@ -272,11 +284,7 @@ def decode_tile_into(
     into the caller's buffer). Other tiles (planar, the floating predictor, LERC, JPEG,
     WebP) take `decode_tile` and a copy.
     """
-    if (
-        fmt.planar == CHUNKY
-        and fmt.predictor in (1, 2)
-        and (fmt.compression == NONE or fmt.compression in _BYTE_CODECS)
-    ):
+    if writes_into(fmt):
         if (
             fmt.samples == 1
             and fmt.compression != NONE

@@ -16,13 +16,13 @@ off), registered as "georeader.decoded_tiles" (`info()`, `clear()`, emptied in a
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from georeader.process_state import Table
+from georeader.read import spare_pages
 
 Key = tuple[str, int, int, int]
 
@@ -52,6 +52,11 @@ class DecodedTiles(Table[Key, np.ndarray]):
         self[key] = tile
         return tile
 
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the tiles held now."""
+        return int(self._data.currsize)
+
     def forget(self, source: str) -> int:
         """Drop the tiles of one header (`tile_cache_id`); returns the bytes dropped."""
         return self.drop_where(lambda key: key[0] == source)
@@ -62,12 +67,35 @@ class DecodedTiles(Table[Key, np.ndarray]):
         )
 
 
-MMAP_MIN_BYTES = 64 << 10
+MMAP_MIN_BYTES = spare_pages.MIN_BYTES
 """Tiles from this size up are kept in their own mapping (`kept_copy`)."""
 
 
+def _spare_bound() -> int:
+    """Spare pages of dropped tiles kept for the next ones: kept and spare tiles together
+    stay within the table's bound (plus the one tile being put, which pushes the oldest
+    out before it counts), so the table holds no more memory than it did without them."""
+    return max(0, TABLE.capacity - TABLE.size_bytes)
+
+
+SLOTS = spare_pages.SparePages("georeader.decoded_tile_slots", _spare_bound)
+"""Why a kept tile's pages are reused: a fresh mapping costs a page fault per 4 KiB at its
+first write, and a two-zone mosaic keeps ~700 tiles of 512 KiB over a load while the table
+holds at most 64 (32 MiB): 90k minor faults, ~0.35 s of CPU, for memory the process had
+just given back (issue 21, benchmarks/RESULTS.md). daskcog clears the spare pages when a
+load's pass is done, before Dask joins the chunks."""
+
+
+def kept_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A writable array for a tile the table will keep, in its own mapping (see `kept_copy`),
+    in a dropped tile's pages when one left some (`SLOTS`): the caller writes every
+    element."""
+    return SLOTS.empty(shape, dtype)
+
+
 def kept_copy(tile: np.ndarray) -> np.ndarray:
-    """A copy of `tile` in its own anonymous mapping, returned to the system when dropped.
+    """A copy of `tile` in its own anonymous mapping, returned to the system (or to the next
+    kept tile, `SLOTS`) when dropped.
 
     Why not numpy's (malloc's) memory: tiles kept here are freed later, by whichever thread
     evicts them, and glibc keeps such freed blocks in its per-thread arenas. Measured on a
@@ -75,8 +103,7 @@ def kept_copy(tile: np.ndarray) -> np.ndarray:
     with a 32 MiB table."""
     if tile.nbytes < MMAP_MIN_BYTES:  # small tiles: malloc's own pools serve them well, and
         return tile.copy()  # one mapping each could exhaust the process's map count
-    buffer = mmap.mmap(-1, tile.nbytes)
-    out = np.frombuffer(buffer, tile.dtype, count=tile.size).reshape(tile.shape)
+    out = SLOTS.empty(tile.shape, tile.dtype)
     out[...] = tile
     return out
 
