@@ -35,6 +35,7 @@ import functools
 import queue
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,7 +45,7 @@ from rasterio.windows import Window
 
 from daskcog.mosaics.crs import same_crs
 from daskcog.mosaics.grid import aligned_offset
-from daskcog.mosaics.methods import MosaicMethod
+from daskcog.mosaics.methods import FirstMethod, LastMethod, MosaicMethod
 from daskcog.mosaics.scenes import SceneMismatchError, check_header
 from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.warp import (
@@ -210,13 +211,31 @@ class _Feeder:
             spec = self.spec
             self._method = spec.method_class(self.shape, self.value_dtype, spec.fill)
             self._kept = _KeptNodata.for_scenes(spec, self.order, self.shape, self.value_dtype)
+            self._by_fill = type(self._method) in (FirstMethod, LastMethod)
         return self._method
+
+    _by_fill = False
+    """The method feeds a `ByFill` scene in place (`FirstMethod.feed_by_fill`; exactly these
+    classes: a subclass may change how it feeds)."""
 
     def feed(self, scenes: list[tuple[int, Any]]) -> bool:
         """Feed a batch's scenes in priority order; True when the method is done."""
         spec, window, value_dtype, method = self.spec, self.window, self.value_dtype, self.method
         kept = self._kept
         for i, (values, valid, part, clear_part) in scenes:
+            if isinstance(valid, ByFill):
+                if (
+                    self._by_fill and kept is None and clear_part is None
+                    and values.dtype == value_dtype
+                ):
+                    rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
+                    cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
+                    method.feed_by_fill(values, valid.fill, rows, cols)  # type: ignore[attr-defined]
+                    if method.is_done:
+                        self._done = True
+                        return True
+                    continue
+                valid = valid.mask(values)
             if kept is not None:
                 kept.feed(spec.scenes[i], values, valid, part, window)
             if clear_part is not None:  # after `kept`: a cloud is not the file's nodata
@@ -251,13 +270,17 @@ class _Feeder:
 async def _read_clear(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: Part,
     clear: Callable[[int], Awaitable[np.ndarray | None]] | None,
-) -> tuple[np.ndarray, np.ndarray, Part, np.ndarray | None] | None:
+) -> tuple[np.ndarray, np.ndarray | ByFill, Part, np.ndarray | None] | None:
     """`read_scene` and the scene's clear pixels on its part (None: all clear); a scene with
     no clear pixel in the chunk is not read."""
     keep = None if clear is None else await clear(index)
     if keep is not None and not keep.any():
         return None
-    got = await read_scene(spec, index, bands, window)
+    lazy = _LAZY_VALID.set(True)  # this task's context only: other callers get masks
+    try:
+        got = await read_scene(spec, index, bands, window)
+    finally:
+        _LAZY_VALID.reset(lazy)
     if got is None:
         return None
     values, valid, part = got
@@ -266,6 +289,26 @@ async def _read_clear(
     rows = slice(part[1] - window[1], part[1] - window[1] + part[3])
     cols = slice(part[0] - window[0], part[0] - window[0] + part[2])
     return values, valid, part, keep[rows, cols]
+
+
+_LAZY_VALID: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "daskcog_lazy_valid", default=False
+)
+"""Set by `_read_clear` around its `read_scene`: the caller takes a `ByFill`."""
+
+
+@dataclass(frozen=True)
+class ByFill:
+    """A scene's valid pixels as "not `fill`" (integer values, `nodata_mask`'s rule), not yet
+    worked out: the first / last-valid method works it out into its own scratch mask as it
+    feeds the scene (`FirstMethod.feed_by_fill`), so a scene costs no mask array of its
+    own (issue 21: a fresh whole-part bool array and two passes over it per scene)."""
+
+    fill: int
+
+    def mask(self, values: np.ndarray) -> np.ndarray:
+        """The valid mask itself, for any other use."""
+        return np.not_equal(values, self.fill)
 
 
 class _KeptNodata:
@@ -381,9 +424,12 @@ def _source_valid(assembled: Assembled) -> np.ndarray | None:
 
 async def read_scene(
     spec: MosaicSpec, index: int, bands: Sequence[int], window: Part
-) -> tuple[np.ndarray, np.ndarray, Part] | None:
+) -> tuple[np.ndarray, Any, Part] | None:  # valid: an array, or a ByFill (see below)
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
-    mask, the part as a window of the grid), or None when it has no pixel there.
+    mask, the part as a window of the grid), or None when it has no pixel there. Called by
+    a chunk's own feed (`_read_clear`, `_LAZY_VALID` set), an integer scene whose valid
+    pixels are "not the fill value" gets a `ByFill` instead of the mask (the method works
+    it out as it feeds, `_Feeder`); any other caller gets the mask.
 
     Valid depends on whether the scene has a nodata value (`_nodata_of`: the file's, else
     the metadata's, one the scene's dtype can hold):
@@ -415,7 +461,7 @@ async def read_scene(
         own = float(opened.nodata)
         if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
             fill = int(own)
-    by_fill = declared is not None
+    lazy, by_fill = _LAZY_VALID.get(), declared is not None
     planned = scene_source(spec, index, reader, window)
     if planned is None:
         return None
@@ -429,7 +475,7 @@ async def read_scene(
         )
         reuse = (revisited(spec, index), grid_tag(scene))
 
-    def decode() -> tuple[np.ndarray, np.ndarray, Part]:
+    def decode() -> tuple[np.ndarray, np.ndarray | ByFill, Part]:
         assembled = pending.assembled()
         values = assembled.values
         if not by_fill:  # no nodata: validity from the read (and the warp), see above
@@ -442,6 +488,8 @@ async def read_scene(
             return values, valid, part
         if not aligned:
             values = warp(values, geometry, *reuse)
+        if lazy and values.dtype.kind in "iu" and fits_dtype(fill, values.dtype):
+            return values, ByFill(int(fill)), part  # `nodata_mask`'s integer rule, later
         invalid = nodata_mask(values, fill)
         if values.dtype.kind == "f" and not np.isnan(fill):  # NaN is never a value (above)
             nan = np.isnan(values)
