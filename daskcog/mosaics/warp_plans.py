@@ -8,14 +8,15 @@ every date: only the values differ. This module asks GDAL once which source pixe
 is, and every later scene with the same key is a numpy gather.
 
 How the mapping is made GDAL-exact: the source window's flat pixel indices (a float32
-raster, exact below 2**24 pixels, nodata -1, a value no index takes) go through the
-very same call as the data (`warp.gdal_warp`: same transforms, shapes, tolerance,
-resampling, one thread). GDAL's
-nearest kernel copies the picked source pixel, whatever its type, so the warped
-index raster holds, per output pixel, the index of the pixel GDAL picks, or -1 where
-it writes nothing. A data pixel equal to the fill value (GDAL's source nodata) is left
-unwritten by GDAL, i.e. the destination keeps the fill value, which is exactly the
-value the gather copies. So `gather(source, plan, fill)` equals GDAL's warp bit for bit
+raster, exact below 2**24 pixels, destination nodata -1, a value no index takes) go
+through the very same call as the data (`warp.gdal_warp`: same transforms, shapes,
+tolerance, resampling, one thread). GDAL's nearest kernel copies the picked source
+pixel, whatever its type, so the warped index raster holds, per output pixel, the index
+of the pixel GDAL picks, or -1 where it writes nothing. A data pixel equal to the fill
+value is copied as the fill (`gdal_warp` warps nearest with no source nodata; with the
+fill as source nodata GDAL would skip it and leave the fill: the same value,
+tests/daskcog/test_warp_nomask.py), which is exactly the value the gather copies. So
+`gather(source, plan, fill)` equals GDAL's warp bit for bit
 (tests/daskcog/test_warp_plans.py checks it across UTM zones, to geographic grids and
 at half-pixel ties).
 
