@@ -40,9 +40,9 @@ from tests.stac.test_no_nodata import (
     LEFT,
     RES,
     TOP,
-    _geobox,
-    _item,
-    _pixels,
+    scene_item,
+    scene_pixels,
+    shifted_geobox,
 )
 
 pytest.importorskip("odc.stac")
@@ -53,12 +53,12 @@ def _items(folder, dtype: str, nodata: float) -> list[dict]:  # type: ignore[no-
     for name, (dx, dy), seed, zeros in (("a", (0.0, 0.0), 3, True), ("b", B_SHIFT, 4, False)):
         transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
         path = folder / f"{name}.tif"
-        pixels = _pixels(seed, zeros).astype(dtype)
+        pixels = scene_pixels(seed, zeros).astype(dtype)
         pixels[pixels == 0] = nodata
         if dtype == "float32":
             pixels[0, 5:8, 5:30] = np.nan
         write_cog(path, pixels, f"EPSG:{EPSG}", transform, None)
-        item = _item(name, path, transform)
+        item = scene_item(name, path, transform)
         item["assets"]["b1"]["raster:bands"] = [{"data_type": dtype, "nodata": nodata}]
         out.append(item)
     return out
@@ -75,7 +75,7 @@ def float_items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 
 def _load(items: list[dict], case: str, dtype: str, nodata: float | None) -> np.ndarray:
-    geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
+    geobox = shifted_geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
     resampling = "bilinear" if case == "bilinear" else "nearest"
     plan_bytes = 0 if case == "nearest-gdal" else 2**27
     extra = {} if nodata is None else {"nodata": nodata}
@@ -104,7 +104,7 @@ def test_without_nodata_equals_odc_stac(
     if dtype == "float32":
         items = float_items
 
-    geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
+    geobox = shifted_geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = load(

@@ -45,7 +45,7 @@ B_SHIFT = (500.0, -300.0)
 GRID_SHIFT = (3.7, -2.3)
 
 
-def _pixels(seed: int, zeros: bool) -> np.ndarray:
+def scene_pixels(seed: int, zeros: bool) -> np.ndarray:
     rng = np.random.default_rng(seed)
     data = rng.integers(1, 5000, size=(1, HEIGHT, WIDTH), dtype=np.uint16)
     if zeros:
@@ -56,7 +56,7 @@ def _pixels(seed: int, zeros: bool) -> np.ndarray:
     return data
 
 
-def _item(name: str, path: Path, transform: Affine) -> dict:
+def scene_item(name: str, path: Path, transform: Affine) -> dict:
     left, top = transform.c, transform.f
     right, bottom = left + WIDTH * RES, top - HEIGHT * RES
     to_ll = Transformer.from_crs(EPSG, 4326, always_xy=True)
@@ -95,14 +95,14 @@ def items(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     for name, (dx, dy), seed, zeros in (("a", (0.0, 0.0), 3, True), ("b", B_SHIFT, 4, False)):
         transform = Affine(RES, 0, LEFT + dx, 0, -RES, TOP + dy)
         path = folder / f"{name}.tif"
-        write_cog(path, _pixels(seed, zeros), f"EPSG:{EPSG}", transform, None)
+        write_cog(path, scene_pixels(seed, zeros), f"EPSG:{EPSG}", transform, None)
         with rasterio.open(path) as src:
             assert src.nodata is None
-        out.append(_item(name, path, transform))
+        out.append(scene_item(name, path, transform))
     return out
 
 
-def _geobox(shift: tuple[float, float]):
+def shifted_geobox(shift: tuple[float, float]):
     from odc.geo.geobox import GeoBox
 
     left = LEFT - 60 + shift[0]
@@ -148,7 +148,7 @@ def _ours(items: list[dict], geobox, dtype: str, resampling: str, case: str) -> 
 @pytest.mark.parametrize("case", ["aligned", "nearest-gdal", "nearest-plan", "bilinear"])
 def test_no_nodata_equals_odc_stac(items: list[dict], case: str, dtype: str, count: int):
     chosen = items[:count]
-    geobox = _geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
+    geobox = shifted_geobox((0.0, 0.0) if case == "aligned" else GRID_SHIFT)
     resampling = "bilinear" if case == "bilinear" else "nearest"
     got = _ours(chosen, geobox, dtype, resampling, case)
     want = _odc(chosen, geobox, dtype, resampling)
