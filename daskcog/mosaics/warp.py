@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 import weakref
 from collections import Counter
 from collections.abc import Hashable
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from daskcog.mosaics.crs import rasterio_crs, transform_bounds
@@ -34,6 +36,16 @@ from georeader.geo import Bounds
 
 GDAL_TOLERANCE = 0.125
 """GDAL's default approximation error of the warp transformer, in source pixels."""
+SPURIOUS_WARNING = "Dataset has no geotransform, gcps, or rpcs"
+"""What rasterio's `reproject` of an array says of its own intermediate in-memory dataset.
+
+rasterio hides it with `warnings.catch_warnings`, which before Python 3.14 swaps the
+filters of the whole process, not of one thread: warps running at once in Dask's threads
+restore each other's filters, and the warning leaks (2 of 3 time-series loads printed it;
+odc-geo issue 131 reports the same from odc-stac). Every warp here has a real transform,
+so the warning never means anything: `_filter_spurious_warning` keeps one filter for that
+message from `rasterio.warp` only in the process's filters (a filter is thread-safe where
+`catch_warnings` is not). A user's own datasets still warn."""
 Part = tuple[int, int, int, int]
 """(col_off, row_off, width, height) of a window of the grid (a chunk, or the part of one
 that a scene reaches)."""
@@ -358,6 +370,24 @@ def gdal_warp_valid(
     return values, valid
 
 
+def _filter_spurious_warning() -> None:
+    """Put the filter for `SPURIOUS_WARNING` in the process's warning filters if it is not
+    there: checked at each warp (a scan of a few entries), since code that enters and
+    leaves `warnings.catch_warnings` around it (pytest, a caller, rasterio itself in
+    another thread) restores the filters it saw and may drop this one."""
+    for action, message, category, module, _ in warnings.filters:
+        if (
+            action == "ignore" and category is NotGeoreferencedWarning
+            and message is not None and message.pattern == SPURIOUS_WARNING
+            and module is not None and module.pattern == "rasterio.warp"
+        ):
+            return
+    warnings.filterwarnings(
+        "ignore", message=SPURIOUS_WARNING, category=NotGeoreferencedWarning,
+        module="rasterio.warp",
+    )
+
+
 def _alpha_max(dtype: np.dtype) -> int:
     """GDAL's alpha value for opaque (255) in a band of `dtype`, or the dtype's largest."""
     return 255 if dtype.kind == "f" else int(min(255, np.iinfo(dtype).max))
@@ -388,6 +418,7 @@ def _gdal_warp_into(
     if tolerance == GDAL_TOLERANCE:
         from rasterio.warp import reproject
 
+        _filter_spurious_warning()
         reproject(
             source,
             out,
