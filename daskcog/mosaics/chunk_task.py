@@ -30,11 +30,14 @@ flows down this module in the order it runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import os
 import queue
+import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -291,6 +294,73 @@ async def _read_clear(
     return values, valid, part, keep[rows, cols]
 
 
+class _SourceScratch:
+    """A few byte buffers lent for arrays used and dropped within one call (a warp's
+    source window: decoded, warped, done). Why: each such window was a fresh array of up
+    to ~9 MiB (2048 x 2048 uint16 plus the kernel's margin), and glibc hands blocks that
+    large back to the system and faults them in again. At most `KEEP` buffers wait
+    between calls (one per core: more threads than cores decode at once only by turns;
+    a call finding none waiting gets a fresh one, dropped after): one per Dask thread
+    raised a two-zone mosaic's peak by ~30 MiB. Registered ("daskcog.source-scratch":
+    info, clear) and dropped when a load's pass is done (`scene_uses`), before Dask joins
+    the chunks."""
+
+    KEEP = max(1, os.cpu_count() or 1)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[np.ndarray] = []
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[Callable[[int], np.ndarray]]:
+        """`take(nbytes)` for the block: a buffer of at least `nbytes` (uint8), the same one
+        for every call in the block; back in the pool after it."""
+        held: list[np.ndarray] = []
+
+        def take(nbytes: int) -> np.ndarray:
+            if held and held[0].nbytes >= nbytes:
+                return held[0]
+            with self._lock:  # the smallest waiting buffer large enough, else a new one
+                fits = [k for k, b in enumerate(self._free) if b.nbytes >= nbytes]
+                found = (
+                    self._free.pop(min(fits, key=lambda k: self._free[k].nbytes))
+                    if fits else None
+                )
+            if found is None:
+                found = np.empty(nbytes + nbytes // 8, np.uint8)  # room for a larger next
+            held[:] = [found]
+            return found
+
+        try:
+            yield take
+        finally:
+            if held:
+                with self._lock:
+                    self._free.append(held[0])
+                    if len(self._free) > self.KEEP:  # keep the largest
+                        sizes = [b.nbytes for b in self._free]
+                        del self._free[sizes.index(min(sizes))]
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"buffers": len(self._free), "bytes": sum(b.nbytes for b in self._free)}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free = []
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._free = []
+
+
+SOURCE_SCRATCH = _SourceScratch()
+process_state.register(
+    "daskcog.source-scratch", info=SOURCE_SCRATCH.info, clear=SOURCE_SCRATCH.clear,
+    after_fork=SOURCE_SCRATCH.after_fork,
+)
+
+
 _LAZY_VALID: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "daskcog_lazy_valid", default=False
 )
@@ -476,7 +546,17 @@ async def read_scene(
         reuse = (revisited(spec, index), grid_tag(scene))
 
     def decode() -> tuple[np.ndarray, np.ndarray | ByFill, Part]:
-        assembled = pending.assembled()
+        if aligned:  # the values are the window itself: fed later, an array of its own
+            return decode_into(None)
+        # a warp's source window is the warp's input alone: decoded into a lent buffer,
+        # free again once `warp` / `warp_valid` made the part's values
+        with SOURCE_SCRATCH.lend() as scratch:
+            return decode_into(scratch)
+
+    def decode_into(
+        scratch: Callable[[int], np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray | ByFill, Part]:
+        assembled = pending.assembled(scratch=scratch)
         values = assembled.values
         if not by_fill:  # no nodata: validity from the read (and the warp), see above
             if aligned:

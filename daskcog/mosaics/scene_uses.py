@@ -53,7 +53,7 @@ def _pass_done() -> None:
     """Every file of an array is released (its last chunks are done): hand the memory the
     pass freed back to the system before Dask joins the chunks into one array (glibc's
     free pages, and the spare pages georeader kept for the next decoded tiles)."""
-    process_state.clear("georeader.decoded_tile_slots")
+    process_state.clear("georeader.decoded_tile_slots", "daskcog.source-scratch")
     if _TRIM is not None:
         _TRIM(0)
 

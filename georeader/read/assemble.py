@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -109,13 +109,17 @@ def assemble_window(
     opened: OpenedFile, level: Level, bands: Sequence[int], window: Window,
     inside: Window | None, fill: float, fetched: Fetched | None,
     decoded: np.ndarray | None = None, *, share_tiles: bool = False,
+    scratch: Callable[[int], np.ndarray] | None = None,
 ) -> Assembled:
     """Decode (unless `decoded` holds the tiles already), place, apply validity and pad.
 
     `window` may reach outside the image (boundless: padded with `fill`); `inside` is its
     part inside the image (None: none), whose tiles `fetched` holds. `share_tiles`: take
     and keep decoded tiles in the per-process table (`decoded_tiles`), for windows that
-    share tiles with others (a mosaic's scenes under chunk borders).
+    share tiles with others (a mosaic's scenes under chunk borders). `scratch(nbytes)`:
+    a writable uint8 buffer of at least `nbytes` to decode into, for a caller that is
+    done with the values before it hands that buffer out again (a warp's source window,
+    consumed by the warp at once); the values may then be a view of it.
     """
     values = invalid = None
     by_fill = False
@@ -125,7 +129,13 @@ def assemble_window(
             out = decoded
             if out is None:
                 fmt: Any = level.fmt  # the native levels that fetched raw tiles have one
-                out = np.empty((fmt.samples, int(inside.height), int(inside.width)), fmt.dtype)
+                shape = (fmt.samples, int(inside.height), int(inside.width))
+                if scratch is None:
+                    out = np.empty(shape, fmt.dtype)
+                else:
+                    size = shape[0] * shape[1] * shape[2]
+                    out = scratch(size * fmt.dtype.itemsize)[: size * fmt.dtype.itemsize]
+                    out = out.view(fmt.dtype).reshape(shape)
                 decode_tiles(
                     opened.location.url, level, out, inside, fetched.raw,
                     opened.tile_cache_id if share_tiles else None,
@@ -168,11 +178,15 @@ class PendingWindow:
         """Decode and assemble in the calling thread (imagecodecs releases the GIL)."""
         return self._tensor(self.assembled())
 
-    def assembled(self, decoded: np.ndarray | None = None) -> Assembled:
-        """Values and validity, decoded in the calling thread (unless `decoded`)."""
+    def assembled(
+        self, decoded: np.ndarray | None = None, *,
+        scratch: Callable[[int], np.ndarray] | None = None,
+    ) -> Assembled:
+        """Values and validity, decoded in the calling thread (unless `decoded`); `scratch`:
+        see `assemble_window`."""
         return assemble_window(
             self.opened, self.level, self.bands, self.window, self.inside, self.fill,
-            self.fetched, decoded, share_tiles=True,
+            self.fetched, decoded, share_tiles=True, scratch=scratch,
         )
 
     async def assemble_async(self) -> GeoTensor:
