@@ -294,7 +294,7 @@ async def _read_clear(
     return values, valid, part, keep[rows, cols]
 
 
-class _SourceScratch:
+class SourceScratch:
     """A few byte buffers lent for arrays used and dropped within one call (a warp's
     source window: decoded, warped, done). Why: each such window was a fresh array of up
     to ~9 MiB (2048 x 2048 uint16 plus the kernel's margin), and glibc hands blocks that
@@ -354,7 +354,7 @@ class _SourceScratch:
         self._free = []
 
 
-SOURCE_SCRATCH = _SourceScratch()
+SOURCE_SCRATCH = SourceScratch()
 process_state.register(
     "daskcog.source-scratch", info=SOURCE_SCRATCH.info, clear=SOURCE_SCRATCH.clear,
     after_fork=SOURCE_SCRATCH.after_fork,

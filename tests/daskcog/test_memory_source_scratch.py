@@ -12,11 +12,11 @@ import pytest
 
 import daskcog
 from daskcog.mosaics import chunk_task
-from daskcog.mosaics.chunk_task import SOURCE_SCRATCH, _SourceScratch
+from daskcog.mosaics.chunk_task import SOURCE_SCRATCH, SourceScratch
 
 
 def test_a_lent_buffer_is_reused_and_the_pool_is_bounded() -> None:
-    pool = _SourceScratch()
+    pool = SourceScratch()
     with pool.lend() as take:
         first = take(1000)
         assert take(900) is first  # one buffer for the whole block
@@ -35,7 +35,7 @@ def test_a_lent_buffer_is_reused_and_the_pool_is_bounded() -> None:
 
 
 def test_a_larger_window_gets_a_larger_buffer() -> None:
-    pool = _SourceScratch()
+    pool = SourceScratch()
     with pool.lend() as take:
         small = take(100)
     with pool.lend() as take:
@@ -70,7 +70,7 @@ def test_a_warped_mosaic_is_the_same_with_the_lent_buffers(
 ) -> None:
     lent: list[np.ndarray] = []
     returned: list[np.ndarray] = []
-    original_lend = _SourceScratch.lend
+    original_lend = SourceScratch.lend
     original_read = chunk_task.read_scene
 
     def spy_lend(self):  # type: ignore[no-untyped-def]
@@ -101,7 +101,7 @@ def test_a_warped_mosaic_is_the_same_with_the_lent_buffers(
             warped_scenes, crs="EPSG:32633", resolution=10, chunks=128
         ).compute(scheduler="threads").values
 
-    monkeypatch.setattr(_SourceScratch, "lend", spy_lend)
+    monkeypatch.setattr(SourceScratch, "lend", spy_lend)
     monkeypatch.setattr(chunk_task, "read_scene", spy_read)
     with_lent = mosaic()
     assert lent and returned
@@ -118,5 +118,5 @@ def test_a_warped_mosaic_is_the_same_with_the_lent_buffers(
 
         return Block()
 
-    monkeypatch.setattr(_SourceScratch, "lend", fresh)
+    monkeypatch.setattr(SourceScratch, "lend", fresh)
     np.testing.assert_array_equal(with_lent, mosaic())
