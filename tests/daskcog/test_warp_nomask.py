@@ -129,36 +129,31 @@ def test_other_resampling_keeps_source_nodata(routes: list[bool]) -> None:
     assert routes == [True, True]
 
 
-def test_a_warp_gdal_cuts_in_pieces_keeps_source_nodata(routes: list[bool]) -> None:
-    """A warp too large for one GDAL piece stays masked (GDAL's pieces depend on its
-    masks, and each piece's approximate transformer on the piece), equal to itself."""
-    src_shape, shape = (2600, 2600), (2500, 2500)
-    assert not fits_one_piece(src_shape, shape, 64, 1)
+@pytest.mark.parametrize(
+    ("src_shape", "shape", "dtype", "bits", "masked"),
+    [
+        # too large for one GDAL piece: stays masked (GDAL's pieces depend on its masks,
+        # and each piece's approximate transformer on the piece), equal to itself
+        ((2600, 2600), (2500, 2500), "float64", 64, True),
+        # a two-zone chunk's size (a 2048 x 2048 part, its 2200 x 2200 uint16 source) is
+        # one GDAL piece: unmasked, equal to the masked warp
+        ((2200, 2200), (2048, 2048), "uint16", 16, False),
+    ],
+    ids=["in-pieces-stays-masked", "one-large-piece-unmasked"],
+)
+def test_large_warps(
+    routes: list[bool], src_shape: tuple[int, int], shape: tuple[int, int], dtype: str,
+    bits: int, masked: bool,
+) -> None:
+    assert fits_one_piece(src_shape, shape, bits, 1) is not masked
     dst_transform = Affine(10, 0, 771_000, 0, -10, 5_002_000)
     rng = np.random.default_rng(3)
-    source = rng.integers(0, 50, size=(1, *src_shape)).astype(np.float64)
-    geometry = WarpGeometry(SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape, 0.0,
-                            "nearest")
-    got = warp_mod.gdal_warp(source, geometry)
-    assert routes == [True]
-    want = masked_warp(source, dst_transform, "EPSG:32634", "EPSG:32633", shape, 0.0, 0.125)
-    assert np.array_equal(got, want)
-    assert (got != 0).mean() > 0.3
-
-
-def test_a_large_warp_in_one_piece_is_unmasked(routes: list[bool]) -> None:
-    """A two-zone chunk's size (a 2048 x 2048 part, its 2200 x 2200 uint16 source) is one
-    GDAL piece: unmasked, equal to the masked warp."""
-    src_shape, shape = (2200, 2200), (2048, 2048)
-    assert fits_one_piece(src_shape, shape, 16, 1)
-    dst_transform = Affine(10, 0, 771_000, 0, -10, 5_002_000)
-    rng = np.random.default_rng(4)
-    source = rng.integers(0, 1000, size=(1, *src_shape)).astype(np.uint16)
+    source = rng.integers(0, 1000, size=(1, *src_shape)).astype(dtype)
     source[0, 500:900, 300:1200] = 0
     geometry = WarpGeometry(SRC, "EPSG:32634", dst_transform, "EPSG:32633", shape, 0,
                             "nearest")
     got = warp_mod.gdal_warp(source, geometry)
-    assert routes == [False]
+    assert routes == [masked]  # source nodata given to GDAL
     want = masked_warp(source, dst_transform, "EPSG:32634", "EPSG:32633", shape, 0, 0.125)
     assert np.array_equal(got, want)
     assert (got != 0).mean() > 0.3
