@@ -279,11 +279,7 @@ async def _read_clear(
     keep = None if clear is None else await clear(index)
     if keep is not None and not keep.any():
         return None
-    lazy = _LAZY_VALID.set(True)  # this task's context only: other callers get masks
-    try:
-        got = await read_scene(spec, index, bands, window)
-    finally:
-        _LAZY_VALID.reset(lazy)
+    got = await read_scene(spec, index, bands, window, lazy_valid=True)
     if got is None:
         return None
     values, valid, part = got
@@ -359,12 +355,6 @@ process_state.register(
     "daskcog.source-scratch", info=SOURCE_SCRATCH.info, clear=SOURCE_SCRATCH.clear,
     after_fork=SOURCE_SCRATCH.after_fork,
 )
-
-
-_LAZY_VALID: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "daskcog_lazy_valid", default=False
-)
-"""Set by `_read_clear` around its `read_scene`: the caller takes a `ByFill`."""
 
 
 @dataclass(frozen=True)
@@ -493,13 +483,14 @@ def _source_valid(assembled: Assembled) -> np.ndarray | None:
 
 
 async def read_scene(
-    spec: MosaicSpec, index: int, bands: Sequence[int], window: Part
+    spec: MosaicSpec, index: int, bands: Sequence[int], window: Part, *,
+    lazy_valid: bool = False,
 ) -> tuple[np.ndarray, Any, Part] | None:  # valid: an array, or a ByFill (see below)
     """One scene on the part of one chunk it reaches: (values in the scene's dtype, valid
-    mask, the part as a window of the grid), or None when it has no pixel there. Called by
-    a chunk's own feed (`_read_clear`, `_LAZY_VALID` set), an integer scene whose valid
-    pixels are "not the fill value" gets a `ByFill` instead of the mask (the method works
-    it out as it feeds, `_Feeder`); any other caller gets the mask.
+    mask, the part as a window of the grid), or None when it has no pixel there. With
+    `lazy_valid` (a chunk's own feed, `_read_clear`), an integer scene whose valid pixels
+    are "not the fill value" gets a `ByFill` instead of the mask (the method works it out
+    as it feeds, `_Feeder`); any other caller gets the mask.
 
     Valid depends on whether the scene has a nodata value (`_nodata_of`: the file's, else
     the metadata's, one the scene's dtype can hold):
@@ -531,7 +522,7 @@ async def read_scene(
         own = float(opened.nodata)
         if np.issubdtype(reader.dtype, np.integer) and fits_dtype(own, reader.dtype):
             fill = int(own)
-    lazy, by_fill = _LAZY_VALID.get(), declared is not None
+    by_fill = declared is not None
     planned = scene_source(spec, index, reader, window)
     if planned is None:
         return None
@@ -563,20 +554,21 @@ async def read_scene(
                 valid = assembled.valid
             else:
                 values, valid = warp_valid(values, _source_valid(assembled), geometry, *reuse)
-            if values.dtype.kind == "f":  # NaN is never a value (odc-stac's `nodata_mask`)
-                valid &= ~np.isnan(values)
-            return values, valid, part
-        if not aligned:
-            values = warp(values, geometry, *reuse)
-        if lazy and values.dtype.kind in "iu" and fits_dtype(fill, values.dtype):
-            return values, ByFill(int(fill)), part  # `nodata_mask`'s integer rule, later
-        invalid = nodata_mask(values, fill)
-        if values.dtype.kind == "f" and not np.isnan(fill):  # NaN is never a value (above)
-            nan = np.isnan(values)
-            invalid = nan if invalid is None else np.logical_or(invalid, nan, out=invalid)
-        if invalid is None:
-            return values, np.ones(values.shape, dtype=bool), part
-        return values, np.logical_not(invalid, out=invalid), part
+        else:
+            if not aligned:
+                values = warp(values, geometry, *reuse)
+            if lazy_valid and values.dtype.kind in "iu" and fits_dtype(fill, values.dtype):
+                return values, ByFill(int(fill)), part  # `nodata_mask`'s integer rule, later
+            invalid = nodata_mask(values, fill)
+            valid = (
+                np.ones(values.shape, dtype=bool) if invalid is None
+                else np.logical_not(invalid, out=invalid)
+            )
+        # NaN is never a value (odc-stac's `nodata_mask`), whatever the nodata; a NaN fill
+        # already marked them
+        if values.dtype.kind == "f" and not (by_fill and np.isnan(fill)):
+            valid &= ~np.isnan(values)
+        return values, valid, part
 
     return await offload(decode)
 

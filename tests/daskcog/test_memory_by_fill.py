@@ -5,7 +5,7 @@ nodata and clear masks still get or make the mask itself."""
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import threading
 from typing import Any
 
@@ -93,8 +93,8 @@ def test_a_chunk_is_the_same_with_by_fill_or_masks(
     scenes = [_scene((1, 4, 6), 0) for _ in range(3)]
     asked: list[bool] = []
 
-    async def fake_read(spec, index, bands, window):  # type: ignore[no-untyped-def]
-        asked.append(chunk_task._LAZY_VALID.get())
+    async def fake_read(spec, index, bands, window, *, lazy_valid=False):  # type: ignore[no-untyped-def]
+        asked.append(lazy_valid)
         values = scenes[index]
         valid = ByFill(0) if lazy else ~nodata_mask(values, 0)
         return values, valid, window
@@ -120,17 +120,6 @@ def test_a_chunk_is_the_same_with_by_fill_or_masks(
 
 
 def test_read_scene_callers_other_than_the_feed_get_masks() -> None:
-    """Only `_read_clear` sets the flag, in its own task's context: a read started elsewhere
-    (masks' reads, a user's call) sees it unset."""
-    seen: list[bool] = []
-
-    async def probe() -> None:
-        seen.append(chunk_task._LAZY_VALID.get())
-
-    async def go() -> None:
-        token = chunk_task._LAZY_VALID.set(True)
-        chunk_task._LAZY_VALID.reset(token)
-        await asyncio.gather(probe(), probe())
-
-    asyncio.run(go())
-    assert seen == [False, False]
+    """Only `_read_clear` asks for a ByFill: a read started elsewhere (masks' reads, a
+    user's call) gets the mask."""
+    assert inspect.signature(chunk_task.read_scene).parameters["lazy_valid"].default is False

@@ -90,8 +90,8 @@ def test_a_warped_mosaic_is_the_same_with_the_lent_buffers(
 
         return Block()
 
-    async def spy_read(*args):  # type: ignore[no-untyped-def]
-        got = await original_read(*args)
+    async def spy_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        got = await original_read(*args, **kwargs)
         if got is not None:
             returned.append(got[0])
         return got

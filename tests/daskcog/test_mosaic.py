@@ -404,9 +404,9 @@ def test_first_stops_reading_once_chunk_is_filled(
     reads: list[int] = []
     original = mosaic_tasks.read_scene
 
-    async def counting(spec, index, bands, window):
+    async def counting(spec, index, bands, window, **kwargs):
         reads.append(index)
-        return await original(spec, index, bands, window)
+        return await original(spec, index, bands, window, **kwargs)
 
     monkeypatch.setattr(mosaic_tasks, "read_scene", counting)
     mos = daskcog.mosaic(scenes, method="first", batch_size=1, chunks=100)
