@@ -122,7 +122,8 @@ def load(
             odc-stac's {band: name, "*": default} (bands of one asset share one).
         dtype: output dtype (default: from raster:bands, promoted across bands;
             `to_dataset()` gives each band its own).
-        chunks: "auto", an int, (y, x), or a dict with y / x (/ band / time) sizes.
+        chunks: "auto", an int, (y, x), or a dict with y / x (/ band / time) sizes;
+            time: one step per chunk unless given (-1 or None: all steps in one).
         crs: output CRS, or "utm" (the UTM zone of the region, else of the first
             item); default: the items' most common. `output_crs=` is the same.
         resolution: pixel size in the output CRS: a number, daskcog's (x, y) sizes

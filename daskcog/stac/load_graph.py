@@ -26,6 +26,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.array.core import normalize_chunks
 from dask.base import tokenize
 
 from daskcog.mosaics import grouping, scene_uses
@@ -46,6 +47,7 @@ from daskcog.stac.items.item_dicts import ItemDict
 from daskcog.stac.load_spec import Job, LoadSpec
 from daskcog.stac.output_grid import GridRequest
 from daskcog.stac.stac_stack import StacStack
+from georeader.errors import WindowError
 
 LOAD_CHUNK_BYTES = 8 * 2**20
 """'auto' chunks aim at this many bytes per (step, y, x) chunk, all bands."""
@@ -177,9 +179,7 @@ def make_stack(
     with_properties: Sequence[Any] = (),
     property_rows: Callable[[str], list[list[Any]]] | None = None,
 ) -> StacStack:
-    time_chunk, plane = load_chunks(spec, chunks)
-    n = spec.steps
-    tchunks = tuple(min(time_chunk, n - i) for i in range(0, n, time_chunk))
+    tchunks, plane = load_chunks(spec, chunks)
     normalised = (tchunks, *plane)
     name = f"daskcog-load-{tokenize(spec, normalised)}"
     data = da.from_array(
@@ -212,17 +212,19 @@ def make_stack(
     )
 
 
-def load_chunks(spec: LoadSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...], ...]]:
-    """(time chunk, (band, y, x) chunks); 'auto' aims at LOAD_CHUNK_BYTES per chunk."""
-    time_chunk = 1
+def load_chunks(
+    spec: LoadSpec, chunks: Any
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+    """(time chunks, (band, y, x) chunks); 'auto' aims at LOAD_CHUNK_BYTES per chunk."""
+    time: Any = "auto"
     if isinstance(chunks, dict):
         chunks = dict(chunks)
-        time_chunk = int(chunks.pop("time", 1) or 1)
+        time = chunks.pop("time", "auto")
     grid = spec.grid
     auto = chunks is None or isinstance(chunks, str) or (
         isinstance(chunks, dict) and (len(chunks) < 2 or "auto" in chunks.values())
     )
-    return time_chunk, chunking.tile_chunks(
+    return time_chunks(time, spec.steps), chunking.tile_chunks(
         chunks,
         window=(0, 0, grid.width, grid.height),
         count=len(spec.band_map),
@@ -230,6 +232,33 @@ def load_chunks(spec: LoadSpec, chunks: Any) -> tuple[int, tuple[tuple[int, ...]
         itemsize=np.dtype(spec.out_dtype).itemsize,
         target_bytes=LOAD_CHUNK_BYTES,
     )
+
+
+def time_chunks(value: Any, steps: int) -> tuple[int, ...]:
+    """The time axis' chunks by Dask's rules: -1 or None all steps in one chunk (how a
+    series is loaded ready for a reduction over time), a positive int that size, a tuple
+    of sizes those chunks. "auto" (and no "time" key) is one step per chunk, odc-stac's
+    default: a chunk task mosaics each of its steps on its own, so more steps per chunk
+    only make fewer, larger tasks. Anything else is refused here, by name, not turned into
+    another size."""
+    if isinstance(value, str) and value == "auto":
+        value = 1
+
+    def size(v: Any) -> bool:
+        return isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v > 0)
+
+    if not (
+        value is None or (size(value) or (isinstance(value, int) and value == -1))
+        or (isinstance(value, tuple) and value and all(size(v) for v in value))
+    ):
+        raise WindowError(
+            f"chunks['time'] must be a positive int, -1 or None (all steps in one chunk), "
+            f"'auto' (one step per chunk) or a tuple of positive sizes; got {value!r}"
+        )
+    try:
+        return tuple(int(c) for c in normalize_chunks((value,), shape=(steps,))[0])
+    except ValueError as exc:
+        raise WindowError(f"chunks['time']={value!r} for {steps} steps: {exc}") from None
 
 
 # -- chunk tasks ----------------------------------------------------------------------
