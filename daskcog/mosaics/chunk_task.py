@@ -37,7 +37,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -66,6 +66,7 @@ from daskcog.runtime import failures, process_state, settings
 from daskcog.runtime.io_loop import LoopChoice, io_loop, worker_loop
 from daskcog.runtime.reader_cache import CACHE
 from georeader import Assembled, AsyncGeoTIFFReader, choose_level, geo
+from georeader.errors import GeoreaderError
 from georeader.geo import fits_dtype, nodata_mask
 
 
@@ -144,11 +145,14 @@ async def _read_and_feed(
     read, so a chunk task held the batch's scenes at once (issue 21: memory in flight in 8
     threads, and pages freed too late to serve the next scene's arrays). Fed in the same
     order, so the result is the same value for value. Errors as `asyncio.gather` gave them:
-    with errors="raise" the first read to fail (in completion order) raises and the
-    batch's other reads run on (never cancelled: a read may be awaiting a fetch or an
-    open other chunks share, and cancelling it would cancel theirs); with errors="nodata"
-    every read of the batch is awaited and its failure recorded, also after the method is
-    done (then nothing more is fed)."""
+    with errors="raise" the first read to fail (in completion order; within one round, in
+    priority order) raises, once the batch's other reads are cancelled and have finished
+    (`cancel_and_wait`: left running, a read later handed its decode to a chunk thread
+    that had gone, and stayed pending for ever holding its arrays). Cancelling a read
+    cancels no one else's work: the opens and fetches other chunks join are not any one
+    reader's (`ReaderCache.opened`, georeader's range cache). With errors="nodata" every
+    read of the batch is awaited and its failure recorded, also after the method is done
+    (then nothing more is fed)."""
     tasks = {asyncio.ensure_future(_read_clear(spec, i, bands, window, clear)): k
              for k, i in enumerate(batch)}
     pending = set(tasks)
@@ -181,15 +185,34 @@ async def _read_and_feed(
             if ready and not done:
                 feed: Callable[[], bool] = functools.partial(feeder.feed, ready)
                 done = await offload(feed)
-    finally:
-        for task in pending:  # only when raising: their errors are nobody's (as in gather)
-            task.add_done_callback(_retrieved)
+    finally:  # reads are left only when raising (or cancelled): theirs are nobody's
+        await cancel_and_wait(tasks)
     return done
 
 
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel those of `tasks` still running and wait until every one has finished; their
+    errors are marked retrieved (they are nobody's: the caller raises its own, or was
+    cancelled). A chunk's coroutine calls this before it ends, so nothing of the chunk
+    runs on after it (asyncio.TaskGroup's rule, keeping `asyncio.gather`'s first error
+    rather than an ExceptionGroup). A cancellation of the caller while it waits is kept
+    and raised once they have finished; a read's cancellation is bounded (georeader
+    shields a store call only for `SETTLE_SECONDS`)."""
+    tasks = list(tasks)
+    left = {task for task in tasks if not task.done()}
+    for task in left:
+        task.cancel()
+    interrupted = False
+    while left:
+        try:
+            _, left = await asyncio.wait(left)
+        except asyncio.CancelledError:
+            interrupted = True
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 class _Feeder:
@@ -653,10 +676,67 @@ def plan_source(
 
 
 T = TypeVar("T")
-_calling_thread: contextvars.ContextVar[queue.SimpleQueue[Any] | None] = contextvars.ContextVar(
+_DONE = object()
+
+
+class ChunkThreadGoneError(GeoreaderError, RuntimeError):
+    """`offload` from a coroutine whose chunk task has returned: no thread runs the job."""
+
+
+class _Jobs:
+    """The CPU jobs of one `run_here` call, run by its Dask thread until the chunk's
+    coroutine is done; then closed: a job offered after that (a task the chunk started
+    that outlived it) is refused, never queued where no one takes it (its waiter would
+    stay pending for ever). Jobs left queued when the thread stops are failed."""
+
+    __slots__ = ("_lock", "_open", "_queue")
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._open = True
+
+    def put(self, job: tuple[Callable[[], Any], asyncio.Future[Any], Any]) -> bool:
+        """Queue a job for the chunk's thread; False when that thread has stopped taking."""
+        with self._lock:
+            if not self._open:
+                return False
+            self._queue.put(job)
+            return True
+
+    def finish(self) -> None:
+        """The chunk's coroutine is done (called on the loop): the thread stops after the
+        jobs queued so far."""
+        self._queue.put(_DONE)
+
+    def get(self) -> Any:
+        return self._queue.get()
+
+    def close(self) -> None:
+        """Take no more jobs and fail those still queued (the thread is leaving)."""
+        with self._lock:
+            self._open = False
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _DONE:
+                _, waiter, on_loop = job
+                with contextlib.suppress(RuntimeError):  # a closed loop: no one waits
+                    on_loop.call_soon_threadsafe(_settle, waiter, None, _gone())
+
+
+def _gone() -> ChunkThreadGoneError:
+    return ChunkThreadGoneError(
+        "offload after its chunk task returned: no thread runs this job (a task the chunk "
+        "started outlived it)"
+    )
+
+
+_calling_thread: contextvars.ContextVar[_Jobs | None] = contextvars.ContextVar(
     "daskcog_calling_thread", default=None
 )
-_DONE = object()
 
 
 def run_here(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
@@ -672,15 +752,18 @@ def run_here(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
     executor (2.95-3.26 s against 3.13-3.48 s of process CPU), at the same wall time
     within the noise (benchmarks/RESULTS.md, issue 21).
 
+    The coroutine ends before this returns, every task it started with it
+    (`cancel_and_wait`); this thread stops taking jobs when it leaves, also when
+    interrupted (then the coroutine is cancelled), so no `offload` waits for it.
     Called from the loop itself it raises (it would block its own loop)."""
-    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    jobs = _Jobs()
 
     async def hosted() -> T:
         _calling_thread.set(jobs)
         try:
             return await coro
         finally:
-            jobs.put(_DONE)
+            jobs.finish()
 
     settings.apply_georeader()
     target = (worker_loop() if loop == "worker" else None) or io_loop()
@@ -692,19 +775,28 @@ def run_here(coro: Coroutine[Any, Any, T], loop: LoopChoice = "io-thread") -> T:
         coro.close()
         raise RuntimeError("run_here called from the loop it would block")
     future = asyncio.run_coroutine_threadsafe(hosted(), target)
-    while (job := jobs.get()) is not _DONE:
-        work, waiter, on_loop = job
-        try:
-            result = work()
-        except BaseException as error:  # handed to the awaiting coroutine
-            on_loop.call_soon_threadsafe(_settle, waiter, None, error)
-        else:
-            on_loop.call_soon_threadsafe(_settle, waiter, result, None)
+    ended = False
+    try:
+        while (job := jobs.get()) is not _DONE:
+            work, waiter, on_loop = job
+            if waiter.cancelled():  # its coroutine was cancelled: nobody wants the result
+                continue
+            try:
+                result = work()
+            except BaseException as error:  # handed to the awaiting coroutine
+                on_loop.call_soon_threadsafe(_settle, waiter, None, error)
+            else:
+                on_loop.call_soon_threadsafe(_settle, waiter, result, None)
+        ended = True
+    finally:
+        jobs.close()
+        if not ended:  # this thread was interrupted: end the coroutine too
+            future.cancel()
     return future.result()
 
 
 def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if waiter.cancelled():
+    if waiter.done():
         return
     if error is not None:
         waiter.set_exception(error)
@@ -713,11 +805,15 @@ def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 async def offload(work: Callable[[], T]) -> T:
-    """Run `work` in the Dask thread that runs this chunk (`run_here`), else in a thread."""
+    """Run `work` in the Dask thread that runs this chunk (`run_here`), else in a thread.
+
+    Raises `ChunkThreadGoneError` (without running `work`) when that chunk task has
+    returned: a task it started outlived it (none of daskcog's does: `cancel_and_wait`)."""
     jobs = _calling_thread.get()
     if jobs is None:
         return await asyncio.to_thread(work)
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[T] = loop.create_future()
-    jobs.put((work, waiter, loop))
+    if not jobs.put((work, waiter, loop)):
+        raise _gone()
     return await waiter

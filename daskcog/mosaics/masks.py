@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 from dask.base import tokenize
 
-from daskcog.mosaics.chunk_task import MosaicBlocks, Part, mosaic_block, read_scene, run_here
+from daskcog.mosaics.chunk_task import (
+    MosaicBlocks,
+    Part,
+    cancel_and_wait,
+    mosaic_block,
+    read_scene,
+    run_here,
+)
 from daskcog.mosaics.spec import MosaicSpec
 from georeader.errors import GeoreaderError
 from georeader.geo import fits_dtype
@@ -203,12 +210,10 @@ class ChunkClear:
             found = self._items[key] = asyncio.ensure_future(self._read(plans, item))
         return found
 
-    def close(self) -> None:
-        """Cancel the mask reads still running (a chunk task that failed): none is left
-        pending on the loop when the task's coroutines are gone."""
-        for future in self._items.values():
-            if not future.done():
-                future.cancel()
+    async def close(self) -> None:
+        """Cancel the mask reads still running (a chunk task that failed) and wait for them
+        to end: none is left pending on the loop when the task's coroutines are gone."""
+        await cancel_and_wait(self._items.values())
 
     async def _read(self, plans: tuple[MaskPlan, ...], item: int) -> np.ndarray:
         col_off, row_off, width, height = self.window
@@ -248,4 +253,4 @@ class MaskedBlocks(MosaicBlocks):
         try:
             return await mosaic_block(self.spec, ids, bands, window, clear.hook(self.masking))
         finally:
-            clear.close()
+            await clear.close()

@@ -5,7 +5,9 @@ Contract:
   re-signed URL reuses its header; the cached store takes the newest token);
   LRU-bounded (dask.config `daskcog.reader-cache-size`, 256; see `runtime.settings`);
 * concurrent opens of one key share a single in-flight open (without this, the
-  first wave of tasks opens a header up to `nthreads` times per worker);
+  first wave of tasks opens a header up to `nthreads` times per worker); the open is
+  no one waiter's: a cancelled waiter (a failed chunk's sibling read, which the chunk
+  cancels) stops waiting, the open goes on for the others;
 * failures are not cached (the next task retries the open);
 * every overview level and band subset reuses the base file's header;
 * after a fork (pid change) the cache starts empty: obstore I/O inherited
@@ -143,12 +145,23 @@ class ReaderCache:
             if pending is None:
                 owner = True
                 pending = self._inflight[key] = Future()
+                pending.set_running_or_notify_cancel()  # a waiter's cancel cancels only it
                 self._info.opens += 1
             else:
                 owner = False
                 self._info.joins += 1
-        if not owner:
-            return await asyncio.wrap_future(pending)
+        if owner:  # the open is no one waiter's: cancelling the first one leaves it running
+            opening = asyncio.ensure_future(
+                self._open(key, pending, url, store_options, retry)
+            )
+            _OPENING.add(opening)
+            opening.add_done_callback(_OPENING.discard)
+        return await asyncio.wrap_future(pending)
+
+    async def _open(
+        self, key: tuple[str, str], pending: Future[Any], url: str | Location,
+        store_options: dict[str, Any], retry: RetryPolicy | None,
+    ) -> None:
         try:
             opened = await (
                 self.open_header(url, **store_options)
@@ -160,8 +173,8 @@ class ReaderCache:
                 self._info.failures += 1
                 self._inflight.pop(key, None)
             pending.set_exception(exc)
-            pending.exception()  # mark retrieved: joiners re-raise it themselves
-            raise
+            pending.exception()  # mark retrieved: the waiters re-raise it themselves
+            return
         with self._lock:
             self._inflight.pop(key, None)
             self._done[key] = opened
@@ -170,7 +183,6 @@ class ReaderCache:
                 self._done.popitem(last=False)
                 self._info.evictions += 1
         pending.set_result(opened)
-        return opened
 
     def peek(self, url: str, store_options: dict[str, Any]) -> Any:
         """The cached header of `url` if this process has it (no I/O, no event loop)."""
@@ -227,6 +239,7 @@ class ReaderCache:
             self._reset()
 
 
+_OPENING: set[asyncio.Future[None]] = set()  # opens in flight (kept from the GC)
 CACHE = ReaderCache()
 process_state.register("daskcog.reader-cache", info=CACHE.info, clear=CACHE.clear)
 

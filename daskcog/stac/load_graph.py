@@ -31,7 +31,7 @@ from dask.base import tokenize
 
 from daskcog.mosaics import grouping, scene_uses
 from daskcog.mosaics import read_ahead as mosaic_read_ahead
-from daskcog.mosaics.chunk_task import mosaic_block, run_here
+from daskcog.mosaics.chunk_task import cancel_and_wait, mosaic_block, run_here
 from daskcog.mosaics.grid import Placement
 from daskcog.mosaics.masks import ChunkClear, Masking, MaskPlan
 from daskcog.mosaics.mosaic import MosaicSpec
@@ -382,16 +382,17 @@ async def _gather(
     masks, each item's mask is read once and shared by its assets (`ChunkClear`). `ahead`
     starts read-ahead of the next chunks once this one's reads are scheduled."""
     clear = ChunkClear(window)
+    blocks = [
+        asyncio.ensure_future(mosaic_block(mspec, ids, numbers, window, clear.hook(masking)))
+        for _, _, mspec, ids, numbers, masking in jobs
+    ]
     try:
-        together = asyncio.gather(*(
-            mosaic_block(mspec, ids, numbers, window, clear.hook(masking))
-            for _, _, mspec, ids, numbers, masking in jobs
-        ))
         if ahead is not None:  # after this chunk's reads have started (call_soon is FIFO)
             asyncio.get_running_loop().call_soon(_quietly, ahead)
-        return await together
-    finally:
-        clear.close()
+        return await asyncio.gather(*blocks)
+    finally:  # a mosaic failed: the others end before the chunk raises (`cancel_and_wait`)
+        await cancel_and_wait(blocks)
+        await clear.close()
 
 
 def _quietly(ahead: Callable[[], None]) -> None:

@@ -16,7 +16,9 @@ Bounds, so nothing grows without limit:
 
 In-flight entries are `concurrent.futures.Future`s, so reads on different event
 loops (the I/O thread, a user's loop) share them. A failed fetch drops its entries:
-the next read (or the retry layer) fetches again.
+the next read (or the retry layer) fetches again. A fetch is no one reader's: a reader
+cancelled while waiting (the reader that started it, or one that joined) stops waiting,
+the fetch goes on for the others (it used to be cancelled for all).
 """
 
 from __future__ import annotations
@@ -60,11 +62,15 @@ class RangeCacheInfo:
         return asdict(self)
 
 
+_FILLING: set[asyncio.Future[None]] = set()  # fetches in flight (kept from the GC)
+
+
 class _Entry:
     __slots__ = ("future", "landed", "size", "unused_prefetch")
 
     def __init__(self, size: int, prefetch: bool) -> None:
         self.future: Future[Any] = Future()
+        self.future.set_running_or_notify_cancel()  # a waiter's cancel cancels only it
         self.size = size
         self.unused_prefetch = prefetch
         self.landed = False
@@ -140,8 +146,11 @@ class RangeCache:
                     if entry.landed:
                         (self._spare if entry.unused_prefetch else self._used).move_to_end(key)
                 waits.append(entry)
-        if missing:
-            await self._fill(source, ranges, missing, fresh, fetch)
+        if missing:  # no one reader's: a cancelled first reader leaves it to the others
+            filling = asyncio.ensure_future(self._fill(source, ranges, missing, fresh, fetch))
+            _FILLING.add(filling)
+            filling.add_done_callback(_FILLING.discard)
+            await asyncio.shield(filling)
         if prefetch:
             return []
         out: list[Any] = []
