@@ -15,6 +15,8 @@ modules can move without breaking them):
   (remote, async) or `fetch_local` (`reads_locally` files, in the calling thread),
   `prefetch_window` (read-ahead into the range cache), then `assemble_window` (-> an
   `Assembled`: values and validity);
+* `ignore_spurious` (`georeader.warnings_filter`): the one way to silence a known
+  spurious warning of a dependency, thread-safely (a narrow filter, not catch_warnings);
 * `georeader.errors`: every error class (one base, `GeoreaderError`);
 * `georeader.geo`: windows, bounds, `GeoTensor`, nodata;
 * `georeader.io`: stores, store options, signed URLs, retry, the range cache, upload;
@@ -77,6 +79,7 @@ from georeader.reader import (
     forget_header_sizes,
     open_file,
 )
+from georeader.warnings_filter import ignore_spurious
 
 __all__ = [
     "COMPRESSION_NAMES", "NATIVE", "Assembled", "assemble_window", "fetch_local",
@@ -90,4 +93,5 @@ __all__ = [
     "UnknownOptionError", "UnsupportedLayoutError", "WindowError", "check_no_warp", "conforms",
     "choose_level", "forget_file", "forget_header_sizes", "from_async_geotiff_window", "open_file",
     "open_store", "parse_location", "raster_array_to_geotensor", "to_async_geotiff_window",
+    "ignore_spurious",
 ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
 import weakref
 from collections import Counter
 from collections.abc import Hashable
@@ -31,7 +30,7 @@ from daskcog.mosaics.crs import rasterio_crs, transform_bounds
 from daskcog.mosaics.scenes import wrap_period
 from daskcog.mosaics.spec import MosaicSpec
 from daskcog.mosaics.warp_plans import PLANS, Plan, fits_one_piece, gather
-from georeader import AsyncGeoTIFFReader, geo
+from georeader import AsyncGeoTIFFReader, geo, ignore_spurious
 from georeader.geo import Bounds
 
 GDAL_TOLERANCE = 0.125
@@ -371,21 +370,11 @@ def gdal_warp_valid(
 
 
 def _filter_spurious_warning() -> None:
-    """Put the filter for `SPURIOUS_WARNING` in the process's warning filters if it is not
-    there: checked at each warp (a scan of a few entries), since code that enters and
-    leaves `warnings.catch_warnings` around it (pytest, a caller, rasterio itself in
-    another thread) restores the filters it saw and may drop this one."""
-    for action, message, category, module, _ in warnings.filters:
-        if (
-            action == "ignore" and category is NotGeoreferencedWarning
-            and message is not None and message.pattern == SPURIOUS_WARNING
-            and module is not None and module.pattern == "rasterio.warp"
-        ):
-            return
-    warnings.filterwarnings(
-        "ignore", message=SPURIOUS_WARNING, category=NotGeoreferencedWarning,
-        module="rasterio.warp",
-    )
+    """Keep the filter for `SPURIOUS_WARNING` from `rasterio.warp` in the process's warning
+    filters (georeader's one way, `ignore_spurious`): checked at each warp, since code
+    that enters and leaves `warnings.catch_warnings` around it (pytest, a caller, rasterio
+    itself in another thread) restores the filters it saw and may drop this one."""
+    ignore_spurious(NotGeoreferencedWarning, SPURIOUS_WARNING, "rasterio.warp")
 
 
 def _alpha_max(dtype: np.dtype) -> int:

@@ -262,6 +262,9 @@ def _from_gdal(data: bytes) -> Georeference:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
+    # not `ignore_spurious`'s narrow filter: rasterio attributes this warning to its own
+    # modules (`rasterio`, `rasterio.io`), where a user's own open of a dataset with no
+    # georeference warns the same words; a process-wide filter there would hide theirs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.MemoryFile(data) as memfile, memfile.open() as src:

@@ -47,7 +47,11 @@ from georeader.io.stores import (
     parse_location,
     split_signed_url,
 )
+from georeader.warnings_filter import ignore_spurious
 
+STRIPED_WARNING = "Striped GeoTIFFs are not supported."
+"""async-geotiff's warning at the open of a striped file: spurious here (georeader reads
+striped files through GDAL, `route`)."""
 DEFAULT_PREFETCH = 32768
 
 
@@ -344,11 +348,10 @@ def _geotiff_of(tiff: Any) -> Any:
         ):
             return GeoTIFF(tiff)
         # only a striped file: async-geotiff warns "Striped GeoTIFFs are not supported" (we read
-        # those through GDAL). catch_warnings changes the filters of the whole process, not of
-        # this thread, so a tiled file (every COG) never enters it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return GeoTIFF(tiff)
+        # those through GDAL), attributed to this module (its stacklevel=2): one narrow filter,
+        # not catch_warnings (which swaps the whole process's filters; `ignore_spurious`)
+        ignore_spurious(UserWarning, STRIPED_WARNING, __name__)
+        return GeoTIFF(tiff)
     except ValueError:
         return None
 
