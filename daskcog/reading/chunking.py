@@ -36,6 +36,30 @@ WARN_CHUNKS = 500_000
 _AXES = {"band": 0, "y": 1, "x": 2}
 
 
+def checked_size(
+    value: Any, axis: str, *, whole_axis: bool = True, byte_size: bool = True
+) -> Any:
+    """`value` if it is a chunk size of one axis, else a WindowError naming it.
+
+    A size is a whole number above 0 (an integral float such as 1024.0 is that number),
+    "auto", and with `whole_axis` None or -1 (the whole axis). Byte sizes ("64MiB") are
+    turned into "auto" before this (`_byte_sizes`). Why refuse the rest here: rounding 2.5
+    to 2, or reading True as 1, would turn what the caller gave into another chunking
+    silently."""
+    if value == "auto" or (whole_axis and value is None):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if int(value) > 0 or (whole_axis and int(value) == -1):
+            return int(value)
+    elif isinstance(value, float) and value.is_integer() and value > 0:
+        return int(value)
+    whole = ", -1 or None (the whole axis)" if whole_axis else ""
+    size = " or a byte size such as '64MiB'" if byte_size else ""
+    raise WindowError(
+        f"chunks[{axis!r}] must be a whole number above 0{whole}, 'auto'{size}; got {value!r}"
+    )
+
+
 def _round_to_tiles(size: int | None, tile: int, full: int) -> int | None:
     """Distance between chunk edges (a tile multiple), or None for one chunk over the axis.
 
@@ -104,6 +128,10 @@ def _byte_sizes(chunks: Any) -> tuple[Any, int | None]:
     return chunks, None
 
 
+def _checked(band: Any, y: Any, x: Any) -> tuple[Any, Any, Any]:
+    return checked_size(band, "band"), checked_size(y, "y"), checked_size(x, "x")
+
+
 def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
     if isinstance(chunks, dict):
         values: list[Any] = [None, "auto", "auto"]
@@ -112,14 +140,14 @@ def _normalise(chunks: Any) -> tuple[Any, Any, Any]:
             if axis not in (0, 1, 2):
                 raise WindowError(f"unknown chunk axis {key!r}; use band/y/x or 0/1/2")
             values[axis] = value
-        return (values[0], values[1], values[2])
+        return _checked(values[0], values[1], values[2])
     if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
         return (None, int(chunks), int(chunks))
     if isinstance(chunks, tuple | list):
         if len(chunks) == 2:
-            return (None, chunks[0], chunks[1])
+            return _checked(None, chunks[0], chunks[1])
         if len(chunks) == 3:
-            return tuple(chunks)
+            return _checked(*chunks)
     if chunks == "auto" or chunks is None:
         return (None, "auto", "auto")
     raise WindowError(

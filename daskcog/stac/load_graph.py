@@ -243,18 +243,16 @@ def time_chunks(value: Any, steps: int) -> tuple[int, ...]:
     another size."""
     if isinstance(value, str) and value == "auto":
         value = 1
-
-    def size(v: Any) -> bool:
-        return isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v > 0)
-
-    if not (
-        value is None or (size(value) or (isinstance(value, int) and value == -1))
-        or (isinstance(value, tuple) and value and all(size(v) for v in value))
-    ):
-        raise WindowError(
-            f"chunks['time'] must be a positive int, -1 or None (all steps in one chunk), "
-            f"'auto' (one step per chunk) or a tuple of positive sizes; got {value!r}"
-        )
+    if isinstance(value, tuple) and value:  # the chunks' own sizes: each a whole number > 0
+        try:
+            sizes = [chunking.checked_size(v, "time", whole_axis=False) for v in value]
+        except WindowError:
+            sizes = ["auto"]
+        if "auto" in sizes:
+            raise WindowError(f"chunks['time'] sizes must be whole numbers above 0; got {value!r}")
+        value = tuple(sizes)
+    else:
+        value = chunking.checked_size(value, "time", byte_size=False)
     try:
         return tuple(int(c) for c in normalize_chunks((value,), shape=(steps,))[0])
     except ValueError as exc:

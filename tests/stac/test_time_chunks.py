@@ -46,8 +46,29 @@ def test_the_values_do_not_depend_on_the_time_chunks(items: list[dict]) -> None:
     np.testing.assert_array_equal(_load(items, (2, 3)).data.compute(), one)
 
 
-@pytest.mark.parametrize("time", [0, -2, 2.5, "x", True, (2, 2), (0, 5), "1"])
+@pytest.mark.parametrize("time", [0, -2, 2.5, "x", True, (2, 2), (0, 5), (2, -1), "1", "64MiB"])
 def test_other_time_chunks_are_refused_by_name(items: list[dict], time: object) -> None:
     with pytest.raises(WindowError, match=r"chunks\['time'\]") as caught:
         _load(items, time)
     assert repr(time) in str(caught.value)
+
+
+@pytest.mark.parametrize(("axis", "value"), [
+    ("x", 2.5), ("y", True), ("x", (32, 34)), ("band", 1.5), ("x", -3), ("y", "32 px"),
+])
+def test_plane_chunks_that_are_no_size_are_refused_by_name(
+    items: list[dict], axis: str, value: object
+) -> None:
+    """Before: x=2.5 became 2 and y=True became 1 (rounded to the tile grid), silently."""
+    chunks: dict[str, object] = {"x": 32, "y": 32}
+    chunks[axis] = value
+    with pytest.raises(WindowError, match=rf"chunks\['{axis}'\]|byte size") as caught:
+        daskcog.load(items, bands=["B02"], groupby="id", chunks=chunks)
+    assert repr(value) in str(caught.value)
+
+
+def test_a_whole_float_is_that_size(items: list[dict]) -> None:
+    stack = daskcog.load(items, bands=["B02"], groupby="id",
+                         chunks={"x": 32.0, "y": 16, "time": 2.0})
+    assert stack.data.chunks[0] == (2, 2, 1)
+    assert stack.data.chunksize[2:] == (16, 32)
