@@ -35,6 +35,7 @@ ways.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import inspect
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -98,7 +99,29 @@ def group_keys(
         raise GroupbyError(
             f"groupby must be a string or a callable; got {type(groupby).__name__}"
         )
-    return [(item.get("properties") or {}).get(groupby) for item in items]
+    properties = [item.get("properties") or {} for item in items]
+    if items and not any(groupby in p for p in properties):
+        raise GroupbyError(_unknown_property(groupby, properties))
+    return [p.get(groupby) for p in properties]
+
+
+WORDS = ("id", "all", "time", "solar_day", "day", "month")
+"""The groupby words that are not an item property."""
+
+
+def _unknown_property(groupby: str, properties: Sequence[dict[str, Any]]) -> str:
+    """Why a property no item has is refused: every item would get the key None, so all of
+    them would fall into one step (odc-stac's result), and a misspelt "solarday" would
+    silently mosaic a whole season into one image. The same as a stac-geoparquet file
+    without that column. Some items without it are fine (their step comes last)."""
+    known = sorted({k for p in properties for k in p})
+    close = difflib.get_close_matches(groupby, [*WORDS, *known], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"groupby={groupby!r}{hint}: no item has that property, so every item would fall "
+        f"into one step; give one of {list(WORDS)}, a callable, or a property the items "
+        f"have: {known[:20]}"
+    )
 
 
 def group(
