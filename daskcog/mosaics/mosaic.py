@@ -104,6 +104,8 @@ class MosaicOptions:
         object.__setattr__(self, "bands", arguments.bands(self.bands))
         get_method(self.method)  # an unknown name: MosaicMethodError now, not in a chunk task
         arguments.one_of("loop", self.loop, ("io-thread", "worker"))
+        arguments.retry(self.retry)
+        object.__setattr__(self, "batch_size", arguments.batch_size(self.batch_size))
         if not (isinstance(self.warp_tolerance, int | float) and 0 <= self.warp_tolerance < 1e6):
             raise MosaicError(
                 f"warp_tolerance must be >= 0 (source pixels), not {self.warp_tolerance!r}"

@@ -8,7 +8,7 @@ step, one task per (step, y, x) chunk, plain values only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import dask.array as da
@@ -126,6 +126,11 @@ def _group(
         return list(urls), [[i] for i in range(len(urls))]
     if callable(group_by):
         labels = [group_by(u) for u in urls]
+    elif isinstance(group_by, str | bytes) or not isinstance(group_by, Iterable):
+        raise MosaicError(
+            f"group_by takes None, a callable on each source's URL or a list of keys (one "
+            f"per source), not {group_by!r}"
+        )
     else:
         labels = list(group_by)
         if len(labels) != len(urls):

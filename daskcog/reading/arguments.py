@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from georeader.errors import OptionValueError, WindowError
+from georeader.io import RetryPolicy
 
 
 def resolution(value: Any, where: str = "") -> float | tuple[float, float] | None:
@@ -66,3 +67,24 @@ def one_of(name: str, value: Any, allowed: Sequence[str], where: str = "") -> An
     if isinstance(value, str) and value in allowed:
         return value
     raise OptionValueError(f"{where}{name} must be one of {list(allowed)}, not {value!r}")
+
+
+def retry(value: Any, where: str = "") -> RetryPolicy | None:
+    """A retry policy or None (georeader's default). Why at call time: `retry=3` was kept
+    as it was and failed only when a read first needed a retry, in a worker."""
+    if value is None or isinstance(value, RetryPolicy):
+        return value
+    raise OptionValueError(
+        f"{where}retry must be a daskcog.RetryPolicy (e.g. RetryPolicy(attempts=5)) or "
+        f"None, not {value!r}"
+    )
+
+
+def batch_size(value: Any) -> int | None:
+    """Scenes read at once per chunk: None (the method's own) or a whole number >= 1 (2.5
+    and True were taken as they were)."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
+        return int(value)
+    raise OptionValueError(f"batch_size must be None or a whole number >= 1; got {value!r}")

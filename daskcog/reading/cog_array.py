@@ -168,6 +168,7 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         raise InvalidURLError("daskcog.open: the path or URL is empty")
     where = f"{os.fspath(url).partition('?')[0]}: "
     resolution = arguments.resolution(resolution, where)
+    arguments.retry(retry, where)
     bands = arguments.bands(bands, where)
     overview_level = arguments.overview_level(overview_level, where)
     if sign is not None:

@@ -35,6 +35,7 @@ from daskcog.mosaics.masks import Mask, MaskPlan, as_masks
 from daskcog.mosaics.methods import MethodLike
 from daskcog.mosaics.mosaic import GDAL_TOLERANCE, MosaicSpec, build_spec
 from daskcog.mosaics.scenes import Bounds
+from daskcog.reading import arguments
 from daskcog.runtime.io_loop import LoopChoice
 from daskcog.stac.items import bands as band_rules
 from daskcog.stac.items.asset_scenes import (
@@ -189,6 +190,8 @@ def load(
             raise TypeError("give errors= or fail_on_error=, not both")
         errors = "raise" if fail_on_error else "nodata"
     del progress  # see the docstring: a lazy load has nothing to report
+    arguments.retry(retry)
+    batch_size = arguments.batch_size(batch_size)
     grid = GridRequest(
         crs=crs, resolution=resolution, anchor=anchor, geobox=geobox, like=like, bbox=bbox,
         bounds=bounds, lon=lon, lat=lat, x=x, y=y, geopolygon=geopolygon,
