@@ -257,10 +257,12 @@ class GeoArray(OnGrid):
         Named `DATAARRAY_NAME` ("band_data") unless `name=` says otherwise.
         Needs the `xarray` extra; `.rio` needs `import rioxarray` first.
         """
-        fill = self.nodata if self.nodata is not None else self.fill_value_default
+        # `_FillValue` is the file's nodata as GDAL reads it, or none: the read's fill value
+        # (0 for integers) marks only pixels outside the file, and as `_FillValue` it made
+        # `.rio.nodata` 0 where rasterio says None, so every real 0 read as missing
         return to_dataarray(
             self.data, {"band": list(self.bands)}, transform=self.transform, crs=self.crs,
-            fill_value=fill, name=name,
+            fill_value=self.nodata, name=name,
         )
 
     # -- writing ------------------------------------------------------------

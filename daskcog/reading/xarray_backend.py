@@ -11,7 +11,8 @@ pickles as plain values.
 
 Coordinates come from `GeoArray.to_xarray`: band numbers, pixel-centre x / y,
 and a `spatial_ref` coordinate from which rioxarray reads `.rio.crs`,
-`.rio.transform()`; `.rio.nodata` comes from `_FillValue`. Pixel values are
+`.rio.transform()`; `.rio.nodata` comes from `_FillValue`, the file's nodata (none when
+the file has none, as rasterio reads it). Pixel values are
 returned raw (invalid pixels hold the fill value), like rioxarray's default
 `mask_and_scale=False`.
 
