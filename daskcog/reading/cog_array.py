@@ -84,6 +84,10 @@ class ReadSpec:
     """How every read of this array retries (header opens included), in every process."""
     credentials: str | None = None
     """Name of a credential set registered in each worker process (never the secrets)."""
+    masked: bool = False
+    """The file has no nodata but a GDAL mask (an internal mask, or an alpha band): its
+    invalid pixels are read as `fill_value`, which then marks missing pixels (xarray's
+    `_FillValue`) though the file states no nodata."""
 
     @property
     def url(self) -> str:
@@ -207,6 +211,10 @@ def open(  # noqa: A001 - the package's entry point mirrors rasterio.open / riox
         errors=errors,
         retry=retry,
         credentials=credential_name,
+        masked=reader.nodata is None and (
+            opened.alpha_index is not None
+            or opened.levels[reader.overview_level].mask_ifd is not None
+        ),
     )
     return from_spec(spec, chunks, transform=reader.transform, crs=reader.crs, nodata=reader.nodata)
 

@@ -257,12 +257,16 @@ class GeoArray(OnGrid):
         Named `DATAARRAY_NAME` ("band_data") unless `name=` says otherwise.
         Needs the `xarray` extra; `.rio` needs `import rioxarray` first.
         """
-        # `_FillValue` is the file's nodata as GDAL reads it, or none: the read's fill value
-        # (0 for integers) marks only pixels outside the file, and as `_FillValue` it made
-        # `.rio.nodata` 0 where rasterio says None, so every real 0 read as missing
+        # `_FillValue` is the file's nodata as GDAL reads it; with none, the read's fill value
+        # only where it marks pixels GDAL's mask hides (an internal mask or alpha: the read
+        # fills them). Always the fill, it made `.rio.nodata` 0 where rasterio says None, so
+        # every real 0 of a file with no mask read as missing
+        fill = self.nodata
+        if fill is None and getattr(self._source, "masked", False):
+            fill = self.fill_value_default
         return to_dataarray(
             self.data, {"band": list(self.bands)}, transform=self.transform, crs=self.crs,
-            fill_value=self.nodata, name=name,
+            fill_value=fill, name=name,
         )
 
     # -- writing ------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,13 @@ class FakeHeader:
     origin: tuple[float, float] = (500_000.0, 4_200_000.0)
     res: float = 10.0
     crs: CRS = field(default_factory=lambda: CRS.from_epsg(32633))
+    alpha_index: int | None = None
+    """As the real header's: no alpha band."""
+
+    @property
+    def levels(self) -> tuple[SimpleNamespace, ...]:
+        """As the real header's levels, for what `daskcog.open` asks of them: no masks."""
+        return tuple(SimpleNamespace(mask_ifd=None) for _ in self.sizes)
 
 
 class FakeOpener:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.transform import from_origin
 
 import daskcog
@@ -66,12 +67,38 @@ def _nodata_cases() -> list[Path]:
 
 @pytest.mark.parametrize("path", _nodata_cases(), ids=lambda p: p.name)
 def test_nodata_is_rasterios_on_other_projects_files(path: Path) -> None:
+    """rasterio's nodata; a file without one but with a mask (internal, or alpha) says the
+    fill value, which is what daskcog reads where that mask hides pixels (its reads are
+    rasterio's masked reads, filled: tests/georeader/test_real_files.py)."""
     try:
         array = daskcog.open(path)
     except Exception as exc:  # noqa: BLE001 - files daskcog refuses are tested elsewhere
         pytest.skip(f"daskcog does not open it: {type(exc).__name__}")
-    with rasterio.open(path) as src:
-        expected = src.nodata
     if array.transform.b or array.transform.d:
         pytest.skip("a rotated grid has no xarray form (to_xarray refuses it)")
-    assert _same(array.to_xarray().rio.nodata, expected), (path, expected)
+    with rasterio.open(path) as src:
+        expected = src.nodata
+        flags = set(src.mask_flag_enums[0])
+        if expected is None and flags & {MaskFlags.per_dataset, MaskFlags.alpha}:
+            if array.source.masked:
+                expected = array.fill_value_default
+            else:  # GDAL's own alpha for a CMYK file it converts: it hides no pixel
+                assert bool((src.dataset_mask() == 255).all()), (path, flags)
+    assert _same(array.to_xarray().rio.nodata, expected), (path, expected, flags)
+
+
+def test_a_masked_file_without_nodata_says_its_fill(tmp_path: Path) -> None:
+    """An RGBA file: alpha 0 hides the pixel (GDAL's mask); daskcog reads the fill there, and
+    `_FillValue` says so, so xarray users can still tell those pixels."""
+    path = tmp_path / "rgba.tif"
+    data = np.full((4, 64, 64), 200, dtype="uint8")
+    data[3, :8] = 0  # the first 8 rows transparent
+    with rasterio.open(
+        path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8",
+        crs="EPSG:32633", transform=from_origin(500000, 5000000, 10, 10), photometric="RGB",
+        alpha="YES", tiled=True, blockxsize=32, blockysize=32,
+    ) as dst:
+        dst.write(data)
+    engine = xr.open_dataarray(path, engine="daskcog", chunks={})
+    assert engine.rio.nodata == 0
+    assert bool((engine[:3, :8] == 0).all()) and bool((engine[:3, 8:] == 200).all())
