@@ -46,6 +46,7 @@ from daskcog.stac.items.asset_scenes import (
 )
 from daskcog.stac.items.item_dicts import (
     StacError,
+    absolute_hrefs,
     is_geoparquet,
     item_datetime,
     item_id,
@@ -244,7 +245,7 @@ def _no_gc() -> Iterator[None]:
 def _load_items(items: Any, options: LoadOptions, **store_options: Any) -> StacStack:
     o = options
     bands, dtype, patch_url, groupby, loop = o.bands, o.dtype, o.patch_url, o.groupby, o.loop
-    item_list = list(iter_item_dicts(items))
+    item_list = [absolute_hrefs(item) for item in iter_item_dicts(items)]
     if not item_list:
         raise StacError("no STAC items to load")
     item_list, cfg_aliases = band_rules.apply_stac_cfg(item_list, o.stac_cfg)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import posixpath
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import PureWindowsPath
 from typing import Any
 
 from georeader.errors import GeoreaderError
@@ -101,6 +103,55 @@ def pystac_item_dict(item: Any) -> dict[str, Any]:
         "assets": assets,
         "collection": item.collection_id,
     }
+
+
+def absolute_hrefs(item: ItemDict) -> ItemDict:
+    """The item with each relative asset href resolved against the item's self link.
+
+    Why: STAC hrefs that are relative are relative to the item's own location (pystac's
+    `get_absolute_href`, odc-stac); read as they are, "./B02.tif" named a file in the
+    process's working directory even when the item said where it lives. An item with no
+    self link keeps its relative hrefs, read from the working directory (odc-stac refuses
+    them; kept as tests/stac/test_grid_odc.py says). The item itself when nothing is
+    resolved (no copy)."""
+    assets = item.get("assets") or {}
+    relative = [
+        key for key, asset in assets.items()
+        if isinstance(asset, Mapping) and isinstance(asset.get("href"), str)
+        and _is_relative(asset["href"])
+    ]
+    if not relative:
+        return item
+    base = next(
+        (link.get("href") for link in item.get("links") or ()
+         if isinstance(link, Mapping) and link.get("rel") == "self"),
+        None,
+    )
+    if not isinstance(base, str) or _is_relative(base):
+        return item  # nothing to resolve against: the working directory, as before
+    resolved = dict(assets)
+    for key in relative:
+        resolved[key] = {**assets[key], "href": _join(base, assets[key]["href"])}
+    return {**item, "assets": resolved}
+
+
+def _is_relative(href: str) -> bool:
+    return "://" not in href and not href.startswith("/") and not PureWindowsPath(href).drive
+
+
+def _join(base: str, href: str) -> str:
+    """`href` relative to the folder of `base` (a URL of any scheme, or a local path)."""
+    scheme, sep, rest = base.partition("://")
+    if not sep:
+        scheme, rest = "", base
+    path = rest.split("?", 1)[0].split("#", 1)[0]
+    if sep and scheme not in ("file",):  # host/bucket, then the key's folder
+        host, _, key = path.partition("/")
+        folder = posixpath.dirname("/" + key)
+        return f"{scheme}://{host}{posixpath.normpath(posixpath.join(folder, href))}"
+    folder = posixpath.dirname(path)
+    joined = posixpath.normpath(posixpath.join(folder, href))
+    return f"{scheme}://{joined}" if sep else joined
 
 
 def item_id(item: ItemDict) -> str:
