@@ -166,6 +166,8 @@ class MosaicOptions:
         )
         if self.bounds is not None:
             check_bounds_overlap(self.bounds, placement.footprints, placement.grid.crs_obj)
+        if self.dtype is None:
+            check_first_dtype_holds(scenes)
         return build_spec(
             scenes, placement, groups=groups, method=self.method, nodata=self.nodata,
             resampling=self.resampling, bands=self.bands, dtype=self.dtype,
@@ -233,7 +235,8 @@ def mosaic(
         chunks: "auto", an int, (band, y, x) or a dict, like `daskcog.open`.
         bands: 1-based band numbers to read from every scene (default: all bands
             of the first scene; every scene needs them).
-        dtype: value dtype (default: the first scene's); mean and median return floats.
+        dtype: value dtype (default: the first scene's; a later scene it cannot hold is a
+            MosaicError, not wrapped); mean and median return floats.
         batch_size: scenes read concurrently per chunk between early-exit checks
             (default: 4 for first/last, 8 otherwise).
         warp_tolerance: GDAL's warp transformer error in source pixels; 0.125 (GDAL's
@@ -276,6 +279,21 @@ def mosaic(
 
 MOSAIC_KEYWORDS = frozenset(f.name for f in fields(MosaicOptions))
 """`mosaic`'s own keywords (and `stack`'s), suggested for close misspellings."""
+
+
+def check_first_dtype_holds(scenes: Sequence[Scene]) -> None:
+    """The output takes the first scene's dtype (rasterio.merge's rule); a later scene whose
+    values it cannot hold is a MosaicError at call time. Why: cast into the first's dtype, a
+    uint16 300 became a uint8 44 (numpy's wrap, which rasterio.merge gives too), silently."""
+    first = np.dtype(scenes[0].dtype)
+    wider = [s for s in scenes if not np.can_cast(np.dtype(s.dtype), first, "safe")]
+    if wider:
+        common = np.result_type(*{np.dtype(s.dtype) for s in scenes})
+        raise MosaicError(
+            f"{len(wider)} scene(s) hold values the first scene's dtype {first} cannot, e.g. "
+            f"{wider[0].url} ({np.dtype(wider[0].dtype)}); the output takes the first scene's "
+            f"dtype: give dtype= (their common type is {common})"
+        )
 
 
 def build_spec(
