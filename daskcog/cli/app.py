@@ -133,7 +133,11 @@ def info(ctx: click.Context, url: str, as_json: bool) -> int:
     metavar="N",
     help=f"chunk side in pixels ({commands.STATS_CHUNKS})",
 )
-@click.option("--keep-fill", is_flag=True, help="count pixels equal to the fill value as valid")
+@click.option(
+    "--keep-fill", is_flag=True,
+    help="count pixels equal to the fill value as valid (by default they are left out only "
+    "where they mark missing pixels: a nodata, a mask or an alpha band)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON (full histograms) on stdout")
 @global_options
 @click.pass_context

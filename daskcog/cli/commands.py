@@ -111,7 +111,7 @@ def stats(
 ) -> int:
     import daskcog
     from daskcog.cli.cluster import get_client
-    from daskcog.stats import band_stats
+    from daskcog.stats import band_stats, fill_is_missing
 
     out = sys.stderr if as_json else sys.stdout  # narration leaves stdout to the JSON
     say = say_to(out)
@@ -125,7 +125,8 @@ def stats(
         )
         start = time.perf_counter()
         results = band_stats(
-            geoarray, bins=bins, ignore_fill=not keep_fill, compute=session.compute
+            geoarray, bins=bins, ignore_fill=False if keep_fill else None,
+            compute=session.compute,
         )
         elapsed = time.perf_counter() - start
     if as_json:
@@ -145,7 +146,12 @@ def stats(
             )
         )
         return EXIT_OK
-    fill = "" if keep_fill else f", fill value {geoarray.fill_value_default:g} excluded"
+    value = f"{geoarray.fill_value_default:g}"
+    fill = (
+        f", fill value {value} counted" if keep_fill
+        else f", fill value {value} excluded" if fill_is_missing(geoarray)
+        else f", {value} is data: no nodata, no mask"
+    )
     say(
         f"statistics of valid pixels (nodata {geoarray.nodata}{fill}), {bins} bins, "
         f"{elapsed:.2f} s:"
