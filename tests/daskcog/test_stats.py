@@ -15,7 +15,7 @@ import daskcog
 from daskcog.reading.geoarray import GeoArray
 from daskcog.stats import BandStats, band_stats, band_stats_many
 from tests.cogfactory import TiffSpec, cached_tiff, expected_pixels
-from tests.conftest import REAL_DIR, real_expected
+from tests.conftest import REAL_DIR, real_expected, real_files
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -235,3 +235,37 @@ def test_zeros_of_a_file_without_nodata_or_mask_are_data(tmp_path: Path) -> None
     assert stats.mean == pytest.approx(float(values.mean()), rel=1e-12)
     (forced,) = band_stats(daskcog.open(path, chunks=32), bins=7, ignore_fill=True)
     assert forced.count == int((values != 0).sum())
+
+
+@pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
+def test_real_files_count_what_rasterio_counts(path: Path) -> None:
+    """On every shared real-world file without a mask or alpha band: the valid count of each
+    band is what rasterio's masked read leaves valid (nodata), and min / max are its own
+    where the layout reads exactly (YCbCr JPEG decodes within a tolerance: tests/georeader).
+
+    Files with a mask or alpha band are left out: their hidden pixels read as the fill value,
+    and statistics leave that value out, so a visible pixel equal to it, and the alpha band's
+    own zeros, are left out too (a known limit: exact counts there need the read's validity
+    beside the values)."""
+    import rasterio
+    from rasterio.enums import MaskFlags
+
+    try:
+        geoarray = daskcog.open(path, chunks=512)
+    except Exception as exc:  # noqa: BLE001 - files daskcog refuses are tested elsewhere
+        pytest.skip(f"daskcog does not open it: {type(exc).__name__}")
+    with rasterio.open(path) as src:
+        if set(src.mask_flag_enums[0]) & {MaskFlags.per_dataset, MaskFlags.alpha}:
+            pytest.skip("a mask or alpha band: see the docstring")
+        masked = src.read(masked=True)
+        ycbcr = src.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION") == "YCbCr JPEG"
+    stats = band_stats(geoarray, bins=4)
+    for b, s in enumerate(stats):
+        band = masked[b]
+        valid = np.ma.getmaskarray(band)
+        values = np.asarray(band.data)[~valid]
+        if values.dtype.kind == "f":
+            values = values[~np.isnan(values)]
+        assert s.count == values.size, (path.name, b + 1)
+        if values.size and not ycbcr:
+            assert (s.min, s.max) == (values.min(), values.max()), (path.name, b + 1)
