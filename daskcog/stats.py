@@ -9,9 +9,12 @@ histograms (`np.histogram` with the same range in every chunk gives exactly
 the histogram of the whole band).
 
 Invalid pixels are left out: NaN, the nodata value (GDAL's rule, see
-`georeader.nodata`) and the array's fill value where it marks missing pixels
-(`fill_is_missing`: masked and alpha-transparent pixels read as it). In a file with
-neither nodata nor a mask every pixel is data, 0 included, as GDAL's statistics count it.
+`georeader.nodata`), and the pixels GDAL's mask hides. For an array that reads a file with
+a mask or alpha band (`ReadSpec.masked`) the chunks are read with their validity
+(`cog_array.valid_reads`), so a visible pixel equal to the fill value counts and so does
+the alpha band itself; for other arrays the fill value is left out where it marks missing
+pixels (`fill_is_missing`). In a file with neither nodata nor a mask every pixel is data,
+0 included, as GDAL's statistics count it.
 """
 
 from __future__ import annotations
@@ -105,25 +108,14 @@ def band_stats_many(
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
     compute = compute or _default_compute
-    rules = [
-        _Invalid(
-            dtype=np.dtype(ga.dtype),
-            nodata=ga.nodata,
-            fill=ga.fill_value_default if (
-                fill_is_missing(ga) if ignore_fill is None else ignore_fill
-            ) else None,
-        )
-        for ga in geoarrays
-    ]
-    partials = compute(
-        [_moments_graph(ga.data, rule) for ga, rule in zip(geoarrays, rules, strict=True)]
-    )
+    inputs = [_input(ga, ignore_fill) for ga in geoarrays]
+    partials = compute([_moments_graph(data, rule) for data, rule in inputs])
     moments = [_merge_moments(np.asarray(p)) for p in partials]
     ranges = [[(m[_MIN], m[_MAX]) if m[_N] > 0 else (0.0, 1.0) for m in ms] for ms in moments]
     histograms = compute(
         [
-            _histogram_graph(ga.data, rule, rs, bins)
-            for ga, rule, rs in zip(geoarrays, rules, ranges, strict=True)
+            _histogram_graph(data, rule, rs, bins)
+            for (data, rule), rs in zip(inputs, ranges, strict=True)
         ]
     )
     return [
@@ -170,6 +162,22 @@ def _as_value(value: float, dtype: np.dtype) -> float | int:
     return int(value) if np.dtype(dtype).kind in "iub" else float(value)
 
 
+def _input(geoarray: GeoArray, ignore_fill: bool | None) -> tuple[da.Array, _Invalid]:
+    """The chunks the statistics read, and what makes their pixels invalid."""
+    dtype, nodata = np.dtype(geoarray.dtype), geoarray.nodata
+    if ignore_fill is None and reads_validity(geoarray):
+        from daskcog.reading.cog_array import valid_reads
+
+        return valid_reads(geoarray.source, geoarray.data.chunks), _Invalid(dtype, nodata, None)
+    leave_out = fill_is_missing(geoarray) if ignore_fill is None else ignore_fill
+    fill = geoarray.fill_value_default if leave_out else None
+    return geoarray.data, _Invalid(dtype, nodata, fill)
+
+
+def reads_validity(geoarray: GeoArray) -> bool:
+    """Whether the statistics of `geoarray` read its pixels with GDAL's mask: it reads a
+    file (`daskcog.open`) that has a mask or alpha band and no nodata."""
+    return bool(getattr(geoarray.source, "masked", False))
 
 
 def fill_is_missing(geoarray: GeoArray) -> bool:
@@ -189,6 +197,13 @@ class _Invalid:
     nodata: float | None
     fill: float | int | None
 
+    def split(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid): a masked chunk (`valid_reads`) brings its own validity."""
+        if isinstance(block, np.ma.MaskedArray):
+            values = np.ma.getdata(block)
+            return values, self.valid(values) & ~np.ma.getmaskarray(block)
+        return block, self.valid(block)
+
     def valid(self, block: np.ndarray) -> np.ndarray:
         valid = np.ones(block.shape, dtype=bool)
         if block.dtype.kind == "f":
@@ -207,7 +222,7 @@ def _band_values(block: np.ndarray, valid: np.ndarray, band: int) -> np.ndarray:
 
 
 def _chunk_moments(block: np.ndarray, invalid: _Invalid) -> np.ndarray:
-    valid = invalid.valid(block)
+    block, valid = invalid.split(block)
     out = np.zeros((block.shape[0], 1, 1, 5), dtype=np.float64)
     for b in range(block.shape[0]):
         values = _band_values(block, valid, b)
@@ -288,7 +303,7 @@ def _histogram(values: np.ndarray, bins: int, value_range: tuple[float, float]) 
 def _chunk_histogram(
     block: np.ndarray, invalid: _Invalid, ranges: tuple[tuple[float, float], ...], bins: int
 ) -> np.ndarray:
-    valid = invalid.valid(block)
+    block, valid = invalid.split(block)
     out = np.zeros((block.shape[0], 1, 1, bins), dtype=np.int64)
     for b in range(block.shape[0]):
         values = _band_values(block, valid, b)

@@ -42,6 +42,7 @@ from daskcog.runtime.io_loop import LoopChoice, run_sync
 from daskcog.runtime.reader_cache import CACHE, cache_key, default_retry
 from georeader import (
     NATIVE,
+    Assembled,
     AsyncGeoTIFFReader,
     assemble_window,
     fetch_local,
@@ -249,6 +250,18 @@ def from_spec(
     )
 
 
+def valid_reads(spec: ReadSpec, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """The spec's pixels as masked chunks, masked where GDAL's mask hides them (an internal
+    mask, alpha == 0, nodata, padding): what rasterio's masked read gives, for a reduction
+    that must not take the fill value for a mask (`daskcog.stats`). One read per chunk,
+    like the array's own."""
+    name = f"daskcog-read-valid-{tokenize(spec, chunks)}"
+    return da.from_array(
+        BlockReader(spec, with_valid=True), chunks=chunks, name=name, lock=False,
+        asarray=False, fancy=False, meta=np.ma.masked_array(np.empty((0, 0, 0), spec.dtype)),
+    )
+
+
 def array_over(blocks: Any, chunks: tuple[tuple[int, ...], ...], name: str, dtype: Any) -> da.Array:
     """One blockwise layer over `blocks`, a light array-like sliced once per chunk task.
 
@@ -277,9 +290,13 @@ class BlockReader:
     reader object (the GDAL route, which reads through rasterio, keeps its reader).
     """
 
-    def __init__(self, spec: ReadSpec, grid: read_ahead.ChunkGrid | None = None) -> None:
+    def __init__(
+        self, spec: ReadSpec, grid: read_ahead.ChunkGrid | None = None, with_valid: bool = False
+    ) -> None:
         self.spec = spec
         self.grid = grid
+        self.with_valid = with_valid
+        """Chunks are masked arrays, masked where GDAL's mask hides a pixel (`valid_reads`)."""
         self._array: str | None = None
         self._resolved: tuple[dict[str, Any], tuple[str, str] | None] | None = None
         self._held: dict[tuple[int, ...], _Held] = {}
@@ -299,12 +316,16 @@ class BlockReader:
             self._array = f"{spec.token}-{b0}-{b1}"
         col_off, row_off = spec.window[0] + c0, spec.window[1] + r0
         try:
+            if self.with_valid:
+                got = self.assembled(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
+                return np.ma.MaskedArray(got.values, mask=~got.valid)
             return self.read(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
         except GeoreaderError as exc:
             where = (col_off, row_off, c1 - c0, r1 - r0)
             if spec.errors == "nodata":
                 failures.record(spec.token, spec.url, where, exc)
-                return np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
+                filled = np.full((b1 - b0, r1 - r0, c1 - c0), spec.fill_value, self.dtype)
+                return np.ma.masked_all_like(filled) if self.with_valid else filled
             if "window" not in str(exc):
                 exc.add_note(
                     f"chunk window col_off={where[0]}, row_off={where[1]}, "
@@ -313,12 +334,18 @@ class BlockReader:
             raise
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BlockReader, (self.spec, self.grid))
+        return (BlockReader, (self.spec, self.grid, self.with_valid))
 
     def read(
         self, bands: tuple[int, ...], col_off: int, row_off: int, width: int, height: int
     ) -> np.ndarray:
-        """One window of the level (it may reach outside: padded with the fill value).
+        """One window of the level (it may reach outside: padded with the fill value)."""
+        return self.assembled(bands, col_off, row_off, width, height).values
+
+    def assembled(
+        self, bands: tuple[int, ...], col_off: int, row_off: int, width: int, height: int
+    ) -> Assembled:
+        """One window of the level with what assembling it learnt of its validity.
 
         With the header in this process (the usual case): a local file is read here in one
         pass (no event loop), a remote one is fetched on the I/O loop (with read-ahead of
@@ -361,10 +388,8 @@ class BlockReader:
             )
         else:  # GDAL's route: the reader reads through rasterio
             pending = run_sync(reader.fetch_window(window, fill_value=spec.fill_value), spec.loop)
-            return pending.assemble().values
-        return assemble_window(
-            opened, level, bands, window, inside, spec.fill_value, fetched
-        ).values
+            return pending.assemble()
+        return assemble_window(opened, level, bands, window, inside, spec.fill_value, fetched)
 
     def _resolve(self) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """(store options with secrets, the reader cache's key or None when the options sign
