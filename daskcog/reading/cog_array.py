@@ -316,10 +316,8 @@ class BlockReader:
             self._array = f"{spec.token}-{b0}-{b1}"
         col_off, row_off = spec.window[0] + c0, spec.window[1] + r0
         try:
-            if self.with_valid:
-                got = self.assembled(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
-                return np.ma.MaskedArray(got.values, mask=~got.valid)
-            return self.read(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
+            got = self.assembled(spec.bands[b0:b1], col_off, row_off, c1 - c0, r1 - r0)
+            return np.ma.MaskedArray(got.values, mask=~got.valid) if self.with_valid else got.values
         except GeoreaderError as exc:
             where = (col_off, row_off, c1 - c0, r1 - r0)
             if spec.errors == "nodata":
@@ -339,7 +337,9 @@ class BlockReader:
     def read(
         self, bands: tuple[int, ...], col_off: int, row_off: int, width: int, height: int
     ) -> np.ndarray:
-        """One window of the level (it may reach outside: padded with the fill value)."""
+        """One window of the level (it may reach outside: padded with the fill value), for
+        callers outside Dask's slicing (`read_block`); a chunk calls `assembled` itself (one
+        function less on its path, tests/daskcog/test_chunk_path.py)."""
         return self.assembled(bands, col_off, row_off, width, height).values
 
     def assembled(

@@ -255,6 +255,8 @@ def test_real_files_count_what_rasterio_counts(path: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - files daskcog refuses are tested elsewhere
         pytest.skip(f"daskcog does not open it: {type(exc).__name__}")
     with rasterio.open(path) as src:
+        if src.width * src.height * src.count > 100_000_000:  # linz_sparse: 1.6 G samples
+            pytest.skip("too large to read whole with rasterio in a test (GBs of memory)")
         masked = src.read(masked=True)
         ycbcr = src.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION") == "YCbCr JPEG"
     stats = band_stats(geoarray, bins=4)
