@@ -10,7 +10,7 @@ the histogram of the whole band).
 
 Invalid pixels are left out: NaN, the nodata value (GDAL's rule, see
 `georeader.nodata`), and the pixels GDAL's mask hides. For an array that reads a file with
-a mask or alpha band (`ReadSpec.masked`) the chunks are read with their validity
+a mask or alpha band (`GeoArray.fills_masked`) the chunks are read with their validity
 (`cog_array.valid_reads`), so a visible pixel equal to the fill value counts and so does
 the alpha band itself; for other arrays the fill value is left out where it marks missing
 pixels (`fill_is_missing`). In a file with neither nodata nor a mask every pixel is data,
@@ -165,7 +165,7 @@ def _as_value(value: float, dtype: np.dtype) -> float | int:
 def _input(geoarray: GeoArray, ignore_fill: bool | None) -> tuple[da.Array, _Invalid]:
     """The chunks the statistics read, and what makes their pixels invalid."""
     dtype, nodata = np.dtype(geoarray.dtype), geoarray.nodata
-    if ignore_fill is None and reads_validity(geoarray):
+    if ignore_fill is None and geoarray.fills_masked:
         from daskcog.reading.cog_array import valid_reads
 
         return valid_reads(geoarray.source, geoarray.data.chunks), _Invalid(dtype, nodata, None)
@@ -174,19 +174,13 @@ def _input(geoarray: GeoArray, ignore_fill: bool | None) -> tuple[da.Array, _Inv
     return geoarray.data, _Invalid(dtype, nodata, fill)
 
 
-def reads_validity(geoarray: GeoArray) -> bool:
-    """Whether the statistics of `geoarray` read its pixels with GDAL's mask: it reads a
-    file (`daskcog.open`) that has a mask or alpha band and no nodata."""
-    return bool(getattr(geoarray.source, "masked", False))
-
-
 def fill_is_missing(geoarray: GeoArray) -> bool:
-    """Whether pixels equal to the array's fill value are missing ones: the array states a
-    nodata (a file's, or a mosaic's pixels no scene covers), or it reads a file whose mask
-    or alpha band hides pixels, which the read gives the fill value. Why not always: in a
-    file with neither, the fill value (0) marks nothing, and leaving it out dropped real
+    """Whether pixels equal to the array's fill value are missing ones, for an array not
+    read with its validity: it states a nodata (a file's, whose hidden pixels read as the
+    fill, or a mosaic's pixels no scene covers). Why not always: in a file with neither
+    nodata nor a mask the fill value (0) marks nothing, and leaving it out dropped real
     zeros from the statistics (a HiRISE image: 18 % of its pixels; GDAL counts them)."""
-    return geoarray.nodata is not None or bool(getattr(geoarray.source, "masked", False))
+    return geoarray.nodata is not None
 
 
 @dataclass(frozen=True)

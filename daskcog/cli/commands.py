@@ -111,7 +111,7 @@ def stats(
 ) -> int:
     import daskcog
     from daskcog.cli.cluster import get_client
-    from daskcog.stats import band_stats, fill_is_missing, reads_validity
+    from daskcog.stats import band_stats, fill_is_missing
 
     out = sys.stderr if as_json else sys.stdout  # narration leaves stdout to the JSON
     say = say_to(out)
@@ -149,7 +149,7 @@ def stats(
     value = f"{geoarray.fill_value_default:g}"
     fill = (
         f", fill value {value} counted" if keep_fill
-        else ", pixels the file's mask or alpha hides left out" if reads_validity(geoarray)
+        else ", pixels the file's mask or alpha hides left out" if geoarray.fills_masked
         else f", fill value {value} excluded" if fill_is_missing(geoarray)
         else f", {value} is data: no nodata, no mask"
     )

@@ -36,27 +36,34 @@ WARN_CHUNKS = 500_000
 _AXES = {"band": 0, "y": 1, "x": 2}
 
 
-def checked_size(
-    value: Any, axis: str, *, whole_axis: bool = True, byte_size: bool = True
-) -> Any:
+def whole_number(value: Any) -> int | None:
+    """`value` as a chunk length (a whole number above 0; 1024.0 is 1024), else None (2.5,
+    True, -1, a string)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value) if int(value) > 0 else None
+    if isinstance(value, float) and value.is_integer() and value > 0:
+        return int(value)
+    return None
+
+
+def checked_size(value: Any, axis: str, *, byte_size: bool = True) -> Any:
     """`value` if it is a chunk size of one axis, else a WindowError naming it.
 
     A size is a whole number above 0 (an integral float such as 1024.0 is that number),
-    "auto", and with `whole_axis` None or -1 (the whole axis). Byte sizes ("64MiB") are
-    turned into "auto" before this (`_byte_sizes`). Why refuse the rest here: rounding 2.5
+    "auto", None or -1 (the whole axis). Byte sizes ("64MiB") are turned into "auto"
+    before this (`_byte_sizes`). Why refuse the rest here: rounding 2.5
     to 2, or reading True as 1, would turn what the caller gave into another chunking
     silently."""
-    if value == "auto" or (whole_axis and value is None):
+    if value == "auto" or value is None:
         return value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if int(value) > 0 or (whole_axis and int(value) == -1):
-            return int(value)
-    elif isinstance(value, float) and value.is_integer() and value > 0:
-        return int(value)
-    whole = ", -1 or None (the whole axis)" if whole_axis else ""
-    size = " or a byte size such as '64MiB'" if byte_size else ""
+    if (size := whole_number(value)) is not None:
+        return size
+    if isinstance(value, numbers.Integral) and int(value) == -1:
+        return -1
+    byte_hint = " or a byte size such as '64MiB'" if byte_size else ""
     raise WindowError(
-        f"chunks[{axis!r}] must be a whole number above 0{whole}, 'auto'{size}; got {value!r}"
+        f"chunks[{axis!r}] must be a whole number above 0, -1 or None (the whole axis), "
+        f"'auto'{byte_hint}; got {value!r}"
     )
 
 

@@ -91,6 +91,12 @@ class GeoArray(OnGrid):
         """What the array reads from: the plain-values `ReadSpec` `daskcog.open` built, or None."""
         return self._source
 
+    @property
+    def fills_masked(self) -> bool:
+        """Whether the fill value marks pixels GDAL's mask hides although the file states no
+        nodata: the array reads a file with a mask or alpha band (`ReadSpec.masked`)."""
+        return bool(getattr(self._source, "masked", False))
+
     def __repr__(self) -> str:
         crs = self.crs.to_string() if self.crs is not None else None
         return (
@@ -262,7 +268,7 @@ class GeoArray(OnGrid):
         # fills them). Always the fill, it made `.rio.nodata` 0 where rasterio says None, so
         # every real 0 of a file with no mask read as missing
         fill = self.nodata
-        if fill is None and getattr(self._source, "masked", False):
+        if fill is None and self.fills_masked:
             fill = self.fill_value_default
         return to_dataarray(
             self.data, {"band": list(self.bands)}, transform=self.transform, crs=self.crs,

@@ -244,11 +244,8 @@ def time_chunks(value: Any, steps: int) -> tuple[int, ...]:
     if isinstance(value, str) and value == "auto":
         value = 1
     if isinstance(value, tuple) and value:  # the chunks' own sizes: each a whole number > 0
-        try:
-            sizes = [chunking.checked_size(v, "time", whole_axis=False) for v in value]
-        except WindowError:
-            sizes = ["auto"]
-        if "auto" in sizes:
+        sizes = [chunking.whole_number(v) for v in value]
+        if None in sizes:
             raise WindowError(f"chunks['time'] sizes must be whole numbers above 0; got {value!r}")
         value = tuple(sizes)
     else:
